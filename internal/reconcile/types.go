@@ -1,0 +1,74 @@
+package reconcile
+
+import (
+	"context"
+
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// State is a domain's run state, reduced to what decides its routes.
+type State int
+
+// The states. Anything libvirt reports that is not running or paused
+// (shut off, crashed, pmsuspended, shutdown, blocked, nostate) is StateOff.
+const (
+	StateOff State = iota
+	StateRunning
+	StatePaused
+)
+
+func (s State) String() string {
+	switch s {
+	case StateRunning:
+		return "running"
+	case StatePaused:
+		return "paused"
+	}
+	return "off"
+}
+
+// Domain is what the reconciler needs to know of one libvirt domain.
+type Domain struct {
+	Name  string
+	UUID  string // canonical lower-case 8-4-4-4-12 form
+	State State
+	// Reason is libvirt's state reason in words ("booted", "migration",
+	// "user", ...), for logs and status.
+	Reason string
+	// IncomingMigration is true while this host is the destination of a
+	// migration of the domain that has not finished (Started Migrated seen,
+	// neither Resumed nor Stopped yet).
+	IncomingMigration bool
+}
+
+// Hint tells the reconciler what may have changed. Hints are never the
+// truth: the reconciler reads the current state itself.
+type Hint struct {
+	// UUID names the domain that changed; empty with All.
+	UUID string
+	// Name of the domain, for logs.
+	Name string
+	// All asks for a full resync (reconnect, lost events).
+	All bool
+	// Event is the libvirt event in words ("Started Booted"), for logs.
+	Event string
+}
+
+// Hypervisor is the reconciler's view of libvirt.
+type Hypervisor interface {
+	// Domains lists every domain libvirt knows, active or not.
+	Domains(ctx context.Context) ([]Domain, error)
+	// Domain reads one domain by UUID; found is false if it does not exist.
+	Domain(ctx context.Context, uuid string) (d Domain, found bool, err error)
+	// Hints delivers change hints. It is never closed while the adapter runs.
+	Hints() <-chan Hint
+}
+
+// Speaker is the reconciler's view of the BGP speaker.
+type Speaker interface {
+	// Announce adds the route, or replaces the route announced for the same
+	// prefix with these attributes.
+	Announce(ctx context.Context, r mapping.Route) error
+	// Withdraw removes exactly the route for this prefix.
+	Withdraw(ctx context.Context, r mapping.Route) error
+}
