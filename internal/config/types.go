@@ -78,7 +78,7 @@ type Peer struct {
 	Password     string
 	Passive      bool
 	HoldTime     time.Duration // hold-time, default 90s; 0 or >= 3s
-	Keepalive    time.Duration // keepalive, default hold-time/3
+	Keepalive    time.Duration // keepalive, default hold-time/3 in whole seconds
 	MultihopTTL  uint8         // multihop-ttl, 0 = directly connected
 	LocalAddress netip.Addr    // local-address, optional
 	Families     []Family      // families, default [ipv4, ipv6]

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 
 	"github.com/virtbgp/virtbgp/mapping"
 )
@@ -53,6 +54,11 @@ type Hint struct {
 	// Event is the libvirt event in words ("Started Booted"), for logs.
 	Event string
 }
+
+// ErrNotConnected is what a Hypervisor returns (wrapped or not) while it has
+// no connection. The reconciler keeps routes as they are and waits for the
+// Hint{All: true} the hypervisor sends after it connects.
+var ErrNotConnected = errors.New("libvirt: not connected")
 
 // Hypervisor is the reconciler's view of libvirt.
 type Hypervisor interface {

@@ -45,7 +45,8 @@ func (l ErrorList) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Sort orders the list by file, then line, then message.
+// Sort orders the list by file, then line; problems on one line keep the
+// order they were found in.
 func (l ErrorList) Sort() {
 	slices.SortStableFunc(l, func(a, b Error) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
@@ -102,23 +103,32 @@ func (r *Reader) Parse(data []byte) *yaml.Node {
 		if err.Error() == "EOF" {
 			return nil
 		}
-		msg := err.Error()
-		if m := syntaxLine.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			r.Errs = append(r.Errs, Error{File: r.File, Line: line, Msg: "YAML syntax: " + m[2]})
-		} else {
-			r.Errs = append(r.Errs, Error{File: r.File, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")})
-		}
+		r.syntax(err)
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		r.Errorf(&extra, "more than one YAML document in the file")
+	} else if err.Error() != "EOF" {
+		r.syntax(err) // a broken second document is still an error
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil
 	}
 	return doc.Content[0]
+}
+
+// syntax records a yaml.v3 syntax error. yaml.v3 leaves the line out of
+// errors on the first line (and of a few others); those are put on line 1 so
+// that every problem has a line.
+func (r *Reader) syntax(err error) {
+	msg := err.Error()
+	if m := syntaxLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		r.Errs = append(r.Errs, Error{File: r.File, Line: line, Msg: "YAML syntax: " + m[2]})
+		return
+	}
+	r.Errs = append(r.Errs, Error{File: r.File, Line: 1, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")})
 }
 
 // Field is one allowed key of a YAML mapping and what to do with its value.
@@ -249,6 +259,9 @@ func Describe(n *yaml.Node) string {
 			return "null"
 		case "!!str":
 			return strconv.Quote(n.Value)
+		}
+		if q := strconv.Quote(n.Value); q[1:len(q)-1] != n.Value {
+			return q // keep a message on one line
 		}
 		return n.Value
 	}

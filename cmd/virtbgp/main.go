@@ -1,0 +1,187 @@
+// Command virtbgp announces the service IPs of the VMs running on this KVM
+// hypervisor as BGP host routes, and withdraws them when a VM stops, pauses
+// or migrates away.
+//
+//	virtbgp run     --config FILE   run the daemon
+//	virtbgp check   --config FILE   validate config and mapping, print every error
+//	virtbgp version                 print the version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/daemon"
+	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+const defaultConfig = "/etc/virtbgp/virtbgp.yaml"
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `usage: virtbgp <command> [flags]
+
+commands:
+  run     --config FILE   run the daemon (default config %s)
+  check   --config FILE   validate the config and the mapping; print every error; exit 1 on any
+  version                 print the version
+`, defaultConfig)
+}
+
+func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(args, stderr)
+	case "check":
+		return cmdCheck(args, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "virtbgp: unknown command %q\n", cmd)
+	usage(stderr)
+	return 2
+}
+
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+					v = "devel-" + s.Value[:12]
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("virtbgp %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// printErrors writes each problem of err on its own line.
+func printErrors(w io.Writer, what string, err error) {
+	if list := yamlutil.Errors(err); len(list) > 0 {
+		for _, e := range list {
+			fmt.Fprintln(w, e.Error())
+		}
+		fmt.Fprintf(w, "%s: %d problem(s)\n", what, len(list))
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", what, err)
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", defaultConfig, "daemon config `file`")
+	mapPath := fs.String("mapping", "", "check this mapping `path` instead of the config's mapping.path (config not needed)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	path := *mapPath
+	if path == "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			printErrors(stderr, "config "+*cfgPath, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "config %s: ok (AS %d, router-id %s, %d peer(s), libvirt %s)\n",
+			*cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
+		path = cfg.Mapping.Path
+	}
+	m, err := mapping.Load(path)
+	if err != nil {
+		printErrors(stderr, "mapping "+path, err)
+		return 1
+	}
+	vms, routes := m.Stats()
+	fmt.Fprintf(stdout, "mapping %s: ok (%d VM(s), %d route(s) from %d file(s))\n", path, vms, routes, len(m.Sources()))
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", defaultConfig, "daemon config `file`")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		fmt.Fprintf(stderr, "virtbgp: %v\n", err)
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		printErrors(stderr, "config "+*cfgPath, err)
+		return 1
+	}
+	m, err := mapping.Load(cfg.Mapping.Path)
+	if err != nil {
+		printErrors(stderr, "mapping "+cfg.Mapping.Path, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	vms, routes := m.Stats()
+	log.Info("starting", "version", versionString(), "config", cfg.File, "asn", cfg.BGP.ASN,
+		"router-id", cfg.BGP.RouterID, "peers", len(cfg.BGP.Peers), "libvirt", cfg.Libvirt.URI,
+		"mapping", cfg.Mapping.Path, "vms", vms, "routes", routes)
+	d := daemon.New(cfg, m, log)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: reloading the mapping", "path", cfg.Mapping.Path)
+			_ = d.Reload(ctx) // errors are logged by the daemon
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		log.Error("virtbgp stopped", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,119 @@
+package bgp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// normalizeRoute returns a deep copy of r with the prefix masked and the
+// community lists sorted and de-duplicated, so that it compares with
+// mapping.Route.Equal and keys the announced map consistently.
+func normalizeRoute(r mapping.Route) (mapping.Route, error) {
+	if !r.Prefix.IsValid() {
+		return mapping.Route{}, errors.New("invalid prefix")
+	}
+	r = r.Clone()
+	r.Prefix = r.Prefix.Masked()
+	r.Normalize()
+	if nh := r.NextHop; nh.IsValid() {
+		if nh.Zone() != "" {
+			return mapping.Route{}, fmt.Errorf("%s: next hop %s has a zone", r.Prefix, nh)
+		}
+		if nh.IsUnspecified() {
+			// 0.0.0.0 / :: is how GoBGP spells "self"; keep one spelling.
+			r.NextHop = netip.Addr{}
+		} else if r.Prefix.Addr().Is4() != nh.Is4() {
+			return mapping.Route{}, fmt.Errorf("%s: next hop %s is of the other address family", r.Prefix, nh)
+		}
+	}
+	return r, nil
+}
+
+// family returns the GoBGP address family of a prefix: IPv4 unicast for
+// IPv4, IPv6 unicast otherwise.
+func family(p netip.Prefix) *api.Family {
+	if p.Addr().Is4() {
+		return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+}
+
+// buildPath turns a normalized route into the GoBGP API path that
+// originates it from localAS.
+//
+//   - NLRI: IPv4 unicast with a NEXT_HOP attribute for IPv4 prefixes; IPv6
+//     unicast with MP_REACH_NLRI for IPv6 prefixes.
+//   - Next hop: 0.0.0.0 or :: for "self"; GoBGP replaces an unspecified next
+//     hop of a local path with the session's local address for every peer
+//     (table.UpdatePathAttrs). An explicit next hop is sent unchanged.
+//   - ORIGIN IGP.
+//   - AS_PATH: localAS ASPathPrepend times (empty when 0). GoBGP adds the
+//     local AS once more towards eBGP peers, and nothing towards iBGP peers.
+//   - COMMUNITIES, LARGE_COMMUNITY, MULTI_EXIT_DISC, LOCAL_PREF when set.
+//     GoBGP strips LOCAL_PREF towards eBGP peers (BgpServer.postFilterpath)
+//     and adds LOCAL_PREF 100 towards iBGP peers when unset.
+func buildPath(r mapping.Route, localAS uint32) (*api.Path, error) {
+	p := r.Prefix
+	var nlri bgp.AddrPrefixInterface
+	nexthop := r.NextHop
+	if p.Addr().Is4() {
+		nlri = bgp.NewIPAddrPrefix(uint8(p.Bits()), p.Addr().String())
+		if !nexthop.IsValid() {
+			nexthop = netip.IPv4Unspecified()
+		}
+	} else {
+		nlri = bgp.NewIPv6AddrPrefix(uint8(p.Bits()), p.Addr().String())
+		if !nexthop.IsValid() {
+			nexthop = netip.IPv6Unspecified()
+		}
+	}
+
+	asns := make([]uint32, r.ASPathPrepend)
+	for i := range asns {
+		asns[i] = localAS
+	}
+	segments := []bgp.AsPathParamInterface{}
+	if len(asns) > 0 {
+		segments = append(segments, bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, asns))
+	}
+
+	attrs := []bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
+		bgp.NewPathAttributeAsPath(segments),
+	}
+	if p.Addr().Is4() {
+		attrs = append(attrs, bgp.NewPathAttributeNextHop(nexthop.String()))
+	} else {
+		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nexthop.String(), []bgp.AddrPrefixInterface{nlri}))
+	}
+	if r.MED != nil {
+		attrs = append(attrs, bgp.NewPathAttributeMultiExitDisc(*r.MED))
+	}
+	if r.LocalPref != nil {
+		attrs = append(attrs, bgp.NewPathAttributeLocalPref(*r.LocalPref))
+	}
+	if len(r.Communities) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(r.Communities))
+	}
+	if len(r.LargeCommunities) > 0 {
+		lc := make([]*bgp.LargeCommunity, len(r.LargeCommunities))
+		for i, c := range r.LargeCommunities {
+			lc[i] = bgp.NewLargeCommunity(c.GlobalAdmin, c.LocalData1, c.LocalData2)
+		}
+		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(lc))
+	}
+
+	path, err := apiutil.NewPath(nlri, false, attrs, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("encode path for %s: %w", r.Prefix, err)
+	}
+	return path, nil
+}

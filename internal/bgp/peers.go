@@ -1,0 +1,304 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+
+	"github.com/virtbgp/virtbgp/internal/config"
+)
+
+// SessionState is the state of a BGP session (RFC 4271 8.2.2), in the
+// lower-case words used in logs and status.
+type SessionState string
+
+// The session states. StateIdle is also reported for a peer of a speaker
+// that is not running.
+const (
+	StateIdle        SessionState = "idle"
+	StateConnect     SessionState = "connect"
+	StateActive      SessionState = "active"
+	StateOpenSent    SessionState = "opensent"
+	StateOpenConfirm SessionState = "openconfirm"
+	StateEstablished SessionState = "established"
+	StateUnknown     SessionState = "unknown"
+)
+
+func sessionState(s api.PeerState_SessionState) SessionState {
+	switch s {
+	case api.PeerState_IDLE:
+		return StateIdle
+	case api.PeerState_CONNECT:
+		return StateConnect
+	case api.PeerState_ACTIVE:
+		return StateActive
+	case api.PeerState_OPENSENT:
+		return StateOpenSent
+	case api.PeerState_OPENCONFIRM:
+		return StateOpenConfirm
+	case api.PeerState_ESTABLISHED:
+		return StateEstablished
+	}
+	return StateUnknown
+}
+
+// PeerStatus is the state of one configured peer.
+type PeerStatus struct {
+	// Address is the peer's address as configured.
+	Address netip.Addr
+	// ASN is the peer's AS number as configured.
+	ASN uint32
+	// State is the session state.
+	State SessionState
+	// Uptime is how long the session has been established (whole seconds,
+	// as GoBGP records it); zero unless State is StateEstablished.
+	Uptime time.Duration
+	// RoutesSent is the number of routes advertised to the peer (GoBGP's
+	// adj-RIB-out, without End-of-RIB markers); zero unless established.
+	RoutesSent uint64
+	// Families are the address families configured for the session.
+	Families []config.Family
+	// LastDownReason says why the session last went down from established
+	// ("hold-timer-expired", "notification-received cease/..."); empty if
+	// it never did since Start.
+	LastDownReason string
+}
+
+// peerTrack is what the speaker keeps of one configured peer. Guarded by
+// Speaker.peerMu (cfg and addr are immutable).
+type peerTrack struct {
+	cfg  config.Peer
+	addr netip.Addr // cfg.Address unmapped; also GoBGP's neighbor key
+
+	state SessionState
+	// pendingReason is the reason of GoBGP's last "Peer Down" log line,
+	// waiting for the matching state event.
+	pendingReason  string
+	lastDownReason string
+}
+
+func families(p config.Peer) []config.Family {
+	if len(p.Families) == 0 {
+		return []config.Family{config.FamilyIPv4, config.FamilyIPv6}
+	}
+	return p.Families
+}
+
+func apiFamily(f config.Family) *api.Family {
+	if f == config.FamilyIPv6 {
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+}
+
+// seconds converts d to whole seconds for GoBGP, at least min when d > 0.
+func seconds(d time.Duration, min uint64) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	return max(uint64(d/time.Second), min)
+}
+
+// apiPeer is the GoBGP neighbor configuration of p.
+func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
+	addr := p.Address.Unmap()
+	connectRetry := opts.ConnectRetry
+	if connectRetry <= 0 {
+		connectRetry = DefaultConnectRetry
+	}
+	if p.HoldTime == 0 {
+		// GoBGP takes hold time 0 as "default" (90s) and has no way to
+		// propose 0. The negotiated hold time is the smaller of the two, so
+		// a peer proposing 0 still gets 0.
+		s.log.Warn("hold-time 0 cannot be proposed with GoBGP; proposing 90s", "peer", addr)
+	}
+	gr := s.cfg.GracefulRestart.Enabled
+	ap := &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: addr.String(),
+			PeerAsn:         p.ASN,
+			AuthPassword:    p.Password,
+			// GoBGP drops local paths whose AS_PATH contains the peer's AS
+			// unless this is set; towards iBGP peers that is our own AS,
+			// which AS_PATH prepending puts there.
+			AllowAspathLoopLocal: true,
+		},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			ConnectRetry:      seconds(connectRetry, 1),
+			HoldTime:          seconds(p.HoldTime, 3),
+			KeepaliveInterval: seconds(p.Keepalive, 1),
+		}},
+		Transport: &api.Transport{
+			RemotePort:  uint32(p.Port),
+			PassiveMode: p.Passive,
+		},
+	}
+	if p.LocalAddress.IsValid() {
+		ap.Transport.LocalAddress = p.LocalAddress.Unmap().String()
+	}
+	if p.MultihopTTL > 0 {
+		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.MultihopTTL)}
+	}
+	if gr {
+		ap.GracefulRestart = &api.GracefulRestart{
+			Enabled:         true,
+			RestartTime:     uint32(min(seconds(s.cfg.GracefulRestart.RestartTime, 1), 4095)),
+			LocalRestarting: opts.Restarting,
+		}
+	}
+	for _, f := range families(p) {
+		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}}
+		if gr {
+			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		ap.AfiSafis = append(ap.AfiSafis, af)
+	}
+	return ap
+}
+
+// warnSelfNextHop warns when a session carries the family other than its
+// transport's: GoBGP fills next hop "self" with the session's local address,
+// which is of the wrong family there (an IPv4-mapped IPv6 next hop for IPv6
+// routes over IPv4, an RFC 5549 IPv6 next hop for IPv4 routes over IPv6).
+func (s *Speaker) warnSelfNextHop(p config.Peer) {
+	local := p.Address.Unmap()
+	if p.LocalAddress.IsValid() {
+		local = p.LocalAddress.Unmap()
+	}
+	for _, f := range families(p) {
+		if f == config.FamilyIPv6 && local.Is4() || f == config.FamilyIPv4 && !local.Is4() {
+			s.log.Warn("session carries "+string(f)+" over the other address family: routes of that family with next-hop self get an unusable next hop; give them an explicit next hop or peer over "+string(f),
+				"peer", p.Address.Unmap(), "family", f)
+		}
+	}
+}
+
+// Peers reports the configured peers in config order.
+func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
+	out := make([]PeerStatus, len(s.cfg.Peers))
+	index := make(map[string]int, len(out))
+	s.peerMu.Lock()
+	for i, p := range s.cfg.Peers {
+		t := s.peers[p.Address.Unmap()]
+		out[i] = PeerStatus{
+			Address:        p.Address,
+			ASN:            p.ASN,
+			State:          StateIdle,
+			Families:       append([]config.Family(nil), families(p)...),
+			LastDownReason: t.lastDownReason,
+		}
+		index[t.addr.String()] = i
+	}
+	s.peerMu.Unlock()
+
+	s.mu.Lock()
+	running := s.state == lifecycleRunning
+	s.mu.Unlock()
+	if !running {
+		return out, nil
+	}
+
+	var established []int
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		i, ok := index[p.GetConf().GetNeighborAddress()]
+		if !ok {
+			return
+		}
+		st := sessionState(p.GetState().GetSessionState())
+		out[i].State = st
+		if st == StateEstablished {
+			if up := p.GetTimers().GetState().GetUptime(); up != nil {
+				out[i].Uptime = max(time.Since(up.AsTime()).Truncate(time.Second), 0)
+			}
+			established = append(established, i)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list bgp peers: %w", err)
+	}
+	for _, i := range established {
+		addr := s.cfg.Peers[i].Address.Unmap().String()
+		for _, f := range out[i].Families {
+			t, err := s.srv.GetTable(ctx, &api.GetTableRequest{
+				TableType: api.TableType_ADJ_OUT,
+				Family:    apiFamily(f),
+				Name:      addr,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("count routes sent to %s (%s): %w", addr, f, err)
+			}
+			out[i].RoutesSent += t.GetNumPath()
+		}
+	}
+	return out, nil
+}
+
+// onPeerDownLogged is called by the GoBGP logger adapter with the reason of
+// a session that went down; the state event that follows logs it.
+func (s *Speaker) onPeerDownLogged(addr, reason string) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return
+	}
+	s.peerMu.Lock()
+	if t := s.peers[a.Unmap()]; t != nil {
+		t.pendingReason = reason
+	}
+	s.peerMu.Unlock()
+}
+
+// onPeerEvent handles GoBGP peer state events: it records the state and
+// logs sessions coming up and going down.
+func (s *Speaker) onPeerEvent(ev *api.WatchEventResponse) {
+	pe := ev.GetPeer()
+	if pe == nil || pe.GetType() != api.WatchEventResponse_PeerEvent_STATE {
+		return
+	}
+	a, err := netip.ParseAddr(pe.GetPeer().GetState().GetNeighborAddress())
+	if err != nil {
+		return
+	}
+	a = a.Unmap()
+	next := sessionState(pe.GetPeer().GetState().GetSessionState())
+
+	s.peerMu.Lock()
+	t := s.peers[a]
+	if t == nil {
+		s.peerMu.Unlock()
+		return
+	}
+	prev := t.state
+	t.state = next
+	reason := ""
+	if prev == StateEstablished && next != StateEstablished {
+		reason = t.pendingReason
+		if reason == "" {
+			reason = "unknown"
+		}
+		t.lastDownReason = reason
+		t.pendingReason = ""
+	}
+	asn := t.cfg.ASN
+	s.peerMu.Unlock()
+
+	switch {
+	case prev == next:
+	case next == StateEstablished:
+		s.log.Info(fmt.Sprintf("peer %s (AS %d) established", a, asn), "peer", a, "asn", asn)
+	case prev == StateEstablished:
+		s.mu.Lock()
+		stopping := s.state != lifecycleRunning
+		s.mu.Unlock()
+		msg := fmt.Sprintf("peer %s (AS %d) down: %s", a, asn, reason)
+		if stopping {
+			s.log.Info(msg, "peer", a, "asn", asn, "reason", reason)
+		} else {
+			s.log.Warn(msg, "peer", a, "asn", asn, "reason", reason)
+		}
+	default:
+		s.log.Debug("peer state changed", "peer", a, "asn", asn, "from", prev, "to", next)
+	}
+}

@@ -1,0 +1,100 @@
+package bgp
+
+import (
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+
+	"github.com/virtbgp/virtbgp/internal/config"
+)
+
+func TestAPIPeer(t *testing.T) {
+	h := &captureHandler{level: slog.LevelDebug}
+	s := New(config.BGP{
+		ASN: localAS, RouterID: netip.MustParseAddr(routerID),
+		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: 90 * time.Second},
+	}, slog.New(h))
+	p := s.apiPeer(config.Peer{
+		Address:      netip.MustParseAddr("::ffff:192.0.2.1"),
+		Port:         1179,
+		ASN:          64512,
+		Password:     "pw",
+		Passive:      true,
+		HoldTime:     30 * time.Second,
+		Keepalive:    10 * time.Second,
+		MultihopTTL:  3,
+		LocalAddress: netip.MustParseAddr("192.0.2.2"),
+	}, StartOptions{Restarting: true, ConnectRetry: 2500 * time.Millisecond})
+
+	c, tr, tm := p.Conf, p.Transport, p.Timers.Config
+	if c.NeighborAddress != "192.0.2.1" || c.PeerAsn != 64512 || c.AuthPassword != "pw" || !c.AllowAspathLoopLocal {
+		t.Errorf("conf %v", c)
+	}
+	if tr.RemotePort != 1179 || !tr.PassiveMode || tr.LocalAddress != "192.0.2.2" {
+		t.Errorf("transport %v", tr)
+	}
+	if tm.HoldTime != 30 || tm.KeepaliveInterval != 10 || tm.ConnectRetry != 2 {
+		t.Errorf("timers %v", tm)
+	}
+	if m := p.EbgpMultihop; m == nil || !m.Enabled || m.MultihopTtl != 3 {
+		t.Errorf("multihop %v", m)
+	}
+	if g := p.GracefulRestart; g == nil || !g.Enabled || g.RestartTime != 90 || !g.LocalRestarting {
+		t.Errorf("graceful restart %v", g)
+	}
+	// Default families: IPv4 and IPv6 unicast, each with MP graceful restart.
+	var fams []string
+	for _, af := range p.AfiSafis {
+		fams = append(fams, af.Config.Family.Afi.String())
+		if !af.Config.Enabled || af.MpGracefulRestart == nil || !af.MpGracefulRestart.Config.Enabled {
+			t.Errorf("afi-safi %v", af)
+		}
+	}
+	if want := []string{"AFI_IP", "AFI_IP6"}; !slices.Equal(fams, want) {
+		t.Errorf("families %v, want %v", fams, want)
+	}
+
+	// Without graceful restart, multihop, local address; the default
+	// connect-retry; hold time 0 (GoBGP cannot propose it: warned).
+	s = New(config.BGP{ASN: localAS, RouterID: netip.MustParseAddr(routerID)}, slog.New(h))
+	p = s.apiPeer(config.Peer{Address: netip.MustParseAddr("2001:db8::1"), ASN: localAS,
+		Families: []config.Family{config.FamilyIPv6}}, StartOptions{})
+	if p.GracefulRestart != nil || p.EbgpMultihop != nil || p.Transport.LocalAddress != "" || p.Transport.PassiveMode {
+		t.Errorf("minimal peer %v", p)
+	}
+	if tm := p.Timers.Config; tm.ConnectRetry != 5 || tm.HoldTime != 0 {
+		t.Errorf("minimal timers %v", tm)
+	}
+	if len(p.AfiSafis) != 1 || p.AfiSafis[0].Config.Family.Afi != api.Family_AFI_IP6 || p.AfiSafis[0].MpGracefulRestart != nil {
+		t.Errorf("minimal afi-safis %v", p.AfiSafis)
+	}
+	if !slices.ContainsFunc(h.messages(), func(m string) bool { return strings.Contains(m, "hold-time 0") }) {
+		t.Errorf("no hold-time warning in %v", h.messages())
+	}
+}
+
+func TestWarnSelfNextHop(t *testing.T) {
+	for _, c := range []struct {
+		peer config.Peer
+		warn int
+	}{
+		{config.Peer{Address: netip.MustParseAddr("192.0.2.1")}, 1}, // default families: ipv6 over IPv4
+		{config.Peer{Address: netip.MustParseAddr("192.0.2.1"), Families: []config.Family{config.FamilyIPv4}}, 0},
+		{config.Peer{Address: netip.MustParseAddr("2001:db8::1"), Families: []config.Family{config.FamilyIPv6}}, 0},
+		{config.Peer{Address: netip.MustParseAddr("2001:db8::1")}, 1}, // ipv4 over IPv6
+		// The local address decides the next hop's family.
+		{config.Peer{Address: netip.MustParseAddr("2001:db8::1"), LocalAddress: netip.MustParseAddr("192.0.2.2"),
+			Families: []config.Family{config.FamilyIPv4}}, 0},
+	} {
+		h := &captureHandler{level: slog.LevelInfo}
+		New(config.BGP{}, slog.New(h)).warnSelfNextHop(c.peer)
+		if got := len(h.messages()); got != c.warn {
+			t.Errorf("%v %v: %d warnings: %v", c.peer.Address, c.peer.Families, got, h.messages())
+		}
+	}
+}

@@ -1,0 +1,616 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+
+	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// speakerIface mirrors reconcile.Speaker (internal/reconcile/types.go). The
+// test does not import reconcile, so that this package's tests do not depend
+// on the reconciler building.
+type speakerIface interface {
+	Announce(ctx context.Context, r mapping.Route) error
+	Withdraw(ctx context.Context, r mapping.Route) error
+}
+
+var _ speakerIface = (*Speaker)(nil)
+
+func route(prefix string) mapping.Route {
+	return mapping.Route{Prefix: netip.MustParsePrefix(prefix)}
+}
+
+// checkPath compares what a ToR holds for one prefix with what is expected;
+// "" if it matches.
+// neighbor is our address as the ToR sees it.
+func checkPath(rib map[string][]torPath, prefix, neighbor, nexthop string, asPath []uint32,
+	communities []uint32, large []mapping.LargeCommunity, med, localPref *uint32) string {
+	paths := rib[prefix]
+	if len(paths) != 1 {
+		return fmt.Sprintf("%s: %d paths, want 1", prefix, len(paths))
+	}
+	p := paths[0]
+	var diffs []string
+	if p.neighbor != neighbor {
+		diffs = append(diffs, fmt.Sprintf("from %s, want %s", p.neighbor, neighbor))
+	}
+	if p.nexthop != nexthop {
+		diffs = append(diffs, fmt.Sprintf("next hop %s, want %s", p.nexthop, nexthop))
+	}
+	if p.origin != 0 {
+		diffs = append(diffs, fmt.Sprintf("origin %d, want 0 (IGP)", p.origin))
+	}
+	if !slices.Equal(p.asPath, asPath) {
+		diffs = append(diffs, fmt.Sprintf("as path %v, want %v", p.asPath, asPath))
+	}
+	if !slices.Equal(p.communities, communities) {
+		diffs = append(diffs, fmt.Sprintf("communities %x, want %x", p.communities, communities))
+	}
+	if !slices.Equal(p.large, large) {
+		diffs = append(diffs, fmt.Sprintf("large communities %v, want %v", p.large, large))
+	}
+	if ptrString(p.med) != ptrString(med) {
+		diffs = append(diffs, fmt.Sprintf("med %s, want %s", ptrString(p.med), ptrString(med)))
+	}
+	if ptrString(p.localPref) != ptrString(localPref) {
+		diffs = append(diffs, fmt.Sprintf("local-pref %s, want %s", ptrString(p.localPref), ptrString(localPref)))
+	}
+	if len(diffs) > 0 {
+		return prefix + ": " + strings.Join(diffs, "; ")
+	}
+	return ""
+}
+
+// TestAttributes announces IPv4 and IPv6 routes with every attribute and
+// checks what the eBGP and iBGP ToRs receive.
+func TestAttributes(t *testing.T) {
+	l := newLab(t)
+	ctx := context.Background()
+
+	full := mapping.Route{
+		Prefix:           netip.MustParsePrefix("198.51.100.10/32"),
+		Communities:      []uint32{mapping.CommunityNoExport, 65001<<16 | 100},
+		LargeCommunities: []mapping.LargeCommunity{{GlobalAdmin: 65001, LocalData1: 1, LocalData2: 2}},
+		MED:              u32(10),
+		LocalPref:        u32(200),
+		ASPathPrepend:    2,
+	}
+	explicit := mapping.Route{
+		Prefix:  netip.MustParsePrefix("198.51.100.16/28"),
+		NextHop: netip.MustParseAddr("192.0.2.99"),
+	}
+	v6 := mapping.Route{
+		Prefix:           netip.MustParsePrefix("2001:db8::10/128"),
+		Communities:      []uint32{65001<<16 | 6},
+		LargeCommunities: []mapping.LargeCommunity{{GlobalAdmin: 65001, LocalData1: 6, LocalData2: 6}},
+		MED:              u32(60),
+		LocalPref:        u32(300),
+		ASPathPrepend:    1,
+	}
+	v6explicit := mapping.Route{
+		Prefix:  netip.MustParsePrefix("2001:db8:1::/64"),
+		NextHop: netip.MustParseAddr("2001:db8::99"),
+	}
+	for _, r := range []mapping.Route{full, explicit, v6, v6explicit} {
+		if err := l.sp.Announce(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	comms := []uint32{65001<<16 | 100, mapping.CommunityNoExport} // sorted
+	large := full.LargeCommunities
+	// eBGP over IPv4: next hop self = our end of the session, local AS
+	// prepended by GoBGP once more, LOCAL_PREF stripped.
+	eventually(t, 5*time.Second, func() string {
+		rib := l.tor1.rib(famV4)
+		return cmpAll(
+			checkPath(rib, "198.51.100.10/32", tor1v4, "127.0.0.1", []uint32{localAS, localAS, localAS}, comms, large, u32(10), nil),
+			checkPath(rib, "198.51.100.16/28", tor1v4, "192.0.2.99", []uint32{localAS}, nil, nil, nil, nil),
+		)
+	})
+	// eBGP over IPv6: MP_REACH_NLRI with next hop self = ::1.
+	eventually(t, 5*time.Second, func() string {
+		rib := l.tor1.rib(famV6)
+		return cmpAll(
+			checkPath(rib, "2001:db8::10/128", tor1v6, "::1", []uint32{localAS, localAS}, v6.Communities, v6.LargeCommunities, u32(60), nil),
+			checkPath(rib, "2001:db8:1::/64", tor1v6, "2001:db8::99", []uint32{localAS}, nil, nil, nil, nil),
+		)
+	})
+	// iBGP: next hop self = the configured local address, AS path as
+	// originated (prepend only), LOCAL_PREF kept (GoBGP's default 100 when
+	// unset).
+	eventually(t, 5*time.Second, func() string {
+		rib := l.tor2.rib(famV4)
+		return cmpAll(
+			checkPath(rib, "198.51.100.10/32", ibgpLocal, ibgpLocal, []uint32{localAS, localAS}, comms, large, u32(10), u32(200)),
+			checkPath(rib, "198.51.100.16/28", ibgpLocal, "192.0.2.99", []uint32{}, nil, nil, nil, u32(100)),
+		)
+	})
+	// IPv6 routes do not leak into the IPv4-only sessions and vice versa.
+	if msg := l.tor2.hasPrefixes(famV6); msg != "" {
+		t.Error(msg)
+	}
+}
+
+func cmpAll(msgs ...string) string {
+	var out []string
+	for _, m := range msgs {
+		if m != "" {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestWithdraw withdraws one of three routes: exactly that one goes away.
+func TestWithdraw(t *testing.T) {
+	l := newLab(t)
+	ctx := context.Background()
+	// A status reader runs alongside the reconciler's calls (for -race).
+	done := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := l.sp.Peers(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			_ = l.sp.Routes()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	defer func() { close(done); <-readerDone }()
+	for _, p := range []string{"198.51.100.1/32", "198.51.100.2/32", "198.51.100.32/28"} {
+		if err := l.sp.Announce(ctx, route(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.sp.Announce(ctx, route("2001:db8::1/128")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string {
+		return l.tor1.hasPrefixes(famV4, "198.51.100.1/32", "198.51.100.2/32", "198.51.100.32/28")
+	})
+	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV6, "2001:db8::1/128") })
+
+	// Only the prefix matters for a withdraw, not the attributes.
+	w := route("198.51.100.2/32")
+	w.MED = u32(99)
+	if err := l.sp.Withdraw(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string {
+		return cmpAll(
+			l.tor1.hasPrefixes(famV4, "198.51.100.1/32", "198.51.100.32/28"),
+			l.tor2.hasPrefixes(famV4, "198.51.100.1/32", "198.51.100.32/28"),
+		)
+	})
+	if msg := l.tor1.hasPrefixes(famV6, "2001:db8::1/128"); msg != "" {
+		t.Error(msg)
+	}
+
+	// Not announced (any more, or ever): no-op.
+	for _, p := range []string{"198.51.100.2/32", "203.0.113.1/32", "2001:db8::2/128"} {
+		if err := l.sp.Withdraw(ctx, route(p)); err != nil {
+			t.Errorf("withdraw %s (not announced): %v", p, err)
+		}
+	}
+	if err := l.sp.Withdraw(ctx, route("2001:db8::1/128")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV6) })
+
+	// Our own RIB and the speaker's memory agree.
+	local := listPaths(t, l.sp.Server(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: famV4})
+	if len(local) != 2 || local["198.51.100.1/32"] == nil || local["198.51.100.32/28"] == nil {
+		t.Errorf("speaker RIB: %v", local)
+	}
+	var got []string
+	for _, r := range l.sp.Routes() {
+		got = append(got, r.Prefix.String())
+	}
+	if want := []string{"198.51.100.1/32", "198.51.100.32/28"}; !slices.Equal(got, want) {
+		t.Errorf("Routes() = %v, want %v", got, want)
+	}
+}
+
+// TestReplace announces a prefix with MED 10, then MED 20: the ToR ends up
+// with one path with MED 20.
+func TestReplace(t *testing.T) {
+	l := newLab(t)
+	ctx := context.Background()
+	r := route("198.51.100.7/32")
+	r.MED = u32(10)
+	if err := l.sp.Announce(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string {
+		return checkPath(l.tor1.rib(famV4), "198.51.100.7/32", tor1v4, "127.0.0.1", []uint32{localAS}, nil, nil, u32(10), nil)
+	})
+	r.MED = u32(20)
+	r.Communities = []uint32{65001<<16 | 20}
+	if err := l.sp.Announce(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string {
+		return cmpAll(
+			checkPath(l.tor1.rib(famV4), "198.51.100.7/32", tor1v4, "127.0.0.1", []uint32{localAS}, r.Communities, nil, u32(20), nil),
+			checkPath(l.tor2.rib(famV4), "198.51.100.7/32", ibgpLocal, ibgpLocal, []uint32{}, r.Communities, nil, u32(20), u32(100)),
+		)
+	})
+	local := listPaths(t, l.sp.Server(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: famV4})
+	if n := len(local["198.51.100.7/32"]); n != 1 {
+		t.Errorf("speaker RIB has %d paths for the prefix, want 1", n)
+	}
+	// Replacing the next hop works the same way.
+	r.NextHop = netip.MustParseAddr("192.0.2.50")
+	if err := l.sp.Announce(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string {
+		return checkPath(l.tor1.rib(famV4), "198.51.100.7/32", tor1v4, "192.0.2.50", []uint32{localAS}, r.Communities, nil, u32(20), nil)
+	})
+}
+
+// TestIdempotentAnnounce: re-announcing an equal route sends no UPDATE.
+func TestIdempotentAnnounce(t *testing.T) {
+	l := newLab(t)
+	ctx := context.Background()
+	r := mapping.Route{
+		Prefix:      netip.MustParsePrefix("198.51.100.8/32"),
+		Communities: []uint32{2, 1},
+		MED:         u32(5),
+	}
+	if err := l.sp.Announce(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV4, "198.51.100.8/32") })
+	before := stableUpdates(t, l.tor1, tor1v4)
+
+	// The same route, also as an unnormalized equal copy.
+	same := r.Clone()
+	same.Communities = []uint32{1, 2, 2}
+	for range 3 {
+		if err := l.sp.Announce(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.sp.Announce(ctx, same); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := l.tor1.updatesReceived(tor1v4); got != before {
+		t.Fatalf("ToR received %d UPDATEs after re-announcing an equal route, want 0", got-before)
+	}
+
+	// The counter does count: a change is one UPDATE.
+	r.MED = u32(6)
+	if err := l.sp.Announce(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string {
+		if got := l.tor1.updatesReceived(tor1v4); got != before+1 {
+			return fmt.Sprintf("ToR received %d UPDATEs after a MED change, want 1", got-before)
+		}
+		return ""
+	})
+}
+
+// stableUpdates waits until the ToR's UPDATE counter for the neighbor has
+// not moved for 200ms and returns it.
+func stableUpdates(t *testing.T, r *tor, neighbor string) uint64 {
+	t.Helper()
+	last := r.updatesReceived(neighbor)
+	since := time.Now()
+	for time.Since(since) < 200*time.Millisecond {
+		time.Sleep(20 * time.Millisecond)
+		if n := r.updatesReceived(neighbor); n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return last
+}
+
+// TestImportRejectAll: a route the ToR announces reaches our adj-RIB-in but
+// not our RIB; our own routes are still accepted.
+func TestImportRejectAll(t *testing.T) {
+	l := newLab(t)
+	ctx := context.Background()
+	l.tor1.announce(netip.MustParsePrefix("203.0.113.0/24"), "127.0.0.1")
+	l.tor2.announce(netip.MustParsePrefix("203.0.113.128/25"), "127.0.0.2")
+	if err := l.sp.Announce(ctx, route("198.51.100.9/32")); err != nil {
+		t.Fatal(err)
+	}
+	// The ToR routes did arrive...
+	eventually(t, 5*time.Second, func() string {
+		for _, n := range []struct{ addr, prefix string }{{tor1v4, "203.0.113.0/24"}, {tor2, "203.0.113.128/25"}} {
+			in := listPaths(t, l.sp.Server(), &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Name: n.addr, Family: famV4})
+			if len(in[n.prefix]) != 1 {
+				return fmt.Sprintf("adj-rib-in of %s: %v", n.addr, in)
+			}
+		}
+		return ""
+	})
+	// ...and are not in the RIB, where our own route is.
+	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV4, "203.0.113.0/24", "198.51.100.9/32") })
+	local := listPaths(t, l.sp.Server(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: famV4})
+	if len(local) != 1 || len(local["198.51.100.9/32"]) != 1 {
+		t.Errorf("speaker RIB = %v, want only 198.51.100.9/32", local)
+	}
+	// And so we do not pass the routes of one ToR on to the other.
+	if msg := l.tor2.hasPrefixes(famV4, "203.0.113.128/25", "198.51.100.9/32"); msg != "" {
+		t.Error(msg)
+	}
+}
+
+// TestPeers checks Peers() and the session logs, including a session
+// going down.
+func TestPeers(t *testing.T) {
+	l := newLab(t)
+	ctx := context.Background()
+	for _, p := range []string{"198.51.100.1/32", "198.51.100.2/32", "2001:db8::1/128"} {
+		if err := l.sp.Announce(ctx, route(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []struct {
+		addr     string
+		asn      uint32
+		sent     uint64
+		families []config.Family
+	}{
+		{tor1v4, torAS, 2, []config.Family{config.FamilyIPv4}},
+		{tor1v6, torAS, 1, []config.Family{config.FamilyIPv6}},
+		{tor2, localAS, 2, []config.Family{config.FamilyIPv4}},
+	}
+	eventually(t, 5*time.Second, func() string {
+		ps, err := l.sp.Peers(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		if len(ps) != len(want) {
+			return fmt.Sprintf("%d peers, want %d", len(ps), len(want))
+		}
+		for i, w := range want {
+			p := ps[i]
+			if p.Address.String() != w.addr || p.ASN != w.asn || p.State != StateEstablished ||
+				p.RoutesSent != w.sent || !slices.Equal(p.Families, w.families) ||
+				p.Uptime < 0 || p.Uptime > time.Minute || p.LastDownReason != "" {
+				return fmt.Sprintf("peer %d: %+v, want %+v established", i, p, w)
+			}
+		}
+		return ""
+	})
+	for _, m := range []string{
+		"peer 127.0.0.1 (AS 65000) established",
+		"peer ::1 (AS 65000) established",
+		"peer 127.0.0.2 (AS 65001) established",
+	} {
+		if !slices.Contains(l.log.messages(), m) {
+			t.Errorf("log has no %q", m)
+		}
+	}
+
+	// The iBGP ToR goes away: GoBGP sends us a Cease.
+	if err := l.tor2.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string {
+		ps, err := l.sp.Peers(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		p := ps[2]
+		if p.State == StateEstablished || p.RoutesSent != 0 || p.Uptime != 0 || !strings.Contains(p.LastDownReason, "cease") {
+			return fmt.Sprintf("after the ToR stopped: %+v", p)
+		}
+		return ""
+	})
+	found := false
+	for _, m := range l.log.messages() {
+		if strings.HasPrefix(m, "peer 127.0.0.2 (AS 65001) down: notification-received code 6(cease)") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no down message in the log: %q", l.log.messages())
+	}
+
+	// Stopped: every peer idle, nothing announced.
+	if err := l.sp.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := l.sp.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.State != StateIdle {
+			t.Errorf("after Stop: %+v", p)
+		}
+	}
+	if rs := l.sp.Routes(); len(rs) != 0 {
+		t.Errorf("after Stop: Routes() = %v", rs)
+	}
+	// The ToR drops our routes at once (Cease, no graceful restart).
+	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV4) })
+}
+
+// TestMD5 brings up a session with a TCP MD5 password.
+func TestMD5(t *testing.T) {
+	if err := probeTCPMD5(true); err != nil {
+		t.Skipf("kernel without TCP MD5 signatures: %v", err)
+	}
+	log, _ := newTestLog(t)
+	r := startToR(t, log, torAS, "10.0.0.9", []string{tor2},
+		torNeighbor{addr: "127.0.0.1", asn: localAS, family: famV4, password: "s3cret"})
+	cfg := config.BGP{
+		ASN:      localAS,
+		RouterID: netip.MustParseAddr(routerID),
+		Peers: []config.Peer{{
+			Address: netip.MustParseAddr(tor2), Port: uint16(r.port), ASN: torAS, Password: "s3cret",
+			HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Families: []config.Family{config.FamilyIPv4},
+		}},
+	}
+	sp := startSpeaker(t, cfg, log, StartOptions{})
+	(&lab{}).waitEstablished(t, sp)
+	if err := sp.Announce(context.Background(), route("198.51.100.11/32")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string { return r.hasPrefixes(famV4, "198.51.100.11/32") })
+}
+
+// TestListen: the speaker listens (ListenPort) and the peer is passive
+// with a password; the ToR connects to us.
+func TestListen(t *testing.T) {
+	if err := probeTCPMD5(true); err != nil {
+		t.Skipf("no TCP MD5 signatures on listening sockets: %v", err)
+	}
+	log, _ := newTestLog(t)
+	port := freePort(t)
+	r := startToR(t, log, torAS, "10.0.0.7", []string{tor2},
+		torNeighbor{addr: "127.0.0.1", asn: localAS, family: famV4, password: "s3cret",
+			remotePort: port, localAddr: tor2})
+	cfg := config.BGP{
+		ASN:        localAS,
+		RouterID:   netip.MustParseAddr(routerID),
+		ListenPort: uint16(port),
+		Peers: []config.Peer{{
+			Address: netip.MustParseAddr(tor2), ASN: torAS, Password: "s3cret", Passive: true,
+			HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Families: []config.Family{config.FamilyIPv4},
+		}},
+	}
+	sp := startSpeaker(t, cfg, log, StartOptions{})
+	(&lab{}).waitEstablished(t, sp)
+	if err := sp.Announce(context.Background(), route("198.51.100.13/32")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string { return r.hasPrefixes(famV4, "198.51.100.13/32") })
+}
+
+// TestRestarting starts the speaker in graceful-restart restarting mode:
+// the routes added right after the start reach the ToR once it has sent
+// its End-of-RIB.
+func TestRestarting(t *testing.T) {
+	log, _ := newTestLog(t)
+	r := startToR(t, log, torAS, "10.0.0.8", []string{tor1v4},
+		torNeighbor{addr: "127.0.0.1", asn: localAS, family: famV4})
+	cfg := config.BGP{
+		ASN:             localAS,
+		RouterID:        netip.MustParseAddr(routerID),
+		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
+		Peers: []config.Peer{{
+			Address: netip.MustParseAddr(tor1v4), Port: uint16(r.port), ASN: torAS,
+			HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Families: []config.Family{config.FamilyIPv4},
+		}},
+	}
+	sp := startSpeaker(t, cfg, log, StartOptions{Restarting: true})
+	if err := sp.Announce(context.Background(), route("198.51.100.12/32")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() string { return r.hasPrefixes(famV4, "198.51.100.12/32") })
+}
+
+// TestLifecycle covers the calls that are not allowed, or no-ops, before
+// Start and after Stop, and config errors.
+func TestLifecycle(t *testing.T) {
+	log, _ := newTestLog(t)
+	ctx := context.Background()
+	cfg := config.BGP{ASN: localAS, RouterID: netip.MustParseAddr(routerID)}
+
+	sp := New(cfg, log)
+	if err := sp.Announce(ctx, route("198.51.100.1/32")); err == nil || !strings.Contains(err.Error(), "not started") {
+		t.Errorf("Announce before Start: %v", err)
+	}
+	if err := sp.Withdraw(ctx, route("198.51.100.1/32")); err == nil {
+		t.Error("Withdraw before Start: no error")
+	}
+	if ps, err := sp.Peers(ctx); err != nil || len(ps) != 0 {
+		t.Errorf("Peers before Start: %v, %v", ps, err)
+	}
+
+	sp = startSpeaker(t, cfg, log, StartOptions{})
+	if err := sp.Start(ctx); err == nil {
+		t.Error("second Start: no error")
+	}
+	if err := sp.Announce(ctx, route("198.51.100.1/32")); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := sp.Announce(cctx, route("198.51.100.2/32")); err == nil {
+		t.Error("Announce with a cancelled context: no error")
+	}
+	for _, bad := range []mapping.Route{
+		{Prefix: netip.MustParsePrefix("198.51.100.3/32"), NextHop: netip.MustParseAddr("2001:db8::1")},
+		{Prefix: netip.MustParsePrefix("2001:db8::3/128"), NextHop: netip.MustParseAddr("192.0.2.1")},
+		{Prefix: netip.MustParsePrefix("2001:db8::3/128"), NextHop: netip.MustParseAddr("fe80::1%eth0")},
+		{},
+	} {
+		if err := sp.Announce(ctx, bad); err == nil {
+			t.Errorf("Announce(%v): no error", bad)
+		}
+	}
+	if err := sp.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Stop(ctx); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+	if err := sp.Announce(ctx, route("198.51.100.1/32")); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("Announce after Stop: %v", err)
+	}
+	if err := sp.Start(ctx); err == nil {
+		t.Error("Start after Stop: no error")
+	}
+
+	// The listen port is taken: Start fails, and can be retried.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lcfg := cfg
+	lcfg.ListenPort = uint16(busy.Addr().(*net.TCPAddr).Port)
+	sp = New(lcfg, log)
+	if err := sp.Start(ctx); err == nil || !strings.Contains(err.Error(), "start GoBGP") {
+		t.Errorf("Start on a busy port: %v", err)
+	}
+	busy.Close()
+	if err := sp.Start(ctx); err != nil {
+		t.Errorf("Start again once the port is free: %v", err)
+	}
+	if err := sp.Stop(ctx); err != nil {
+		t.Error(err)
+	}
+
+	for name, c := range map[string]struct {
+		cfg  config.BGP
+		opts StartOptions
+	}{
+		"no asn":       {cfg: config.BGP{RouterID: netip.MustParseAddr(routerID)}},
+		"v6 router id": {cfg: config.BGP{ASN: 1, RouterID: netip.MustParseAddr("2001:db8::1")}},
+		"restarting":   {cfg: cfg, opts: StartOptions{Restarting: true}},
+		"duplicate peer": {cfg: config.BGP{ASN: 1, RouterID: netip.MustParseAddr(routerID), Peers: []config.Peer{
+			{Address: netip.MustParseAddr("192.0.2.7"), ASN: 2}, {Address: netip.MustParseAddr("192.0.2.7"), ASN: 2}}}},
+	} {
+		if err := New(c.cfg, log).StartWith(ctx, c.opts); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

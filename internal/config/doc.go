@@ -1,0 +1,68 @@
+// Package config loads and validates the virtbgp daemon configuration.
+//
+// The configuration is one YAML file, usually /etc/virtbgp/virtbgp.yaml.
+// Loading is strict: an unknown key at any level, a duplicate key, a value of
+// the wrong type or out of range, a missing required key or an unreadable
+// password file is an error, and every such problem in the file is reported,
+// not only the first, each as "file:line: problem", sorted by line (see
+// [yamlutil.ErrorList]). A missing required key is reported at the line of
+// the mapping that lacks it, or at line 1 for a top-level key. YAML anchors,
+// aliases and merge keys are not accepted, nor is more than one document.
+//
+// # Format (version 1)
+//
+// Every key, with its default or the values it accepts:
+//
+//	version: 1                       # required, must be 1
+//	libvirt:
+//	  uri: qemu:///system            # default qemu:///system
+//	bgp:
+//	  asn: 65001                     # required, 1..4294967295
+//	  router-id: 192.0.2.1           # required, an IPv4 address other than 0.0.0.0
+//	  listen-port: 179               # 0..65535; omitted or 0: no listener, all sessions are active
+//	  graceful-restart:              # RFC 4724
+//	    enabled: true                # default true
+//	    restart-time: 120s           # default 120s; whole seconds, 1s..4095s
+//	  peers:                         # default none
+//	    - address: 198.18.0.1        # required, a unicast IP address, unique among peers
+//	      port: 179                  # default 179; 1..65535
+//	      asn: 65000                 # required, 1..4294967295; equal to bgp.asn means iBGP
+//	      password: secret           # TCP MD5 password, at most 80 bytes; or:
+//	      password-file: tor1.pw     # a file holding the password, read at load time,
+//	                                 # surrounding white space trimmed; a relative path is
+//	                                 # relative to the directory of this file; not with password
+//	      passive: false             # default false; true needs bgp.listen-port
+//	      hold-time: 90s             # default 90s; 0 (no keepalives) or whole seconds, 3s..65535s
+//	      keepalive: 30s             # default hold-time/3 rounded down to whole seconds;
+//	                                 # whole seconds, at least 1s and less than hold-time
+//	                                 # (unused when hold-time is 0)
+//	      multihop-ttl: 2            # default 0: directly connected; 0..255
+//	      local-address: 198.18.0.2  # default: chosen by the kernel; same family as address
+//	      families: [ipv4, ipv6]     # default both; ipv4 and/or ipv6, no duplicates
+//	mapping:
+//	  path: mapping.yaml             # required: the VM -> IP mapping, a YAML file or a
+//	                                 # directory of *.yaml; relative to the directory of this file
+//	status:
+//	  listen: 127.0.0.1:9479         # host:port of the HTTP status endpoint; omitted or "": disabled
+//	policy:
+//	  paused: withdraw               # withdraw (default) or keep: the routes of a domain
+//	                                 # paused for any reason but an incoming migration
+//	  standby-prepend: 3             # 0..16, default 3: extra AS-path prepends on the standby
+//	                                 # route announced during an incoming migration
+//	resync-interval: 5m              # default 5m; 0 disables the periodic resync; else at least 1s
+//
+// Durations are Go durations ("90s", "2m", "1h30m"); a bare 0 is zero.
+//
+// Only version, bgp (with its asn and router-id) and mapping (with its path)
+// are required; a minimal file is:
+//
+//	version: 1
+//	bgp:
+//	  asn: 65001
+//	  router-id: 192.0.2.1
+//	mapping:
+//	  path: mapping.yaml
+//
+// [Load] reads a file; [Parse] reads bytes already in memory. Both return a
+// [Config] with every default filled in.
+package config

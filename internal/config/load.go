@@ -1,0 +1,576 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/virtbgp/virtbgp/internal/yamlutil"
+)
+
+// Limits of the format beyond those in the defaults.
+const (
+	// MaxRestartTime is the largest graceful-restart time: the field in the
+	// capability (RFC 4724) has 12 bits of seconds.
+	MaxRestartTime = 4095 * time.Second
+	// MaxHoldTime is the largest hold time: a 16-bit count of seconds.
+	MaxHoldTime = 65535 * time.Second
+	// MinHoldTime is the smallest hold time other than 0 (RFC 4271).
+	MinHoldTime = 3 * time.Second
+	// MaxStandbyPrepend is the largest policy.standby-prepend.
+	MaxStandbyPrepend = 16
+	// MaxPasswordLen is the longest TCP MD5 password, in bytes (the Linux
+	// TCP_MD5SIG_MAXKEYLEN).
+	MaxPasswordLen = 80
+)
+
+// Version is the format version this package reads.
+const Version = 1
+
+// maxPasswordFile bounds how much of a password file is read.
+const maxPasswordFile = 4096
+
+// Load reads and validates the configuration file at path. Relative paths in
+// the file (mapping.path, password-file) are resolved against the directory
+// of path. On failure the error is a [yamlutil.ErrorList] with every problem
+// found, except when the file itself cannot be read.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse validates the configuration in data, read from file: file names the
+// source in messages, becomes Config.File, and its directory is the base of
+// relative paths. Password files are read. On failure the error is a sorted
+// [yamlutil.ErrorList] with every problem found.
+func Parse(file string, data []byte) (*Config, error) {
+	return parse(file, data, readPasswordFile)
+}
+
+// parse is Parse with the password-file reader as a parameter, for tests.
+func parse(file string, data []byte, readPassword func(path string) (string, error)) (*Config, error) {
+	l := &loader{
+		r:            &yamlutil.Reader{File: file},
+		dir:          filepath.Dir(file),
+		readPassword: readPassword,
+	}
+	n := l.r.Parse(data)
+	if n == nil && len(l.r.Errs) > 0 {
+		return nil, l.r.Err() // a syntax error: nothing more to say
+	}
+	cfg := l.config(n)
+	if err := l.r.Err(); err != nil {
+		return nil, err
+	}
+	cfg.File = file
+	return cfg, nil
+}
+
+// loader holds the state of one Parse.
+type loader struct {
+	r            *yamlutil.Reader
+	dir          string // base of relative paths
+	readPassword func(path string) (string, error)
+}
+
+// lineNode stands for a line in messages that are not about one node.
+func lineNode(line int) *yaml.Node { return &yaml.Node{Line: line} }
+
+// required reports, at line, every key of keys that the mapping n lacks. It
+// does nothing when n is not a mapping (that is reported already).
+func (l *loader) required(n *yaml.Node, what string, line int, keys ...string) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return
+	}
+next:
+	for _, k := range keys {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Kind == yaml.ScalarNode && n.Content[i].Value == k {
+				continue next
+			}
+		}
+		l.r.Errorf(lineNode(line), "%s: missing required key %q", what, k)
+	}
+}
+
+// config walks the top-level node (nil for an empty document).
+func (l *loader) config(n *yaml.Node) *Config {
+	cfg := &Config{
+		Libvirt: Libvirt{URI: DefaultLibvirtURI},
+		BGP: BGP{GracefulRestart: GracefulRestart{
+			Enabled:     true,
+			RestartTime: DefaultRestartTime,
+		}},
+		Policy: Policy{
+			Paused:         PausedWithdraw,
+			StandbyPrepend: DefaultStandbyPrepend,
+		},
+		ResyncInterval: DefaultResyncInterval,
+	}
+	if n == nil {
+		n = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
+	}
+	l.r.Map(n, "top level",
+		yamlutil.Field{Key: "version", Do: func(_, v *yaml.Node) { l.version(v) }},
+		yamlutil.Field{Key: "libvirt", Do: func(k, v *yaml.Node) { l.libvirt(k, v, &cfg.Libvirt) }},
+		yamlutil.Field{Key: "bgp", Do: func(k, v *yaml.Node) { l.bgp(k, v, &cfg.BGP) }},
+		yamlutil.Field{Key: "mapping", Do: func(k, v *yaml.Node) { l.mapping(k, v, &cfg.Mapping) }},
+		yamlutil.Field{Key: "status", Do: func(k, v *yaml.Node) { l.status(k, v, &cfg.Status) }},
+		yamlutil.Field{Key: "policy", Do: func(k, v *yaml.Node) { l.policy(k, v, &cfg.Policy) }},
+		yamlutil.Field{Key: "resync-interval", Do: func(_, v *yaml.Node) {
+			if d, ok := l.duration(v, "resync-interval", `0 (disabled) or a duration of at least 1s like "5m"`,
+				func(d time.Duration) bool { return d == 0 || d >= time.Second }); ok {
+				cfg.ResyncInterval = d
+			}
+		}},
+	)
+	l.required(n, "top level", 1, "version", "bgp", "mapping")
+	return cfg
+}
+
+func (l *loader) version(v *yaml.Node) {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!int" {
+		if n, err := strconv.ParseUint(strings.ReplaceAll(v.Value, "_", ""), 0, 64); err == nil && n == Version {
+			return
+		}
+	}
+	l.r.Errorf(v, "version: unsupported version %s (this virtbgp reads version %d)", yamlutil.Describe(v), Version)
+}
+
+func (l *loader) libvirt(_, v *yaml.Node, lv *Libvirt) {
+	l.r.Map(v, "libvirt",
+		yamlutil.Field{Key: "uri", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, "libvirt.uri")
+			if !ok {
+				return
+			}
+			if u, err := url.Parse(s); err != nil || u.Scheme == "" {
+				l.r.Errorf(v, "libvirt.uri: want a libvirt URI like %q, got %s", DefaultLibvirtURI, yamlutil.Describe(v))
+				return
+			}
+			lv.URI = s
+		}},
+	)
+}
+
+// peerNodes remembers where a peer's keys are, for the checks made after the
+// whole bgp section is read.
+type peerNodes struct {
+	what      string     // "bgp.peers[i]"
+	address   *yaml.Node // nil when missing or invalid
+	passive   *yaml.Node // nil unless passive: true
+	keepalive *yaml.Node // nil when omitted or invalid
+	holdOK    bool       // hold-time is omitted or valid
+	localAddr *yaml.Node // nil when omitted or invalid
+}
+
+func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
+	var nodes []peerNodes
+	l.r.Map(v, "bgp",
+		yamlutil.Field{Key: "asn", Do: func(_, v *yaml.Node) {
+			if asn, ok := l.r.Uint32(v, "bgp.asn", 1); ok {
+				b.ASN = asn
+			}
+		}},
+		yamlutil.Field{Key: "router-id", Do: func(_, v *yaml.Node) {
+			a, ok := l.r.Addr(v, "bgp.router-id")
+			if !ok {
+				return
+			}
+			if !a.Is4() || a.IsUnspecified() {
+				l.r.Errorf(v, "bgp.router-id: want an IPv4 address other than 0.0.0.0, got %s", yamlutil.Describe(v))
+				return
+			}
+			b.RouterID = a
+		}},
+		yamlutil.Field{Key: "listen-port", Do: func(_, v *yaml.Node) {
+			if p, ok := l.r.Uint(v, "bgp.listen-port", 0, 65535); ok {
+				b.ListenPort = uint16(p)
+			}
+		}},
+		yamlutil.Field{Key: "graceful-restart", Do: func(_, v *yaml.Node) {
+			l.gracefulRestart(v, &b.GracefulRestart)
+		}},
+		yamlutil.Field{Key: "peers", Do: func(_, v *yaml.Node) {
+			if l.r.Seq(v, "bgp.peers") == nil {
+				return // not a list
+			}
+			for i, it := range v.Content {
+				if it.Kind == yaml.AliasNode {
+					continue // reported by Seq; the index still counts it
+				}
+				p, pn := l.peer(it, fmt.Sprintf("bgp.peers[%d]", i))
+				b.Peers = append(b.Peers, p)
+				nodes = append(nodes, pn)
+			}
+		}},
+	)
+	l.required(v, "bgp", k.Line, "asn", "router-id")
+
+	// Checks across keys, now that everything is read.
+	first := map[netip.Addr]int{} // address -> index of the first peer with it
+	for i, pn := range nodes {
+		p := &b.Peers[i]
+		if pn.address != nil {
+			if j, dup := first[p.Address]; dup {
+				l.r.Errorf(pn.address, "%s.address: %s is already the address of %s (line %d)",
+					pn.what, p.Address, nodes[j].what, nodes[j].address.Line)
+			} else {
+				first[p.Address] = i
+			}
+		}
+		if pn.address != nil && pn.localAddr != nil && p.Address.Is4() != p.LocalAddress.Is4() {
+			l.r.Errorf(pn.localAddr, "%s.local-address: %s is %s but the peer address %s is %s",
+				pn.what, p.LocalAddress, family(p.LocalAddress), p.Address, family(p.Address))
+		}
+		if pn.keepalive != nil && pn.holdOK && p.HoldTime != 0 && (p.Keepalive == 0 || p.Keepalive >= p.HoldTime) {
+			l.r.Errorf(pn.keepalive, "%s.keepalive: want at least 1s and less than hold-time (%s), got %s",
+				pn.what, p.HoldTime, yamlutil.Describe(pn.keepalive))
+		}
+		if pn.keepalive == nil {
+			p.Keepalive = (p.HoldTime / 3).Truncate(time.Second)
+		}
+		if pn.passive != nil && b.ListenPort == 0 {
+			l.r.Errorf(pn.passive, "%s.passive: a passive peer needs bgp.listen-port (without it virtbgp does not accept sessions)", pn.what)
+		}
+	}
+}
+
+// family names the address family of a for messages.
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+func (l *loader) gracefulRestart(v *yaml.Node, gr *GracefulRestart) {
+	l.r.Map(v, "bgp.graceful-restart",
+		yamlutil.Field{Key: "enabled", Do: func(_, v *yaml.Node) {
+			if e, ok := l.r.Bool(v, "bgp.graceful-restart.enabled"); ok {
+				gr.Enabled = e
+			}
+		}},
+		yamlutil.Field{Key: "restart-time", Do: func(_, v *yaml.Node) {
+			if d, ok := l.duration(v, "bgp.graceful-restart.restart-time",
+				`a whole number of seconds from 1s to 4095s like "120s"`,
+				func(d time.Duration) bool { return wholeSeconds(d) && d >= time.Second && d <= MaxRestartTime }); ok {
+				gr.RestartTime = d
+			}
+		}},
+	)
+}
+
+// unicast reports whether a can be the address of a BGP session end: not
+// unspecified, multicast, broadcast or an IPv4-mapped IPv6 address.
+func unicast(a netip.Addr) bool {
+	return !a.IsUnspecified() && !a.IsMulticast() && !a.Is4In6() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// peer reads one item of bgp.peers.
+func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
+	p := Peer{
+		Port:     DefaultPeerPort,
+		HoldTime: DefaultHoldTime,
+		Families: []Family{FamilyIPv4, FamilyIPv6},
+	}
+	pn := peerNodes{what: what, holdOK: true}
+	var pwKey *yaml.Node // the first of password and password-file
+	addr := func(v *yaml.Node, key string) (netip.Addr, bool) {
+		a, ok := l.r.Addr(v, what+"."+key)
+		if ok && !unicast(a) {
+			l.r.Errorf(v, "%s.%s: want a unicast IP address, got %s", what, key, yamlutil.Describe(v))
+			ok = false
+		}
+		return a, ok
+	}
+	// password checks that password and password-file are not both given.
+	password := func(k *yaml.Node) bool {
+		if pwKey != nil {
+			l.r.Errorf(k, "%s: give either password or password-file, not both (%s at line %d)",
+				what, pwKey.Value, pwKey.Line)
+			return false
+		}
+		pwKey = k
+		return true
+	}
+	l.r.Map(n, what,
+		yamlutil.Field{Key: "address", Do: func(_, v *yaml.Node) {
+			if a, ok := addr(v, "address"); ok {
+				p.Address, pn.address = a, v
+			}
+		}},
+		yamlutil.Field{Key: "port", Do: func(_, v *yaml.Node) {
+			if port, ok := l.r.Uint(v, what+".port", 1, 65535); ok {
+				p.Port = uint16(port)
+			}
+		}},
+		yamlutil.Field{Key: "asn", Do: func(_, v *yaml.Node) {
+			if asn, ok := l.r.Uint32(v, what+".asn", 1); ok {
+				p.ASN = asn
+			}
+		}},
+		yamlutil.Field{Key: "password", Do: func(k, v *yaml.Node) {
+			s, ok := l.r.String(v, what+".password")
+			if !ok || !password(k) {
+				return
+			}
+			if pw, ok := l.checkPassword(v, what+".password", s, ""); ok {
+				p.Password = pw
+			}
+		}},
+		yamlutil.Field{Key: "password-file", Do: func(k, v *yaml.Node) {
+			s, ok := l.r.String(v, what+".password-file")
+			if !ok || !password(k) {
+				return
+			}
+			if s == "" {
+				l.r.Errorf(v, "%s.password-file: want a file name, got %s", what, yamlutil.Describe(v))
+				return
+			}
+			path := l.path(s)
+			pw, err := l.readPassword(path)
+			if err != nil {
+				l.r.Errorf(v, "%s.password-file: %v", what, err)
+				return
+			}
+			if pw, ok := l.checkPassword(v, what+".password-file", pw, " in "+path); ok {
+				p.Password = pw
+			}
+		}},
+		yamlutil.Field{Key: "passive", Do: func(_, v *yaml.Node) {
+			if b, ok := l.r.Bool(v, what+".passive"); ok {
+				p.Passive = b
+				if b {
+					pn.passive = v
+				}
+			}
+		}},
+		yamlutil.Field{Key: "hold-time", Do: func(_, v *yaml.Node) {
+			d, ok := l.duration(v, what+".hold-time",
+				`0 or a whole number of seconds from 3s to 65535s like "90s"`,
+				func(d time.Duration) bool {
+					return d == 0 || wholeSeconds(d) && d >= MinHoldTime && d <= MaxHoldTime
+				})
+			if ok {
+				p.HoldTime = d
+			}
+			pn.holdOK = ok
+		}},
+		yamlutil.Field{Key: "keepalive", Do: func(_, v *yaml.Node) {
+			if d, ok := l.duration(v, what+".keepalive",
+				`a whole number of seconds from 0s to 65534s like "30s"`,
+				func(d time.Duration) bool { return wholeSeconds(d) && d >= 0 && d < MaxHoldTime }); ok {
+				p.Keepalive, pn.keepalive = d, v
+			}
+		}},
+		yamlutil.Field{Key: "multihop-ttl", Do: func(_, v *yaml.Node) {
+			if ttl, ok := l.r.Uint(v, what+".multihop-ttl", 0, 255); ok {
+				p.MultihopTTL = uint8(ttl)
+			}
+		}},
+		yamlutil.Field{Key: "local-address", Do: func(_, v *yaml.Node) {
+			if a, ok := addr(v, "local-address"); ok {
+				p.LocalAddress, pn.localAddr = a, v
+			}
+		}},
+		yamlutil.Field{Key: "families", Do: func(_, v *yaml.Node) {
+			p.Families = l.families(v, what+".families")
+		}},
+	)
+	l.required(n, what, n.Line, "address", "asn")
+	return p, pn
+}
+
+// checkPassword checks a TCP MD5 password; where says where it came from.
+func (l *loader) checkPassword(v *yaml.Node, what, pw, where string) (string, bool) {
+	switch {
+	case pw == "":
+		l.r.Errorf(v, "%s: the password%s is empty", what, where)
+		return "", false
+	case len(pw) > MaxPasswordLen:
+		l.r.Errorf(v, "%s: the password%s is longer than %d bytes (the TCP MD5 key limit)", what, where, MaxPasswordLen)
+		return "", false
+	}
+	return pw, true
+}
+
+// families reads a peer's list of address families.
+func (l *loader) families(v *yaml.Node, what string) []Family {
+	items := l.r.Seq(v, what)
+	if items == nil {
+		return nil // not a list: reported
+	}
+	if len(items) == 0 && len(v.Content) == 0 {
+		l.r.Errorf(v, "%s: want at least one of ipv4, ipv6, got an empty list", what)
+		return nil
+	}
+	var fams []Family
+	seen := map[Family]int{}
+	for _, it := range items {
+		s, ok := l.r.String(it, what)
+		if !ok {
+			continue
+		}
+		f := Family(s)
+		if f != FamilyIPv4 && f != FamilyIPv6 {
+			l.r.Errorf(it, "%s: want ipv4 or ipv6, got %s", what, yamlutil.Describe(it))
+			continue
+		}
+		if line, dup := seen[f]; dup {
+			l.r.Errorf(it, "%s: duplicate family %s (first at line %d)", what, f, line)
+			continue
+		}
+		seen[f] = it.Line
+		fams = append(fams, f)
+	}
+	return fams
+}
+
+func (l *loader) mapping(k, v *yaml.Node, m *Mapping) {
+	l.r.Map(v, "mapping",
+		yamlutil.Field{Key: "path", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, "mapping.path")
+			if !ok {
+				return
+			}
+			if s == "" {
+				l.r.Errorf(v, "mapping.path: want a file or directory name, got %s", yamlutil.Describe(v))
+				return
+			}
+			m.Path = l.path(s)
+		}},
+	)
+	l.required(v, "mapping", k.Line, "path")
+}
+
+// hostName matches what may stand as a host name in status.listen.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+
+func (l *loader) status(_, v *yaml.Node, st *Status) {
+	l.r.Map(v, "status",
+		yamlutil.Field{Key: "listen", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, "status.listen")
+			if !ok {
+				return
+			}
+			if s != "" && !validListen(s) {
+				l.r.Errorf(v, `status.listen: want host:port like "127.0.0.1:9479" (port 1..65535), or "" to disable, got %s`,
+					yamlutil.Describe(v))
+				return
+			}
+			st.Listen = s
+		}},
+	)
+}
+
+// validListen reports whether s is a host:port to listen on: the host empty
+// (every address), an IP address or a host name; the port a number.
+func validListen(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	// A name, but not something like a mistyped IPv4 address.
+	return host == "" || hostName.MatchString(host) && strings.Trim(host, "0123456789.") != ""
+}
+
+func (l *loader) policy(_, v *yaml.Node, p *Policy) {
+	l.r.Map(v, "policy",
+		yamlutil.Field{Key: "paused", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, "policy.paused")
+			if !ok {
+				return
+			}
+			switch pp := PausedPolicy(s); pp {
+			case PausedWithdraw, PausedKeep:
+				p.Paused = pp
+			default:
+				l.r.Errorf(v, "policy.paused: want withdraw or keep, got %s", yamlutil.Describe(v))
+			}
+		}},
+		yamlutil.Field{Key: "standby-prepend", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, "policy.standby-prepend", 0, MaxStandbyPrepend); ok {
+				p.StandbyPrepend = uint8(n)
+			}
+		}},
+	)
+}
+
+// duration reads a Go duration ("90s", "5m"; a bare 0 is zero) that valid
+// accepts; want describes the accepted values for the message.
+func (l *loader) duration(v *yaml.Node, what, want string, valid func(time.Duration) bool) (time.Duration, bool) {
+	if v.Kind == yaml.ScalarNode && (v.Tag == "!!str" || v.Tag == "!!int") {
+		d, err := time.ParseDuration(v.Value)
+		if v.Value == "0" {
+			d, err = 0, nil
+		}
+		if err == nil && valid(d) {
+			return d, true
+		}
+	}
+	l.r.Errorf(v, "%s: want %s, got %s", what, want, yamlutil.Describe(v))
+	return 0, false
+}
+
+// wholeSeconds reports whether d is a whole number of seconds.
+func wholeSeconds(d time.Duration) bool { return d%time.Second == 0 }
+
+// path resolves a path from the file against the file's directory.
+func (l *loader) path(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(l.dir, p)
+}
+
+// readPasswordFile reads a password file and trims the white space around
+// the password. Only regular files are read (a FIFO or a device could block
+// or never end), and only their beginning.
+func readPasswordFile(path string) (string, error) {
+	fail := func(err error) (string, error) {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // without the "open" or "stat" and the path again
+		}
+		return "", fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fail(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fail(errors.New("not a regular file"))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPasswordFile))
+	if err != nil {
+		return fail(err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}

@@ -1,0 +1,512 @@
+// Package libvirt is virtbgp's adapter to libvirt. It implements
+// reconcile.Hypervisor on top of the libvirt C API (libvirt.org/go/libvirt).
+//
+// # What it does
+//
+//   - It runs libvirt's default event loop: lv.EventRegisterDefaultImpl is
+//     called exactly once per process (from New, before any connection is
+//     opened) and one goroutine runs lv.EventRunDefaultImpl forever. Lifecycle
+//     and close callbacks, and keepalive, are driven by that loop.
+//   - Run owns the connection: it opens it, enables keepalive, registers the
+//     close callback and a lifecycle callback for all domains, and when the
+//     connection dies (close callback, or a call that fails on a connection
+//     that is no longer alive) it tears everything down and reconnects with
+//     exponential backoff (100 ms doubling to 1 s, with jitter). After every
+//     successful (re)connect it sends Hint{All: true} so that the reconciler
+//     resyncs.
+//   - The lifecycle callback only turns the event into a reconcile.Hint and
+//     offers it to a buffered channel without blocking. If the channel is
+//     full the event is dropped and a goroutine of the adapter (never the
+//     event loop) delivers one Hint{All: true} as soon as there is room.
+//     Hints are hints: the reconciler reads the state with Domains/Domain.
+//   - Domains and Domain read the current state. While disconnected they
+//     return ErrNotConnected, and the reconciler keeps its routes as they are.
+//
+// # Migration direction
+//
+// libvirt reports the destination of an incoming live migration as a PAUSED
+// domain (typically reason "migration") until the migration completes, which looks the
+// same as the source's switch-over pause. The adapter therefore remembers, per
+// UUID, that it saw "Started Migrated" (this host is the destination) and
+// forgets it on any Resumed, Stopped or other Started event for that UUID, on
+// Undefined, and on every reconnect. Domain and Domains report
+// IncomingMigration only if that flag is set and the domain is paused.
+//
+// Known limitation: if virtbgp starts (or reconnects) while an incoming
+// migration is already in progress, it has not seen "Started Migrated", so the
+// paused destination domain is treated as an ordinary paused domain (no
+// standby route) until it resumes, when it is announced normally.
+//
+// # libvirt traps this package avoids
+//
+//   - The *lv.Domain and *lv.Connect handed to callbacks are borrowed from
+//     libvirt: they must not be freed or closed (double free). Every
+//     *lv.Domain this package obtains itself (ListAllDomains, Lookup*) is
+//     freed exactly once.
+//   - Registered event callbacks and the close callback hold references on
+//     the connection; they are deregistered before Close, which must then
+//     report no remaining references (a positive count is logged as a leak).
+//     A lifecycle callback deregistered while the event loop is dispatching
+//     events is only marked deleted and dropped when that dispatch ends, so
+//     teardown waits for one event loop iteration before Close.
+//   - lv.EventAddTimeout never frees its Go callback; the one timer this
+//     package needs is created once and re-armed.
+//   - When the close callback fires, libvirt drops its reference on the
+//     connection only after the callback returned, under the close-callback
+//     lock. Teardown therefore always unregisters the close callback (which
+//     takes that lock, and is a harmless no-op after it fired) before Close.
+//   - Keepalive is not supported by in-process drivers such as test:///
+//     (VIR_ERR_NO_SUPPORT); that is logged at debug and ignored.
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lv "libvirt.org/go/libvirt"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
+)
+
+// ErrNotConnected is returned by Domains and Domain while the adapter has no
+// live libvirt connection. Callers should keep their current state and wait
+// for the Hint{All: true} that follows the reconnect.
+var ErrNotConnected = reconcile.ErrNotConnected
+
+// Defaults for the adapter's tunables.
+const (
+	// DefaultHintBuffer is the capacity of the hint channel.
+	DefaultHintBuffer = 1024
+	// DefaultBackoffMin is the first reconnect delay.
+	DefaultBackoffMin = 100 * time.Millisecond
+	// DefaultBackoffMax caps the reconnect delay, so that virtbgp is back
+	// within about a second of libvirtd answering again.
+	DefaultBackoffMax = time.Second
+
+	// keepaliveInterval and keepaliveCount: a peer that stops answering is
+	// declared dead after about interval*(count+1) = 20 s.
+	keepaliveInterval = 5
+	keepaliveCount    = 3
+)
+
+// Resync reasons, as Event text of a Hint{All: true}.
+const (
+	resyncReconnect uint32 = 1 << iota
+	resyncLost
+)
+
+var _ reconcile.Hypervisor = (*Adapter)(nil)
+
+// Option configures an Adapter.
+type Option func(*Adapter)
+
+// WithHintBuffer sets the capacity of the hint channel (minimum 1). Events
+// arriving while it is full are dropped and replaced by one Hint{All: true}.
+func WithHintBuffer(n int) Option {
+	return func(a *Adapter) {
+		if n < 1 {
+			n = 1
+		}
+		a.hintBuffer = n
+	}
+}
+
+// WithBackoff sets the reconnect backoff: the first delay and the cap. Each
+// delay doubles the previous one and is shortened by up to 20% of jitter.
+func WithBackoff(initial, maxDelay time.Duration) Option {
+	return func(a *Adapter) {
+		if initial > 0 {
+			a.backoffMin = initial
+		}
+		if maxDelay > 0 {
+			a.backoffMax = maxDelay
+		}
+	}
+}
+
+// Adapter connects virtbgp to one libvirt URI. It implements
+// reconcile.Hypervisor. Create it with New and start it with Run; Domains,
+// Domain, Hints, Connected and WaitConnected are safe for concurrent use.
+type Adapter struct {
+	uri        string
+	log        *slog.Logger
+	hintBuffer int
+	backoffMin time.Duration
+	backoffMax time.Duration
+
+	hints chan reconcile.Hint
+
+	// resync holds pending Hint{All: true} reasons (resync* bits);
+	// resyncKick wakes the goroutine that delivers them.
+	resync     atomic.Uint32
+	resyncKick chan struct{}
+	// lost counts events dropped because the hint channel was full.
+	lost atomic.Uint64
+
+	running   atomic.Bool
+	connected atomic.Bool
+
+	// mu guards sess and up. Domains/Domain hold it shared for the whole
+	// libvirt call so that Run cannot close the connection under them.
+	mu   sync.RWMutex
+	sess *session
+	// up is closed while connected, and replaced by a fresh channel on
+	// disconnect; WaitConnected waits on it.
+	up chan struct{}
+
+	// migMu guards incoming: UUIDs for which "Started Migrated" was seen
+	// and no later Resumed/Stopped/Started event. Never held across a
+	// libvirt call, so the event loop only ever waits for a map access.
+	migMu    sync.Mutex
+	incoming map[string]bool
+}
+
+// New returns an adapter for the libvirt URI (for example "qemu:///system").
+// It registers libvirt's default event loop implementation and starts the
+// goroutine that runs it, once per process. log is the only logger the
+// adapter uses (nil discards); the event loop goroutine keeps the logger of
+// the first adapter of the process for its own errors.
+func New(uri string, log *slog.Logger, opts ...Option) *Adapter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Adapter{
+		uri:        uri,
+		log:        log.With("uri", uri),
+		hintBuffer: DefaultHintBuffer,
+		backoffMin: DefaultBackoffMin,
+		backoffMax: DefaultBackoffMax,
+		resyncKick: make(chan struct{}, 1),
+		up:         make(chan struct{}),
+		incoming:   make(map[string]bool),
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	a.backoffMax = max(a.backoffMax, a.backoffMin)
+	a.hints = make(chan reconcile.Hint, a.hintBuffer)
+	ensureEventLoop(a.log)
+	return a
+}
+
+// Hints returns the channel of change hints. It is never closed.
+func (a *Adapter) Hints() <-chan reconcile.Hint { return a.hints }
+
+// Connected reports whether the adapter currently has a live connection with
+// its callbacks registered.
+func (a *Adapter) Connected() bool { return a.connected.Load() }
+
+// WaitConnected blocks until the adapter is connected or ctx is done.
+func (a *Adapter) WaitConnected(ctx context.Context) error {
+	for {
+		a.mu.RLock()
+		up := a.up
+		a.mu.RUnlock()
+		select {
+		case <-up:
+			// up may be a channel of an earlier connection that has
+			// since been lost; check the current state.
+			if a.Connected() {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Run connects to libvirt and keeps the connection up until ctx is done, then
+// deregisters the callbacks, closes the connection and returns ctx.Err(). It
+// returns early only if libvirt's event loop could not be registered or Run
+// is already running.
+func (a *Adapter) Run(ctx context.Context) error {
+	if err := eventLoopErr(); err != nil {
+		return err
+	}
+	if !a.running.CompareAndSwap(false, true) {
+		return errors.New("libvirt: adapter is already running")
+	}
+	defer a.running.Store(false)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.deliverResyncs(ctx)
+	}()
+	defer wg.Wait()
+
+	bo := backoff{min: a.backoffMin, max: a.backoffMax}
+	var (
+		downSince time.Time // zero until the first connection was lost
+		attempts  int
+	)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		attempts++
+		s, err := a.connect()
+		if err != nil {
+			d := bo.next()
+			if attempts == 1 || attempts%60 == 0 { // then about once a minute
+				a.log.Warn("cannot connect to libvirt, retrying", "err", err, "attempt", attempts, "retry_in", d)
+			} else {
+				a.log.Debug("cannot connect to libvirt, retrying", "err", err, "attempt", attempts, "retry_in", d)
+			}
+			if !sleepCtx(ctx, d) {
+				return ctx.Err()
+			}
+			continue
+		}
+		if downSince.IsZero() {
+			a.log.Info("connected to libvirt", "attempts", attempts)
+		} else {
+			a.log.Info("reconnected to libvirt", "attempts", attempts, "down_for", time.Since(downSince).Round(time.Millisecond))
+		}
+		bo.reset()
+		attempts = 0
+		a.install(s)
+
+		select {
+		case <-ctx.Done():
+			a.uninstall()
+			s.teardown(a.log)
+			a.log.Info("disconnected from libvirt", "reason", "shutting down")
+			return ctx.Err()
+		case <-s.dead:
+			downSince = time.Now()
+			a.log.Warn("libvirt connection lost, reconnecting", "reason", s.reason)
+			a.uninstall()
+			s.teardown(a.log)
+			if !sleepCtx(ctx, bo.next()) {
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// connect opens a connection and registers everything on it. On error nothing
+// is left open or registered.
+func (a *Adapter) connect() (*session, error) {
+	conn, err := lv.NewConnect(a.uri)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", a.uri, err)
+	}
+	s := &session{conn: conn, lifecycleID: -1, dead: make(chan struct{})}
+
+	if err := conn.SetKeepAlive(keepaliveInterval, keepaliveCount); err != nil {
+		if errors.Is(err, lv.ERR_NO_SUPPORT) {
+			a.log.Debug("keepalive not supported by this driver", "err", err)
+		} else {
+			a.log.Warn("cannot enable keepalive", "err", err)
+		}
+	}
+
+	if err := conn.RegisterCloseCallback(s.onClose); err != nil {
+		s.teardown(a.log)
+		return nil, fmt.Errorf("register close callback: %w", err)
+	}
+	s.closeCB = true
+
+	// A migration that was in flight while we were away can no longer be
+	// told apart from an ordinary pause. Forget them before the callback
+	// can report new ones.
+	a.clearIncoming()
+
+	id, err := conn.DomainEventLifecycleRegister(nil, a.onLifecycle)
+	if err != nil {
+		s.teardown(a.log)
+		return nil, fmt.Errorf("register lifecycle callback: %w", err)
+	}
+	s.lifecycleID = id
+
+	// The peer may have gone away during the setup, before the close
+	// callback was in place.
+	if alive, err := conn.IsAlive(); err != nil || !alive {
+		s.teardown(a.log)
+		return nil, fmt.Errorf("connection died during setup: %w", errors.Join(ErrNotConnected, err))
+	}
+	return s, nil
+}
+
+// install publishes a freshly connected session and asks for a full resync.
+func (a *Adapter) install(s *session) {
+	a.mu.Lock()
+	a.sess = s
+	a.connected.Store(true)
+	close(a.up)
+	a.mu.Unlock()
+	a.requestResync(resyncReconnect)
+}
+
+// uninstall unpublishes the current session. It waits for running Domains and
+// Domain calls, so the caller may tear the session down afterwards.
+func (a *Adapter) uninstall() {
+	a.mu.Lock()
+	a.sess = nil
+	if a.connected.Swap(false) {
+		a.up = make(chan struct{})
+	}
+	a.mu.Unlock()
+}
+
+// requestResync asks the delivery goroutine for a Hint{All: true}. It never
+// blocks and is safe to call from libvirt's event loop.
+func (a *Adapter) requestResync(reason uint32) {
+	a.resync.Or(reason)
+	select {
+	case a.resyncKick <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// deliverResyncs sends one Hint{All: true} per batch of resync requests,
+// blocking until the hint channel has room. It runs for the lifetime of Run.
+func (a *Adapter) deliverResyncs(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.resyncKick:
+		}
+		// Clearing before sending: a request made while we wait for
+		// room is covered by this hint and merely causes one more.
+		reasons := a.resync.Swap(0)
+		if reasons == 0 {
+			continue
+		}
+		h := reconcile.Hint{All: true, Event: resyncText(reasons)}
+		select {
+		case a.hints <- h:
+			a.log.Debug("full resync requested", "why", h.Event)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func resyncText(reasons uint32) string {
+	switch reasons {
+	case resyncReconnect:
+		return "Connected"
+	case resyncLost:
+		return "Events Lost"
+	}
+	return "Connected, Events Lost"
+}
+
+// session is one libvirt connection and what is registered on it.
+type session struct {
+	conn        *lv.Connect
+	lifecycleID int  // -1 when not registered
+	closeCB     bool // close callback registered
+
+	dead     chan struct{} // closed once the connection is known dead
+	deadOnce sync.Once
+	reason   string // why it died; read after <-dead
+}
+
+// onClose is the close callback. It runs on libvirt's event loop; the
+// connection it gets is borrowed and must not be closed here.
+func (s *session) onClose(_ *lv.Connect, r lv.ConnectCloseReason) {
+	s.markDead("close callback: " + closeReasonText(r))
+}
+
+func (s *session) markDead(reason string) {
+	s.deadOnce.Do(func() {
+		s.reason = reason
+		close(s.dead)
+	})
+}
+
+// teardown deregisters the callbacks and closes the connection. Errors are
+// expected on a dead connection and only logged.
+func (s *session) teardown(log *slog.Logger) {
+	if s.lifecycleID >= 0 {
+		// On a dead remote connection the local deregistration succeeds
+		// and only the RPC to the daemon fails.
+		if err := s.conn.DomainEventDeregister(s.lifecycleID); err != nil {
+			log.Debug("deregister lifecycle callback", "err", err)
+		}
+		s.lifecycleID = -1
+	}
+	if s.closeCB {
+		// Also needed after the callback fired: libvirt runs the callback
+		// and only then drops its reference on the connection, both under
+		// the close-callback lock. Unregistering takes that lock, so it
+		// waits until libvirt is done; without it Close can race and
+		// report a reference that is released just afterwards. After a
+		// fired callback unregistering is a no-op (the free function was
+		// already called and cleared), not a double free. On a dead remote
+		// connection it reports an error (the remote driver first tells
+		// the daemon, which fails) but still waited for the lock.
+		if err := s.conn.UnregisterCloseCallback(); err != nil {
+			log.Debug("unregister close callback", "err", err)
+		}
+		s.closeCB = false
+	}
+	// Let a dispatch that was running during deregistration finish, so
+	// that libvirt has dropped the callbacks' references.
+	if !eventLoopBarrier(time.Second) {
+		log.Debug("libvirt event loop did not answer the barrier")
+	}
+	refs, err := s.conn.Close()
+	switch {
+	case err != nil:
+		log.Warn("close libvirt connection", "err", err)
+	case refs > 0:
+		log.Warn("libvirt connection still referenced after close (leak)", "refs", refs)
+	default:
+		log.Debug("libvirt connection closed")
+	}
+}
+
+func closeReasonText(r lv.ConnectCloseReason) string {
+	switch r {
+	case lv.CONNECT_CLOSE_REASON_ERROR:
+		return "error"
+	case lv.CONNECT_CLOSE_REASON_EOF:
+		return "eof"
+	case lv.CONNECT_CLOSE_REASON_KEEPALIVE:
+		return "keepalive timeout"
+	case lv.CONNECT_CLOSE_REASON_CLIENT:
+		return "closed by client"
+	}
+	return fmt.Sprintf("reason %d", int(r))
+}
+
+// backoff yields reconnect delays: min, 2*min, ... capped at max, each
+// shortened by up to 20% of jitter so that many hosts do not retry in step.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	}
+	d := b.cur
+	b.cur = min(b.cur*2, b.max)
+	return d - rand.N(d/5+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleepCtx sleeps for d; it reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,122 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	lv "libvirt.org/go/libvirt"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
+)
+
+// Domains lists every domain libvirt knows, active or inactive, with its
+// current state. It fails as a whole rather than return a partial list: a
+// missing domain would look like a stopped one. A domain that disappears
+// while it is being read is left out. While disconnected it returns
+// ErrNotConnected.
+func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	s := a.sess
+	if s == nil {
+		return nil, ErrNotConnected
+	}
+
+	doms, err := s.conn.ListAllDomains(0)
+	if err != nil {
+		return nil, a.callFailed(s, "list domains", err)
+	}
+	// Free every domain object exactly once, whatever happens below.
+	defer func() {
+		for i := range doms {
+			_ = doms[i].Free()
+		}
+	}()
+
+	out := make([]reconcile.Domain, 0, len(doms))
+	for i := range doms {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		d, found, err := a.readDomain(s, &doms[i])
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// Domain reads one domain by UUID (any case). found is false, with a nil
+// error, if libvirt does not know it. While disconnected it returns
+// ErrNotConnected.
+func (a *Adapter) Domain(ctx context.Context, uuid string) (reconcile.Domain, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return reconcile.Domain{}, false, err
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	s := a.sess
+	if s == nil {
+		return reconcile.Domain{}, false, ErrNotConnected
+	}
+
+	dom, err := s.conn.LookupDomainByUUIDString(uuid)
+	if err != nil {
+		if errors.Is(err, lv.ERR_NO_DOMAIN) {
+			return reconcile.Domain{}, false, nil
+		}
+		return reconcile.Domain{}, false, a.callFailed(s, "look up domain "+uuid, err)
+	}
+	defer func() { _ = dom.Free() }()
+	return a.readDomain(s, dom)
+}
+
+// readDomain reads name, UUID and state of dom. It does not free dom. found
+// is false if the domain vanished meanwhile.
+func (a *Adapter) readDomain(s *session, dom *lv.Domain) (reconcile.Domain, bool, error) {
+	// Name and UUID are held in the domain object: no RPC.
+	uuid, err := dom.GetUUIDString()
+	if err != nil {
+		return reconcile.Domain{}, false, fmt.Errorf("libvirt: read domain UUID: %w", err)
+	}
+	uuid = strings.ToLower(uuid)
+	name, err := dom.GetName()
+	if err != nil {
+		return reconcile.Domain{}, false, fmt.Errorf("libvirt: read name of domain %s: %w", uuid, err)
+	}
+	st, reason, err := dom.GetState()
+	if err != nil {
+		if errors.Is(err, lv.ERR_NO_DOMAIN) {
+			return reconcile.Domain{}, false, nil
+		}
+		return reconcile.Domain{}, false, a.callFailed(s, fmt.Sprintf("read state of domain %s (%s)", name, uuid), err)
+	}
+	d := reconcile.Domain{
+		Name:   name,
+		UUID:   uuid,
+		State:  mapState(st),
+		Reason: stateReason(st, reason),
+	}
+	d.IncomingMigration = d.State == reconcile.StatePaused && a.incomingMigration(uuid)
+	return d, true, nil
+}
+
+// callFailed wraps the error of a failed libvirt call. If the connection is
+// no longer alive it marks the session dead, which makes Run reconnect, and
+// the returned error also matches ErrNotConnected.
+func (a *Adapter) callFailed(s *session, what string, err error) error {
+	alive, aerr := s.conn.IsAlive()
+	if aerr != nil || !alive {
+		s.markDead(fmt.Sprintf("%s failed on a dead connection: %v", what, err))
+		return fmt.Errorf("libvirt: %s: %w (%w)", what, err, ErrNotConnected)
+	}
+	return fmt.Errorf("libvirt: %s: %w", what, err)
+}

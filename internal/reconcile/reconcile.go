@@ -1,0 +1,381 @@
+// Package reconcile is virtbgp's core: one goroutine that owns the state,
+// turns hints (libvirt events, mapping reloads, periodic ticks) into reads of
+// the current domain states, computes the desired set of routes as a pure
+// function (Desired) and applies only the difference to the BGP speaker.
+//
+// It is level-triggered: a hint only says where to look, so a lost,
+// duplicated or reordered event cannot leave a wrong route behind; the next
+// full resync repairs whatever a hint missed.
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// Options configure a Reconciler.
+type Options struct {
+	Hypervisor Hypervisor
+	Speaker    Speaker
+	Log        *slog.Logger
+	Policy     Policy
+	// Mapping is the mapping in force at start; SetMapping replaces it.
+	Mapping *mapping.Mapping
+	// ResyncInterval is the period of full resyncs; 0 disables them.
+	ResyncInterval time.Duration
+	// RetryMin and RetryMax bound the backoff after a failed read of
+	// libvirt or a failed speaker call (defaults 200ms and 10s).
+	RetryMin, RetryMax time.Duration
+}
+
+// Reconciler keeps the speaker's routes equal to Desired(domains, mapping,
+// policy). Create it with New and start it with Run; every other method may
+// be called from any goroutine.
+type Reconciler struct {
+	opts   Options
+	log    *slog.Logger
+	msgs   chan any
+	synced chan struct{}
+}
+
+// New returns a Reconciler; it does nothing until Run.
+func New(opts Options) *Reconciler {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 200 * time.Millisecond
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(10*time.Second, opts.RetryMin)
+	}
+	return &Reconciler{
+		opts:   opts,
+		log:    opts.Log,
+		msgs:   make(chan any),
+		synced: make(chan struct{}),
+	}
+}
+
+// Synced is closed after the first full sync has been read from libvirt and
+// applied to the speaker.
+func (r *Reconciler) Synced() <-chan struct{} { return r.synced }
+
+type setMappingMsg struct {
+	m    *mapping.Mapping
+	done chan struct{}
+}
+
+type snapshotMsg struct{ reply chan Snapshot }
+
+// SetMapping puts a new mapping in force and returns after the resulting
+// route changes were applied (or ctx ended). The caller validated it.
+func (r *Reconciler) SetMapping(ctx context.Context, m *mapping.Mapping) error {
+	msg := setMappingMsg{m: m, done: make(chan struct{})}
+	select {
+	case r.msgs <- msg:
+	case <-ctx.Done():
+		return fmt.Errorf("set mapping: %w", ctx.Err())
+	}
+	select {
+	case <-msg.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("set mapping: %w", ctx.Err())
+	}
+}
+
+// Snapshot is a copy of the reconciler's view, for status and tests.
+type Snapshot struct {
+	Domains   []Domain // sorted by name
+	Announced []Want   // sorted by prefix
+	Mapping   *mapping.Mapping
+	Synced    bool
+	LastSync  time.Time // last successful full sync
+}
+
+// Snapshot returns a copy of the current state.
+func (r *Reconciler) Snapshot(ctx context.Context) (Snapshot, error) {
+	msg := snapshotMsg{reply: make(chan Snapshot, 1)}
+	select {
+	case r.msgs <- msg:
+	case <-ctx.Done():
+		return Snapshot{}, fmt.Errorf("snapshot: %w", ctx.Err())
+	}
+	select {
+	case s := <-msg.reply:
+		return s, nil
+	case <-ctx.Done():
+		return Snapshot{}, fmt.Errorf("snapshot: %w", ctx.Err())
+	}
+}
+
+// state is owned by the Run goroutine alone.
+type state struct {
+	mapping   *mapping.Mapping
+	domains   map[string]Domain // by UUID
+	announced map[netip.Prefix]Want
+	// dirty domains (UUID -> event that marked it) and the full-resync flag.
+	dirty    map[string]string
+	dirtyAll bool
+	// failed says the last pass did not converge; retry with backoff.
+	failed   bool
+	backoff  time.Duration
+	synced   bool
+	lastSync time.Time
+}
+
+// Run reconciles until ctx ends. It starts with a full sync.
+func (r *Reconciler) Run(ctx context.Context) error {
+	st := &state{
+		mapping:   r.opts.Mapping,
+		domains:   make(map[string]Domain),
+		announced: make(map[netip.Prefix]Want),
+		dirty:     make(map[string]string),
+		dirtyAll:  true,
+	}
+	var tick <-chan time.Time
+	if r.opts.ResyncInterval > 0 {
+		t := time.NewTicker(r.opts.ResyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	retry := time.NewTimer(0)
+	if !retry.Stop() {
+		<-retry.C
+	}
+	hints := r.opts.Hypervisor.Hints()
+	r.pass(ctx, st)
+	for {
+		if st.failed {
+			retry.Reset(st.backoff)
+		}
+		var done []chan struct{}
+		select {
+		case <-ctx.Done():
+			retry.Stop()
+			return ctx.Err()
+		case h := <-hints:
+			st.mark(h)
+		case <-tick:
+			st.dirtyAll = true
+		case <-retry.C:
+		case m := <-r.msgs:
+			done = r.handle(st, m, done)
+		}
+		// Coalesce whatever else is already queued into the same pass.
+	drain:
+		for {
+			select {
+			case h := <-hints:
+				st.mark(h)
+			case m := <-r.msgs:
+				done = r.handle(st, m, done)
+			default:
+				break drain
+			}
+		}
+		retry.Stop()
+		r.pass(ctx, st)
+		for _, c := range done {
+			close(c)
+		}
+	}
+}
+
+func (r *Reconciler) handle(st *state, m any, done []chan struct{}) []chan struct{} {
+	switch m := m.(type) {
+	case setMappingMsg:
+		r.log.Info("mapping in force", "change", mapping.Diff(st.mapping, m.m).String())
+		st.mapping = m.m
+		done = append(done, m.done)
+	case snapshotMsg:
+		m.reply <- st.snapshot()
+	}
+	return done
+}
+
+func (st *state) mark(h Hint) {
+	if h.All {
+		st.dirtyAll = true
+		return
+	}
+	if h.UUID != "" {
+		st.dirty[h.UUID] = h.Event
+	}
+}
+
+func (st *state) snapshot() Snapshot {
+	s := Snapshot{
+		Domains:   slices.Collect(maps.Values(st.domains)),
+		Announced: slices.Collect(maps.Values(st.announced)),
+		Mapping:   st.mapping,
+		Synced:    st.synced,
+		LastSync:  st.lastSync,
+	}
+	slices.SortFunc(s.Domains, func(a, b Domain) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(s.Announced, func(a, b Want) int { return a.Route.Prefix.Compare(b.Route.Prefix) })
+	for i := range s.Announced {
+		s.Announced[i].Route = s.Announced[i].Route.Clone()
+	}
+	return s
+}
+
+// pass reads what is dirty from libvirt, computes the desired routes and
+// applies the difference.
+func (r *Reconciler) pass(ctx context.Context, st *state) {
+	start := time.Now()
+	readOK := r.read(ctx, st)
+	want := Desired(slices.Collect(maps.Values(st.domains)), st.mapping, r.opts.Policy)
+	applyOK := r.apply(ctx, st, want)
+	if readOK && applyOK {
+		st.failed, st.backoff = false, 0
+	} else {
+		st.failed = true
+		st.backoff = min(max(2*st.backoff, r.opts.RetryMin), r.opts.RetryMax)
+	}
+	if readOK && applyOK && !st.synced && !st.lastSync.IsZero() {
+		st.synced = true
+		close(r.synced)
+		r.log.Info("first full sync done", "domains", len(st.domains), "routes", len(st.announced))
+	}
+	r.log.Debug("reconciled", "took", time.Since(start), "routes", len(st.announced))
+}
+
+// read refreshes st.domains for what is dirty. On failure it keeps what it
+// knew, so routes stay as they are while libvirt is away.
+func (r *Reconciler) read(ctx context.Context, st *state) bool {
+	if st.dirtyAll {
+		ds, err := r.opts.Hypervisor.Domains(ctx)
+		if errors.Is(err, ErrNotConnected) {
+			// The hypervisor sends Hint{All} once it is connected.
+			r.log.Info("libvirt not connected; keeping routes as they are until it is", "routes", len(st.announced))
+			return true
+		}
+		if err != nil {
+			r.log.Warn("cannot list domains; keeping routes as they are", "err", err)
+			return false
+		}
+		fresh := make(map[string]Domain, len(ds))
+		for _, d := range ds {
+			fresh[d.UUID] = d
+		}
+		st.domains = fresh
+		st.dirtyAll = false
+		clear(st.dirty)
+		st.lastSync = time.Now()
+		return true
+	}
+	ok := true
+	for uuid, event := range st.dirty {
+		d, found, err := r.opts.Hypervisor.Domain(ctx, uuid)
+		if errors.Is(err, ErrNotConnected) {
+			st.dirtyAll = true // resync everything when the hypervisor is back
+			return true
+		}
+		if err != nil {
+			r.log.Warn("cannot read domain; keeping its routes", "uuid", uuid, "event", event, "err", err)
+			ok = false
+			continue
+		}
+		delete(st.dirty, uuid)
+		if !found {
+			delete(st.domains, uuid)
+			continue
+		}
+		if event != "" {
+			r.log.Debug("domain event", "domain", d.Name, "event", event, "state", d.State.String(), "reason", d.Reason)
+		}
+		st.domains[uuid] = d
+	}
+	return ok
+}
+
+// apply makes the speaker's routes equal to want, one prefix at a time.
+func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix]Want) bool {
+	ok := true
+	for _, p := range sortedKeys(want) {
+		w := want[p]
+		if have, on := st.announced[p]; on && have.Route.Equal(w.Route) {
+			st.announced[p] = w // same route; refresh why/domain
+			continue
+		}
+		if !names(st.mapping, p) {
+			// Desired only draws from the mapping; this is the last guard.
+			r.log.Error("refusing to announce a prefix the mapping does not name", "prefix", p)
+			continue
+		}
+		if err := r.opts.Speaker.Announce(ctx, w.Route); err != nil {
+			r.log.Error("announce failed", "domain", w.Domain, "prefix", p, "err", err)
+			ok = false
+			continue
+		}
+		r.log.Info(fmt.Sprintf("domain %s %s -> announce %s", w.Domain, r.describe(st, w), w.Route), "vm", w.VM)
+		st.announced[p] = w
+	}
+	for _, p := range sortedKeys(st.announced) {
+		if _, keep := want[p]; keep {
+			continue
+		}
+		have := st.announced[p]
+		if err := r.opts.Speaker.Withdraw(ctx, have.Route); err != nil {
+			r.log.Error("withdraw failed", "domain", have.Domain, "prefix", p, "err", err)
+			ok = false
+			continue
+		}
+		r.log.Info(fmt.Sprintf("%s -> withdraw %s", st.whyGone(have), p), "vm", have.VM)
+		delete(st.announced, p)
+	}
+	return ok
+}
+
+func (r *Reconciler) describe(st *state, w Want) string {
+	switch w.Why {
+	case WhyStandby:
+		return "paused (incoming migration), standby"
+	case WhyPausedKeep:
+		return "paused, policy keep"
+	}
+	return w.Why
+}
+
+// whyGone explains, for the log, why an announced route is no longer wanted.
+func (st *state) whyGone(have Want) string {
+	if !names(st.mapping, have.Route.Prefix) {
+		return fmt.Sprintf("mapping no longer names %s (was domain %s)", have.Route.Prefix, have.Domain)
+	}
+	d, ok := st.domains[have.UUID]
+	switch {
+	case !ok:
+		return fmt.Sprintf("domain %s gone", have.Domain)
+	case d.Name != have.Domain:
+		return fmt.Sprintf("domain %s renamed to %s", have.Domain, d.Name)
+	}
+	if vm, _ := st.mapping.Lookup(d.Name, d.UUID); vm != have.VM {
+		return fmt.Sprintf("domain %s no longer matches mapping entry %s", d.Name, have.VM)
+	}
+	return fmt.Sprintf("domain %s %s (%s)", d.Name, d.State, d.Reason)
+}
+
+func names(m *mapping.Mapping, p netip.Prefix) bool {
+	if m == nil {
+		return false
+	}
+	_, ok := m.Owner(p)
+	return ok
+}
+
+func sortedKeys[V any](m map[netip.Prefix]V) []netip.Prefix {
+	ks := slices.Collect(maps.Keys(m))
+	slices.SortFunc(ks, netip.Prefix.Compare)
+	return ks
+}

@@ -1,0 +1,384 @@
+package reconcile
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+const testMapping = `version: 1
+defaults:
+  communities: ["65001:100"]
+vms:
+  web-01:
+    med: 10
+    ips: [192.0.2.10, "2001:db8::10"]
+  db-01:
+    uuid: 00000000-0000-0000-0000-0000000000d1
+    ips: [192.0.2.20]
+  c0ffee00-0000-0000-0000-000000000001:
+    ips: [192.0.2.30]
+`
+
+const (
+	uuidWeb   = "00000000-0000-0000-0000-0000000000a1"
+	uuidDB    = "00000000-0000-0000-0000-0000000000d1"
+	uuidByKey = "c0ffee00-0000-0000-0000-000000000001"
+)
+
+func parseMapping(t testing.TB, text string) *mapping.Mapping {
+	t.Helper()
+	m, err := mapping.Parse("test.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("parse mapping: %v", err)
+	}
+	return m
+}
+
+func dom(name, uuid string, s State, reason string) Domain {
+	return Domain{Name: name, UUID: uuid, State: s, Reason: reason}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+type harness struct {
+	t   *testing.T
+	hv  *fakeHV
+	sp  *fakeSpeaker
+	r   *Reconciler
+	ctx context.Context
+}
+
+func start(t *testing.T, opts Options, ds ...Domain) *harness {
+	t.Helper()
+	h := &harness{t: t, hv: newFakeHV(ds...), sp: newFakeSpeaker()}
+	opts.Hypervisor, opts.Speaker, opts.Log = h.hv, h.sp, testLogger(t)
+	if opts.Mapping == nil {
+		opts.Mapping = parseMapping(t, testMapping)
+	}
+	if opts.RetryMin == 0 {
+		opts.RetryMin, opts.RetryMax = 5*time.Millisecond, 20*time.Millisecond
+	}
+	h.r = New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctx = ctx
+	done := make(chan error, 1)
+	go func() { done <- h.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	})
+	return h
+}
+
+// settle returns once every hint sent before it was reconciled: the second
+// snapshot can only be served after the pass that followed the first.
+func (h *harness) settle() Snapshot {
+	h.t.Helper()
+	if _, err := h.r.Snapshot(h.ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	s, err := h.r.Snapshot(h.ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func (h *harness) wantPrefixes(want ...string) {
+	h.t.Helper()
+	h.settle()
+	got := h.sp.prefixes()
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		h.t.Fatalf("announced %v, want %v", got, want)
+	}
+}
+
+func (h *harness) route(p string) mapping.Route {
+	h.t.Helper()
+	routes, _ := h.sp.snapshot()
+	r, ok := routes[netip.MustParsePrefix(p)]
+	if !ok {
+		h.t.Fatalf("%s not announced", p)
+	}
+	return r
+}
+
+func TestStartAnnouncesRunningMappedDomains(t *testing.T) {
+	h := start(t, Options{},
+		dom("web-01", uuidWeb, StateRunning, "booted"),
+		dom("db-01", uuidDB, StateRunning, "booted"),
+		dom("other", "00000000-0000-0000-0000-0000000000ff", StateRunning, "booted"),
+		dom("anyname", uuidByKey, StateRunning, "booted"),
+	)
+	select {
+	case <-h.r.Synced():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Synced not closed after the first full sync")
+	}
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128", "192.0.2.20/32", "192.0.2.30/32")
+	r := h.route("192.0.2.10/32")
+	if r.MED == nil || *r.MED != 10 || !slices.Equal(r.Communities, []uint32{65001<<16 | 100}) {
+		t.Errorf("web-01 route attributes = %s", r)
+	}
+}
+
+func TestUUIDPinMismatchAnnouncesNothing(t *testing.T) {
+	h := start(t, Options{},
+		dom("db-01", "00000000-0000-0000-0000-0000000000d2", StateRunning, "booted"), // forged: other UUID
+	)
+	h.wantPrefixes()
+}
+
+func TestLifecycle(t *testing.T) {
+	web := dom("web-01", uuidWeb, StateOff, "shutoff")
+	h := start(t, Options{}, web)
+	h.wantPrefixes()
+
+	web.State, web.Reason = StateRunning, "booted"
+	h.hv.set(web, true)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+
+	web.State, web.Reason = StatePaused, "user"
+	h.hv.set(web, true)
+	h.wantPrefixes() // default policy: withdraw when paused
+
+	web.State, web.Reason = StateRunning, "unpaused"
+	h.hv.set(web, true)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+
+	web.State, web.Reason = StateOff, "destroyed"
+	h.hv.set(web, true)
+	h.wantPrefixes()
+
+	web.State, web.Reason = StateRunning, "booted"
+	h.hv.set(web, true)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	h.hv.remove(uuidWeb, true) // transient domain gone
+	h.wantPrefixes()
+}
+
+func TestPausedPolicyKeep(t *testing.T) {
+	web := dom("web-01", uuidWeb, StateRunning, "booted")
+	h := start(t, Options{Policy: Policy{KeepPaused: true}}, web)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	h.sp.resetOps()
+	web.State, web.Reason = StatePaused, "user"
+	h.hv.set(web, true)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	if _, ops := h.sp.snapshot(); len(ops) != 0 {
+		t.Errorf("pause with policy keep sent %v, want nothing", ops)
+	}
+	web.State = StateOff
+	h.hv.set(web, true)
+	h.wantPrefixes()
+}
+
+func TestIncomingMigrationStandbyThenResume(t *testing.T) {
+	web := dom("web-01", uuidWeb, StatePaused, "migration")
+	web.IncomingMigration = true
+	h := start(t, Options{Policy: Policy{StandbyPrepend: 3}}, web)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	if r := h.route("192.0.2.10/32"); r.ASPathPrepend != 3 {
+		t.Fatalf("standby route prepend = %d, want 3", r.ASPathPrepend)
+	}
+	web.State, web.Reason, web.IncomingMigration = StateRunning, "migrated", false
+	h.hv.set(web, true)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	if r := h.route("192.0.2.10/32"); r.ASPathPrepend != 0 || r.MED == nil || *r.MED != 10 {
+		t.Fatalf("after resume route = %s, want normal attributes", r)
+	}
+
+	// A failed incoming migration: the destination's domain stops.
+	web.State, web.Reason, web.IncomingMigration = StatePaused, "migration", true
+	h.hv.set(web, true)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	h.hv.remove(uuidWeb, true)
+	h.wantPrefixes()
+}
+
+func TestMappingChangeAppliesOnlyTheDifference(t *testing.T) {
+	h := start(t, Options{},
+		dom("web-01", uuidWeb, StateRunning, "booted"),
+		dom("db-01", uuidDB, StateRunning, "booted"),
+	)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128", "192.0.2.20/32")
+	h.sp.resetOps()
+
+	edited := strings.Replace(testMapping, "med: 10", "med: 20", 1)
+	if err := h.r.SetMapping(h.ctx, parseMapping(t, edited)); err != nil {
+		t.Fatal(err)
+	}
+	_, ops := h.sp.snapshot()
+	if len(ops) != 2 || !strings.HasPrefix(ops[0], "announce 192.0.2.10/32") || !strings.Contains(ops[0], "med 20") ||
+		!strings.HasPrefix(ops[1], "announce 2001:db8::10/128") {
+		t.Fatalf("MED edit sent %q, want exactly the two web-01 routes with med 20", ops)
+	}
+
+	h.sp.resetOps()
+	if err := h.r.SetMapping(h.ctx, parseMapping(t, edited)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ops := h.sp.snapshot(); len(ops) != 0 {
+		t.Fatalf("reload with no change sent %q", ops)
+	}
+
+	// Remove db-01 from the mapping: its route goes, nothing else moves.
+	noDB := strings.Replace(edited, "  db-01:\n    uuid: 00000000-0000-0000-0000-0000000000d1\n    ips: [192.0.2.20]\n", "", 1)
+	if err := h.r.SetMapping(h.ctx, parseMapping(t, noDB)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ops := h.sp.snapshot(); !slices.Equal(ops, []string{"withdraw 192.0.2.20/32"}) {
+		t.Fatalf("removing db-01 sent %q", ops)
+	}
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+}
+
+func TestLibvirtAwayKeepsRoutesAndResyncsOnReconnect(t *testing.T) {
+	web := dom("web-01", uuidWeb, StateRunning, "booted")
+	db := dom("db-01", uuidDB, StateOff, "shutoff")
+	h := start(t, Options{}, web, db)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+
+	h.hv.setDown(true)
+	h.hv.hints <- Hint{All: true} // e.g. a periodic tick while down
+	h.hv.hints <- Hint{UUID: uuidWeb}
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128") // kept while away
+	// Changes while away, whose events are lost.
+	web.State = StateOff
+	db.State = StateRunning
+	h.hv.set(web, false)
+	h.hv.set(db, false)
+	time.Sleep(30 * time.Millisecond) // several retries while down
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+
+	h.hv.setDown(false)
+	h.hv.hints <- Hint{All: true} // what the adapter sends after reconnecting
+	h.wantPrefixes("192.0.2.20/32")
+}
+
+func TestRetryAfterSpeakerFailure(t *testing.T) {
+	h := start(t, Options{})
+	h.sp.mu.Lock()
+	h.sp.fail = 2
+	h.sp.mu.Unlock()
+	h.hv.set(dom("web-01", uuidWeb, StateRunning, "booted"), true)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.sp.prefixes()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("routes after speaker failures = %v, want both web-01 routes", h.sp.prefixes())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestBurstCoalesces(t *testing.T) {
+	web := dom("web-01", uuidWeb, StateOff, "shutoff")
+	h := start(t, Options{}, web)
+	h.wantPrefixes()
+
+	// Hold libvirt reads while 1000 events queue up, as in a burst.
+	gate := make(chan struct{})
+	h.hv.mu.Lock()
+	h.hv.gate = gate
+	before := h.hv.lookups[uuidWeb]
+	h.hv.mu.Unlock()
+	h.hv.hints <- Hint{UUID: uuidWeb} // the pass that blocks on the gate
+	time.Sleep(10 * time.Millisecond)
+	for i := range 1000 {
+		if i%2 == 0 {
+			web.State = StateRunning
+		} else {
+			web.State = StateOff
+		}
+		h.hv.set(web, true)
+	}
+	web.State = StateRunning
+	h.hv.set(web, true)
+	h.hv.mu.Lock()
+	h.hv.gate = nil
+	h.hv.mu.Unlock()
+	close(gate)
+
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	h.hv.mu.Lock()
+	reads := h.hv.lookups[uuidWeb] - before
+	h.hv.mu.Unlock()
+	if reads > 3 {
+		t.Fatalf("1001 hints for one domain caused %d reads, want them coalesced into a few", reads)
+	}
+}
+
+func TestPeriodicResyncRepairsLostEvents(t *testing.T) {
+	web := dom("web-01", uuidWeb, StateOff, "shutoff")
+	h := start(t, Options{ResyncInterval: 20 * time.Millisecond}, web)
+	h.wantPrefixes()
+	web.State = StateRunning
+	h.hv.set(web, false) // no event at all
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.sp.prefixes()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("periodic resync did not announce a domain whose event was lost")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDesired(t *testing.T) {
+	m := parseMapping(t, testMapping)
+	web := func(s State, incoming bool) Domain {
+		d := dom("web-01", uuidWeb, s, "")
+		d.IncomingMigration = incoming
+		return d
+	}
+	tests := []struct {
+		name    string
+		domains []Domain
+		policy  Policy
+		want    map[string]string // prefix -> why
+	}{
+		{"running", []Domain{web(StateRunning, false)}, Policy{}, map[string]string{"192.0.2.10/32": WhyRunning, "2001:db8::10/128": WhyRunning}},
+		{"paused withdraw", []Domain{web(StatePaused, false)}, Policy{}, map[string]string{}},
+		{"paused keep", []Domain{web(StatePaused, false)}, Policy{KeepPaused: true}, map[string]string{"192.0.2.10/32": WhyPausedKeep, "2001:db8::10/128": WhyPausedKeep}},
+		{"incoming migration", []Domain{web(StatePaused, true)}, Policy{StandbyPrepend: 2}, map[string]string{"192.0.2.10/32": WhyStandby, "2001:db8::10/128": WhyStandby}},
+		{"off", []Domain{web(StateOff, false)}, Policy{KeepPaused: true}, map[string]string{}},
+		{"unmapped", []Domain{dom("nope", "00000000-0000-0000-0000-000000000999", StateRunning, "")}, Policy{}, map[string]string{}},
+		{"pin mismatch", []Domain{dom("db-01", "00000000-0000-0000-0000-000000000999", StateRunning, "")}, Policy{}, map[string]string{}},
+		{"uuid key any name", []Domain{dom("renamed", uuidByKey, StateRunning, "")}, Policy{}, map[string]string{"192.0.2.30/32": WhyRunning}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Desired(tt.domains, m, tt.policy)
+			if len(got) != len(tt.want) {
+				t.Fatalf("Desired = %v, want %v", got, tt.want)
+			}
+			for p, why := range tt.want {
+				w, ok := got[netip.MustParsePrefix(p)]
+				if !ok || w.Why != why {
+					t.Fatalf("Desired[%s] = %+v, want why %q", p, w, why)
+				}
+				if why == WhyStandby && w.Route.ASPathPrepend != tt.policy.StandbyPrepend {
+					t.Errorf("standby prepend = %d, want %d", w.Route.ASPathPrepend, tt.policy.StandbyPrepend)
+				}
+			}
+		})
+	}
+	if got := Desired([]Domain{web(StateRunning, false)}, nil, Policy{}); len(got) != 0 {
+		t.Errorf("Desired with no mapping = %v, want nothing", got)
+	}
+}

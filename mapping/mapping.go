@@ -1,0 +1,139 @@
+package mapping
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/virtbgp/virtbgp/internal/yamlutil"
+)
+
+// Error is one problem found while loading a mapping, at one line of one
+// file. Its text is "file:line: problem" ("file: problem" when no line
+// applies, as for a file that cannot be read).
+type Error = yamlutil.Error
+
+// ErrorList is every problem found while loading a mapping, sorted by file
+// and line. Load and Parse return one (as an error) when anything is wrong;
+// its Error method renders one problem per line.
+type ErrorList = yamlutil.ErrorList
+
+// Mapping is a loaded and validated mapping: which VM owns which service
+// IPs, with their BGP attributes resolved. A Mapping is never modified after
+// Load or Parse returns it, so any number of goroutines may use it at once.
+// The nil *Mapping is an empty mapping.
+type Mapping struct {
+	vms      []VM             // sorted by key
+	keys     map[string]int32 // key -> index in vms
+	prefixes []prefixEntry    // every mapped prefix, sorted (comparePrefix)
+	sources  []string
+	routes   int
+}
+
+// VM is one entry under vms.
+type VM struct {
+	// Key is the entry's key: a libvirt domain name, or a domain UUID (in
+	// lower case).
+	Key string
+	// UUID is the domain UUID the entry is bound to: the key itself for an
+	// entry keyed by UUID, the uuid pin for a pinned name, "" for a name
+	// without pin.
+	UUID string
+	// File and Line are where the entry's key is.
+	File string
+	Line int
+	// Routes are the entry's routes with resolved attributes, sorted by
+	// prefix. They share memory with the Mapping: do not modify them (use
+	// Route.Clone to get a copy to change).
+	Routes []Route
+}
+
+// keyedByUUID reports whether the entry's key is a UUID.
+func (v *VM) keyedByUUID() bool { return v.UUID != "" && v.UUID == v.Key }
+
+// prefixEntry is one mapped prefix: which VM maps it, at which line of the
+// VM's file.
+type prefixEntry struct {
+	prefix netip.Prefix
+	vm     int32 // index in the VM list
+	line   int32
+}
+
+// comparePrefix orders prefixes by address (IPv4 before IPv6), then by
+// length, shortest first. A prefix thus comes right before the prefixes it
+// contains, which the overlap check relies on.
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// Lookup returns the entry that maps the libvirt domain with this name and
+// UUID, and its routes: the entry keyed by the domain's UUID if there is
+// one, else the entry keyed by the domain's name, unless that entry is pinned
+// to another UUID. The UUID may be in any case. Without a match it returns
+// "" and nil.
+//
+// The routes are the Mapping's own, shared with every caller: they must not
+// be modified (use Route.Clone to get a copy to change).
+func (m *Mapping) Lookup(name, uuid string) (vmKey string, routes []Route) {
+	if m == nil {
+		return "", nil
+	}
+	if uuid != "" {
+		uuid = lowerUUID(uuid)
+		if i, ok := m.keys[uuid]; ok && m.vms[i].keyedByUUID() {
+			return m.vms[i].Key, m.vms[i].Routes
+		}
+	}
+	if i, ok := m.keys[name]; ok {
+		v := &m.vms[i]
+		if v.keyedByUUID() || (v.UUID != "" && v.UUID != uuid) {
+			return "", nil
+		}
+		return v.Key, v.Routes
+	}
+	return "", nil
+}
+
+// Owner returns the key of the entry that maps exactly the prefix p (the
+// same address and length), and whether there is one. The daemon asks it
+// before every announcement, so that nothing the mapping does not name is
+// ever announced.
+func (m *Mapping) Owner(p netip.Prefix) (vmKey string, ok bool) {
+	if m == nil || !p.IsValid() {
+		return "", false
+	}
+	i, found := slices.BinarySearchFunc(m.prefixes, p, func(e prefixEntry, p netip.Prefix) int {
+		return comparePrefix(e.prefix, p)
+	})
+	if !found || m.prefixes[i].prefix != p {
+		return "", false
+	}
+	return m.vms[m.prefixes[i].vm].Key, true
+}
+
+// VMs returns every entry, sorted by key. The slice is the caller's; the
+// entries' Routes are shared and must not be modified.
+func (m *Mapping) VMs() []VM {
+	if m == nil {
+		return nil
+	}
+	return slices.Clone(m.vms)
+}
+
+// Stats returns the number of entries and of routes.
+func (m *Mapping) Stats() (vms, routes int) {
+	if m == nil {
+		return 0, 0
+	}
+	return len(m.vms), m.routes
+}
+
+// Sources returns the files the mapping was read from, in the order read.
+func (m *Mapping) Sources() []string {
+	if m == nil {
+		return nil
+	}
+	return slices.Clone(m.sources)
+}

@@ -1,0 +1,335 @@
+package mapping
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/virtbgp/virtbgp/internal/yamlutil"
+)
+
+// fileParser walks the YAML of one file and adds its entries, routes and
+// prefixes to the builder; problems go to its Reader.
+type fileParser struct {
+	b        *builder
+	r        yamlutil.Reader
+	defaults attrs // the file's resolved defaults
+
+	// The walk's current state, which the field callbacks write to: the
+	// attributes of the level being read (cur, what names it in messages)
+	// and the nodes of the keys that are handled after the walk of their
+	// mapping. Levels are walked one after another, never nested.
+	cur                        *attrs
+	curWhat                    string
+	curLevel                   level
+	uuidNode, ipsNode, pfxNode *yaml.Node
+	vmOwn, ipOwn               attrs // what cur points to
+
+	vmFields, ipFields, defaultFields []yamlutil.Field
+
+	// seen holds the keys read so far when the file is read in chunks
+	// (yamlutil finds the duplicates within a chunk); a duplicate sets
+	// abort.
+	seen  map[string]struct{}
+	abort bool
+}
+
+func newFileParser(b *builder, file string) *fileParser {
+	p := &fileParser{b: b, r: yamlutil.Reader{File: file}}
+	attr := []yamlutil.Field{
+		{Key: "communities", Do: p.communities},
+		{Key: "large-communities", Do: p.largeCommunities},
+		{Key: "med", Do: p.med},
+		{Key: "local-pref", Do: p.localPref},
+		{Key: "as-path-prepend", Do: p.prepend},
+		{Key: "next-hop", Do: p.nextHop},
+	}
+	p.defaultFields = attr
+	p.vmFields = slices.Concat(
+		[]yamlutil.Field{{Key: "uuid", Do: func(_, v *yaml.Node) { p.uuidNode = v }}},
+		attr,
+		[]yamlutil.Field{{Key: "ips", Do: func(_, v *yaml.Node) { p.ipsNode = v }}},
+	)
+	p.ipFields = slices.Concat(
+		[]yamlutil.Field{{Key: "prefix", Do: func(_, v *yaml.Node) { p.pfxNode = v }}},
+		attr,
+	)
+	return p
+}
+
+// errorAt records a problem at a line without a node (line 1: the top).
+func (p *fileParser) errorAt(line int, format string, args ...any) {
+	p.r.Errs = append(p.r.Errs, Error{File: p.r.File, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// walkWhole reads the file in one piece.
+func (p *fileParser) walkWhole(data []byte) {
+	root := p.r.Parse(data)
+	if len(p.r.Errs) > 0 {
+		return
+	}
+	if root == nil || isNull(root) {
+		p.errorAt(1, "the file is empty (want at least \"version: 1\" and \"vms\")")
+		return
+	}
+	vmsKey, vms := p.top(root)
+	if root.Kind != yaml.MappingNode {
+		return
+	}
+	if vmsKey == nil {
+		p.errorAt(1, "missing \"vms\" (the VMs and their IPs)")
+		return
+	}
+	p.r.Pairs(vms, "vms", p.vm)
+}
+
+// top walks the top-level mapping: checks the version, reads the defaults,
+// and returns the vms key and value, for the caller to walk.
+func (p *fileParser) top(root *yaml.Node) (vmsKey, vms *yaml.Node) {
+	var version, defaults *yaml.Node
+	p.r.Map(root, "top level",
+		yamlutil.Field{Key: "version", Do: func(_, v *yaml.Node) { version = v }},
+		yamlutil.Field{Key: "defaults", Do: func(_, v *yaml.Node) { defaults = v }},
+		yamlutil.Field{Key: "vms", Do: func(k, v *yaml.Node) { vmsKey, vms = k, v }},
+	)
+	if root.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	switch {
+	case version == nil:
+		p.errorAt(1, "missing \"version\" (want \"version: 1\")")
+	case !isVersion1(version):
+		p.r.Errorf(version, "version: unsupported version %s (this virtbgp reads version 1)", yamlutil.Describe(version))
+	}
+	var own attrs
+	if defaults != nil {
+		p.cur, p.curWhat, p.curLevel = &own, "defaults", levelDefaults
+		p.r.Map(defaults, "defaults", p.defaultFields...)
+	}
+	p.defaults = (&attrs{}).with(&own)
+	p.cur = nil
+	return vmsKey, vms
+}
+
+// isVersion1 reports whether n is the integer 1.
+func isVersion1(n *yaml.Node) bool {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		return false
+	}
+	v, err := strconv.ParseUint(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
+	return err == nil && v == 1
+}
+
+// isNull reports whether n is the null scalar (an empty value, ~, null).
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// vmWhat names the entry with this key in messages: vm "web-01".
+func vmWhat(key string) string {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return "vm " + strconv.Quote(key)
+		}
+	}
+	return `vm "` + key + `"`
+}
+
+// vm reads one entry of vms.
+func (p *fileParser) vm(k, v *yaml.Node) {
+	if isNull(k) || k.Value == "" {
+		p.r.Errorf(k, "vms: want a domain name or UUID as key, got %s", yamlutil.Describe(k))
+		return
+	}
+	if p.seen != nil {
+		if _, dup := p.seen[k.Value]; dup {
+			p.abort = true
+			return
+		}
+		p.seen[k.Value] = struct{}{}
+	}
+	rec := vmRec{VM: VM{Key: k.Value, File: p.r.File, Line: k.Line}}
+	if u, ok := parseUUID(k.Value); ok {
+		rec.Key, rec.UUID = u, u
+	}
+	p.vmBody(&rec, k, v)
+	p.b.vms.push(rec)
+}
+
+// vmBody reads the value of an entry of vms into rec.
+func (p *fileParser) vmBody(rec *vmRec, k, v *yaml.Node) {
+	idx := int32(p.b.vms.len())
+	what := vmWhat(rec.Key)
+	if isNull(v) {
+		p.r.Errorf(k, "%s has no IPs", what)
+		return
+	}
+	p.vmOwn = attrs{}
+	p.cur, p.curWhat, p.curLevel = &p.vmOwn, what, levelVM
+	p.uuidNode, p.ipsNode = nil, nil
+	p.r.Map(v, what, p.vmFields...)
+	if v.Kind != yaml.MappingNode {
+		return
+	}
+	if n := p.uuidNode; n != nil {
+		switch s, ok := p.r.String(n, what+": uuid"); {
+		case !ok:
+		case rec.UUID != "":
+			p.r.Errorf(n, "%s: uuid: not allowed on an entry keyed by UUID", what)
+		default:
+			u, ok := parseUUID(s)
+			if !ok {
+				p.r.Errorf(n, "%s: uuid: want a UUID like 6695eb01-f6a4-8304-79aa-97f2502e193f, got %s", what, yamlutil.Describe(n))
+				break
+			}
+			rec.UUID, rec.uuidLine = u, n.Line
+		}
+	}
+	var items []*yaml.Node
+	switch n := p.ipsNode; {
+	case n == nil:
+		p.r.Errorf(k, "%s has no IPs", what)
+	case isNull(n) || (n.Kind == yaml.SequenceNode && len(n.Content) == 0):
+		p.r.Errorf(n, "%s has no IPs", what)
+	default:
+		items = p.r.Seq(n, what+": ips")
+	}
+	if len(items) == 0 {
+		return
+	}
+	vmAttrs := p.defaults.with(&p.vmOwn)
+	routes := p.b.allocRoutes(len(items))
+	for i, it := range items {
+		routes = p.ip(what, i, it, &vmAttrs, idx, routes)
+	}
+	slices.SortFunc(routes, func(a, b Route) int { return comparePrefix(a.Prefix, b.Prefix) })
+	rec.Routes = slices.Clip(routes)
+}
+
+// ip reads the i-th item of an entry's ips and appends its route.
+func (p *fileParser) ip(what string, i int, it *yaml.Node, vmAttrs *attrs, vm int32, routes []Route) []Route {
+	a, at := vmAttrs, it // resolved attributes; node of the address
+	var ipAttrs attrs
+	switch it.Kind {
+	case yaml.ScalarNode:
+		if isNull(it) {
+			p.r.Errorf(it, "%s: ips: want an IP address or prefix, got null", what)
+			return routes
+		}
+	case yaml.MappingNode:
+		ipWhat := what + " ips[" + strconv.Itoa(i) + "]"
+		p.ipOwn = attrs{}
+		p.cur, p.curWhat, p.curLevel, p.pfxNode = &p.ipOwn, ipWhat, levelIP, nil
+		p.r.Map(it, ipWhat, p.ipFields...)
+		if p.pfxNode == nil {
+			p.r.Errorf(it, "%s: missing \"prefix\"", ipWhat)
+			return routes
+		}
+		at = p.pfxNode
+		if _, ok := p.r.String(at, ipWhat+": prefix"); !ok {
+			return routes
+		}
+		ipAttrs = vmAttrs.with(&p.ipOwn)
+		a = &ipAttrs
+	default:
+		p.r.Errorf(it, "%s: ips: want an IP address, a prefix, or a mapping with \"prefix\", got %s", what, yamlutil.Describe(it))
+		return routes
+	}
+	pfx, problem := parsePrefix(at.Value)
+	if problem != "" {
+		p.r.Errorf(at, "%s: %s", what, problem)
+		return routes
+	}
+	if nh := a.nextHop; nh.IsValid() && nh.Is4() != pfx.Addr().Is4() {
+		p.r.Errorf(at, "%s: %s is %s but its next-hop %s (%s) is %s",
+			what, pfx, family(pfx.Addr().Is4()), nh, a.nextHopOrigin(), family(nh.Is4()))
+		return routes
+	}
+	p.b.ents.push(prefixEntry{prefix: pfx, vm: vm, line: int32(at.Line)})
+	return append(routes, a.route(pfx))
+}
+
+func family(is4 bool) string {
+	if is4 {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// The attribute fields, shared by the three levels: they set p.cur.
+
+func (p *fileParser) communities(_, v *yaml.Node) {
+	items := p.r.Seq(v, p.curWhat+": communities")
+	list := make([]uint32, 0, len(items))
+	for _, it := range items {
+		s, ok := p.r.String(it, p.curWhat+": communities")
+		if !ok {
+			continue
+		}
+		c, ok := parseCommunity(s)
+		if !ok {
+			p.r.Errorf(it, "%s: communities: invalid community %s (want ASN:value, each from 0 to 65535, or no-export, no-advertise, blackhole, graceful-shutdown)",
+				p.curWhat, yamlutil.Describe(it))
+			continue
+		}
+		list = append(list, c)
+	}
+	p.cur.comms, p.cur.set = normComms(list), true
+}
+
+func (p *fileParser) largeCommunities(_, v *yaml.Node) {
+	items := p.r.Seq(v, p.curWhat+": large-communities")
+	list := make([]LargeCommunity, 0, len(items))
+	for _, it := range items {
+		s, ok := p.r.String(it, p.curWhat+": large-communities")
+		if !ok {
+			continue
+		}
+		c, ok := parseLargeCommunity(s)
+		if !ok {
+			p.r.Errorf(it, "%s: large-communities: invalid large community %s (want GA:LD1:LD2, each from 0 to 4294967295)",
+				p.curWhat, yamlutil.Describe(it))
+			continue
+		}
+		list = append(list, c)
+	}
+	p.cur.large, p.cur.set = normLarge(list), true
+}
+
+func (p *fileParser) med(_, v *yaml.Node) {
+	if n, ok := p.r.Uint32(v, p.curWhat+": med", 0); ok {
+		p.cur.med, p.cur.set = p.b.number(n), true
+	}
+}
+
+func (p *fileParser) localPref(_, v *yaml.Node) {
+	if n, ok := p.r.Uint32(v, p.curWhat+": local-pref", 0); ok {
+		p.cur.localPref, p.cur.set = p.b.number(n), true
+	}
+}
+
+func (p *fileParser) prepend(_, v *yaml.Node) {
+	if n, ok := p.r.Uint(v, p.curWhat+": as-path-prepend", 0, 16); ok {
+		p.cur.prepend, p.cur.hasPrepend, p.cur.set = uint8(n), true, true
+	}
+}
+
+func (p *fileParser) nextHop(_, v *yaml.Node) {
+	s, ok := p.r.String(v, p.curWhat+": next-hop")
+	if !ok {
+		return
+	}
+	c := p.cur
+	if s != "self" {
+		a, problem := parseNextHop(s)
+		if problem != "" {
+			p.r.Errorf(v, "%s: next-hop: %s", p.curWhat, problem)
+			return
+		}
+		c.nextHop = a
+	}
+	c.hasNextHop, c.nhLevel, c.nhLine, c.set = true, p.curLevel, v.Line, true
+}
