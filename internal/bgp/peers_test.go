@@ -16,7 +16,7 @@ import (
 func TestAPIPeer(t *testing.T) {
 	h := &captureHandler{level: slog.LevelDebug}
 	s := New(config.BGP{
-		ASN: localAS, RouterID: netip.MustParseAddr(routerID),
+		ASN: 65001, RouterID: netip.MustParseAddr("192.0.2.1"),
 		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: 90 * time.Second},
 	}, slog.New(h))
 	p := s.apiPeer(config.Peer{
@@ -61,8 +61,8 @@ func TestAPIPeer(t *testing.T) {
 
 	// Without graceful restart, multihop, local address; the default
 	// connect-retry; hold time 0 (GoBGP cannot propose it: warned).
-	s = New(config.BGP{ASN: localAS, RouterID: netip.MustParseAddr(routerID)}, slog.New(h))
-	p = s.apiPeer(config.Peer{Address: netip.MustParseAddr("2001:db8::1"), ASN: localAS,
+	s = New(config.BGP{ASN: 65001, RouterID: netip.MustParseAddr("192.0.2.1")}, slog.New(h))
+	p = s.apiPeer(config.Peer{Address: netip.MustParseAddr("2001:db8::1"), ASN: 65001,
 		Families: []config.Family{config.FamilyIPv6}}, StartOptions{})
 	if p.GracefulRestart != nil || p.EbgpMultihop != nil || p.Transport.LocalAddress != "" || p.Transport.PassiveMode {
 		t.Errorf("minimal peer %v", p)

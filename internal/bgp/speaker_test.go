@@ -1,4 +1,4 @@
-package bgp
+package bgp_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-
+	"github.com/virtbgp/virtbgp/internal/bgp"
+	"github.com/virtbgp/virtbgp/internal/bgptest"
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/mapping"
 )
@@ -24,51 +24,10 @@ type speakerIface interface {
 	Withdraw(ctx context.Context, r mapping.Route) error
 }
 
-var _ speakerIface = (*Speaker)(nil)
+var _ speakerIface = (*bgp.Speaker)(nil)
 
 func route(prefix string) mapping.Route {
 	return mapping.Route{Prefix: netip.MustParsePrefix(prefix)}
-}
-
-// checkPath compares what a ToR holds for one prefix with what is expected;
-// "" if it matches.
-// neighbor is our address as the ToR sees it.
-func checkPath(rib map[string][]torPath, prefix, neighbor, nexthop string, asPath []uint32,
-	communities []uint32, large []mapping.LargeCommunity, med, localPref *uint32) string {
-	paths := rib[prefix]
-	if len(paths) != 1 {
-		return fmt.Sprintf("%s: %d paths, want 1", prefix, len(paths))
-	}
-	p := paths[0]
-	var diffs []string
-	if p.neighbor != neighbor {
-		diffs = append(diffs, fmt.Sprintf("from %s, want %s", p.neighbor, neighbor))
-	}
-	if p.nexthop != nexthop {
-		diffs = append(diffs, fmt.Sprintf("next hop %s, want %s", p.nexthop, nexthop))
-	}
-	if p.origin != 0 {
-		diffs = append(diffs, fmt.Sprintf("origin %d, want 0 (IGP)", p.origin))
-	}
-	if !slices.Equal(p.asPath, asPath) {
-		diffs = append(diffs, fmt.Sprintf("as path %v, want %v", p.asPath, asPath))
-	}
-	if !slices.Equal(p.communities, communities) {
-		diffs = append(diffs, fmt.Sprintf("communities %x, want %x", p.communities, communities))
-	}
-	if !slices.Equal(p.large, large) {
-		diffs = append(diffs, fmt.Sprintf("large communities %v, want %v", p.large, large))
-	}
-	if ptrString(p.med) != ptrString(med) {
-		diffs = append(diffs, fmt.Sprintf("med %s, want %s", ptrString(p.med), ptrString(med)))
-	}
-	if ptrString(p.localPref) != ptrString(localPref) {
-		diffs = append(diffs, fmt.Sprintf("local-pref %s, want %s", ptrString(p.localPref), ptrString(localPref)))
-	}
-	if len(diffs) > 0 {
-		return prefix + ": " + strings.Join(diffs, "; ")
-	}
-	return ""
 }
 
 // TestAttributes announces IPv4 and IPv6 routes with every attribute and
@@ -112,44 +71,34 @@ func TestAttributes(t *testing.T) {
 	// eBGP over IPv4: next hop self = our end of the session, local AS
 	// prepended by GoBGP once more, LOCAL_PREF stripped.
 	eventually(t, 5*time.Second, func() string {
-		rib := l.tor1.rib(famV4)
+		got := rib(t, l.tor1.Server, famV4)
 		return cmpAll(
-			checkPath(rib, "198.51.100.10/32", tor1v4, "127.0.0.1", []uint32{localAS, localAS, localAS}, comms, large, u32(10), nil),
-			checkPath(rib, "198.51.100.16/28", tor1v4, "192.0.2.99", []uint32{localAS}, nil, nil, nil, nil),
+			checkPath(got, "198.51.100.10/32", tor1v4, "127.0.0.1", []uint32{localAS, localAS, localAS}, comms, large, u32(10), nil),
+			checkPath(got, "198.51.100.16/28", tor1v4, "192.0.2.99", []uint32{localAS}, nil, nil, nil, nil),
 		)
 	})
 	// eBGP over IPv6: MP_REACH_NLRI with next hop self = ::1.
 	eventually(t, 5*time.Second, func() string {
-		rib := l.tor1.rib(famV6)
+		got := rib(t, l.tor1.Server, famV6)
 		return cmpAll(
-			checkPath(rib, "2001:db8::10/128", tor1v6, "::1", []uint32{localAS, localAS}, v6.Communities, v6.LargeCommunities, u32(60), nil),
-			checkPath(rib, "2001:db8:1::/64", tor1v6, "2001:db8::99", []uint32{localAS}, nil, nil, nil, nil),
+			checkPath(got, "2001:db8::10/128", tor1v6, "::1", []uint32{localAS, localAS}, v6.Communities, v6.LargeCommunities, u32(60), nil),
+			checkPath(got, "2001:db8:1::/64", tor1v6, "2001:db8::99", []uint32{localAS}, nil, nil, nil, nil),
 		)
 	})
 	// iBGP: next hop self = the configured local address, AS path as
 	// originated (prepend only), LOCAL_PREF kept (GoBGP's default 100 when
 	// unset).
 	eventually(t, 5*time.Second, func() string {
-		rib := l.tor2.rib(famV4)
+		got := rib(t, l.tor2.Server, famV4)
 		return cmpAll(
-			checkPath(rib, "198.51.100.10/32", ibgpLocal, ibgpLocal, []uint32{localAS, localAS}, comms, large, u32(10), u32(200)),
-			checkPath(rib, "198.51.100.16/28", ibgpLocal, "192.0.2.99", []uint32{}, nil, nil, nil, u32(100)),
+			checkPath(got, "198.51.100.10/32", ibgpLocal, ibgpLocal, []uint32{localAS, localAS}, comms, large, u32(10), u32(200)),
+			checkPath(got, "198.51.100.16/28", ibgpLocal, "192.0.2.99", []uint32{}, nil, nil, nil, u32(100)),
 		)
 	})
 	// IPv6 routes do not leak into the IPv4-only sessions and vice versa.
-	if msg := l.tor2.hasPrefixes(famV6); msg != "" {
+	if msg := hasPrefixes(t, l.tor2, famV6); msg != "" {
 		t.Error(msg)
 	}
-}
-
-func cmpAll(msgs ...string) string {
-	var out []string
-	for _, m := range msgs {
-		if m != "" {
-			out = append(out, m)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // TestWithdraw withdraws one of three routes: exactly that one goes away.
@@ -185,9 +134,9 @@ func TestWithdraw(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() string {
-		return l.tor1.hasPrefixes(famV4, "198.51.100.1/32", "198.51.100.2/32", "198.51.100.32/28")
+		return hasPrefixes(t, l.tor1, famV4, "198.51.100.1/32", "198.51.100.2/32", "198.51.100.32/28")
 	})
-	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV6, "2001:db8::1/128") })
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, l.tor1, famV6, "2001:db8::1/128") })
 
 	// Only the prefix matters for a withdraw, not the attributes.
 	w := route("198.51.100.2/32")
@@ -197,11 +146,11 @@ func TestWithdraw(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, func() string {
 		return cmpAll(
-			l.tor1.hasPrefixes(famV4, "198.51.100.1/32", "198.51.100.32/28"),
-			l.tor2.hasPrefixes(famV4, "198.51.100.1/32", "198.51.100.32/28"),
+			hasPrefixes(t, l.tor1, famV4, "198.51.100.1/32", "198.51.100.32/28"),
+			hasPrefixes(t, l.tor2, famV4, "198.51.100.1/32", "198.51.100.32/28"),
 		)
 	})
-	if msg := l.tor1.hasPrefixes(famV6, "2001:db8::1/128"); msg != "" {
+	if msg := hasPrefixes(t, l.tor1, famV6, "2001:db8::1/128"); msg != "" {
 		t.Error(msg)
 	}
 
@@ -214,11 +163,11 @@ func TestWithdraw(t *testing.T) {
 	if err := l.sp.Withdraw(ctx, route("2001:db8::1/128")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV6) })
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, l.tor1, famV6) })
 
 	// Our own RIB and the speaker's memory agree.
-	local := listPaths(t, l.sp.Server(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: famV4})
-	if len(local) != 2 || local["198.51.100.1/32"] == nil || local["198.51.100.32/28"] == nil {
+	local := rib(t, l.sp.Server(), famV4)
+	if len(local) != 2 || local[netip.MustParsePrefix("198.51.100.1/32")] == nil || local[netip.MustParsePrefix("198.51.100.32/28")] == nil {
 		t.Errorf("speaker RIB: %v", local)
 	}
 	var got []string
@@ -241,7 +190,7 @@ func TestReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() string {
-		return checkPath(l.tor1.rib(famV4), "198.51.100.7/32", tor1v4, "127.0.0.1", []uint32{localAS}, nil, nil, u32(10), nil)
+		return checkPath(rib(t, l.tor1.Server, famV4), "198.51.100.7/32", tor1v4, "127.0.0.1", []uint32{localAS}, nil, nil, u32(10), nil)
 	})
 	r.MED = u32(20)
 	r.Communities = []uint32{65001<<16 | 20}
@@ -250,12 +199,12 @@ func TestReplace(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, func() string {
 		return cmpAll(
-			checkPath(l.tor1.rib(famV4), "198.51.100.7/32", tor1v4, "127.0.0.1", []uint32{localAS}, r.Communities, nil, u32(20), nil),
-			checkPath(l.tor2.rib(famV4), "198.51.100.7/32", ibgpLocal, ibgpLocal, []uint32{}, r.Communities, nil, u32(20), u32(100)),
+			checkPath(rib(t, l.tor1.Server, famV4), "198.51.100.7/32", tor1v4, "127.0.0.1", []uint32{localAS}, r.Communities, nil, u32(20), nil),
+			checkPath(rib(t, l.tor2.Server, famV4), "198.51.100.7/32", ibgpLocal, ibgpLocal, []uint32{}, r.Communities, nil, u32(20), u32(100)),
 		)
 	})
-	local := listPaths(t, l.sp.Server(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: famV4})
-	if n := len(local["198.51.100.7/32"]); n != 1 {
+	local := rib(t, l.sp.Server(), famV4)
+	if n := len(local[netip.MustParsePrefix("198.51.100.7/32")]); n != 1 {
 		t.Errorf("speaker RIB has %d paths for the prefix, want 1", n)
 	}
 	// Replacing the next hop works the same way.
@@ -264,7 +213,7 @@ func TestReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() string {
-		return checkPath(l.tor1.rib(famV4), "198.51.100.7/32", tor1v4, "192.0.2.50", []uint32{localAS}, r.Communities, nil, u32(20), nil)
+		return checkPath(rib(t, l.tor1.Server, famV4), "198.51.100.7/32", tor1v4, "192.0.2.50", []uint32{localAS}, r.Communities, nil, u32(20), nil)
 	})
 }
 
@@ -280,7 +229,7 @@ func TestIdempotentAnnounce(t *testing.T) {
 	if err := l.sp.Announce(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV4, "198.51.100.8/32") })
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, l.tor1, famV4, "198.51.100.8/32") })
 	before := stableUpdates(t, l.tor1, tor1v4)
 
 	// The same route, also as an unnormalized equal copy.
@@ -295,7 +244,7 @@ func TestIdempotentAnnounce(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
-	if got := l.tor1.updatesReceived(tor1v4); got != before {
+	if got := updatesReceived(t, l.tor1, tor1v4); got != before {
 		t.Fatalf("ToR received %d UPDATEs after re-announcing an equal route, want 0", got-before)
 	}
 
@@ -305,7 +254,7 @@ func TestIdempotentAnnounce(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() string {
-		if got := l.tor1.updatesReceived(tor1v4); got != before+1 {
+		if got := updatesReceived(t, l.tor1, tor1v4); got != before+1 {
 			return fmt.Sprintf("ToR received %d UPDATEs after a MED change, want 1", got-before)
 		}
 		return ""
@@ -314,13 +263,13 @@ func TestIdempotentAnnounce(t *testing.T) {
 
 // stableUpdates waits until the ToR's UPDATE counter for the neighbor has
 // not moved for 200ms and returns it.
-func stableUpdates(t *testing.T, r *tor, neighbor string) uint64 {
+func stableUpdates(t *testing.T, r *bgptest.ToR, neighbor string) uint64 {
 	t.Helper()
-	last := r.updatesReceived(neighbor)
+	last := updatesReceived(t, r, neighbor)
 	since := time.Now()
 	for time.Since(since) < 200*time.Millisecond {
 		time.Sleep(20 * time.Millisecond)
-		if n := r.updatesReceived(neighbor); n != last {
+		if n := updatesReceived(t, r, neighbor); n != last {
 			last, since = n, time.Now()
 		}
 	}
@@ -332,29 +281,36 @@ func stableUpdates(t *testing.T, r *tor, neighbor string) uint64 {
 func TestImportRejectAll(t *testing.T) {
 	l := newLab(t)
 	ctx := context.Background()
-	l.tor1.announce(netip.MustParsePrefix("203.0.113.0/24"), "127.0.0.1")
-	l.tor2.announce(netip.MustParsePrefix("203.0.113.128/25"), "127.0.0.2")
+	if err := l.tor1.Announce(ctx, netip.MustParsePrefix("203.0.113.0/24"), addr("127.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.tor2.Announce(ctx, netip.MustParsePrefix("203.0.113.128/25"), addr("127.0.0.2")); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.sp.Announce(ctx, route("198.51.100.9/32")); err != nil {
 		t.Fatal(err)
 	}
 	// The ToR routes did arrive...
 	eventually(t, 5*time.Second, func() string {
 		for _, n := range []struct{ addr, prefix string }{{tor1v4, "203.0.113.0/24"}, {tor2, "203.0.113.128/25"}} {
-			in := listPaths(t, l.sp.Server(), &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Name: n.addr, Family: famV4})
-			if len(in[n.prefix]) != 1 {
+			in, err := bgptest.ListPaths(ctx, l.sp.Server(), bgptest.Query{Family: famV4, AdjIn: addr(n.addr)})
+			if err != nil {
+				return err.Error()
+			}
+			if len(in[netip.MustParsePrefix(n.prefix)]) != 1 {
 				return fmt.Sprintf("adj-rib-in of %s: %v", n.addr, in)
 			}
 		}
 		return ""
 	})
 	// ...and are not in the RIB, where our own route is.
-	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV4, "203.0.113.0/24", "198.51.100.9/32") })
-	local := listPaths(t, l.sp.Server(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: famV4})
-	if len(local) != 1 || len(local["198.51.100.9/32"]) != 1 {
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, l.tor1, famV4, "203.0.113.0/24", "198.51.100.9/32") })
+	local := rib(t, l.sp.Server(), famV4)
+	if len(local) != 1 || len(local[netip.MustParsePrefix("198.51.100.9/32")]) != 1 {
 		t.Errorf("speaker RIB = %v, want only 198.51.100.9/32", local)
 	}
 	// And so we do not pass the routes of one ToR on to the other.
-	if msg := l.tor2.hasPrefixes(famV4, "203.0.113.128/25", "198.51.100.9/32"); msg != "" {
+	if msg := hasPrefixes(t, l.tor2, famV4, "203.0.113.128/25", "198.51.100.9/32"); msg != "" {
 		t.Error(msg)
 	}
 }
@@ -389,7 +345,7 @@ func TestPeers(t *testing.T) {
 		}
 		for i, w := range want {
 			p := ps[i]
-			if p.Address.String() != w.addr || p.ASN != w.asn || p.State != StateEstablished ||
+			if p.Address.String() != w.addr || p.ASN != w.asn || p.State != bgp.StateEstablished ||
 				p.RoutesSent != w.sent || !slices.Equal(p.Families, w.families) ||
 				p.Uptime < 0 || p.Uptime > time.Minute || p.LastDownReason != "" {
 				return fmt.Sprintf("peer %d: %+v, want %+v established", i, p, w)
@@ -408,16 +364,14 @@ func TestPeers(t *testing.T) {
 	}
 
 	// The iBGP ToR goes away: GoBGP sends us a Cease.
-	if err := l.tor2.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
-		t.Fatal(err)
-	}
+	l.tor2.Stop()
 	eventually(t, 5*time.Second, func() string {
 		ps, err := l.sp.Peers(ctx)
 		if err != nil {
 			return err.Error()
 		}
 		p := ps[2]
-		if p.State == StateEstablished || p.RoutesSent != 0 || p.Uptime != 0 || !strings.Contains(p.LastDownReason, "cease") {
+		if p.State == bgp.StateEstablished || p.RoutesSent != 0 || p.Uptime != 0 || !strings.Contains(p.LastDownReason, "cease") {
 			return fmt.Sprintf("after the ToR stopped: %+v", p)
 		}
 		return ""
@@ -441,7 +395,7 @@ func TestPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range ps {
-		if p.State != StateIdle {
+		if p.State != bgp.StateIdle {
 			t.Errorf("after Stop: %+v", p)
 		}
 	}
@@ -449,59 +403,62 @@ func TestPeers(t *testing.T) {
 		t.Errorf("after Stop: Routes() = %v", rs)
 	}
 	// The ToR drops our routes at once (Cease, no graceful restart).
-	eventually(t, 5*time.Second, func() string { return l.tor1.hasPrefixes(famV4) })
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, l.tor1, famV4) })
 }
 
 // TestMD5 brings up a session with a TCP MD5 password.
 func TestMD5(t *testing.T) {
-	if err := probeTCPMD5(true); err != nil {
+	if err := bgp.ProbeTCPMD5(true); err != nil {
 		t.Skipf("kernel without TCP MD5 signatures: %v", err)
 	}
 	log, _ := newTestLog(t)
-	r := startToR(t, log, torAS, "10.0.0.9", []string{tor2},
-		torNeighbor{addr: "127.0.0.1", asn: localAS, family: famV4, password: "s3cret"})
+	r := bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.9", Listen: []string{tor2}, Log: log},
+		bgptest.Neighbor{Address: addr("127.0.0.1"), ASN: localAS, Families: []string{famV4}, Password: "s3cret", GracefulRestart: true})
 	cfg := config.BGP{
 		ASN:      localAS,
-		RouterID: netip.MustParseAddr(routerID),
+		RouterID: addr(routerID),
 		Peers: []config.Peer{{
-			Address: netip.MustParseAddr(tor2), Port: uint16(r.port), ASN: torAS, Password: "s3cret",
+			Address: addr(tor2), Port: r.Port, ASN: torAS, Password: "s3cret",
 			HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Families: []config.Family{config.FamilyIPv4},
 		}},
 	}
-	sp := startSpeaker(t, cfg, log, StartOptions{})
-	(&lab{}).waitEstablished(t, sp)
+	sp := startSpeaker(t, cfg, log, bgp.StartOptions{})
+	waitEstablished(t, sp)
 	if err := sp.Announce(context.Background(), route("198.51.100.11/32")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() string { return r.hasPrefixes(famV4, "198.51.100.11/32") })
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, r, famV4, "198.51.100.11/32") })
 }
 
 // TestListen: the speaker listens (ListenPort) and the peer is passive
 // with a password; the ToR connects to us.
 func TestListen(t *testing.T) {
-	if err := probeTCPMD5(true); err != nil {
+	if err := bgp.ProbeTCPMD5(true); err != nil {
 		t.Skipf("no TCP MD5 signatures on listening sockets: %v", err)
 	}
 	log, _ := newTestLog(t)
-	port := freePort(t)
-	r := startToR(t, log, torAS, "10.0.0.7", []string{tor2},
-		torNeighbor{addr: "127.0.0.1", asn: localAS, family: famV4, password: "s3cret",
-			remotePort: port, localAddr: tor2})
+	port, err := bgptest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.7", Listen: []string{tor2}, Log: log},
+		bgptest.Neighbor{Address: addr("127.0.0.1"), ASN: localAS, Families: []string{famV4}, Password: "s3cret",
+			RemotePort: port, LocalAddress: addr(tor2), GracefulRestart: true})
 	cfg := config.BGP{
 		ASN:        localAS,
-		RouterID:   netip.MustParseAddr(routerID),
-		ListenPort: uint16(port),
+		RouterID:   addr(routerID),
+		ListenPort: port,
 		Peers: []config.Peer{{
 			Address: netip.MustParseAddr(tor2), ASN: torAS, Password: "s3cret", Passive: true,
 			HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Families: []config.Family{config.FamilyIPv4},
 		}},
 	}
-	sp := startSpeaker(t, cfg, log, StartOptions{})
-	(&lab{}).waitEstablished(t, sp)
+	sp := startSpeaker(t, cfg, log, bgp.StartOptions{})
+	waitEstablished(t, sp)
 	if err := sp.Announce(context.Background(), route("198.51.100.13/32")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() string { return r.hasPrefixes(famV4, "198.51.100.13/32") })
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, r, famV4, "198.51.100.13/32") })
 }
 
 // TestRestarting starts the speaker in graceful-restart restarting mode:
@@ -509,22 +466,22 @@ func TestListen(t *testing.T) {
 // its End-of-RIB.
 func TestRestarting(t *testing.T) {
 	log, _ := newTestLog(t)
-	r := startToR(t, log, torAS, "10.0.0.8", []string{tor1v4},
-		torNeighbor{addr: "127.0.0.1", asn: localAS, family: famV4})
+	r := bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.8", Listen: []string{tor1v4}, Log: log},
+		bgptest.Neighbor{Address: addr("127.0.0.1"), ASN: localAS, Families: []string{famV4}, GracefulRestart: true})
 	cfg := config.BGP{
 		ASN:             localAS,
-		RouterID:        netip.MustParseAddr(routerID),
+		RouterID:        addr(routerID),
 		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
 		Peers: []config.Peer{{
-			Address: netip.MustParseAddr(tor1v4), Port: uint16(r.port), ASN: torAS,
+			Address: addr(tor1v4), Port: r.Port, ASN: torAS,
 			HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Families: []config.Family{config.FamilyIPv4},
 		}},
 	}
-	sp := startSpeaker(t, cfg, log, StartOptions{Restarting: true})
+	sp := startSpeaker(t, cfg, log, bgp.StartOptions{Restarting: true})
 	if err := sp.Announce(context.Background(), route("198.51.100.12/32")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() string { return r.hasPrefixes(famV4, "198.51.100.12/32") })
+	eventually(t, 10*time.Second, func() string { return hasPrefixes(t, r, famV4, "198.51.100.12/32") })
 }
 
 // TestLifecycle covers the calls that are not allowed, or no-ops, before
@@ -532,9 +489,9 @@ func TestRestarting(t *testing.T) {
 func TestLifecycle(t *testing.T) {
 	log, _ := newTestLog(t)
 	ctx := context.Background()
-	cfg := config.BGP{ASN: localAS, RouterID: netip.MustParseAddr(routerID)}
+	cfg := config.BGP{ASN: localAS, RouterID: addr(routerID)}
 
-	sp := New(cfg, log)
+	sp := bgp.New(cfg, log)
 	if err := sp.Announce(ctx, route("198.51.100.1/32")); err == nil || !strings.Contains(err.Error(), "not started") {
 		t.Errorf("Announce before Start: %v", err)
 	}
@@ -545,7 +502,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("Peers before Start: %v, %v", ps, err)
 	}
 
-	sp = startSpeaker(t, cfg, log, StartOptions{})
+	sp = startSpeaker(t, cfg, log, bgp.StartOptions{})
 	if err := sp.Start(ctx); err == nil {
 		t.Error("second Start: no error")
 	}
@@ -587,7 +544,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	lcfg := cfg
 	lcfg.ListenPort = uint16(busy.Addr().(*net.TCPAddr).Port)
-	sp = New(lcfg, log)
+	sp = bgp.New(lcfg, log)
 	if err := sp.Start(ctx); err == nil || !strings.Contains(err.Error(), "start GoBGP") {
 		t.Errorf("Start on a busy port: %v", err)
 	}
@@ -601,15 +558,15 @@ func TestLifecycle(t *testing.T) {
 
 	for name, c := range map[string]struct {
 		cfg  config.BGP
-		opts StartOptions
+		opts bgp.StartOptions
 	}{
-		"no asn":       {cfg: config.BGP{RouterID: netip.MustParseAddr(routerID)}},
+		"no asn":       {cfg: config.BGP{RouterID: addr(routerID)}},
 		"v6 router id": {cfg: config.BGP{ASN: 1, RouterID: netip.MustParseAddr("2001:db8::1")}},
-		"restarting":   {cfg: cfg, opts: StartOptions{Restarting: true}},
-		"duplicate peer": {cfg: config.BGP{ASN: 1, RouterID: netip.MustParseAddr(routerID), Peers: []config.Peer{
+		"restarting":   {cfg: cfg, opts: bgp.StartOptions{Restarting: true}},
+		"duplicate peer": {cfg: config.BGP{ASN: 1, RouterID: addr(routerID), Peers: []config.Peer{
 			{Address: netip.MustParseAddr("192.0.2.7"), ASN: 2}, {Address: netip.MustParseAddr("192.0.2.7"), ASN: 2}}}},
 	} {
-		if err := New(c.cfg, log).StartWith(ctx, c.opts); err == nil {
+		if err := bgp.New(c.cfg, log).StartWith(ctx, c.opts); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

@@ -1,16 +1,23 @@
 // Package bgptest runs a real in-process GoBGP router that plays the
-// top-of-rack switch in tests, and reads what it received in plain Go types.
+// top-of-rack switch in tests, and reads what it (or any other GoBGP server,
+// such as the speaker under test) holds in plain Go types.
 // It is a test helper, not part of the daemon.
+//
+// Sessions with a Password need TCP MD5 signatures on GoBGP's listeners,
+// which MPTCP sockets (Go's default since 1.24) refuse: a test binary that
+// uses them must put "//go:debug multipathtcp=0" in one of its test files.
 package bgptest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -25,44 +32,60 @@ import (
 // Neighbor is one session of the ToR.
 type Neighbor struct {
 	Address  netip.Addr // the speaker's address as the ToR sees it
-	ASN      uint32
-	Families []string // "ipv4", "ipv6"
+	ASN      uint32     // the speaker's AS
+	Families []string   // "ipv4", "ipv6"
 	// AllowOwnAS accepts paths that carry the ToR's own AS (allowas-in), as
 	// an iBGP ToR must for a speaker that prepends its (shared) AS.
 	AllowOwnAS bool
-	Password   string
+	// Password is the session's TCP MD5 password (see the package doc).
+	Password string
 	// RemotePort, when set, makes the ToR connect actively to the speaker at
 	// this port; otherwise the ToR is passive.
-	RemotePort   uint16
+	RemotePort uint16
+	// LocalAddress is the ToR's source address for an active session.
 	LocalAddress netip.Addr
 	// GracefulRestart makes the ToR a graceful-restart helper (RFC 4724)
-	// with per-family MP-GR.
+	// with per-family MP-GR; it also makes the ToR send End-of-RIB, which a
+	// speaker in restarting mode waits for.
 	GracefulRestart bool
 }
 
 // Config is the ToR's global configuration.
 type Config struct {
-	ASN      uint32
-	RouterID string
+	ASN      uint32       // the ToR's AS
+	RouterID string       // the ToR's router ID, an IPv4 address
 	Listen   []string     // addresses to listen on (a free port is chosen)
 	Log      *slog.Logger // nil: discard GoBGP's logs
 }
 
 // ToR is a running in-process GoBGP router.
 type ToR struct {
-	Server *server.BgpServer
-	ASN    uint32
-	Port   uint16
+	Server *server.BgpServer // the GoBGP server, for what the helpers do not cover
+	ASN    uint32            // the ToR's AS
+	Port   uint16            // the port it listens on, at every address of Config.Listen
 }
 
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+// FreePort returns a TCP port that was free a moment ago on 127.0.0.1 and,
+// where the host has IPv6 loopback, on ::1 too (and so on all of 127/8).
 func FreePort() (uint16, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	var port int
+	for range 20 {
+		l4, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free port: %w", err)
+		}
+		port = l4.Addr().(*net.TCPAddr).Port
+		l6, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(port)))
+		l4.Close()
+		if err == nil {
+			l6.Close()
+			return uint16(port), nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return uint16(port), nil // no IPv6 loopback
+		}
 	}
-	defer l.Close()
-	return uint16(l.Addr().(*net.TCPAddr).Port), nil
+	return 0, fmt.Errorf("find a free port: none of 20 was free on both 127.0.0.1 and ::1 (last %d)", port)
 }
 
 // Family returns the GoBGP API family for "ipv4" or "ipv6" unicast.
@@ -95,7 +118,6 @@ func Start(ctx context.Context, cfg Config, neighbors ...Neighbor) (*ToR, error)
 			t = &ToR{Server: s, ASN: cfg.ASN, Port: port}
 			break
 		}
-		_ = s.StopBgp(ctx, &api.StopBgpRequest{})
 		s.Stop()
 		if attempt == 5 { // the free port was taken meanwhile, six times
 			return nil, fmt.Errorf("start ToR AS %d: %w", cfg.ASN, err)
@@ -110,7 +132,7 @@ func Start(ctx context.Context, cfg Config, neighbors ...Neighbor) (*ToR, error)
 	return t, nil
 }
 
-// AddNeighbor adds a passive session.
+// AddNeighbor adds a session: passive unless n.RemotePort is set.
 func (t *ToR) AddNeighbor(ctx context.Context, n Neighbor) error {
 	p := &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.ASN, AuthPassword: n.Password},
@@ -140,27 +162,50 @@ func (t *ToR) AddNeighbor(ctx context.Context, n Neighbor) error {
 	return nil
 }
 
-// Stop stops the router (its sessions close with a NOTIFICATION).
+// Stop stops the router (its sessions close with a NOTIFICATION). Stopping
+// a stopped ToR does nothing.
 func (t *ToR) Stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = t.Server.StopBgp(ctx, &api.StopBgpRequest{})
+	// BgpServer.Stop is StopBgp, which is a no-op once stopped.
 	t.Server.Stop()
 }
 
-// Path is one path in the ToR's RIB, decoded.
+// Announce originates prefix on the ToR, towards its neighbors, with ORIGIN
+// IGP and nextHop (NEXT_HOP for IPv4, MP_REACH_NLRI for IPv6).
+func (t *ToR) Announce(ctx context.Context, prefix netip.Prefix, nextHop netip.Addr) error {
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	var nlri bgp.AddrPrefixInterface
+	if prefix.Addr().Is4() {
+		nlri = bgp.NewIPAddrPrefix(uint8(prefix.Bits()), prefix.Addr().String())
+		attrs = append(attrs, bgp.NewPathAttributeNextHop(nextHop.String()))
+	} else {
+		nlri = bgp.NewIPv6AddrPrefix(uint8(prefix.Bits()), prefix.Addr().String())
+		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nextHop.String(), []bgp.AddrPrefixInterface{nlri}))
+	}
+	path, err := apiutil.NewPath(nlri, false, attrs, time.Now())
+	if err == nil {
+		_, err = t.Server.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
+	}
+	if err != nil {
+		return fmt.Errorf("ToR AS %d: announce %s: %w", t.ASN, prefix, err)
+	}
+	return nil
+}
+
+// Path is one path in a RIB, decoded.
 type Path struct {
 	Prefix           netip.Prefix
 	NextHop          netip.Addr
+	Origin           *uint8 // ORIGIN: 0 IGP, 1 EGP, 2 INCOMPLETE; nil if absent
 	ASPath           []uint32
 	Communities      []uint32
 	LargeCommunities []mapping.LargeCommunity
 	MED              *uint32
 	LocalPref        *uint32
 	Best             bool
-	Neighbor         string // the peer the path came from
+	Neighbor         string // the peer the path came from, as GoBGP spells it
 }
 
+// String formats the path's prefix and attributes for test messages.
 func (p Path) String() string {
 	s := fmt.Sprintf("%s via %s as-path %v", p.Prefix, p.NextHop, p.ASPath)
 	if p.MED != nil {
@@ -178,29 +223,56 @@ func (p Path) String() string {
 	return s
 }
 
-// Paths returns every path of both unicast families in the ToR's RIB
-// (Loc-RIB), by prefix.
-func (t *ToR) Paths(ctx context.Context) (map[netip.Prefix][]Path, error) {
+// Query selects the paths ListPaths returns.
+type Query struct {
+	// Family is "ipv4" or "ipv6"; "" means both unicast families.
+	Family string
+	// AdjIn, if valid, selects the adj-RIB-in of this neighbor (what it
+	// sent, before import policy) instead of the Loc-RIB.
+	AdjIn netip.Addr
+}
+
+// ListPaths returns the paths of s's RIB that q selects, by prefix. s is any
+// GoBGP server: a ToR's, or the speaker's under test.
+func ListPaths(ctx context.Context, s *server.BgpServer, q Query) (map[netip.Prefix][]Path, error) {
+	fams := []string{"ipv4", "ipv6"}
+	if q.Family != "" {
+		fams = []string{q.Family}
+	}
+	req := &api.ListPathRequest{TableType: api.TableType_GLOBAL}
+	if q.AdjIn.IsValid() {
+		req = &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Name: q.AdjIn.String()}
+	}
 	out := map[netip.Prefix][]Path{}
-	for _, fam := range []string{"ipv4", "ipv6"} {
+	for _, fam := range fams {
+		req.Family = Family(fam)
 		var derr error
-		err := t.Server.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: Family(fam)},
-			func(d *api.Destination) {
-				for _, ap := range d.Paths {
-					p, err := decode(ap)
-					if err != nil {
-						derr = err
-						return
-					}
-					out[p.Prefix] = append(out[p.Prefix], p)
+		err := s.ListPath(ctx, req, func(d *api.Destination) {
+			for _, ap := range d.Paths {
+				p, err := DecodePath(ap)
+				if err != nil {
+					derr = err
+					return
 				}
-			})
+				out[p.Prefix] = append(out[p.Prefix], p)
+			}
+		})
 		if err == nil {
 			err = derr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("ToR AS %d: list %s paths: %w", t.ASN, fam, err)
+			return nil, fmt.Errorf("list %s paths (%s %s): %w", fam, req.TableType, req.Name, err)
 		}
+	}
+	return out, nil
+}
+
+// Paths returns every path of both unicast families in the ToR's RIB
+// (Loc-RIB), by prefix.
+func (t *ToR) Paths(ctx context.Context) (map[netip.Prefix][]Path, error) {
+	out, err := ListPaths(ctx, t.Server, Query{})
+	if err != nil {
+		return nil, fmt.Errorf("ToR AS %d: %w", t.ASN, err)
 	}
 	return out, nil
 }
@@ -222,7 +294,9 @@ func (t *ToR) Best(ctx context.Context) (map[netip.Prefix]Path, error) {
 	return out, nil
 }
 
-func decode(ap *api.Path) (Path, error) {
+// DecodePath decodes a GoBGP API path (with its NLRI), such as one a
+// ListPath callback gets or one built for AddPath.
+func DecodePath(ap *api.Path) (Path, error) {
 	nlri, err := apiutil.GetNativeNlri(ap)
 	if err != nil {
 		return Path{}, fmt.Errorf("decode NLRI: %w", err)
@@ -238,6 +312,9 @@ func decode(ap *api.Path) (Path, error) {
 	p := Path{Prefix: pfx, Best: ap.Best, Neighbor: ap.NeighborIp}
 	for _, a := range attrs {
 		switch a := a.(type) {
+		case *bgp.PathAttributeOrigin:
+			v := a.Value
+			p.Origin = &v
 		case *bgp.PathAttributeNextHop:
 			p.NextHop, _ = netip.AddrFromSlice(a.Value)
 			p.NextHop = p.NextHop.Unmap()
@@ -288,14 +365,18 @@ func (t *ToR) WaitEstablished(ctx context.Context, addr netip.Addr) error {
 	}
 }
 
-// UpdatesReceived returns how many UPDATE messages the ToR received from addr.
+// UpdatesReceived returns how many UPDATE messages the ToR received from
+// addr; an error if addr is not a neighbor.
 func (t *ToR) UpdatesReceived(ctx context.Context, addr netip.Addr) (uint64, error) {
 	var n uint64
+	found := false
 	err := t.Server.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
-		if p.State != nil && p.State.Messages != nil && p.State.Messages.Received != nil {
-			n = p.State.Messages.Received.Update
-		}
+		n = p.GetState().GetMessages().GetReceived().GetUpdate()
+		found = true
 	})
+	if err == nil && !found {
+		err = errors.New("no such neighbor")
+	}
 	if err != nil {
 		return 0, fmt.Errorf("ToR AS %d: list peer %s: %w", t.ASN, addr, err)
 	}
