@@ -142,7 +142,7 @@ func keyStart(c byte) bool {
 // walkChunked reads the file in the pieces of plan. It returns false, with
 // the builder in an unknown state, if the file must be read in one piece.
 func (p *fileParser) walkChunked(data []byte, plan chunkPlan) bool {
-	root := p.r.Parse(data[:plan.headerEnd])
+	root := parseYAML(&p.r, data[:plan.headerEnd])
 	if len(p.r.Errs) > 0 || root == nil || root.Kind != yaml.MappingNode || root.Column != 1 {
 		return false
 	}
@@ -180,7 +180,7 @@ const (
 func parseChunks(file string, data []byte, chunks []chunkSpan, walk func(*yaml.Node, ErrorList) bool) {
 	parse := func(c chunkSpan) (*yaml.Node, ErrorList) {
 		r := yamlutil.Reader{File: file}
-		n := r.Parse(data[c.start:c.end])
+		n := parseYAML(&r, data[c.start:c.end])
 		if n != nil {
 			shiftLines(n, c.line-1)
 		}

@@ -65,11 +65,24 @@ func (p *fileParser) errorAt(line int, format string, args ...any) {
 	p.r.Errs = append(p.r.Errs, Error{File: p.r.File, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
+// parseYAML is r.Parse, except that a panic in the YAML parser (yaml.v3
+// has had some on malformed input) is reported as a problem of the file
+// instead of crashing the daemon that reloads its mapping.
+func parseYAML(r *yamlutil.Reader, data []byte) (n *yaml.Node) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.Errs = append(r.Errs, Error{File: r.File, Line: 1, Msg: fmt.Sprintf("YAML parser failure: %v", v)})
+			n = nil
+		}
+	}()
+	return r.Parse(data)
+}
+
 // walkWhole reads the file in one piece.
 func (p *fileParser) walkWhole(data []byte) {
-	root := p.r.Parse(data)
-	if len(p.r.Errs) > 0 {
-		return
+	root := parseYAML(&p.r, data)
+	if root == nil && len(p.r.Errs) > 0 {
+		return // a syntax error; after one, nothing is sure
 	}
 	if root == nil || isNull(root) {
 		p.errorAt(1, "the file is empty (want at least \"version: 1\" and \"vms\")")

@@ -5,6 +5,7 @@
 package yamlutil
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -98,7 +99,7 @@ var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // More than one document in a file is an error.
 func (r *Reader) Parse(data []byte) *yaml.Node {
 	var doc yaml.Node
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data)) // no copy of data
 	if err := dec.Decode(&doc); err != nil {
 		if err.Error() == "EOF" {
 			return nil

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(broken, []byte("version: 1\nvms:\n  web:\n    med: -1\n    ips: [127.0.0.1, 192.0.2.300]\n    colour: blue\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   []string
+		stderr   []string
+		noStdout bool
+	}{
+		{name: "example config", args: []string{"check", "--config", "../../examples/virtbgp.yaml"}, code: 0,
+			stdout: []string{"config ../../examples/virtbgp.yaml: ok", "mapping ../../examples/mapping.yaml: ok (2 VM(s), 5 route(s) from 1 file(s))"}},
+		{name: "mapping only", args: []string{"check", "--mapping", "../../examples/mapping.yaml"}, code: 0,
+			stdout: []string{"mapping ../../examples/mapping.yaml: ok"}},
+		{name: "every problem of a broken mapping", args: []string{"check", "--mapping", broken}, code: 1, noStdout: true,
+			stderr: []string{broken + ":4: ", broken + ":5: ", broken + ":6: ", "127.0.0.1", "192.0.2.300", `"colour"`, "4 problem(s)"}},
+		{name: "missing config", args: []string{"check", "--config", filepath.Join(dir, "nope.yaml")}, code: 1,
+			stderr: []string{"nope.yaml"}},
+		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"virtbgp "}},
+		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: []string{`unknown command "frobnicate"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := runMain(tt.args, &out, &errb)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, out.String())
+				}
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(errb.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
+				}
+			}
+			if tt.noStdout && out.Len() > 0 {
+				t.Errorf("stdout = %q, want nothing", out.String())
+			}
+		})
+	}
+}
