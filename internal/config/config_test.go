@@ -75,7 +75,7 @@ func TestParseFull(t *testing.T) {
 		"  listen: '[::1]:9479'",
 		"policy:",
 		"  paused: keep",
-		"  standby-prepend: 0",
+		"  standby-prepend: 2",
 		"resync-interval: 1m30s",
 	)
 	got, err := Parse(file, data)
@@ -115,7 +115,7 @@ func TestParseFull(t *testing.T) {
 		},
 		Mapping:        Mapping{Path: "/srv/mapping.d"},
 		Status:         Status{Listen: "[::1]:9479"},
-		Policy:         Policy{Paused: PausedKeep, StandbyPrepend: 0},
+		Policy:         Policy{Paused: PausedKeep, StandbyPrepend: 2},
 		ResyncInterval: 90 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -492,12 +492,12 @@ func TestParseErrors(t *testing.T) {
 			`c.yaml:12: libvirt.uri: want a string, got null`,
 			`c.yaml:13: status.listen: want a string, got null`,
 			`c.yaml:14: policy.paused: want a string, got null`,
-			`c.yaml:14: policy.standby-prepend: want an integer from 0 to 16, got null`,
+			`c.yaml:14: policy.standby-prepend: want an integer from 2 to 16, got null`,
 			`c.yaml:15: resync-interval: want 0 (disabled) or a duration of at least 1s like "5m", got null`,
 		}},
 		{"policy", doc(append(minimal, "policy:", "  paused: Keep", "  standby-prepend: 17", "  prepend: 1")...), []string{
 			`c.yaml:8: policy.paused: want withdraw or keep, got "Keep"`,
-			`c.yaml:9: policy.standby-prepend: want an integer from 0 to 16, got 17`,
+			`c.yaml:9: policy.standby-prepend: want an integer from 2 to 16, got 17`,
 			`c.yaml:10: policy: unknown key "prepend" (allowed: paused, standby-prepend)`,
 		}},
 		{"resync-interval short", doc(append(minimal, "resync-interval: 500ms")...), []string{

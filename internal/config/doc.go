@@ -47,7 +47,7 @@
 //	policy:
 //	  paused: withdraw               # withdraw (default) or keep: the routes of a domain
 //	                                 # paused for any reason but an incoming migration
-//	  standby-prepend: 3             # 0..16, default 3: extra AS-path prepends on the standby
+//	  standby-prepend: 3             # 2..16, default 3: extra AS-path prepends on the standby
 //	                                 # route announced during an incoming migration
 //	resync-interval: 5m              # default 5m; 0 disables the periodic resync; else at least 1s
 //

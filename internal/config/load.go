@@ -29,7 +29,11 @@ const (
 	MaxHoldTime = 65535 * time.Second
 	// MinHoldTime is the smallest hold time other than 0 (RFC 4271).
 	MinHoldTime = 3 * time.Second
-	// MaxStandbyPrepend is the largest policy.standby-prepend.
+	// MinStandbyPrepend and MaxStandbyPrepend bound policy.standby-prepend.
+	// The source of a migration depreferences its route by one prepend
+	// during the switch-over, and that must stay better than the
+	// destination's standby route, so the standby needs at least two.
+	MinStandbyPrepend = 2
 	MaxStandbyPrepend = 16
 	// MaxPasswordLen is the longest TCP MD5 password, in bytes (the Linux
 	// TCP_MD5SIG_MAXKEYLEN).
@@ -511,7 +515,7 @@ func (l *loader) policy(_, v *yaml.Node, p *Policy) {
 			}
 		}},
 		yamlutil.Field{Key: "standby-prepend", Do: func(_, v *yaml.Node) {
-			if n, ok := l.r.Uint(v, "policy.standby-prepend", 0, MaxStandbyPrepend); ok {
+			if n, ok := l.r.Uint(v, "policy.standby-prepend", MinStandbyPrepend, MaxStandbyPrepend); ok {
 				p.StandbyPrepend = uint8(n)
 			}
 		}},

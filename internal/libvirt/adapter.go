@@ -25,17 +25,18 @@
 // # Migration direction
 //
 // libvirt reports the destination of an incoming live migration as a PAUSED
-// domain (typically reason "migration") until the migration completes, which looks the
-// same as the source's switch-over pause. The adapter therefore remembers, per
-// UUID, that it saw "Started Migrated" (this host is the destination) and
-// forgets it on any Resumed, Stopped or other Started event for that UUID, on
-// Undefined, and on every reconnect. Domain and Domains report
-// IncomingMigration only if that flag is set and the domain is paused.
+// domain (reason "migration") until the guest resumes there, which looks the
+// same as the source's switch-over pause. Domain and Domains therefore tell a
+// paused domain's reconcile.Migration role:
 //
-// Known limitation: if virtbgp starts (or reconnects) while an incoming
-// migration is already in progress, it has not seen "Started Migrated", so the
-// paused destination domain is treated as an ordinary paused domain (no
-// standby route) until it resumes, when it is announced normally.
+//   - MigrationIncoming if "Started Migrated" was seen for the UUID (the
+//     flag is forgotten on any Resumed, Stopped or other Started event, on
+//     Undefined and on every reconnect), or, when virtbgp did not see that
+//     event (it started or reconnected during the migration), if the
+//     domain's migration job reports the operation migration_in;
+//   - MigrationPostcopy for the reasons "postcopy" and "postcopy failed";
+//   - MigrationOutgoing for any other pause with reason "migration";
+//   - MigrationNone otherwise.
 //
 // # libvirt traps this package avoids
 //

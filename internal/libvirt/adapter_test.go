@@ -150,23 +150,23 @@ func TestIncomingMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, x := range all {
-			if x.UUID == uuid && x.IncomingMigration != d.IncomingMigration {
+			if x.UUID == uuid && x.Migration != d.Migration {
 				t.Fatalf("Domain and Domains disagree: %+v vs %+v", d, x)
 			}
 		}
-		return d.IncomingMigration
+		return d.Migration == reconcile.MigrationIncoming
 	}
 
 	a.trackMigration(uuid, lv.DOMAIN_EVENT_STARTED, int(lv.DOMAIN_EVENT_STARTED_MIGRATED))
 	if incoming() {
-		t.Fatal("IncomingMigration set for a running domain")
+		t.Fatal("incoming migration role set for a running domain")
 	}
 	if err := dom.Suspend(); err != nil {
 		t.Fatal(err)
 	}
 	waitHint(t, a, uuid, "Suspended Paused") // a suspend does not end the migration
 	if !incoming() {
-		t.Fatal("IncomingMigration not set for a paused domain after Started Migrated")
+		t.Fatal("incoming migration role not set for a paused domain after Started Migrated")
 	}
 	if err := dom.Resume(); err != nil {
 		t.Fatal(err)
@@ -177,28 +177,28 @@ func TestIncomingMigration(t *testing.T) {
 	}
 	waitHint(t, a, uuid, "Suspended Paused")
 	if incoming() {
-		t.Fatal("IncomingMigration still set after Resumed")
+		t.Fatal("incoming migration role still set after Resumed")
 	}
 
 	// Stopped (an aborted migration: Stopped Failed) clears it too.
 	a.trackMigration(uuid, lv.DOMAIN_EVENT_STARTED, int(lv.DOMAIN_EVENT_STARTED_MIGRATED))
 	if !incoming() {
-		t.Fatal("IncomingMigration not set")
+		t.Fatal("incoming migration role not set")
 	}
 	a.trackMigration(uuid, lv.DOMAIN_EVENT_STOPPED, int(lv.DOMAIN_EVENT_STOPPED_FAILED))
 	if incoming() {
-		t.Fatal("IncomingMigration still set after Stopped Failed")
+		t.Fatal("incoming migration role still set after Stopped Failed")
 	}
 	// Started for another reason clears it.
 	a.trackMigration(uuid, lv.DOMAIN_EVENT_STARTED, int(lv.DOMAIN_EVENT_STARTED_MIGRATED))
 	a.trackMigration(uuid, lv.DOMAIN_EVENT_STARTED, int(lv.DOMAIN_EVENT_STARTED_RESTORED))
 	if incoming() {
-		t.Fatal("IncomingMigration still set after Started Restored")
+		t.Fatal("incoming migration role still set after Started Restored")
 	}
 	// Suspended Migrated (this host is the source) does not set it.
 	a.trackMigration(uuid, lv.DOMAIN_EVENT_SUSPENDED, int(lv.DOMAIN_EVENT_SUSPENDED_MIGRATED))
 	if incoming() {
-		t.Fatal("IncomingMigration set by Suspended Migrated")
+		t.Fatal("incoming migration role set by Suspended Migrated")
 	}
 	if err := dom.Destroy(); err != nil {
 		t.Fatal(err)

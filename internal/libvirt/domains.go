@@ -105,8 +105,32 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain) (reconcile.Domain, bool
 		State:  mapState(st),
 		Reason: stateReason(st, reason),
 	}
-	d.IncomingMigration = d.State == reconcile.StatePaused && a.incomingMigration(uuid)
+	if d.State == reconcile.StatePaused {
+		d.Migration = a.migrationRole(dom, uuid, lv.DomainPausedReason(reason))
+	}
 	return d, true, nil
+}
+
+// migrationRole tells a paused domain's part in a migration. The
+// destination of an incoming migration is known from its Started Migrated
+// event; when virtbgp did not see that event (it started or reconnected
+// during the migration), the migration job's operation tells the direction.
+func (a *Adapter) migrationRole(dom *lv.Domain, uuid string, reason lv.DomainPausedReason) reconcile.Migration {
+	switch reason {
+	case lv.DOMAIN_PAUSED_POSTCOPY, lv.DOMAIN_PAUSED_POSTCOPY_FAILED:
+		return reconcile.MigrationPostcopy
+	}
+	if a.incomingMigration(uuid) {
+		return reconcile.MigrationIncoming
+	}
+	if reason != lv.DOMAIN_PAUSED_MIGRATION {
+		return reconcile.MigrationNone
+	}
+	if job, err := dom.GetJobStats(0); err == nil && job.OperationSet &&
+		job.Operation == lv.DOMAIN_JOB_OPERATION_MIGRATION_IN {
+		return reconcile.MigrationIncoming
+	}
+	return reconcile.MigrationOutgoing
 }
 
 // callFailed wraps the error of a failed libvirt call. If the connection is

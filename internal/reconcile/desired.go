@@ -13,9 +13,18 @@ type Policy struct {
 	KeepPaused bool
 	// StandbyPrepend is the number of extra local-AS prepends on the standby
 	// route announced while an incoming migration runs, so that peers prefer
-	// the source's path until the guest resumes here.
+	// the source's path until the guest resumes here. It must be at least 2:
+	// the source keeps its route during the switch-over with
+	// SwitchoverPrepend, which must stay the better of the two.
 	StandbyPrepend uint8
 }
+
+// SwitchoverPrepend is the extra prepend on the source's route while it is
+// paused for the switch-over of an outgoing migration: worse than the route
+// the destination announces once the guest resumes there, better than the
+// destination's standby route before that. Peers thus always have a path
+// (make-before-break) and never prefer the destination early.
+const SwitchoverPrepend = 1
 
 // Want is one route the reconciler wants announced, and why.
 type Want struct {
@@ -24,7 +33,7 @@ type Want struct {
 	Domain string // libvirt domain name
 	UUID   string // libvirt domain UUID
 	// Why says which rule selected the route: "running", "standby" (incoming
-	// migration), "paused-keep".
+	// migration), "switchover" (outgoing migration), "paused-keep".
 	Why string
 }
 
@@ -32,6 +41,7 @@ type Want struct {
 const (
 	WhyRunning    = "running"
 	WhyStandby    = "standby"
+	WhySwitchover = "switchover"
 	WhyPausedKeep = "paused-keep"
 )
 
@@ -42,8 +52,13 @@ func serving(d Domain, p Policy) (why string, ok bool) {
 	case StateRunning:
 		return WhyRunning, true
 	case StatePaused:
-		if d.IncomingMigration {
+		switch d.Migration {
+		case MigrationIncoming:
 			return WhyStandby, true
+		case MigrationOutgoing:
+			return WhySwitchover, true
+		case MigrationPostcopy:
+			return "", false // the guest does not run here
 		}
 		if p.KeepPaused {
 			return WhyPausedKeep, true
@@ -67,9 +82,13 @@ func Desired(domains []Domain, m *mapping.Mapping, p Policy) map[netip.Prefix]Wa
 		}
 		key, routes := m.Lookup(d.Name, d.UUID)
 		for _, r := range routes {
-			if why == WhyStandby {
+			switch why {
+			case WhyStandby:
 				r = r.Clone()
 				r.ASPathPrepend = addPrepend(r.ASPathPrepend, p.StandbyPrepend)
+			case WhySwitchover:
+				r = r.Clone()
+				r.ASPathPrepend = addPrepend(r.ASPathPrepend, SwitchoverPrepend)
 			}
 			w := Want{Route: r, VM: key, Domain: d.Name, UUID: d.UUID, Why: why}
 			// The mapping gives each prefix to one entry, and an entry
@@ -87,8 +106,10 @@ func Desired(domains []Domain, m *mapping.Mapping, p Policy) map[netip.Prefix]Wa
 func rank(why string) int {
 	switch why {
 	case WhyRunning:
-		return 2
+		return 3
 	case WhyPausedKeep:
+		return 2
+	case WhySwitchover:
 		return 1
 	}
 	return 0

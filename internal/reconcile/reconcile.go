@@ -342,6 +342,8 @@ func (r *Reconciler) describe(st *state, w Want) string {
 	switch w.Why {
 	case WhyStandby:
 		return "paused (incoming migration), standby"
+	case WhySwitchover:
+		return "paused (outgoing migration switch-over), depreferenced"
 	case WhyPausedKeep:
 		return "paused, policy keep"
 	}

@@ -191,13 +191,13 @@ func TestPausedPolicyKeep(t *testing.T) {
 
 func TestIncomingMigrationStandbyThenResume(t *testing.T) {
 	web := dom("web-01", uuidWeb, StatePaused, "migration")
-	web.IncomingMigration = true
+	web.Migration = MigrationIncoming
 	h := start(t, Options{Policy: Policy{StandbyPrepend: 3}}, web)
 	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
 	if r := h.route("192.0.2.10/32"); r.ASPathPrepend != 3 {
 		t.Fatalf("standby route prepend = %d, want 3", r.ASPathPrepend)
 	}
-	web.State, web.Reason, web.IncomingMigration = StateRunning, "migrated", false
+	web.State, web.Reason, web.Migration = StateRunning, "migrated", MigrationNone
 	h.hv.set(web, true)
 	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
 	if r := h.route("192.0.2.10/32"); r.ASPathPrepend != 0 || r.MED == nil || *r.MED != 10 {
@@ -205,7 +205,7 @@ func TestIncomingMigrationStandbyThenResume(t *testing.T) {
 	}
 
 	// A failed incoming migration: the destination's domain stops.
-	web.State, web.Reason, web.IncomingMigration = StatePaused, "migration", true
+	web.State, web.Reason, web.Migration = StatePaused, "migration", MigrationIncoming
 	h.hv.set(web, true)
 	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
 	h.hv.remove(uuidWeb, true)
@@ -341,9 +341,9 @@ func TestPeriodicResyncRepairsLostEvents(t *testing.T) {
 
 func TestDesired(t *testing.T) {
 	m := parseMapping(t, testMapping)
-	web := func(s State, incoming bool) Domain {
+	web := func(s State, m Migration) Domain {
 		d := dom("web-01", uuidWeb, s, "")
-		d.IncomingMigration = incoming
+		d.Migration = m
 		return d
 	}
 	tests := []struct {
@@ -352,11 +352,13 @@ func TestDesired(t *testing.T) {
 		policy  Policy
 		want    map[string]string // prefix -> why
 	}{
-		{"running", []Domain{web(StateRunning, false)}, Policy{}, map[string]string{"192.0.2.10/32": WhyRunning, "2001:db8::10/128": WhyRunning}},
-		{"paused withdraw", []Domain{web(StatePaused, false)}, Policy{}, map[string]string{}},
-		{"paused keep", []Domain{web(StatePaused, false)}, Policy{KeepPaused: true}, map[string]string{"192.0.2.10/32": WhyPausedKeep, "2001:db8::10/128": WhyPausedKeep}},
-		{"incoming migration", []Domain{web(StatePaused, true)}, Policy{StandbyPrepend: 2}, map[string]string{"192.0.2.10/32": WhyStandby, "2001:db8::10/128": WhyStandby}},
-		{"off", []Domain{web(StateOff, false)}, Policy{KeepPaused: true}, map[string]string{}},
+		{"running", []Domain{web(StateRunning, MigrationNone)}, Policy{}, map[string]string{"192.0.2.10/32": WhyRunning, "2001:db8::10/128": WhyRunning}},
+		{"paused withdraw", []Domain{web(StatePaused, MigrationNone)}, Policy{}, map[string]string{}},
+		{"paused keep", []Domain{web(StatePaused, MigrationNone)}, Policy{KeepPaused: true}, map[string]string{"192.0.2.10/32": WhyPausedKeep, "2001:db8::10/128": WhyPausedKeep}},
+		{"incoming migration", []Domain{web(StatePaused, MigrationIncoming)}, Policy{StandbyPrepend: 2}, map[string]string{"192.0.2.10/32": WhyStandby, "2001:db8::10/128": WhyStandby}},
+		{"outgoing switch-over", []Domain{web(StatePaused, MigrationOutgoing)}, Policy{StandbyPrepend: 3}, map[string]string{"192.0.2.10/32": WhySwitchover, "2001:db8::10/128": WhySwitchover}},
+		{"postcopy source", []Domain{web(StatePaused, MigrationPostcopy)}, Policy{KeepPaused: true}, map[string]string{}},
+		{"off", []Domain{web(StateOff, MigrationNone)}, Policy{KeepPaused: true}, map[string]string{}},
 		{"unmapped", []Domain{dom("nope", "00000000-0000-0000-0000-000000000999", StateRunning, "")}, Policy{}, map[string]string{}},
 		{"pin mismatch", []Domain{dom("db-01", "00000000-0000-0000-0000-000000000999", StateRunning, "")}, Policy{}, map[string]string{}},
 		{"uuid key any name", []Domain{dom("renamed", uuidByKey, StateRunning, "")}, Policy{}, map[string]string{"192.0.2.30/32": WhyRunning}},
@@ -375,10 +377,89 @@ func TestDesired(t *testing.T) {
 				if why == WhyStandby && w.Route.ASPathPrepend != tt.policy.StandbyPrepend {
 					t.Errorf("standby prepend = %d, want %d", w.Route.ASPathPrepend, tt.policy.StandbyPrepend)
 				}
+				if why == WhySwitchover && w.Route.ASPathPrepend != SwitchoverPrepend {
+					t.Errorf("switch-over prepend = %d, want %d", w.Route.ASPathPrepend, SwitchoverPrepend)
+				}
 			}
 		})
 	}
-	if got := Desired([]Domain{web(StateRunning, false)}, nil, Policy{}); len(got) != 0 {
+	if got := Desired([]Domain{web(StateRunning, MigrationNone)}, nil, Policy{}); len(got) != 0 {
 		t.Errorf("Desired with no mapping = %v, want nothing", got)
+	}
+}
+
+// TestMigrationMakeBeforeBreak walks the event sequences of DESIGN.md
+// through the desired routes of a source host A and a destination host B,
+// and checks what a ToR choosing the shortest AS path would do at each step:
+// it always has a path, never prefers B before the guest resumes there (and
+// never has a tie it could break towards B), and prefers B right after.
+func TestMigrationMakeBeforeBreak(t *testing.T) {
+	m := parseMapping(t, testMapping)
+	pol := Policy{StandbyPrepend: 3}
+	p := netip.MustParsePrefix("192.0.2.10/32")
+	type step struct {
+		event string
+		a, b  Domain // StateOff with no name: no domain on that host
+		want  string // "A", "B", or "" for no route (never wanted)
+	}
+	run := dom("web-01", uuidWeb, StateRunning, "booted")
+	gone := Domain{}
+	pausedAs := func(m Migration, reason string) Domain {
+		d := dom("web-01", uuidWeb, StatePaused, reason)
+		d.Migration = m
+		return d
+	}
+	sequences := map[string][]step{
+		"pre-copy": {
+			{"before", run, gone, "A"},
+			{"B: Started Migrated", run, pausedAs(MigrationIncoming, "migration"), "A"},
+			{"A: Suspended Migrated", pausedAs(MigrationOutgoing, "migration"), pausedAs(MigrationIncoming, "migration"), "A"},
+			{"B: Resumed Migrated", pausedAs(MigrationOutgoing, "migration"), run, "B"},
+			{"A: Stopped Migrated", gone, run, "B"},
+		},
+		"aborted before switch-over": {
+			{"B: Started Migrated", run, pausedAs(MigrationIncoming, "migration"), "A"},
+			{"B: Stopped Failed", run, gone, "A"},
+		},
+		"aborted during switch-over": {
+			{"B: Started Migrated", run, pausedAs(MigrationIncoming, "migration"), "A"},
+			{"A: Suspended Migrated", pausedAs(MigrationOutgoing, "migration"), pausedAs(MigrationIncoming, "migration"), "A"},
+			{"B: Stopped Failed", pausedAs(MigrationOutgoing, "migration"), gone, "A"},
+			{"A: Resumed Migrated", run, gone, "A"},
+		},
+		"post-copy": {
+			{"B: Started Migrated", run, pausedAs(MigrationIncoming, "migration"), "A"},
+			{"A: Suspended Migrated", pausedAs(MigrationOutgoing, "migration"), pausedAs(MigrationIncoming, "migration"), "A"},
+			{"B: Resumed Postcopy", pausedAs(MigrationOutgoing, "migration"), run, "B"},
+			{"A: Suspended Postcopy", pausedAs(MigrationPostcopy, "postcopy"), run, "B"},
+			{"A: Stopped Migrated", gone, run, "B"},
+		},
+	}
+	hostRoutes := func(d Domain) (mapping.Route, bool) {
+		if d.UUID == "" {
+			return mapping.Route{}, false
+		}
+		w, ok := Desired([]Domain{d}, m, pol)[p]
+		return w.Route, ok
+	}
+	for name, steps := range sequences {
+		t.Run(name, func(t *testing.T) {
+			for _, s := range steps {
+				ra, okA := hostRoutes(s.a)
+				rb, okB := hostRoutes(s.b)
+				got := ""
+				switch {
+				case okA && okB && ra.ASPathPrepend == rb.ASPathPrepend:
+					t.Fatalf("%s: A and B tie (prepend %d): the ToR may pick B before the guest runs there", s.event, ra.ASPathPrepend)
+				case okA && (!okB || ra.ASPathPrepend < rb.ASPathPrepend):
+					got = "A"
+				case okB:
+					got = "B"
+				}
+				if got != s.want {
+					t.Fatalf("%s: ToR prefers %q (A: %v %d, B: %v %d), want %q", s.event, got, okA, ra.ASPathPrepend, okB, rb.ASPathPrepend, s.want)
+				}
+			}
+		})
 	}
 }

@@ -36,10 +36,40 @@ type Domain struct {
 	// Reason is libvirt's state reason in words ("booted", "migration",
 	// "user", ...), for logs and status.
 	Reason string
-	// IncomingMigration is true while this host is the destination of a
-	// migration of the domain that has not finished (Started Migrated seen,
-	// neither Resumed nor Stopped yet).
-	IncomingMigration bool
+	// Migration is the domain's role in a migration in progress, for a
+	// paused domain; MigrationNone otherwise.
+	Migration Migration
+}
+
+// Migration is a paused domain's role in a live migration.
+type Migration int
+
+// The migration roles.
+const (
+	MigrationNone Migration = iota
+	// MigrationIncoming: this host is the destination and the guest has not
+	// resumed here yet (Started Migrated seen, neither Resumed nor Stopped).
+	MigrationIncoming
+	// MigrationOutgoing: this host is the source of a pre-copy migration,
+	// paused for the switch-over (Suspended Migrated); the guest is about to
+	// resume at the destination, or here again if the migration fails.
+	MigrationOutgoing
+	// MigrationPostcopy: the guest is paused in post-copy (on the source it
+	// already runs at the destination) or post-copy failed: it does not run
+	// here.
+	MigrationPostcopy
+)
+
+func (m Migration) String() string {
+	switch m {
+	case MigrationIncoming:
+		return "incoming"
+	case MigrationOutgoing:
+		return "outgoing"
+	case MigrationPostcopy:
+		return "postcopy"
+	}
+	return "none"
 }
 
 // Hint tells the reconciler what may have changed. Hints are never the
