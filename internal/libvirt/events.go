@@ -118,7 +118,7 @@ func (a *Adapter) onLifecycle(_ *lv.Connect, d *lv.Domain, ev *lv.DomainEventLif
 	name, _ := d.GetName()
 	a.trackMigration(uuid, ev.Event, ev.Detail)
 
-	h := reconcile.Hint{UUID: uuid, Name: name, Event: eventText(ev.Event, ev.Detail)}
+	h := reconcile.Hint{UUID: uuid, Name: name, Event: eventText(ev.Event, ev.Detail), At: time.Now()}
 	select {
 	case a.hints <- h:
 	default:

@@ -35,7 +35,14 @@ type Options struct {
 	// RetryMin and RetryMax bound the backoff after a failed read of
 	// libvirt or a failed speaker call (defaults 200ms and 10s).
 	RetryMin, RetryMax time.Duration
+	// Observer, if set, is told about passes and event latencies.
+	Observer Observer
 }
+
+type nopObserver struct{}
+
+func (nopObserver) Reconciled(time.Duration, int, bool) {}
+func (nopObserver) EventApplied(time.Duration)          {}
 
 // Reconciler keeps the speaker's routes equal to Desired(domains, mapping,
 // policy). Create it with New and start it with Run; every other method may
@@ -57,6 +64,9 @@ func New(opts Options) *Reconciler {
 	}
 	if opts.RetryMax < opts.RetryMin {
 		opts.RetryMax = max(10*time.Second, opts.RetryMin)
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	return &Reconciler{
 		opts:   opts,
@@ -124,9 +134,13 @@ type state struct {
 	mapping   *mapping.Mapping
 	domains   map[string]Domain // by UUID
 	announced map[netip.Prefix]Want
-	// dirty domains (UUID -> event that marked it) and the full-resync flag.
-	dirty    map[string]string
+	// dirty domains (UUID -> the first hint that marked it) and the
+	// full-resync flag.
+	dirty    map[string]Hint
 	dirtyAll bool
+	// eventAt holds, during one pass, when the events that made each domain
+	// dirty arrived (UUID -> time), for the latency metric.
+	eventAt map[string]time.Time
 	// failed says the last pass did not converge; retry with backoff.
 	failed   bool
 	backoff  time.Duration
@@ -140,7 +154,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		mapping:   r.opts.Mapping,
 		domains:   make(map[string]Domain),
 		announced: make(map[netip.Prefix]Want),
-		dirty:     make(map[string]string),
+		dirty:     make(map[string]Hint),
+		eventAt:   make(map[string]time.Time),
 		dirtyAll:  true,
 	}
 	var tick <-chan time.Time
@@ -209,9 +224,13 @@ func (st *state) mark(h Hint) {
 		st.dirtyAll = true
 		return
 	}
-	if h.UUID != "" {
-		st.dirty[h.UUID] = h.Event
+	if h.UUID == "" {
+		return
 	}
+	if prev, ok := st.dirty[h.UUID]; ok && !prev.At.IsZero() {
+		h.At = prev.At // the earliest event counts
+	}
+	st.dirty[h.UUID] = h
 }
 
 func (st *state) snapshot() Snapshot {
@@ -237,6 +256,8 @@ func (r *Reconciler) pass(ctx context.Context, st *state) {
 	readOK := r.read(ctx, st)
 	want := Desired(slices.Collect(maps.Values(st.domains)), st.mapping, r.opts.Policy)
 	applyOK := r.apply(ctx, st, want)
+	clear(st.eventAt)
+	r.opts.Observer.Reconciled(time.Since(start), len(st.announced), readOK && applyOK)
 	if readOK && applyOK {
 		st.failed, st.backoff = false, 0
 	} else {
@@ -276,7 +297,8 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 		return true
 	}
 	ok := true
-	for uuid, event := range st.dirty {
+	for uuid, hint := range st.dirty {
+		event := hint.Event
 		d, found, err := r.opts.Hypervisor.Domain(ctx, uuid)
 		if errors.Is(err, ErrNotConnected) {
 			st.dirtyAll = true // resync everything when the hypervisor is back
@@ -288,6 +310,9 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 			continue
 		}
 		delete(st.dirty, uuid)
+		if !hint.At.IsZero() {
+			st.eventAt[uuid] = hint.At
+		}
 		if !found {
 			delete(st.domains, uuid)
 			continue
@@ -319,6 +344,7 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 			ok = false
 			continue
 		}
+		st.observeEvent(r.opts.Observer, w.UUID)
 		r.log.Info(fmt.Sprintf("domain %s %s -> announce %s", w.Domain, r.describe(st, w), w.Route), "vm", w.VM)
 		st.announced[p] = w
 	}
@@ -332,10 +358,18 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 			ok = false
 			continue
 		}
+		st.observeEvent(r.opts.Observer, have.UUID)
 		r.log.Info(fmt.Sprintf("%s -> withdraw %s", st.whyGone(have), p), "vm", have.VM)
 		delete(st.announced, p)
 	}
 	return ok
+}
+
+// observeEvent reports the latency of a route change caused by an event.
+func (st *state) observeEvent(o Observer, uuid string) {
+	if at, ok := st.eventAt[uuid]; ok {
+		o.EventApplied(time.Since(at))
+	}
 }
 
 func (r *Reconciler) describe(st *state, w Want) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -461,5 +462,50 @@ func TestMigrationMakeBeforeBreak(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+type recObserver struct {
+	mu        sync.Mutex
+	passes    int
+	latencies []time.Duration
+}
+
+func (o *recObserver) Reconciled(took time.Duration, announced int, ok bool) {
+	o.mu.Lock()
+	o.passes++
+	o.mu.Unlock()
+}
+
+func (o *recObserver) EventApplied(l time.Duration) {
+	o.mu.Lock()
+	o.latencies = append(o.latencies, l)
+	o.mu.Unlock()
+}
+
+func TestObserverGetsEventLatency(t *testing.T) {
+	obs := &recObserver{}
+	web := dom("web-01", uuidWeb, StateOff, "shutoff")
+	h := start(t, Options{Observer: obs}, web)
+	h.wantPrefixes()
+	web.State = StateRunning
+	h.hv.mu.Lock()
+	h.hv.domains[uuidWeb] = web
+	h.hv.mu.Unlock()
+	sent := time.Now().Add(-5 * time.Millisecond) // the event arrived 5ms ago
+	h.hv.hints <- Hint{UUID: uuidWeb, Event: "Started Booted", At: sent}
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.latencies) != 2 {
+		t.Fatalf("EventApplied called %d times, want 2 (one per route)", len(obs.latencies))
+	}
+	for _, l := range obs.latencies {
+		if l < 5*time.Millisecond || l > 5*time.Second {
+			t.Errorf("latency %v, want >= 5ms (event age) and sane", l)
+		}
+	}
+	if obs.passes < 2 {
+		t.Errorf("Reconciled called %d times, want one per pass (>= 2)", obs.passes)
 	}
 }

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/virtbgp/virtbgp/mapping"
 )
@@ -83,6 +84,21 @@ type Hint struct {
 	All bool
 	// Event is the libvirt event in words ("Started Booted"), for logs.
 	Event string
+	// At is when the hypervisor received the event (zero if unknown), for
+	// the event-to-announce latency.
+	At time.Time
+}
+
+// Observer is told what the reconciler does, for metrics. Its methods are
+// called from the reconciler's goroutine and must not block.
+type Observer interface {
+	// Reconciled reports one pass: how long it took, how many routes are
+	// announced after it, and whether it converged.
+	Reconciled(took time.Duration, announced int, ok bool)
+	// EventApplied reports an announce or withdraw caused by a libvirt
+	// event, with the time from the event's arrival to the speaker call's
+	// return.
+	EventApplied(latency time.Duration)
 }
 
 // ErrNotConnected is what a Hypervisor returns (wrapped or not) while it has
