@@ -1,0 +1,101 @@
+// Package status shows what virtbgp is doing: the Report (what is desired
+// vs announced, peers, domains, mapping, drain, libvirt), the optional HTTP
+// endpoint serving it (/status, /metrics, /healthz, /readyz), the Prometheus
+// metrics, and the human table of `virtbgp status`.
+package status
+
+import "time"
+
+// Report is a point-in-time view of one virtbgp daemon. It is what /status
+// and `virtbgp status --json` return.
+type Report struct {
+	Version string    `json:"version"`
+	Host    string    `json:"host"`
+	Started time.Time `json:"started"`
+	// Ready is true after the first full sync from libvirt was applied.
+	Ready   bool      `json:"ready"`
+	Libvirt Libvirt   `json:"libvirt"`
+	Peers   []Peer    `json:"peers"`
+	Domains []Domain  `json:"domains"`
+	Routes  []Route   `json:"routes"`
+	Mapping Mapping   `json:"mapping"`
+	Drain   Drain     `json:"drain"`
+	Time    time.Time `json:"time"` // when the report was made
+}
+
+// Libvirt is the libvirt connection.
+type Libvirt struct {
+	URI       string `json:"uri"`
+	Connected bool   `json:"connected"`
+}
+
+// Peer is one BGP session.
+type Peer struct {
+	Address string `json:"address"`
+	ASN     uint32 `json:"asn"`
+	// State is idle, connect, active, opensent, openconfirm or established.
+	State string `json:"state"`
+	// Since is when the session was established (zero unless established).
+	Since      time.Time `json:"since,omitzero"`
+	RoutesSent int       `json:"routes_sent"`
+	Families   []string  `json:"families"`
+	LastDown   string    `json:"last_down,omitempty"`
+}
+
+// Domain is one libvirt domain as the reconciler last read it.
+type Domain struct {
+	Name      string `json:"name"`
+	UUID      string `json:"uuid"`
+	State     string `json:"state"`  // running, paused, off
+	Reason    string `json:"reason"` // libvirt's state reason
+	Migration string `json:"migration,omitempty"`
+	VM        string `json:"vm,omitempty"` // the mapping entry it matches
+	Routes    int    `json:"routes"`       // routes announced for it
+}
+
+// Route is one announced route with its attributes.
+type Route struct {
+	Prefix           string   `json:"prefix"`
+	NextHop          string   `json:"next_hop"` // "self" or an address
+	Communities      []string `json:"communities,omitempty"`
+	LargeCommunities []string `json:"large_communities,omitempty"`
+	MED              *uint32  `json:"med,omitempty"`
+	LocalPref        *uint32  `json:"local_pref,omitempty"`
+	ASPathPrepend    uint8    `json:"as_path_prepend,omitempty"`
+	Domain           string   `json:"domain"`
+	VM               string   `json:"vm"`
+	// Why is the rule that selected it: running, standby, switchover,
+	// paused-keep, draining.
+	Why string `json:"why"`
+}
+
+// Mapping is the mapping in force and the last reload.
+type Mapping struct {
+	Path       string    `json:"path"`
+	Generation int       `json:"generation"` // 1 at start, +1 per successful reload
+	LoadedAt   time.Time `json:"loaded_at"`
+	Files      []string  `json:"files"`
+	VMs        int       `json:"vms"`
+	Routes     int       `json:"routes"`
+	LastReload Reload    `json:"last_reload"`
+}
+
+// Reload is the result of the last reload attempt (zero if none yet).
+type Reload struct {
+	At     time.Time `json:"at,omitzero"`
+	OK     bool      `json:"ok"`
+	Errors []string  `json:"errors,omitempty"` // "file:line: problem" each
+}
+
+// Drain states.
+const (
+	DrainNone     = "none"     // serving
+	DrainDraining = "draining" // routes carry GRACEFUL_SHUTDOWN, withdrawal pending
+	DrainDrained  = "drained"  // everything withdrawn
+)
+
+// Drain is the host's drain state.
+type Drain struct {
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitzero"`
+}
