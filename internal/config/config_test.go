@@ -2,11 +2,13 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,12 +73,18 @@ func TestParseFull(t *testing.T) {
 		"        - ipv4",
 		"mapping:",
 		"  path: /srv/mapping.d",
+		"  watch: false",
 		"status:",
 		"  listen: '[::1]:9479'",
 		"policy:",
 		"  paused: keep",
 		"  standby-prepend: 2",
 		"resync-interval: 1m30s",
+		"state-dir: state",
+		"control:",
+		"  socket: /run/vb/ctl.sock",
+		"drain:",
+		"  graceful-shutdown-time: 0",
 	)
 	got, err := Parse(file, data)
 	if err != nil {
@@ -113,10 +121,13 @@ func TestParseFull(t *testing.T) {
 				Families: []Family{FamilyIPv6, FamilyIPv4},
 			}},
 		},
-		Mapping:        Mapping{Path: "/srv/mapping.d"},
+		Mapping:        Mapping{Path: "/srv/mapping.d", Watch: false},
 		Status:         Status{Listen: "[::1]:9479"},
 		Policy:         Policy{Paused: PausedKeep, StandbyPrepend: 2},
 		ResyncInterval: 90 * time.Second,
+		StateDir:       filepath.Join(filepath.Dir(file), "state"),
+		Control:        Control{Socket: "/run/vb/ctl.sock"},
+		Drain:          Drain{GracefulShutdownTime: 0},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
@@ -156,10 +167,13 @@ func TestParseDefaults(t *testing.T) {
 				Families:  []Family{FamilyIPv4, FamilyIPv6},
 			}},
 		},
-		Mapping:        Mapping{Path: "/etc/virtbgp/mapping.yaml"},
+		Mapping:        Mapping{Path: "/etc/virtbgp/mapping.yaml", Watch: true},
 		Status:         Status{Listen: ""},
 		Policy:         Policy{Paused: PausedWithdraw, StandbyPrepend: DefaultStandbyPrepend},
 		ResyncInterval: DefaultResyncInterval,
+		StateDir:       DefaultStateDir,
+		Control:        Control{Socket: DefaultControlSocket},
+		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
@@ -224,7 +238,7 @@ func withPeerLines(keys ...string) []string {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval"
+	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, drain"
 	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families"
 	tests := []struct {
 		name string
@@ -458,7 +472,7 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"mapping missing path", doc("version: 1", "bgp: {asn: 1, router-id: 192.0.2.1}", "mapping:", "  paths: m.yaml"), []string{
 			`c.yaml:3: mapping: missing required key "path"`,
-			`c.yaml:4: mapping: unknown key "paths" (allowed: path)`,
+			`c.yaml:4: mapping: unknown key "paths" (allowed: path, watch)`,
 		}},
 		{"mapping bad", doc("version: 1", "bgp: {asn: 1, router-id: 192.0.2.1}", "mapping: m.yaml"), []string{
 			`c.yaml:3: mapping: want a mapping, got "m.yaml"`,
@@ -686,5 +700,23 @@ func TestLoadErrorsNameTheFile(t *testing.T) {
 	}
 	if got := errLines(t, err); !reflect.DeepEqual(got, want) {
 		t.Errorf("errors %q, want %q", got, want)
+	}
+}
+
+func TestParseOperationsSectionErrors(t *testing.T) {
+	base := []string{"version: 1", "bgp: {asn: 65001, router-id: 192.0.2.1}", "mapping: {path: m.yaml, watch: yes-please}"}
+	_, err := Parse("c.yaml", doc(append(base,
+		"state-dir: ''",
+		"control: {socket: 7, sockets: x}",
+		"drain: {graceful-shutdown-time: 2h}")...))
+	want := []string{
+		`c.yaml:3: mapping.watch: want true or false, got "yes-please"`,
+		`c.yaml:4: state-dir: want a path, got ""`,
+		`c.yaml:5: control: unknown key "sockets" (allowed: socket)`,
+		`c.yaml:6: drain.graceful-shutdown-time: want a duration from 0 to 1h like "60s", got "2h"`,
+	}
+	got := strings.Split(fmt.Sprint(err), "\n")
+	if !slices.Equal(got, want) {
+		t.Fatalf("errors:\n got %q\nwant %q", got, want)
 	}
 }

@@ -42,6 +42,7 @@
 //	mapping:
 //	  path: mapping.yaml             # required: the VM -> IP mapping, a YAML file or a
 //	                                 # directory of *.yaml; relative to the directory of this file
+//	  watch: true                    # default; reload when the mapping changes (debounced), as SIGHUP does
 //	status:
 //	  listen: 127.0.0.1:9479         # host:port of the HTTP status endpoint; omitted or "": disabled
 //	policy:
@@ -50,6 +51,12 @@
 //	  standby-prepend: 3             # 2..16, default 3: extra AS-path prepends on the standby
 //	                                 # route announced during an incoming migration
 //	resync-interval: 5m              # default 5m; 0 disables the periodic resync; else at least 1s
+//	state-dir: /var/lib/virtbgp      # default; what survives a restart (the drain state)
+//	control:
+//	  socket: /run/virtbgp/control.sock  # default; the root-only channel of virtbgp status/drain/undrain/reload
+//	drain:
+//	  graceful-shutdown-time: 60s    # default; 0..1h: how long `virtbgp drain` announces every route
+//	                                 # with GRACEFUL_SHUTDOWN (65535:0) before withdrawing them all
 //
 // Durations are Go durations ("90s", "2m", "1h30m"); a bare 0 is zero.
 //

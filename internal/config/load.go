@@ -125,6 +125,10 @@ func (l *loader) config(n *yaml.Node) *Config {
 			StandbyPrepend: DefaultStandbyPrepend,
 		},
 		ResyncInterval: DefaultResyncInterval,
+		Mapping:        Mapping{Watch: true},
+		StateDir:       DefaultStateDir,
+		Control:        Control{Socket: DefaultControlSocket},
+		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
 	}
 	if n == nil {
 		n = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
@@ -141,6 +145,26 @@ func (l *loader) config(n *yaml.Node) *Config {
 				func(d time.Duration) bool { return d == 0 || d >= time.Second }); ok {
 				cfg.ResyncInterval = d
 			}
+		}},
+		yamlutil.Field{Key: "state-dir", Do: func(_, v *yaml.Node) {
+			if s, ok := l.nonEmptyPath(v, "state-dir"); ok {
+				cfg.StateDir = s
+			}
+		}},
+		yamlutil.Field{Key: "control", Do: func(_, v *yaml.Node) {
+			l.r.Map(v, "control", yamlutil.Field{Key: "socket", Do: func(_, v *yaml.Node) {
+				if s, ok := l.nonEmptyPath(v, "control.socket"); ok {
+					cfg.Control.Socket = s
+				}
+			}})
+		}},
+		yamlutil.Field{Key: "drain", Do: func(_, v *yaml.Node) {
+			l.r.Map(v, "drain", yamlutil.Field{Key: "graceful-shutdown-time", Do: func(_, v *yaml.Node) {
+				if d, ok := l.duration(v, "drain.graceful-shutdown-time", `a duration from 0 to 1h like "60s"`,
+					func(d time.Duration) bool { return d >= 0 && d <= time.Hour }); ok {
+					cfg.Drain.GracefulShutdownTime = d
+				}
+			}})
 		}},
 	)
 	l.required(n, "top level", 1, "version", "bgp", "mapping")
@@ -459,6 +483,11 @@ func (l *loader) mapping(k, v *yaml.Node, m *Mapping) {
 			}
 			m.Path = l.path(s)
 		}},
+		yamlutil.Field{Key: "watch", Do: func(_, v *yaml.Node) {
+			if b, ok := l.r.Bool(v, "mapping.watch"); ok {
+				m.Watch = b
+			}
+		}},
 	)
 	l.required(v, "mapping", k.Line, "path")
 }
@@ -540,6 +569,19 @@ func (l *loader) duration(v *yaml.Node, what, want string, valid func(time.Durat
 
 // wholeSeconds reports whether d is a whole number of seconds.
 func wholeSeconds(d time.Duration) bool { return d%time.Second == 0 }
+
+// nonEmptyPath reads a path value, resolved against the file's directory.
+func (l *loader) nonEmptyPath(v *yaml.Node, what string) (string, bool) {
+	s, ok := l.r.String(v, what)
+	if !ok {
+		return "", false
+	}
+	if s == "" {
+		l.r.Errorf(v, "%s: want a path, got %s", what, yamlutil.Describe(v))
+		return "", false
+	}
+	return l.path(s), true
+}
 
 // path resolves a path from the file against the file's directory.
 func (l *loader) path(p string) string {

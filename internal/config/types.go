@@ -13,6 +13,9 @@ const (
 	DefaultRestartTime    = 120 * time.Second
 	DefaultResyncInterval = 5 * time.Minute
 	DefaultStandbyPrepend = 3
+	DefaultStateDir       = "/var/lib/virtbgp"
+	DefaultControlSocket  = "/run/virtbgp/control.sock"
+	DefaultDrainTime      = 60 * time.Second
 )
 
 // Family is an address family carried on a BGP session.
@@ -44,6 +47,25 @@ type Config struct {
 	Status         Status
 	Policy         Policy
 	ResyncInterval time.Duration // resync-interval, default 5m
+	// StateDir holds what must survive a restart (the drain state);
+	// state-dir, default /var/lib/virtbgp.
+	StateDir string
+	Control  Control
+	Drain    Drain
+}
+
+// Control is the control section: the local channel of `virtbgp status`,
+// `drain`, `undrain` and `reload`.
+type Control struct {
+	Socket string // socket, default /run/virtbgp/control.sock
+}
+
+// Drain is the drain section.
+type Drain struct {
+	// GracefulShutdownTime is how long `virtbgp drain` announces every route
+	// with the GRACEFUL_SHUTDOWN community (RFC 8326) before withdrawing
+	// them; graceful-shutdown-time, default 60s, 0..1h.
+	GracefulShutdownTime time.Duration
 }
 
 // Libvirt is the libvirt section.
@@ -87,6 +109,9 @@ type Peer struct {
 // Mapping is the mapping section.
 type Mapping struct {
 	Path string // path: a YAML file or a directory of *.yaml, required
+	// Watch reloads the mapping when its files change (debounced), as
+	// SIGHUP does; watch, default true.
+	Watch bool
 }
 
 // Status is the status section.
