@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# build: cgo against libvirt; tests: a real libvirtd (test driver) and network
-# namespaces.
-pkgs=(gcc pkg-config libvirt-dev libvirt-daemon libvirt-clients iproute2)
+# build: cgo against libvirt; tests: a real libvirtd (test driver), network
+# namespaces, systemd-analyze (unit check; does not replace the init system).
+pkgs=(gcc pkg-config libvirt-dev libvirt-daemon libvirt-clients iproute2 systemd)
 [ $# -gt 0 ] && pkgs+=("$@")
 
 missing=()

@@ -4,6 +4,10 @@
 //
 //	virtbgp run     --config FILE   run the daemon
 //	virtbgp check   --config FILE   validate config and mapping, print every error
+//	virtbgp status  [--json]        show the running daemon's peers, domains and routes
+//	virtbgp drain                   drain this host (GRACEFUL_SHUTDOWN, then withdraw)
+//	virtbgp undrain                 undo a drain
+//	virtbgp reload                  reload the mapping and config
 //	virtbgp version                 print the version
 package main
 
@@ -20,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/control"
 	"github.com/virtbgp/virtbgp/internal/daemon"
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
 	"github.com/virtbgp/virtbgp/mapping"
@@ -40,8 +45,15 @@ func usage(w io.Writer) {
 commands:
   run     --config FILE   run the daemon (default config %s)
   check   --config FILE   validate the config and the mapping; print every error; exit 1 on any
+  status  [--json]        show the running daemon: peers, domains, announced routes, drain, mapping
+  drain                   drain this host: routes carry GRACEFUL_SHUTDOWN, then are withdrawn
+  undrain                 undo a drain: announce the routes normally again
+  reload                  reload the mapping and the config (as SIGHUP does)
   version                 print the version
-`, defaultConfig)
+
+status, drain, undrain and reload talk to the daemon over its control socket
+(--socket PATH, default %s; root only); exit 1 if it fails or is unreachable.
+`, defaultConfig, control.DefaultSocket)
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
@@ -55,6 +67,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args, stderr)
 	case "check":
 		return cmdCheck(args, stdout, stderr)
+	case "status":
+		return cmdStatus(args, stdout, stderr)
+	case control.OpDrain, control.OpUndrain, control.OpReload:
+		return cmdControl(cmd, args, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -219,6 +219,7 @@ func updatesReceived(t testing.TB, r *bgptest.ToR, neighbor string) uint64 {
 //
 // The ToRs are graceful-restart helpers with default (accept-all) policies.
 type lab struct {
+	cfg  config.BGP
 	sp   *bgp.Speaker
 	tor1 *bgptest.ToR
 	tor2 *bgptest.ToR
@@ -258,7 +259,7 @@ func newLab(t testing.TB, opts ...labOption) *lab {
 	}
 	sp := startSpeaker(t, cfg, log, bgp.StartOptions{})
 	waitEstablished(t, sp)
-	return &lab{sp: sp, tor1: t1, tor2: t2, log: tl}
+	return &lab{cfg: cfg, sp: sp, tor1: t1, tor2: t2, log: tl}
 }
 
 // startSpeaker starts a speaker with a 1s connect-retry and stops it at

@@ -61,6 +61,10 @@ type StartOptions struct {
 	// GoBGP makes the first attempt 1-2s after a peer is added, whatever
 	// this is.
 	ConnectRetry time.Duration
+	// DeferPeers starts the server without its peers; the first SetPeers
+	// adds them (with Restarting as above). A restarting daemon re-adds its
+	// routes in between, so that the peers get the full table at once.
+	DeferPeers bool
 }
 
 type lifecycle int
@@ -92,6 +96,12 @@ type Speaker struct {
 	// peerMu owns peers (the session watch state).
 	peerMu sync.Mutex
 	peers  map[netip.Addr]*peerTrack
+
+	// Under mu: the peers configured in GoBGP now, and the start options
+	// (for the first SetPeers after a start with DeferPeers).
+	configured map[netip.Addr]config.Peer
+	startOpts  StartOptions
+	peersAdded bool
 }
 
 // New returns a speaker for cfg that logs to log. It does not start
@@ -140,7 +150,7 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 	case lifecycleStopping, lifecycleStopped:
 		return errors.New("start bgp speaker: already stopped")
 	}
-	if err := s.validate(opts); err != nil {
+	if err := s.validate(opts, s.cfg.Peers); err != nil {
 		return fmt.Errorf("start bgp speaker: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -180,14 +190,12 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 	if err := s.srv.WatchEvent(watchCtx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, s.onPeerEvent); err != nil {
 		return fmt.Errorf("start bgp speaker: watch peer events: %w", err)
 	}
-	for _, p := range s.cfg.Peers {
-		if err := ctx.Err(); err != nil {
+	s.startOpts = opts
+	s.configured = make(map[netip.Addr]config.Peer, len(s.cfg.Peers))
+	if !opts.DeferPeers {
+		if err := s.addPeers(ctx, s.cfg.Peers); err != nil {
 			return fmt.Errorf("start bgp speaker: %w", err)
 		}
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(p, opts)}); err != nil {
-			return fmt.Errorf("start bgp speaker: add peer %s (AS %d): %w", p.Address, p.ASN, err)
-		}
-		s.warnSelfNextHop(p)
 	}
 
 	s.stopWatches = cancel
@@ -198,7 +206,7 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 	return nil
 }
 
-func (s *Speaker) validate(opts StartOptions) error {
+func (s *Speaker) validate(opts StartOptions, peers []config.Peer) error {
 	if s.cfg.ASN == 0 {
 		return errors.New("asn is not set")
 	}
@@ -208,8 +216,12 @@ func (s *Speaker) validate(opts StartOptions) error {
 	if opts.Restarting && !s.cfg.GracefulRestart.Enabled {
 		return errors.New("restarting mode needs graceful restart enabled")
 	}
-	seen := make(map[netip.Addr]bool, len(s.cfg.Peers))
-	for _, p := range s.cfg.Peers {
+	return validatePeers(peers)
+}
+
+func validatePeers(peers []config.Peer) error {
+	seen := make(map[netip.Addr]bool, len(peers))
+	for _, p := range peers {
 		a := p.Address.Unmap()
 		if !a.IsValid() {
 			return errors.New("a peer has no address")

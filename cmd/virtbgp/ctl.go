@@ -1,0 +1,91 @@
+package main
+
+// The commands that talk to a running daemon over its control socket:
+// status, drain, undrain, reload.
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/status"
+)
+
+// ctlFlags parses the flags of a control command: --socket, plus those
+// that extra adds. It returns the client, or nil after a usage error.
+func ctlFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) *control.Client {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", control.DefaultSocket, "control socket `path` of the daemon")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "virtbgp %s: unexpected argument %q\n", name, fs.Arg(0))
+		fs.Usage()
+		return nil
+	}
+	return &control.Client{Path: *socket}
+}
+
+// cmdStatus is `virtbgp status [--socket PATH] [--json]`: the daemon's
+// status as a table, or its status.Report as indented JSON.
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	var asJSON bool
+	c := ctlFlags("status", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	})
+	if c == nil {
+		return 2
+	}
+	r, err := c.Status(context.Background())
+	if err != nil {
+		fmt.Fprintf(stderr, "virtbgp status: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r)
+	} else {
+		err = status.WriteTable(stdout, r)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "virtbgp status: write: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// cmdControl is `virtbgp drain|undrain|reload [--socket PATH]`: it asks the
+// daemon to do op and prints the daemon's message.
+func cmdControl(op string, args []string, stdout, stderr io.Writer) int {
+	c := ctlFlags(op, args, stderr, nil)
+	if c == nil {
+		return 2
+	}
+	var call func(context.Context) (string, error)
+	switch op {
+	case control.OpDrain:
+		call = c.Drain
+	case control.OpUndrain:
+		call = c.Undrain
+	case control.OpReload:
+		call = c.Reload
+	default:
+		panic("cmdControl: unknown op " + op)
+	}
+	msg, err := call(context.Background())
+	if err != nil {
+		fmt.Fprintf(stderr, "virtbgp %s: %v\n", op, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, msg)
+	return 0
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/status"
+)
+
+// fakeDaemon is a control.Handler with canned answers.
+type fakeDaemon struct {
+	mu     sync.Mutex
+	calls  []string
+	report status.Report
+	err    error
+}
+
+func (f *fakeDaemon) record(op string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, op)
+	return f.err
+}
+
+func (f *fakeDaemon) Status(context.Context) (status.Report, error) {
+	return f.report, f.record("status")
+}
+
+func (f *fakeDaemon) Drain(context.Context) (string, error) {
+	return "draining: routes carry GRACEFUL_SHUTDOWN, withdrawing in 60s", f.record("drain")
+}
+
+func (f *fakeDaemon) Undrain(context.Context) (string, error) {
+	return "undrained: 3 route(s) announced normally", f.record("undrain")
+}
+
+func (f *fakeDaemon) Reload(context.Context) (string, error) {
+	return "reloaded: mapping generation 2, 1 route(s) changed", f.record("reload")
+}
+
+func (f *fakeDaemon) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func ctlReport() status.Report {
+	t0 := time.Date(2026, 5, 9, 7, 0, 0, 0, time.UTC)
+	med := uint32(10)
+	return status.Report{
+		Version: "virtbgp test", Host: "hv1", Started: t0, Ready: true, Time: t0.Add(time.Hour),
+		Libvirt: status.Libvirt{URI: "test:///default", Connected: true},
+		Peers: []status.Peer{{Address: "198.18.0.1", ASN: 65000, State: "established", Since: t0,
+			RoutesSent: 1, Families: []string{"ipv4", "ipv6"}}},
+		Domains: []status.Domain{{Name: "test", UUID: "6695eb01-f6a4-8304-79aa-97f2502e193f",
+			State: "running", Reason: "booted", VM: "test", Routes: 1}},
+		Routes: []status.Route{{Prefix: "192.0.2.10/32", NextHop: "self", MED: &med,
+			Communities: []string{"65001:100"}, Domain: "test", VM: "test", Why: "running"}},
+		Mapping: status.Mapping{Path: "examples/mapping.yaml", Generation: 1, LoadedAt: t0,
+			Files: []string{"examples/mapping.yaml"}, VMs: 1, Routes: 1, LastReload: status.Reload{At: t0, OK: true}},
+		Drain: status.Drain{State: status.DrainNone},
+	}
+}
+
+// startDaemon serves a fakeDaemon on a socket in a test directory.
+func startDaemon(t *testing.T) (*fakeDaemon, string) {
+	t.Helper()
+	h := &fakeDaemon{report: ctlReport()}
+	path := filepath.Join(t.TempDir(), "control.sock")
+	srv := &control.Server{Handler: h}
+	if err := srv.Listen(path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return h, path
+}
+
+func run(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = runMain(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestStatusJSON(t *testing.T) {
+	h, sock := startDaemon(t)
+	code, out, errs := run("status", "--socket", sock, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", code, errs)
+	}
+	var got status.Report
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("stdout is not a Report: %v\n%s", err, out)
+	}
+	want, _ := json.MarshalIndent(ctlReport(), "", "  ")
+	if out != string(want)+"\n" {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+	if !strings.Contains(out, "\n  \"peers\": [\n") {
+		t.Errorf("not indented:\n%s", out)
+	}
+	if c := h.Calls(); len(c) != 1 || c[0] != "status" {
+		t.Errorf("calls %v", c)
+	}
+}
+
+// The table's layout belongs to status.WriteTable; this checks the wiring.
+func TestStatusTable(t *testing.T) {
+	_, sock := startDaemon(t)
+	code, out, errs := run("status", "--socket", sock)
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d\nstderr: %s", code, errs)
+	}
+	if !strings.Contains(out, "192.0.2.10/32") || strings.HasPrefix(out, "{") {
+		t.Errorf("stdout is not the table with the routes:\n%s", out)
+	}
+}
+
+func TestWriteCommands(t *testing.T) {
+	h, sock := startDaemon(t)
+	for _, tc := range []struct{ cmd, want string }{
+		{"drain", "draining: routes carry GRACEFUL_SHUTDOWN, withdrawing in 60s\n"},
+		{"undrain", "undrained: 3 route(s) announced normally\n"},
+		{"reload", "reloaded: mapping generation 2, 1 route(s) changed\n"},
+	} {
+		code, out, errs := run(tc.cmd, "--socket", sock)
+		if code != 0 || out != tc.want || errs != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 0, %q", tc.cmd, code, out, errs, tc.want)
+		}
+	}
+	if c := strings.Join(h.Calls(), ","); c != "drain,undrain,reload" {
+		t.Errorf("calls %s", c)
+	}
+}
+
+func TestDaemonError(t *testing.T) {
+	h, sock := startDaemon(t)
+	h.err = errors.New(`mapping.yaml:3: unknown key "colour"; the previous mapping stays in force`)
+	code, out, errs := run("reload", "--socket", sock)
+	if code != 1 || out != "" {
+		t.Errorf("exit %d, stdout %q; want 1 and nothing", code, out)
+	}
+	if want := "virtbgp reload: mapping.yaml:3: unknown key \"colour\"; the previous mapping stays in force\n"; errs != want {
+		t.Errorf("stderr %q, want %q", errs, want)
+	}
+	code, out, errs = run("status", "--socket", sock, "--json")
+	if code != 1 || out != "" || !strings.HasPrefix(errs, "virtbgp status: mapping.yaml:3") {
+		t.Errorf("status: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+func TestUnreachableDaemon(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.sock")
+	// A socket file left by a dead daemon: connection refused.
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "--socket", missing}, "virtbgp status: is virtbgp running? socket " + missing + ": no such file or directory\n"},
+		{[]string{"status", "--json", "--socket", stale}, "virtbgp status: is virtbgp running? socket " + stale + ": connection refused\n"},
+		{[]string{"drain", "--socket", stale}, "virtbgp drain: is virtbgp running? socket " + stale + ": connection refused\n"},
+		{[]string{"undrain", "--socket", missing}, "virtbgp undrain: is virtbgp running? socket " + missing + ": no such file or directory\n"},
+		{[]string{"reload", "--socket", missing}, "virtbgp reload: is virtbgp running? socket " + missing + ": no such file or directory\n"},
+	} {
+		code, out, errs := run(tc.args...)
+		if code != 1 || out != "" || errs != tc.want {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1, nothing, %q", tc.args, code, out, errs, tc.want)
+		}
+	}
+}
+
+func TestControlUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "extra"}, `virtbgp status: unexpected argument "extra"`},
+		{[]string{"status", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"drain", "--json"}, "flag provided but not defined: -json"},
+		{[]string{"undrain", "now"}, `virtbgp undrain: unexpected argument "now"`},
+		{[]string{"reload", "--socket"}, "flag needs an argument: -socket"},
+	} {
+		code, out, errs := run(tc.args...)
+		if code != 2 || out != "" || !strings.Contains(errs, tc.want) || !strings.Contains(errs, "-socket path") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q with the flags", tc.args, code, out, errs, tc.want)
+		}
+	}
+	code, out, _ := run("help")
+	for _, cmd := range []string{"status", "drain", "undrain", "reload", control.DefaultSocket} {
+		if code != 0 || !strings.Contains(out, cmd) {
+			t.Errorf("help lacks %q:\n%s", cmd, out)
+		}
+	}
+}
+
+func TestDefaultSocket(t *testing.T) {
+	// Read-only, so harmless if a daemon runs on this machine.
+	code, _, errs := run("status", "--json")
+	if code != 0 && !strings.Contains(errs, "socket "+control.DefaultSocket) {
+		t.Errorf("exit %d, stderr %q; want the default socket %s named", code, errs, control.DefaultSocket)
+	}
+}

@@ -1,0 +1,842 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/status"
+)
+
+// helperEnv, when set to a socket path, makes the test binary a client that
+// sends one drain request there and prints the outcome (TestNonRootRefused
+// runs it as another uid).
+const helperEnv = "VIRTBGP_CONTROL_TEST_CLIENT"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(helperEnv); path != "" {
+		c := Client{Path: path, Timeout: 10 * time.Second}
+		msg, err := c.Drain(context.Background())
+		var de *DaemonError
+		fmt.Printf("uid=%d msg=%q daemon-error=%t err=%v\n", os.Getuid(), msg, errors.As(err, &de), err)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fakeHandler counts calls and answers with canned results.
+type fakeHandler struct {
+	mu     sync.Mutex
+	calls  map[string]int
+	report status.Report
+	err    error         // returned by every method when set
+	block  bool          // wait for ctx to end, then return its error
+	panics bool          // panic in every method
+	ctxErr chan error    // receives ctx.Err() after a block
+	hold   chan struct{} // when set, each call waits on it
+}
+
+func (f *fakeHandler) enter(ctx context.Context, op string) error {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[op]++
+	f.mu.Unlock()
+	if f.panics {
+		panic("boom")
+	}
+	if f.hold != nil {
+		<-f.hold
+	}
+	if f.block {
+		<-ctx.Done()
+		if f.ctxErr != nil {
+			f.ctxErr <- ctx.Err()
+		}
+		return ctx.Err()
+	}
+	return f.err
+}
+
+func (f *fakeHandler) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+func (f *fakeHandler) total() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += c
+	}
+	return n
+}
+
+func (f *fakeHandler) Status(ctx context.Context) (status.Report, error) {
+	if err := f.enter(ctx, OpStatus); err != nil {
+		return status.Report{}, err
+	}
+	return f.report, nil
+}
+
+func (f *fakeHandler) Drain(ctx context.Context) (string, error) {
+	if err := f.enter(ctx, OpDrain); err != nil {
+		return "", err
+	}
+	return "draining: routes carry GRACEFUL_SHUTDOWN, withdrawing in 60s", nil
+}
+
+func (f *fakeHandler) Undrain(ctx context.Context) (string, error) {
+	if err := f.enter(ctx, OpUndrain); err != nil {
+		return "", err
+	}
+	return "undrained: routes announced again", nil
+}
+
+func (f *fakeHandler) Reload(ctx context.Context) (string, error) {
+	if err := f.enter(ctx, OpReload); err != nil {
+		return "", err
+	}
+	return "reloaded: mapping generation 2", nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testReport() status.Report {
+	med := uint32(10)
+	t0 := time.Date(2026, 5, 9, 7, 0, 0, 0, time.UTC)
+	return status.Report{
+		Version: "virtbgp test", Host: "hv1", Started: t0, Ready: true,
+		Libvirt: status.Libvirt{URI: "test:///default", Connected: true},
+		Peers: []status.Peer{{Address: "198.18.0.1", ASN: 65000, State: "established", Since: t0,
+			RoutesSent: 1, Families: []string{"ipv4", "ipv6"}}},
+		Domains: []status.Domain{{Name: "test", UUID: "6695eb01-f6a4-8304-79aa-97f2502e193f",
+			State: "running", Reason: "booted", VM: "test", Routes: 1}},
+		Routes: []status.Route{{Prefix: "192.0.2.10/32", NextHop: "self", Communities: []string{"65001:100"},
+			MED: &med, Domain: "test", VM: "test", Why: "running"}},
+		Mapping: status.Mapping{Path: "/etc/virtbgp/mapping.yaml", Generation: 1, LoadedAt: t0,
+			Files: []string{"/etc/virtbgp/mapping.yaml"}, VMs: 1, Routes: 1,
+			LastReload: status.Reload{At: t0, OK: true}},
+		Drain: status.Drain{State: status.DrainNone},
+		Time:  t0.Add(time.Minute),
+	}
+}
+
+// testServer is a running server on a socket in a fresh directory.
+type testServer struct {
+	*Server
+	h    *fakeHandler
+	logs *syncBuffer
+	path string
+	done chan error // Serve's result
+	stop context.CancelFunc
+}
+
+func startServer(t *testing.T, path string, configure func(*Server)) *testServer {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "control.sock")
+	}
+	ts := &testServer{h: &fakeHandler{report: testReport()}, logs: &syncBuffer{}, path: path, done: make(chan error, 1)}
+	ts.Server = &Server{Handler: ts.h, Log: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if configure != nil {
+		configure(ts.Server)
+	}
+	if err := ts.Listen(path); err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.stop = cancel
+	go func() { ts.done <- ts.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-ts.done:
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", ts.logs)
+		}
+	})
+	return ts
+}
+
+func (ts *testServer) client() *Client { return &Client{Path: ts.path, Timeout: 10 * time.Second} }
+
+// rawExchange sends b as it is and returns the raw answer (until EOF).
+func rawExchange(t *testing.T, path string, b []byte, halfClose bool) string {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if len(b) > 0 {
+		if _, err := c.Write(b); err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	if halfClose {
+		_ = c.(*net.UnixConn).CloseWrite()
+	}
+	out, err := io.ReadAll(c)
+	// A server that closes with unread input (an oversize request) makes
+	// the kernel report a reset after the answer.
+	if err != nil && !(errors.Is(err, syscall.ECONNRESET) && len(out) > 0) {
+		t.Fatalf("read: %v (got %q)", err, out)
+	}
+	return string(out)
+}
+
+func decodeResponse(t *testing.T, raw string) Response {
+	t.Helper()
+	var r Response
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		t.Fatalf("answer %q: %v", raw, err)
+	}
+	return r
+}
+
+func TestDefaultSocketMatchesConfig(t *testing.T) {
+	if DefaultSocket != config.DefaultControlSocket {
+		t.Errorf("control.DefaultSocket %q != config.DefaultControlSocket %q", DefaultSocket, config.DefaultControlSocket)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	ts := startServer(t, "", nil)
+	c := ts.client()
+	ctx := context.Background()
+
+	got, err := c.Status(ctx)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	want := testReport()
+	gj, _ := json.Marshal(got)
+	wj, _ := json.Marshal(want)
+	if !bytes.Equal(gj, wj) {
+		t.Errorf("Status:\n got %s\nwant %s", gj, wj)
+	}
+	if *got.Routes[0].MED != 10 || !got.Started.Equal(want.Started) {
+		t.Errorf("Status lost fields: %+v", got)
+	}
+
+	for _, tc := range []struct {
+		op   string
+		call func(context.Context) (string, error)
+		want string
+	}{
+		{OpDrain, c.Drain, "draining: routes carry GRACEFUL_SHUTDOWN, withdrawing in 60s"},
+		{OpUndrain, c.Undrain, "undrained: routes announced again"},
+		{OpReload, c.Reload, "reloaded: mapping generation 2"},
+	} {
+		msg, err := tc.call(ctx)
+		if err != nil || msg != tc.want {
+			t.Errorf("%s = %q, %v; want %q", tc.op, msg, err, tc.want)
+		}
+		if n := ts.h.count(tc.op); n != 1 {
+			t.Errorf("%s: handler called %d times, want 1", tc.op, n)
+		}
+	}
+	if n := ts.h.count(OpStatus); n != 1 {
+		t.Errorf("status: handler called %d times, want 1", n)
+	}
+	// Write operations are logged with who asked.
+	logs := ts.logs.String()
+	for _, s := range []string{`msg="control: drain"`, `msg="control: undrain"`, `msg="control: reload"`, "uid=0", fmt.Sprintf("pid=%d", os.Getpid())} {
+		if !strings.Contains(logs, s) {
+			t.Errorf("log lacks %q:\n%s", s, logs)
+		}
+	}
+}
+
+func TestWireFormat(t *testing.T) {
+	ts := startServer(t, "", nil)
+	// Newline-terminated, without half-close.
+	raw := rawExchange(t, ts.path, []byte(`{"op":"drain"}`+"\n"), false)
+	if want := `{"ok":true,"result":"draining: routes carry GRACEFUL_SHUTDOWN, withdrawing in 60s"}` + "\n"; raw != want {
+		t.Errorf("answer %q, want %q", raw, want)
+	}
+	// Half-close, no newline.
+	raw = rawExchange(t, ts.path, []byte(`{"op":"status"}`), true)
+	r := decodeResponse(t, raw)
+	if !r.OK || !strings.HasPrefix(string(r.Result), `{"version":"virtbgp test"`) {
+		t.Errorf("status answer %q", raw)
+	}
+}
+
+func TestHandlerError(t *testing.T) {
+	ts := startServer(t, "", nil)
+	ts.h.err = errors.New("mapping.yaml:3: unknown key \"colour\"; the previous mapping stays in force")
+	_, err := ts.client().Reload(context.Background())
+	var de *DaemonError
+	if !errors.As(err, &de) || de.Op != OpReload || de.Message != ts.h.err.Error() {
+		t.Fatalf("Reload error = %#v, want DaemonError with the handler's message", err)
+	}
+	if _, err := ts.client().Status(context.Background()); !errors.As(err, &de) {
+		t.Errorf("Status error = %v, want DaemonError", err)
+	}
+	if !strings.Contains(ts.logs.String(), `msg="control: reload failed"`) {
+		t.Errorf("log lacks the failure:\n%s", ts.logs)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	ts := startServer(t, "", nil)
+	for _, tc := range []struct{ req, want string }{
+		{`{"op":"frobnicate"}`, `unknown op "frobnicate": want status, drain, undrain or reload`},
+		{`{}`, `unknown op ""`},
+		{`{"op":"drain","force":true}`, `bad request: json: unknown field "force"`},
+		{`{"op":`, `bad request: unexpected EOF`},
+		{`drain`, `bad request: invalid character`},
+		{`["drain"]`, `bad request: json: cannot unmarshal array`},
+	} {
+		r := decodeResponse(t, rawExchange(t, ts.path, []byte(tc.req), true))
+		if r.OK || !strings.Contains(r.Error, tc.want) {
+			t.Errorf("%s: answer %+v, want error containing %q", tc.req, r, tc.want)
+		}
+	}
+	if n := ts.h.total(); n != 0 {
+		t.Errorf("handler called %d times for bad requests", n)
+	}
+}
+
+func TestSocketModeAndDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run", "virtbgp")
+	ts := startServer(t, filepath.Join(dir, "control.sock"), nil)
+	fi, err := os.Lstat(ts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want a socket with 0600", fi.Mode())
+	}
+	di, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if di.Mode().Perm() != 0o700 {
+		t.Errorf("created directory mode %v, want 0700", di.Mode().Perm())
+	}
+	if ts.Path() != ts.path {
+		t.Errorf("Path() = %q, want %q", ts.Path(), ts.path)
+	}
+}
+
+func TestExistingDirectoryKept(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, filepath.Join(dir, "control.sock"), nil)
+	di, _ := os.Stat(dir)
+	if di.Mode().Perm() != 0o755 {
+		t.Errorf("existing directory mode changed to %v", di.Mode().Perm())
+	}
+}
+
+// TestNonRootRefused connects for real from a process running as uid 65534.
+// The socket and its directory are opened up for this test only, so that it
+// is the SO_PEERCRED check that refuses the client, not file permissions.
+func TestNonRootRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a client as another uid")
+	}
+	dir, err := os.MkdirTemp("", "virtbgp-control-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The test binary is usually in a directory only root can enter: copy
+	// it where uid 65534 can run it.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "control.test")
+	if err := copyFile(self, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, filepath.Join(dir, "control.sock"), nil)
+	runClient := func() string {
+		cmd := exec.Command(bin)
+		cmd.Dir = dir
+		cmd.Env = []string{helperEnv + "=" + ts.path}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("client as uid 65534: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+
+	// With the socket's own mode 0600, the kernel refuses the connect and
+	// the client says why.
+	out := runClient()
+	if want := "daemon-error=false err=permission denied: the control socket is for root; run this as root (socket " +
+		ts.path + ": permission denied)"; !strings.Contains(out, want) {
+		t.Errorf("client output lacks %q:\n%s", want, out)
+	}
+
+	// Test only: let the connect through, so that SO_PEERCRED refuses it.
+	if err := os.Chmod(ts.path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	out = runClient()
+	for _, want := range []string{
+		"uid=65534",
+		"daemon-error=true", // the server answered: the connect itself went through
+		"err=permission denied: the control socket is for root (you are uid 65534)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("client output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := ts.h.total(); n != 0 {
+		t.Errorf("handler called %d times for a non-root client", n)
+	}
+	logs := ts.logs.String()
+	for _, want := range []string{`msg="control: refused a non-root client"`, "uid=65534", "gid=65534", "op=drain"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	// Root is still served.
+	if _, err := ts.client().Drain(context.Background()); err != nil {
+		t.Errorf("root client after the refusal: %v", err)
+	}
+}
+
+func copyFile(from, to string, mode fs.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// staleSocket leaves a socket file at path that nobody listens on, as a
+// killed daemon does.
+func staleSocket(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != fs.ModeSocket {
+		t.Fatalf("stale socket not left: %v %v", fi, err)
+	}
+}
+
+func TestStaleSocketReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "control.sock")
+	staleSocket(t, path)
+	if fi, _ := os.Lstat(path); fi.Mode().Perm() == 0o600 {
+		t.Fatalf("stale socket already has mode %v", fi.Mode())
+	}
+	ts := startServer(t, path, nil)
+	// (The inode may be reused, so the mode tells the new file.)
+	if fi, _ := os.Lstat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket file not replaced: mode %v", fi.Mode())
+	}
+	if _, err := ts.client().Status(context.Background()); err != nil {
+		t.Fatalf("Status on the replacement: %v", err)
+	}
+	if !strings.Contains(ts.logs.String(), "removed a stale control socket") {
+		t.Errorf("log lacks the removal:\n%s", ts.logs)
+	}
+}
+
+func TestSecondServerRefused(t *testing.T) {
+	first := startServer(t, "", nil)
+	before, _ := os.Lstat(first.path)
+	second := &Server{Handler: &fakeHandler{}}
+	err := second.Listen(first.path)
+	if !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Listen = %v, want ErrInUse", err)
+	}
+	if want := "control socket " + first.path + ": another virtbgp is already listening there"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if err := second.Serve(context.Background()); err == nil {
+		t.Error("Serve after a failed Listen succeeded")
+	}
+	second.Close()
+	// The first one's socket is untouched and still served.
+	if after, err := os.Lstat(first.path); err != nil || !os.SameFile(before, after) {
+		t.Fatalf("first server's socket changed: %v", err)
+	}
+	if _, err := first.client().Status(context.Background()); err != nil {
+		t.Errorf("first server after the second's attempt: %v", err)
+	}
+	// The first one logs the probe at debug level only.
+	if strings.Contains(first.logs.String(), "level=WARN") {
+		t.Errorf("the probe caused a warning:\n%s", first.logs)
+	}
+}
+
+func TestNotASocketRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "control.sock")
+	if err := os.WriteFile(path, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := (&Server{Handler: &fakeHandler{}}).Listen(path)
+	if err == nil || !strings.Contains(err.Error(), "exists and is not a socket") {
+		t.Fatalf("Listen = %v, want a refusal", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "precious" {
+		t.Errorf("file changed: %q", b)
+	}
+}
+
+func TestListenErrors(t *testing.T) {
+	if err := (&Server{}).Listen(filepath.Join(t.TempDir(), "s")); err == nil {
+		t.Error("Listen without a Handler succeeded")
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	if err := (&Server{Handler: &fakeHandler{}}).Listen(filepath.Join(file, "control.sock")); err == nil ||
+		!strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("Listen under a file = %v", err)
+	}
+	if err := (&Server{Handler: &fakeHandler{}}).Serve(context.Background()); err == nil {
+		t.Error("Serve without Listen succeeded")
+	}
+}
+
+func TestOversizeRequest(t *testing.T) {
+	ts := startServer(t, "", func(s *Server) { s.MaxRequestBytes = 64 })
+	big := []byte(`{"op":"status","padding":"` + strings.Repeat("x", 200) + `"}`)
+	r := decodeResponse(t, rawExchange(t, ts.path, big, true))
+	if r.OK || r.Error != "request too large: the limit is 64 bytes" {
+		t.Errorf("answer %+v, want the size error", r)
+	}
+	// The default limit, without a half-close: answered at the limit, not
+	// when the client stops sending.
+	ts2 := startServer(t, "", nil)
+	big = []byte(`{"op":"` + strings.Repeat("d", 2*DefaultMaxRequestBytes))
+	r = decodeResponse(t, rawExchange(t, ts2.path, big, false))
+	if r.OK || !strings.Contains(r.Error, "request too large") {
+		t.Errorf("answer %+v, want the size error", r)
+	}
+	if n := ts.h.total() + ts2.h.total(); n != 0 {
+		t.Errorf("handler called %d times", n)
+	}
+}
+
+func TestSlowClientTimesOut(t *testing.T) {
+	ts := startServer(t, "", func(s *Server) { s.IOTimeout = 200 * time.Millisecond })
+	c, err := net.Dial("unix", ts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := c.Write([]byte(`{"op":`)); err != nil { // and then nothing
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	raw, err := io.ReadAll(c) // the server answers and closes
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	elapsed := time.Since(start)
+	r := decodeResponse(t, string(raw))
+	if r.OK || r.Error != "timeout: no complete request within 200ms" {
+		t.Errorf("answer %+v, want the timeout error", r)
+	}
+	if elapsed < 150*time.Millisecond || elapsed > 3*time.Second {
+		t.Errorf("answered after %v, want about 200ms", elapsed)
+	}
+	if ts.h.total() != 0 {
+		t.Error("handler called")
+	}
+	// Other clients are served meanwhile and after.
+	if _, err := ts.client().Status(context.Background()); err != nil {
+		t.Errorf("Status after a slow client: %v", err)
+	}
+}
+
+func TestOpTimeout(t *testing.T) {
+	ts := startServer(t, "", func(s *Server) { s.OpTimeout = 100 * time.Millisecond })
+	ts.h.block = true
+	ts.h.ctxErr = make(chan error, 1)
+	_, err := ts.client().Drain(context.Background())
+	var de *DaemonError
+	if !errors.As(err, &de) || de.Message != context.DeadlineExceeded.Error() {
+		t.Errorf("Drain = %v, want the daemon's deadline error", err)
+	}
+	if got := <-ts.h.ctxErr; !errors.Is(got, context.DeadlineExceeded) {
+		t.Errorf("handler ctx ended with %v", got)
+	}
+}
+
+func TestHandlerPanic(t *testing.T) {
+	ts := startServer(t, "", nil)
+	ts.h.panics = true
+	_, err := ts.client().Reload(context.Background())
+	if err == nil || err.Error() != "internal error in reload: boom" {
+		t.Errorf("Reload = %v, want the internal error", err)
+	}
+	if !strings.Contains(ts.logs.String(), "control: handler panicked") {
+		t.Errorf("log lacks the panic:\n%s", ts.logs)
+	}
+	ts.h.panics = false // (no call in flight)
+	if _, err := ts.client().Status(context.Background()); err != nil {
+		t.Errorf("Status after a panic: %v", err)
+	}
+}
+
+func TestConcurrentClients(t *testing.T) {
+	ts := startServer(t, "", func(s *Server) { s.MaxConns = 4 })
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if i%2 == 0 {
+				_, err = ts.client().Status(context.Background())
+			} else {
+				_, err = ts.client().Drain(context.Background())
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if ts.h.count(OpStatus) != 20 || ts.h.count(OpDrain) != 20 {
+		t.Errorf("calls %v", ts.h.calls)
+	}
+}
+
+func TestServeReturnsOnCancel(t *testing.T) {
+	ts := startServer(t, "", nil)
+	// A request in flight when the server stops: its handler's context is
+	// cancelled and Serve waits for it.
+	ts.h.block = true
+	ts.h.ctxErr = make(chan error, 1)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := ts.client().Drain(context.Background())
+		answered <- err
+	}()
+	waitFor(t, func() bool { return ts.h.count(OpDrain) == 1 })
+
+	ts.stop()
+	select {
+	case err := <-ts.done:
+		if err != nil {
+			t.Errorf("Serve = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+	ts.done <- nil // for the cleanup
+	if _, err := os.Lstat(ts.path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket file still there after Serve returned: %v", err)
+	}
+	if got := <-ts.h.ctxErr; !errors.Is(got, context.Canceled) {
+		t.Errorf("in-flight handler ctx ended with %v, want Canceled", got)
+	}
+	var de *DaemonError
+	if err := <-answered; !errors.As(err, &de) {
+		t.Errorf("in-flight client got %v, want the daemon's error answer", err)
+	}
+	if _, err := ts.client().Status(context.Background()); err == nil || !strings.Contains(err.Error(), "is virtbgp running?") {
+		t.Errorf("Status after shutdown = %v", err)
+	}
+}
+
+func TestCloseLeavesForeignSocket(t *testing.T) {
+	ts := startServer(t, "", nil)
+	// Someone removed our socket and put another there: Close must not
+	// remove theirs.
+	if err := os.Remove(ts.path); err != nil {
+		t.Fatal(err)
+	}
+	staleSocket(t, ts.path)
+	foreign, _ := os.Lstat(ts.path)
+	if err := ts.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if fi, err := os.Lstat(ts.path); err != nil || !os.SameFile(fi, foreign) {
+		t.Errorf("foreign socket removed or replaced: %v", err)
+	}
+	select {
+	case err := <-ts.done:
+		if err != nil {
+			t.Errorf("Serve after Close = %v", err)
+		}
+		ts.done <- nil
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after Close")
+	}
+}
+
+func TestServeFunc(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "control.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, path, &fakeHandler{report: testReport()}, nil) }()
+	c := &Client{Path: path}
+	waitFor(t, func() bool { _, err := c.Status(context.Background()); return err == nil })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket left: %v", err)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.sock")
+	_, err := (&Client{Path: missing}).Status(context.Background())
+	if want := "is virtbgp running? socket " + missing + ": no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("missing socket: %v, want %q", err, want)
+	}
+	if !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("missing socket error does not wrap ENOENT: %v", err)
+	}
+
+	stale := filepath.Join(dir, "stale.sock")
+	staleSocket(t, stale)
+	_, err = (&Client{Path: stale}).Drain(context.Background())
+	if want := "is virtbgp running? socket " + stale + ": connection refused"; err == nil || err.Error() != want {
+		t.Errorf("stale socket: %v, want %q", err, want)
+	}
+
+	// A server that accepts and never answers.
+	silent := filepath.Join(dir, "silent.sock")
+	ln, err := net.Listen("unix", silent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	_, err = (&Client{Path: silent, Timeout: 100 * time.Millisecond}).Status(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "virtbgp did not answer in time (socket "+silent+")") {
+		t.Errorf("silent server: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err = (&Client{Path: silent}).Status(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled call: %v, want Canceled", err)
+	}
+
+	// A server that closes without answering.
+	closing := filepath.Join(dir, "closing.sock")
+	ln2, err := net.Listen("unix", closing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	go func() {
+		for {
+			c, err := ln2.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	_, err = (&Client{Path: closing}).Reload(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "virtbgp closed the connection without an answer") {
+		t.Errorf("closing server: %v", err)
+	}
+}
+
+func TestClientPermissionDenied(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root is not denied by file permissions")
+	}
+	// (As root, TestNonRootRefused covers the refusal by the server.)
+	ts := startServer(t, "", nil)
+	if err := os.Chmod(ts.path, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ts.client().Status(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "permission denied: the control socket is for root") {
+		t.Errorf("Status = %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

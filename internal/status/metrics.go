@@ -1,0 +1,331 @@
+package status
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// namespace prefixes every virtbgp metric name.
+const namespace = "virtbgp"
+
+// Metrics is virtbgp's Prometheus instrumentation. It owns its registry (not
+// the global one), which also holds the Go runtime and process collectors,
+// and is served at /metrics by a Server.
+//
+// Three kinds of series live in it:
+//
+//   - what the reconciler reports as it works, through the reconcile.Observer
+//     methods Reconciled and EventApplied (pass duration, failed passes,
+//     event-to-announce latency);
+//   - what the daemon reports about mapping reloads, through ReloadResult;
+//   - the daemon's state (peers, routes, domains, mapping, drain, libvirt,
+//     readiness), read from the Server's Source at scrape time, so that it
+//     always agrees with /status. virtbgp_status_source_up says whether that
+//     read succeeded; when it did not, the state series are left out of the
+//     scrape rather than reported stale.
+//
+// The methods are safe for concurrent use and do not block.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	reconcileDuration prometheus.Histogram
+	reconcileErrors   prometheus.Counter
+	eventToAnnounce   prometheus.Histogram
+
+	reloadSuccess     prometheus.Gauge
+	reloadTimestamp   prometheus.Gauge
+	reloadOKTimestamp prometheus.Gauge
+	reloads           *prometheus.CounterVec
+
+	state *stateCollector
+}
+
+// Reload results, the values of the result label of
+// virtbgp_mapping_reloads_total.
+const (
+	reloadOK    = "ok"
+	reloadError = "error"
+)
+
+// NewMetrics builds the metrics with a fresh registry holding every virtbgp
+// series and the Go runtime and process collectors. The state series stay
+// empty until a Server gives the Metrics its Source.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		reconcileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "reconcile_duration_seconds",
+			Help:      "Time one reconcile pass took: read the domains, compute the desired routes, apply the difference.",
+			Buckets:   []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		reconcileErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "reconcile_errors_total",
+			Help:      "Reconcile passes that did not converge (libvirt could not be read or the speaker refused a change); the next pass retries.",
+		}),
+		eventToAnnounce: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "event_to_announce_seconds",
+			Help:      "Time from a libvirt lifecycle event's arrival to the return of the announce or withdraw it caused.",
+			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "mapping_reload_success",
+			Help:      "1 if the last mapping load or reload succeeded, 0 if it was rejected and the previous mapping stays in force.",
+		}),
+		reloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "mapping_reload_timestamp_seconds",
+			Help:      "Unix time of the last mapping load or reload attempt, successful or not.",
+		}),
+		reloadOKTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "mapping_reload_success_timestamp_seconds",
+			Help:      "Unix time of the last successful mapping load or reload.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "mapping_reloads_total",
+			Help:      "Mapping loads and reloads by result (ok, or error when the new mapping was rejected).",
+		}, []string{"result"}),
+		state: newStateCollector(),
+	}
+	// Both results exist from the start, so that rate() and increase() see
+	// the first error.
+	m.reloads.WithLabelValues(reloadOK)
+	m.reloads.WithLabelValues(reloadError)
+
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.reconcileDuration,
+		m.reconcileErrors,
+		m.eventToAnnounce,
+		m.reloadSuccess,
+		m.reloadTimestamp,
+		m.reloadOKTimestamp,
+		m.reloads,
+		m.state,
+	)
+	return m
+}
+
+// Registry is the registry holding every series, for serving it elsewhere
+// or registering more collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Reconciled implements reconcile.Observer: it records the pass's duration
+// and counts it as an error unless it converged. The number of routes
+// announced is not taken from here: virtbgp_routes_announced is read from
+// the Source at scrape time, like the rest of the state.
+func (m *Metrics) Reconciled(took time.Duration, _ int, ok bool) {
+	m.reconcileDuration.Observe(took.Seconds())
+	if !ok {
+		m.reconcileErrors.Inc()
+	}
+}
+
+// EventApplied implements reconcile.Observer: it records the time from a
+// libvirt event's arrival to the announce or withdraw it caused.
+func (m *Metrics) EventApplied(latency time.Duration) {
+	m.eventToAnnounce.Observe(latency.Seconds())
+}
+
+// ReloadResult records a mapping load or reload attempt made at at: ok is
+// false when the new mapping was rejected. Call it for the initial load too,
+// so that virtbgp_mapping_reload_success starts at 1.
+func (m *Metrics) ReloadResult(ok bool, at time.Time) {
+	ts := float64(at.UnixNano()) / 1e9
+	m.reloadTimestamp.Set(ts)
+	if ok {
+		m.reloadSuccess.Set(1)
+		m.reloadOKTimestamp.Set(ts)
+		m.reloads.WithLabelValues(reloadOK).Inc()
+		return
+	}
+	m.reloadSuccess.Set(0)
+	m.reloads.WithLabelValues(reloadError).Inc()
+}
+
+// setSource makes the state series read from src, with at most timeout per
+// scrape; log gets the failures.
+func (m *Metrics) setSource(src Source, timeout time.Duration, log *slog.Logger) {
+	m.state.set(src, timeout, log)
+}
+
+// stateCollector is the prometheus.Collector of the series read from the
+// Source at scrape time.
+type stateCollector struct {
+	mu      sync.Mutex
+	src     Source
+	timeout time.Duration
+	log     *slog.Logger
+
+	sourceUp       *prometheus.Desc
+	buildInfo      *prometheus.Desc
+	ready          *prometheus.Desc
+	libvirt        *prometheus.Desc
+	drainState     *prometheus.Desc
+	peerUp         *prometheus.Desc
+	peerSince      *prometheus.Desc
+	peerRoutesSent *prometheus.Desc
+	routes         *prometheus.Desc
+	domains        *prometheus.Desc
+	mappingGen     *prometheus.Desc
+	mappingVMs     *prometheus.Desc
+	mappingRoutes  *prometheus.Desc
+}
+
+func newStateCollector() *stateCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+	}
+	return &stateCollector{
+		sourceUp:       d("status_source_up", "1 if the daemon's state could be read for this scrape (its main loop answered in time), else 0 and the state series are absent."),
+		buildInfo:      d("build_info", "Always 1; the version label is the running virtbgp's version.", "version"),
+		ready:          d("ready", "1 once the first full sync from libvirt was applied, else 0."),
+		libvirt:        d("libvirt_connected", "1 if the connection to libvirtd is up, else 0."),
+		drainState:     d("drain_state", "The host's drain state: 1 for the current state (none, draining or drained), 0 for the others.", "state"),
+		peerUp:         d("peer_up", "1 if the BGP session with the peer is established, else 0.", "peer", "asn"),
+		peerSince:      d("peer_established_timestamp_seconds", "Unix time the BGP session with the peer was established, 0 while it is not.", "peer"),
+		peerRoutesSent: d("peer_routes_sent", "Routes currently advertised to the peer.", "peer"),
+		routes:         d("routes_announced", "Routes announced by this host, by address family; sum() for the total.", "family"),
+		domains:        d("domains", "libvirt domains on this host by state (running, paused, off).", "state"),
+		mappingGen:     d("mapping_generation", "Generation of the mapping in force: 1 at start, +1 per successful reload."),
+		mappingVMs:     d("mapping_vms", "VMs named by the mapping in force."),
+		mappingRoutes:  d("mapping_routes", "Routes (IPs) named by the mapping in force, on this host or not."),
+	}
+}
+
+func (c *stateCollector) set(src Source, timeout time.Duration, log *slog.Logger) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.src, c.timeout, c.log = src, timeout, log
+}
+
+// Describe implements prometheus.Collector.
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.sourceUp, c.buildInfo, c.ready, c.libvirt, c.drainState,
+		c.peerUp, c.peerSince, c.peerRoutesSent, c.routes, c.domains,
+		c.mappingGen, c.mappingVMs, c.mappingRoutes,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads a Report from the
+// Source and turns it into gauges.
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	src, timeout, log := c.src, c.timeout, c.log
+	c.mu.Unlock()
+	if src == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r, err := callSource(ctx, src)
+	if err != nil {
+		log.Warn("metrics: cannot read the daemon's state", "err", err)
+		ch <- gauge(c.sourceUp, 0)
+		return
+	}
+	ch <- gauge(c.sourceUp, 1)
+	ch <- gauge(c.buildInfo, 1, r.Version)
+	ch <- gauge(c.ready, b2f(r.Ready))
+	ch <- gauge(c.libvirt, b2f(r.Libvirt.Connected))
+
+	drain := r.Drain.State
+	if drain == "" {
+		drain = DrainNone
+	}
+	for _, s := range withExtra([]string{DrainNone, DrainDraining, DrainDrained}, drain) {
+		ch <- gauge(c.drainState, b2f(s == drain), s)
+	}
+
+	seen := make(map[string]bool, len(r.Peers))
+	for _, p := range r.Peers {
+		if seen[p.Address] {
+			continue // one series per peer, even if a Report repeats one
+		}
+		seen[p.Address] = true
+		up := p.State == "established"
+		since := 0.0
+		if up && !p.Since.IsZero() {
+			since = float64(p.Since.UnixNano()) / 1e9
+		}
+		ch <- gauge(c.peerUp, b2f(up), p.Address, strconv.FormatUint(uint64(p.ASN), 10))
+		ch <- gauge(c.peerSince, since, p.Address)
+		ch <- gauge(c.peerRoutesSent, float64(p.RoutesSent), p.Address)
+	}
+
+	byFamily := map[string]int{"ipv4": 0, "ipv6": 0}
+	for _, rt := range r.Routes {
+		byFamily[family(rt.Prefix)]++
+	}
+	for f, n := range byFamily {
+		ch <- gauge(c.routes, float64(n), f)
+	}
+
+	byState := map[string]int{"running": 0, "paused": 0, "off": 0}
+	for _, d := range r.Domains {
+		s := d.State
+		if s == "" {
+			s = "unknown"
+		}
+		byState[s]++
+	}
+	for s, n := range byState {
+		ch <- gauge(c.domains, float64(n), s)
+	}
+
+	ch <- gauge(c.mappingGen, float64(r.Mapping.Generation))
+	ch <- gauge(c.mappingVMs, float64(r.Mapping.VMs))
+	ch <- gauge(c.mappingRoutes, float64(r.Mapping.Routes))
+}
+
+func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// withExtra returns known, plus v if it is not one of them.
+func withExtra(known []string, v string) []string {
+	for _, k := range known {
+		if k == v {
+			return known
+		}
+	}
+	return append(known, v)
+}
+
+// family is "ipv4" or "ipv6" for a prefix or address, "unknown" if it is
+// neither.
+func family(prefix string) string {
+	var a netip.Addr
+	if p, err := netip.ParsePrefix(prefix); err == nil {
+		a = p.Addr()
+	} else if a, err = netip.ParseAddr(prefix); err != nil {
+		return "unknown"
+	}
+	if a.Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
+}

@@ -1,0 +1,256 @@
+package status
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Time layouts of the table: the report's own time carries the zone, the
+// others are in the same zone (the daemon's).
+const (
+	tableTime     = "2006-01-02 15:04:05"
+	tableTimeZone = "2006-01-02 15:04:05 -0700"
+)
+
+// WriteTable writes r for humans, in the spirit of `birdc show protocols`:
+// a header (host, version, uptime, readiness, libvirt, drain state, mapping
+// in force and the last reload with its problems), then the BGP peers, the
+// libvirt domains and the announced routes with their attributes, each as
+// an aligned table. Durations are measured up to r.Time, the moment of the
+// report. Rows are sorted (peers by address, domains by name, routes by
+// prefix) so that two reports compare line by line. It returns the first
+// write error.
+func WriteTable(w io.Writer, r Report) error {
+	now := r.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	ew := &errWriter{w: w}
+
+	writeHeader(ew, r, now)
+
+	fmt.Fprintf(ew, "\nBGP peers (%d)\n", len(r.Peers))
+	if len(r.Peers) == 0 {
+		fmt.Fprintln(ew, "  none configured")
+	} else {
+		peers := slices.Clone(r.Peers)
+		slices.SortFunc(peers, func(a, b Peer) int { return compareAddr(a.Address, b.Address) })
+		tw := newTabWriter(ew)
+		row(tw, "Address", "ASN", "State", "Since", "Uptime", "Routes sent", "Families", "Last down")
+		for _, p := range peers {
+			since, uptime := "-", "-"
+			if !p.Since.IsZero() {
+				since = p.Since.Format(tableTime)
+				if p.State == "established" {
+					uptime = fmtDuration(now.Sub(p.Since))
+				}
+			}
+			row(tw, p.Address, strconv.FormatUint(uint64(p.ASN), 10), dash(p.State), since, uptime,
+				strconv.Itoa(p.RoutesSent), list(p.Families), dash(p.LastDown))
+		}
+		_ = tw.Flush()
+	}
+
+	fmt.Fprintf(ew, "\nDomains (%d)\n", len(r.Domains))
+	if len(r.Domains) == 0 {
+		fmt.Fprintln(ew, "  none")
+	} else {
+		domains := slices.Clone(r.Domains)
+		slices.SortFunc(domains, func(a, b Domain) int {
+			return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.UUID, b.UUID))
+		})
+		tw := newTabWriter(ew)
+		row(tw, "Name", "State", "Reason", "Migration", "VM", "Routes")
+		for _, d := range domains {
+			row(tw, d.Name, dash(d.State), dash(d.Reason), dash(d.Migration), dash(d.VM), strconv.Itoa(d.Routes))
+		}
+		_ = tw.Flush()
+	}
+
+	fmt.Fprintf(ew, "\nAnnounced routes (%d)\n", len(r.Routes))
+	if len(r.Routes) == 0 {
+		fmt.Fprintln(ew, "  none")
+	} else {
+		routes := slices.Clone(r.Routes)
+		slices.SortFunc(routes, func(a, b Route) int { return comparePrefix(a.Prefix, b.Prefix) })
+		tw := newTabWriter(ew)
+		row(tw, "Prefix", "Next hop", "Domain", "Why", "MED", "Local-pref", "Prepend", "Communities", "Large communities")
+		for _, rt := range routes {
+			row(tw, rt.Prefix, dash(rt.NextHop), dash(rt.Domain), dash(rt.Why), optUint(rt.MED), optUint(rt.LocalPref),
+				strconv.Itoa(int(rt.ASPathPrepend)), list(rt.Communities), list(rt.LargeCommunities))
+		}
+		_ = tw.Flush()
+	}
+	return ew.err
+}
+
+// writeHeader writes the daemon-wide lines of the table.
+func writeHeader(w io.Writer, r Report, now time.Time) {
+	fmt.Fprintf(w, "virtbgp %s on %s\n", dash(r.Version), dash(r.Host))
+	tw := newTabWriter(w)
+	row(tw, "Time:", now.Format(tableTimeZone))
+	if !r.Started.IsZero() {
+		row(tw, "Started:", fmt.Sprintf("%s (up %s)", r.Started.Format(tableTime), fmtDuration(now.Sub(r.Started))))
+	}
+	if r.Ready {
+		row(tw, "Ready:", "yes")
+	} else {
+		row(tw, "Ready:", "no (waiting for the first full sync from libvirt)")
+	}
+	lv := "not connected"
+	if r.Libvirt.Connected {
+		lv = "connected"
+	}
+	if r.Libvirt.URI != "" {
+		lv += " to " + r.Libvirt.URI
+	}
+	row(tw, "Libvirt:", lv)
+	drain := cmp.Or(r.Drain.State, DrainNone)
+	if !r.Drain.Since.IsZero() {
+		drain += fmt.Sprintf(" since %s (%s ago)", r.Drain.Since.Format(tableTime), fmtDuration(now.Sub(r.Drain.Since)))
+	}
+	row(tw, "Drain:", drain)
+
+	m := r.Mapping
+	mapping := fmt.Sprintf("generation %d, %s, %s", m.Generation, plural(m.VMs, "VM"), plural(m.Routes, "route"))
+	if !m.LoadedAt.IsZero() {
+		mapping += ", loaded " + m.LoadedAt.Format(tableTime)
+	}
+	row(tw, "Mapping:", mapping)
+	if m.Path != "" {
+		path := m.Path
+		if len(m.Files) > 1 || (len(m.Files) == 1 && m.Files[0] != m.Path) {
+			path += " (" + plural(len(m.Files), "file") + ")"
+		}
+		row(tw, "Mapping path:", path)
+	}
+	last := m.LastReload
+	switch {
+	case last.At.IsZero():
+		row(tw, "Last reload:", "none since start")
+	case last.OK:
+		row(tw, "Last reload:", last.At.Format(tableTime)+" ok")
+	default:
+		row(tw, "Last reload:", fmt.Sprintf("%s FAILED, generation %d stays in force (%s)",
+			last.At.Format(tableTime), m.Generation, plural(len(last.Errors), "problem")))
+	}
+	_ = tw.Flush()
+	if !last.At.IsZero() && !last.OK {
+		for _, e := range last.Errors {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+}
+
+func newTabWriter(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+}
+
+// row writes one table row. The last cell is not tab-terminated, so lines
+// carry no trailing blanks.
+func row(w io.Writer, cells ...string) {
+	fmt.Fprintln(w, strings.Join(cells, "\t"))
+}
+
+// dash is s, or "-" for an empty cell.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// list joins a list cell with commas, "-" if empty.
+func list(s []string) string { return dash(strings.Join(s, ",")) }
+
+func optUint(v *uint32) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatUint(uint64(*v), 10)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// fmtDuration is d to the second, the largest units first: 3d4h12m,
+// 4h12m5s, 12m5s, 5s.
+func fmtDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Truncate(time.Second)
+	days := d / (24 * time.Hour)
+	d -= days * 24 * time.Hour
+	h, m, s := d/time.Hour, d%time.Hour/time.Minute, d%time.Minute/time.Second
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd%dh%dm", days, h, m)
+	case h > 0:
+		return fmt.Sprintf("%dh%dm%ds", h, m, s)
+	case m > 0:
+		return fmt.Sprintf("%dm%ds", m, s)
+	}
+	return fmt.Sprintf("%ds", s)
+}
+
+// compareAddr orders addresses numerically (IPv4 first), anything that
+// does not parse after them by text.
+func compareAddr(a, b string) int {
+	pa, erra := netip.ParseAddr(a)
+	pb, errb := netip.ParseAddr(b)
+	switch {
+	case erra == nil && errb == nil:
+		return pa.Compare(pb)
+	case erra == nil:
+		return -1
+	case errb == nil:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// comparePrefix orders prefixes numerically (IPv4 first, then by address
+// and length), anything that does not parse after them by text.
+func comparePrefix(a, b string) int {
+	pa, erra := netip.ParsePrefix(a)
+	pb, errb := netip.ParsePrefix(b)
+	switch {
+	case erra == nil && errb == nil:
+		return cmp.Or(pa.Addr().Compare(pb.Addr()), cmp.Compare(pa.Bits(), pb.Bits()))
+	case erra == nil:
+		return -1
+	case errb == nil:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// errWriter remembers the first write error and drops every write after
+// it, so that WriteTable can write unchecked and report once.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = fmt.Errorf("write status table: %w", err)
+	}
+	return n, e.err
+}

@@ -1,0 +1,102 @@
+package status
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+func TestWriteTableGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    Report
+	}{
+		{"table", sampleReport()},
+		{"table_fresh", freshReport()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WriteTable(&buf, tc.r); err != nil {
+				t.Fatalf("WriteTable: %v", err)
+			}
+			golden := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got := buf.String(); got != string(want) {
+				t.Errorf("WriteTable output differs from %s (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", golden, got, want)
+			}
+			for i, line := range strings.Split(buf.String(), "\n") {
+				if strings.TrimRight(line, " \t") != line {
+					t.Errorf("line %d has trailing blanks: %q", i+1, line)
+				}
+			}
+		})
+	}
+}
+
+// The table does not depend on the order of the Report's slices.
+func TestWriteTableSorted(t *testing.T) {
+	r := sampleReport()
+	var a, b bytes.Buffer
+	if err := WriteTable(&a, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range [][]int{{0, 2}, {1, 3}} {
+		r.Routes[s[0]], r.Routes[s[1]] = r.Routes[s[1]], r.Routes[s[0]]
+	}
+	r.Peers[0], r.Peers[2] = r.Peers[2], r.Peers[0]
+	r.Domains[0], r.Domains[4] = r.Domains[4], r.Domains[0]
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		t.Errorf("output depends on input order:\n%s\nvs\n%s", a.String(), b.String())
+	}
+}
+
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n--; w.n < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+func TestWriteTableWriteError(t *testing.T) {
+	for n := range 4 {
+		err := WriteTable(&failingWriter{n: n}, sampleReport())
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("after %d good writes: err = %v, want the write error", n, err)
+		}
+	}
+}
+
+func TestFmtDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second:                         "0s",
+		0:                                    "0s",
+		5*time.Second + 900*time.Millisecond: "5s",
+		12*time.Minute + 5*time.Second:       "12m5s",
+		4*time.Hour + 12*time.Minute + 5*time.Second:  "4h12m5s",
+		76*time.Hour + 12*time.Minute + 5*time.Second: "3d4h12m",
+	} {
+		if got := fmtDuration(d); got != want {
+			t.Errorf("fmtDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
