@@ -109,6 +109,8 @@ bgp:
 mapping:
   path: mapping.yaml
 resync-interval: 1m
+state-dir: state
+control: {socket: ctl/control.sock}
 `, ourASN, l.ebgp.Port, torASN, l.ebgp.Port, torASN, l.ibgp.Port, ourASN)
 	cfgPath := filepath.Join(l.dir, "virtbgp.yaml")
 	writeFile(t, cfgPath, cfgText)
@@ -121,7 +123,10 @@ resync-interval: 1m
 	if err != nil {
 		t.Fatalf("mapping: %v", err)
 	}
-	l.d = daemon.New(cfg, m, logger(t))
+	l.d, err = daemon.New(cfg, m, logger(t), daemon.Options{StopBGP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	dctx, dcancel := context.WithCancel(ctx)
 	go func() { done <- l.d.Run(dctx) }()

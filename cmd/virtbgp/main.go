@@ -26,6 +26,7 @@ import (
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/control"
 	"github.com/virtbgp/virtbgp/internal/daemon"
+	"github.com/virtbgp/virtbgp/internal/notify"
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
 	"github.com/virtbgp/virtbgp/mapping"
 )
@@ -188,10 +189,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log.Info("starting", "version", versionString(), "config", cfg.File, "asn", cfg.BGP.ASN,
 		"router-id", cfg.BGP.RouterID, "peers", len(cfg.BGP.Peers), "libvirt", cfg.Libvirt.URI,
 		"mapping", cfg.Mapping.Path, "vms", vms, "routes", routes)
-	d := daemon.New(cfg, m, log)
+	d, err := daemon.New(cfg, m, log, daemon.Options{Version: versionString(), Notifier: notify.New(log.With("part", "systemd"))})
+	if err != nil {
+		log.Error("virtbgp cannot start", "err", err)
+		return 1
+	}
 	go func() {
 		for range hup {
-			log.Info("SIGHUP: reloading the mapping", "path", cfg.Mapping.Path)
+			log.Info("SIGHUP: reloading the config and the mapping", "config", cfg.File)
 			_ = d.Reload(ctx) // errors are logged by the daemon
 		}
 	}()

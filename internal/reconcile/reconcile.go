@@ -30,6 +30,8 @@ type Options struct {
 	Policy     Policy
 	// Mapping is the mapping in force at start; SetMapping replaces it.
 	Mapping *mapping.Mapping
+	// Drain is the drain state at start; SetDrain changes it.
+	Drain Drain
 	// ResyncInterval is the period of full resyncs; 0 disables them.
 	ResyncInterval time.Duration
 	// RetryMin and RetryMax bound the backoff after a failed read of
@@ -80,8 +82,10 @@ func New(opts Options) *Reconciler {
 // applied to the speaker.
 func (r *Reconciler) Synced() <-chan struct{} { return r.synced }
 
-type setMappingMsg struct {
-	m    *mapping.Mapping
+// updateMsg changes the state in the Run goroutine; done is closed after
+// the pass that follows.
+type updateMsg struct {
+	fn   func(st *state)
 	done chan struct{}
 }
 
@@ -90,18 +94,78 @@ type snapshotMsg struct{ reply chan Snapshot }
 // SetMapping puts a new mapping in force and returns after the resulting
 // route changes were applied (or ctx ended). The caller validated it.
 func (r *Reconciler) SetMapping(ctx context.Context, m *mapping.Mapping) error {
-	msg := setMappingMsg{m: m, done: make(chan struct{})}
+	return r.update(ctx, "set mapping", func(st *state) {
+		r.log.Info("mapping in force", "change", mapping.Diff(st.mapping, m).String())
+		st.mapping = m
+	})
+}
+
+// Drain is the host's drain state as the reconciler applies it.
+type Drain int
+
+// The drain states.
+const (
+	// DrainNone: routes as Desired says.
+	DrainNone Drain = iota
+	// DrainShutdown: every route also carries the GRACEFUL_SHUTDOWN
+	// community (RFC 8326), so that peers move traffic away first.
+	DrainShutdown
+	// DrainWithdrawn: nothing is announced.
+	DrainWithdrawn
+)
+
+func (d Drain) String() string {
+	switch d {
+	case DrainShutdown:
+		return "graceful-shutdown"
+	case DrainWithdrawn:
+		return "withdrawn"
+	}
+	return "none"
+}
+
+// SetDrain puts a drain state in force and returns after the resulting route
+// changes were applied (or ctx ended).
+func (r *Reconciler) SetDrain(ctx context.Context, d Drain) error {
+	return r.update(ctx, "set drain", func(st *state) {
+		if st.drain != d {
+			r.log.Info("drain state", "from", st.drain.String(), "to", d.String())
+		}
+		st.drain = d
+	})
+}
+
+func (r *Reconciler) update(ctx context.Context, what string, fn func(st *state)) error {
+	msg := updateMsg{fn: fn, done: make(chan struct{})}
 	select {
 	case r.msgs <- msg:
 	case <-ctx.Done():
-		return fmt.Errorf("set mapping: %w", ctx.Err())
+		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 	select {
 	case <-msg.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("set mapping: %w", ctx.Err())
+		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
+}
+
+// WithDrain applies a drain state to the desired routes: DrainShutdown adds
+// the GRACEFUL_SHUTDOWN community to every route, DrainWithdrawn removes
+// them all.
+func WithDrain(want map[netip.Prefix]Want, d Drain) map[netip.Prefix]Want {
+	switch d {
+	case DrainWithdrawn:
+		return map[netip.Prefix]Want{}
+	case DrainShutdown:
+		for p, w := range want {
+			w.Route = w.Route.Clone()
+			w.Route.Communities = append(w.Route.Communities, mapping.CommunityGracefulShutdown)
+			w.Route.Normalize()
+			want[p] = w
+		}
+	}
+	return want
 }
 
 // Snapshot is a copy of the reconciler's view, for status and tests.
@@ -109,6 +173,7 @@ type Snapshot struct {
 	Domains   []Domain // sorted by name
 	Announced []Want   // sorted by prefix
 	Mapping   *mapping.Mapping
+	Drain     Drain
 	Synced    bool
 	LastSync  time.Time // last successful full sync
 }
@@ -132,6 +197,7 @@ func (r *Reconciler) Snapshot(ctx context.Context) (Snapshot, error) {
 // state is owned by the Run goroutine alone.
 type state struct {
 	mapping   *mapping.Mapping
+	drain     Drain
 	domains   map[string]Domain // by UUID
 	announced map[netip.Prefix]Want
 	// dirty domains (UUID -> the first hint that marked it) and the
@@ -152,6 +218,7 @@ type state struct {
 func (r *Reconciler) Run(ctx context.Context) error {
 	st := &state{
 		mapping:   r.opts.Mapping,
+		drain:     r.opts.Drain,
 		domains:   make(map[string]Domain),
 		announced: make(map[netip.Prefix]Want),
 		dirty:     make(map[string]Hint),
@@ -209,9 +276,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 
 func (r *Reconciler) handle(st *state, m any, done []chan struct{}) []chan struct{} {
 	switch m := m.(type) {
-	case setMappingMsg:
-		r.log.Info("mapping in force", "change", mapping.Diff(st.mapping, m.m).String())
-		st.mapping = m.m
+	case updateMsg:
+		m.fn(st)
 		done = append(done, m.done)
 	case snapshotMsg:
 		m.reply <- st.snapshot()
@@ -238,6 +304,7 @@ func (st *state) snapshot() Snapshot {
 		Domains:   slices.Collect(maps.Values(st.domains)),
 		Announced: slices.Collect(maps.Values(st.announced)),
 		Mapping:   st.mapping,
+		Drain:     st.drain,
 		Synced:    st.synced,
 		LastSync:  st.lastSync,
 	}
@@ -254,7 +321,7 @@ func (st *state) snapshot() Snapshot {
 func (r *Reconciler) pass(ctx context.Context, st *state) {
 	start := time.Now()
 	readOK := r.read(ctx, st)
-	want := Desired(slices.Collect(maps.Values(st.domains)), st.mapping, r.opts.Policy)
+	want := WithDrain(Desired(slices.Collect(maps.Values(st.domains)), st.mapping, r.opts.Policy), st.drain)
 	applyOK := r.apply(ctx, st, want)
 	clear(st.eventAt)
 	r.opts.Observer.Reconciled(time.Since(start), len(st.announced), readOK && applyOK)

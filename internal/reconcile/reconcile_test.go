@@ -509,3 +509,39 @@ func TestObserverGetsEventLatency(t *testing.T) {
 		t.Errorf("Reconciled called %d times, want one per pass (>= 2)", obs.passes)
 	}
 }
+
+func TestDrain(t *testing.T) {
+	h := start(t, Options{}, dom("web-01", uuidWeb, StateRunning, "booted"))
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	if err := h.r.SetDrain(h.ctx, DrainShutdown); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"192.0.2.10/32", "2001:db8::10/128"} {
+		r := h.route(p)
+		if !slices.Equal(r.Communities, []uint32{65001<<16 | 100, mapping.CommunityGracefulShutdown}) {
+			t.Errorf("draining %s communities = %v, want the mapped one plus GRACEFUL_SHUTDOWN", p, r.Communities)
+		}
+	}
+	// A domain that starts while draining is announced draining too.
+	h.hv.set(dom("db-01", uuidDB, StateRunning, "booted"), true)
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128", "192.0.2.20/32")
+	if r := h.route("192.0.2.20/32"); !slices.Contains(r.Communities, mapping.CommunityGracefulShutdown) {
+		t.Errorf("route of a domain started while draining lacks GRACEFUL_SHUTDOWN: %s", r)
+	}
+	if err := h.r.SetDrain(h.ctx, DrainWithdrawn); err != nil {
+		t.Fatal(err)
+	}
+	h.wantPrefixes()
+	h.hv.set(dom("web-01", uuidWeb, StateRunning, "unpaused"), true) // events while drained announce nothing
+	h.wantPrefixes()
+	if s := h.settle(); s.Drain != DrainWithdrawn {
+		t.Errorf("snapshot drain = %v", s.Drain)
+	}
+	if err := h.r.SetDrain(h.ctx, DrainNone); err != nil {
+		t.Fatal(err)
+	}
+	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128", "192.0.2.20/32")
+	if r := h.route("192.0.2.10/32"); slices.Contains(r.Communities, mapping.CommunityGracefulShutdown) {
+		t.Errorf("undrained route still carries GRACEFUL_SHUTDOWN: %s", r)
+	}
+}

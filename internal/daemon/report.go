@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
+	"github.com/virtbgp/virtbgp/internal/status"
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// buildReport assembles the status report. Runs in the main loop; the
+// reconciler's snapshot goes through the reconciler's own loop, so a report
+// also proves that both loops are alive.
+func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
+	snap, err := d.rec.Snapshot(ctx)
+	if err != nil {
+		return status.Report{}, fmt.Errorf("reconciler: %w", err)
+	}
+	peers, err := d.speaker.Peers(ctx)
+	if err != nil {
+		return status.Report{}, fmt.Errorf("BGP peers: %w", err)
+	}
+	vms, routes := d.mapping.Stats()
+	r := status.Report{
+		Version: d.opts.Version,
+		Host:    hostname(),
+		Started: d.started,
+		Ready:   snap.Synced,
+		Libvirt: status.Libvirt{URI: d.cfg.Libvirt.URI, Connected: d.hv.Connected()},
+		Mapping: status.Mapping{
+			Path:       d.cfg.Mapping.Path,
+			Generation: d.generation,
+			LoadedAt:   d.loadedAt,
+			Files:      d.mapping.Sources(),
+			VMs:        vms,
+			Routes:     routes,
+			LastReload: d.lastReload,
+		},
+		Drain: status.Drain{State: d.drain.State, Since: d.drain.Since},
+		Time:  time.Now(),
+	}
+	for _, p := range peers {
+		sp := status.Peer{
+			Address:    p.Address.String(),
+			ASN:        p.ASN,
+			State:      string(p.State),
+			RoutesSent: int(p.RoutesSent),
+			LastDown:   p.LastDownReason,
+		}
+		if p.Uptime > 0 {
+			sp.Since = time.Now().Add(-p.Uptime).Truncate(time.Second)
+		}
+		for _, f := range p.Families {
+			sp.Families = append(sp.Families, string(f))
+		}
+		r.Peers = append(r.Peers, sp)
+	}
+	perDomain := map[string]int{}
+	for _, w := range snap.Announced {
+		perDomain[w.UUID]++
+		r.Routes = append(r.Routes, reportRoute(w))
+	}
+	for _, dom := range snap.Domains {
+		vm, _ := d.mapping.Lookup(dom.Name, dom.UUID)
+		sd := status.Domain{
+			Name:   dom.Name,
+			UUID:   dom.UUID,
+			State:  dom.State.String(),
+			Reason: dom.Reason,
+			VM:     vm,
+			Routes: perDomain[dom.UUID],
+		}
+		if dom.Migration != reconcile.MigrationNone {
+			sd.Migration = dom.Migration.String()
+		}
+		r.Domains = append(r.Domains, sd)
+	}
+	return r, nil
+}
+
+func reportRoute(w reconcile.Want) status.Route {
+	rt := w.Route
+	out := status.Route{
+		Prefix:        rt.Prefix.String(),
+		NextHop:       "self",
+		MED:           rt.MED,
+		LocalPref:     rt.LocalPref,
+		ASPathPrepend: rt.ASPathPrepend,
+		Domain:        w.Domain,
+		VM:            w.VM,
+		Why:           w.Why,
+	}
+	if rt.NextHop.IsValid() {
+		out.NextHop = rt.NextHop.String()
+	}
+	for _, c := range rt.Communities {
+		out.Communities = append(out.Communities, mapping.FormatCommunity(c))
+	}
+	for _, c := range rt.LargeCommunities {
+		out.LargeCommunities = append(out.LargeCommunities, c.String())
+	}
+	return out
+}

@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// watchDebounce is how long the file watcher waits after the last change
+// before it asks for a reload: editors and `git checkout` write in several
+// steps.
+const watchDebounce = 300 * time.Millisecond
+
+// watchMapping watches the mapping file (through its directory, since
+// editors replace files by renaming) or directory, and after a burst of
+// changes hints the main loop to reload. The main loop skips content that
+// is unchanged or already failed.
+func (d *Daemon) watchMapping(ctx context.Context, path string) error {
+	dir, file := path, ""
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		dir, file = filepath.Dir(path), filepath.Base(path)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch mapping: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(dir); err != nil {
+		return fmt.Errorf("watch mapping directory %s: %w", dir, err)
+	}
+	d.log.Info("watching the mapping for changes", "dir", dir)
+	relevant := func(name string) bool {
+		base := filepath.Base(name)
+		if file != "" {
+			return base == file
+		}
+		return !strings.HasPrefix(base, ".") && (strings.HasSuffix(base, ".yaml") || strings.HasSuffix(base, ".yml"))
+	}
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if relevant(ev.Name) && ev.Op != fsnotify.Chmod {
+				debounce.Reset(watchDebounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			d.log.Warn("mapping watcher", "err", err) // e.g. queue overflow: reload to be safe
+			debounce.Reset(watchDebounce)
+		case <-debounce.C:
+			select {
+			case d.watch <- struct{}{}:
+			default: // a reload is already pending
+			}
+		}
+	}
+}
