@@ -58,12 +58,15 @@ func logger(t *testing.T) *slog.Logger {
 }
 
 type lab struct {
-	ctx    context.Context
-	ebgp   *bgptest.ToR // AS 65000: IPv4 session from 127.0.0.1, IPv6 session from ::1
-	ibgp   *bgptest.ToR // AS 65001 at 127.0.0.2
-	d      *daemon.Daemon
-	lvconn *lv.Connect // a second libvirt connection, as an operator's virsh
-	dir    string
+	ctx        context.Context
+	stopDaemon func()
+	cfgPath    string
+	cfg        *config.Config
+	ebgp       *bgptest.ToR // AS 65000: IPv4 session from 127.0.0.1, IPv6 session from ::1
+	ibgp       *bgptest.ToR // AS 65001 at 127.0.0.2
+	d          *daemon.Daemon
+	lvconn     *lv.Connect // a second libvirt connection, as an operator's virsh
+	dir        string
 }
 
 var (
@@ -74,7 +77,7 @@ var (
 
 // startLab starts two ToRs, then virtbgp from a config file and mapping file
 // written to a temp dir, on libvirt's test:///default.
-func startLab(t *testing.T, mappingText string) *lab {
+func startLab(t *testing.T, mappingText string, extraConfig ...string) *lab {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -96,7 +99,24 @@ func startLab(t *testing.T, mappingText string) *lab {
 	}
 	t.Cleanup(l.ibgp.Stop)
 
-	cfgText := fmt.Sprintf(`version: 1
+	l.cfgPath = filepath.Join(l.dir, "virtbgp.yaml")
+	writeFile(t, l.cfgPath, l.configText(9)+strings.Join(extraConfig, "\n")+"\n")
+	writeFile(t, filepath.Join(l.dir, "mapping.yaml"), mappingText)
+
+	// The daemon registers libvirt's event loop; then a second connection.
+	l.stopDaemon = l.startDaemon(t)
+	l.lvconn, err = lv.NewConnect("test:///default")
+	if err != nil {
+		t.Fatalf("second libvirt connection: %v", err)
+	}
+	t.Cleanup(func() { l.lvconn.Close() })
+	return l
+}
+
+// configText is the daemon config of the lab, with the iBGP session's hold
+// time as a parameter (a test changes it).
+func (l *lab) configText(ibgpHold int) string {
+	return fmt.Sprintf(`version: 1
 libvirt:
   uri: test:///default
 bgp:
@@ -105,17 +125,21 @@ bgp:
   peers:
     - {address: 127.0.0.1, port: %d, asn: %d, families: [ipv4], hold-time: 9s}
     - {address: "::1", port: %d, asn: %d, families: [ipv6], hold-time: 9s}
-    - {address: 127.0.0.2, port: %d, asn: %d, families: [ipv4], hold-time: 9s, local-address: 127.0.0.1}
+    - {address: 127.0.0.2, port: %d, asn: %d, families: [ipv4], hold-time: %ds, local-address: 127.0.0.1}
 mapping:
   path: mapping.yaml
 resync-interval: 1m
 state-dir: state
 control: {socket: ctl/control.sock}
-`, ourASN, l.ebgp.Port, torASN, l.ebgp.Port, torASN, l.ibgp.Port, ourASN)
-	cfgPath := filepath.Join(l.dir, "virtbgp.yaml")
-	writeFile(t, cfgPath, cfgText)
-	writeFile(t, filepath.Join(l.dir, "mapping.yaml"), mappingText)
-	cfg, err := config.Load(cfgPath)
+`, ourASN, l.ebgp.Port, torASN, l.ebgp.Port, torASN, l.ibgp.Port, ourASN, ibgpHold)
+}
+
+// startDaemon starts a daemon from the lab's config file and waits until
+// every session is up and the first sync is done. The returned function
+// stops it (also done at cleanup).
+func (l *lab) startDaemon(t *testing.T) (stop func()) {
+	t.Helper()
+	cfg, err := config.Load(l.cfgPath)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -123,14 +147,20 @@ control: {socket: ctl/control.sock}
 	if err != nil {
 		t.Fatalf("mapping: %v", err)
 	}
+	l.cfg = cfg
 	l.d, err = daemon.New(cfg, m, logger(t), daemon.Options{StopBGP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	dctx, dcancel := context.WithCancel(ctx)
+	dctx, dcancel := context.WithCancel(l.ctx)
 	go func() { done <- l.d.Run(dctx) }()
-	t.Cleanup(func() {
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		dcancel()
 		select {
 		case err := <-done:
@@ -140,16 +170,10 @@ control: {socket: ctl/control.sock}
 		case <-time.After(10 * time.Second):
 			t.Errorf("daemon did not stop within 10s")
 		}
-	})
-
-	// The daemon registered libvirt's event loop; now a second connection.
-	l.lvconn, err = lv.NewConnect("test:///default")
-	if err != nil {
-		t.Fatalf("second libvirt connection: %v", err)
 	}
-	t.Cleanup(func() { l.lvconn.Close() })
+	t.Cleanup(stop)
 
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	wctx, wcancel := context.WithTimeout(l.ctx, 30*time.Second)
 	defer wcancel()
 	for _, w := range []struct {
 		tor  *bgptest.ToR
@@ -164,7 +188,7 @@ control: {socket: ctl/control.sock}
 	case <-wctx.Done():
 		t.Fatal("daemon did not finish its first sync")
 	}
-	return l
+	return stop
 }
 
 func writeFile(t *testing.T, path, text string) {

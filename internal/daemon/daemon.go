@@ -416,8 +416,17 @@ func restartOnly(old, nc *config.Config) []string {
 func (d *Daemon) reloadMapping(ctx context.Context, force bool) (string, error) {
 	path := d.cfg.Mapping.Path
 	digest, derr := mapping.Digest(path)
-	if !force && derr == nil && (digest == d.mappingDigest || digest == d.failedDigest) {
+	if !force && derr == nil && digest == d.mappingDigest {
+		if !d.lastReload.OK && !d.lastReload.At.IsZero() {
+			// The files are back to what is in force: nothing is broken.
+			d.failedDigest = ""
+			d.recordReload(true, nil)
+			d.log.Info("mapping files match the mapping in force again", "generation", d.generation)
+		}
 		return "mapping unchanged", nil
+	}
+	if !force && derr == nil && digest == d.failedDigest {
+		return "mapping unchanged since the failed reload", nil
 	}
 	m, err := mapping.Load(path)
 	if err != nil {
