@@ -58,6 +58,7 @@ func logger(t *testing.T) *slog.Logger {
 }
 
 type lab struct {
+	uri        string // libvirt
 	ctx        context.Context
 	stopDaemon func()
 	cfgPath    string
@@ -79,9 +80,15 @@ var (
 // written to a temp dir, on libvirt's test:///default.
 func startLab(t *testing.T, mappingText string, extraConfig ...string) *lab {
 	t.Helper()
+	return startLabURI(t, "test:///default", mappingText, extraConfig...)
+}
+
+// startLabURI is startLab on the libvirt at uri.
+func startLabURI(t *testing.T, uri, mappingText string, extraConfig ...string) *lab {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	l := &lab{ctx: ctx, dir: t.TempDir()}
+	l := &lab{ctx: ctx, dir: t.TempDir(), uri: uri}
 
 	var err error
 	l.ebgp, err = bgptest.Start(ctx, bgptest.Config{ASN: torASN, RouterID: "10.255.0.1", Listen: []string{"127.0.0.1", "::1"}, Log: logger(t)},
@@ -105,7 +112,7 @@ func startLab(t *testing.T, mappingText string, extraConfig ...string) *lab {
 
 	// The daemon registers libvirt's event loop; then a second connection.
 	l.stopDaemon = l.startDaemon(t)
-	l.lvconn, err = lv.NewConnect("test:///default")
+	l.lvconn, err = lv.NewConnect(uri)
 	if err != nil {
 		t.Fatalf("second libvirt connection: %v", err)
 	}
@@ -118,7 +125,7 @@ func startLab(t *testing.T, mappingText string, extraConfig ...string) *lab {
 func (l *lab) configText(ibgpHold int) string {
 	return fmt.Sprintf(`version: 1
 libvirt:
-  uri: test:///default
+  uri: %q
 bgp:
   asn: %d
   router-id: 192.0.2.1
@@ -131,7 +138,7 @@ mapping:
 resync-interval: 1m
 state-dir: state
 control: {socket: ctl/control.sock}
-`, ourASN, l.ebgp.Port, torASN, l.ebgp.Port, torASN, l.ibgp.Port, ourASN, ibgpHold)
+`, l.uri, ourASN, l.ebgp.Port, torASN, l.ebgp.Port, torASN, l.ibgp.Port, ourASN, ibgpHold)
 }
 
 // startDaemon starts a daemon from the lab's config file and waits until

@@ -54,7 +54,8 @@ type Neighbor struct {
 type Config struct {
 	ASN      uint32       // the ToR's AS
 	RouterID string       // the ToR's router ID, an IPv4 address
-	Listen   []string     // addresses to listen on (a free port is chosen)
+	Listen   []string     // addresses to listen on
+	Port     uint16       // port to listen on; 0 chooses a free one
 	Log      *slog.Logger // nil: discard GoBGP's logs
 }
 
@@ -96,7 +97,7 @@ func Family(name string) *api.Family {
 	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 }
 
-// Start runs a ToR listening on cfg.Listen (a free port) with the given
+// Start runs a ToR listening on cfg.Listen (cfg.Port, or a free port) with the given
 // neighbors. Stop it with Stop.
 func Start(ctx context.Context, cfg Config, neighbors ...Neighbor) (*ToR, error) {
 	log := cfg.Log
@@ -105,7 +106,10 @@ func Start(ctx context.Context, cfg Config, neighbors ...Neighbor) (*ToR, error)
 	}
 	var t *ToR
 	for attempt := 0; ; attempt++ {
-		port, err := FreePort()
+		port, err := cfg.Port, error(nil)
+		if port == 0 {
+			port, err = FreePort()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +123,7 @@ func Start(ctx context.Context, cfg Config, neighbors ...Neighbor) (*ToR, error)
 			break
 		}
 		s.Stop()
-		if attempt == 5 { // the free port was taken meanwhile, six times
+		if attempt == 5 || cfg.Port != 0 { // a free port was taken meanwhile, six times
 			return nil, fmt.Errorf("start ToR AS %d: %w", cfg.ASN, err)
 		}
 	}

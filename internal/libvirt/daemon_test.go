@@ -5,156 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	lv "libvirt.org/go/libvirt"
+
+	"github.com/virtbgp/virtbgp/internal/libvirttest"
 )
-
-const libvirtdPath = "/usr/sbin/libvirtd"
-
-// daemon is a libvirtd that serves only the test driver on a socket in a
-// temporary directory. It is stopped by its PID, never by name.
-type daemon struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	dir  string
-	done chan struct{} // closed when the process has been reaped
-}
-
-var (
-	unshareOnce sync.Once
-	unshareOK   bool
-)
-
-// canUnshare reports whether libvirtd can be run in a private mount
-// namespace. libvirtd, as root, writes /run/libvirt/common/system.token
-// whatever its configuration says; bind-mounting a temporary directory over
-// /run in its own mount namespace keeps that inside the test's directory.
-func canUnshare() bool {
-	unshareOnce.Do(func() {
-		err := exec.Command("unshare", "--mount", "--propagation", "private",
-			"/bin/sh", "-c", "mount -t tmpfs none /run").Run()
-		unshareOK = err == nil
-	})
-	return unshareOK
-}
-
-// daemonURI is how clients reach the daemon in dir.
-func daemonURI(dir string) string {
-	return "test+unix:///default?socket=" + filepath.Join(dir, "libvirt-sock")
-}
-
-// startDaemon starts a test-driver-only libvirtd whose sockets, logs, PID
-// file and runtime state all live in dir. It is killed at test cleanup, also
-// on failure.
-func startDaemon(t *testing.T, dir string) *daemon {
-	t.Helper()
-	if _, err := os.Stat(libvirtdPath); err != nil {
-		t.Skipf("no libvirtd: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run libvirtd")
-	}
-	drivers := filepath.Join(dir, "drivers") // empty: load no hypervisor driver
-	runDir := filepath.Join(dir, "run")
-	for _, d := range []string{drivers, runDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf := filepath.Join(dir, "libvirtd.conf")
-	confText := fmt.Sprintf(`unix_sock_dir = %q
-auth_unix_rw = "none"
-auth_unix_ro = "none"
-log_outputs = "3:file:%s"
-`, dir, filepath.Join(dir, "libvirtd.log"))
-	if err := os.WriteFile(conf, []byte(confText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pidFile := filepath.Join(dir, "libvirtd.pid")
-	out, err := os.OpenFile(filepath.Join(dir, "libvirtd.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-
-	var cmd *exec.Cmd
-	if canUnshare() {
-		// unshare and sh exec into libvirtd: the child's PID is libvirtd's.
-		cmd = exec.Command("unshare", "--mount", "--propagation", "private",
-			"/bin/sh", "-c", `mount --bind "$1" /run && exec "$2" -f "$3" -p "$4"`,
-			"sh", runDir, libvirtdPath, conf, pidFile)
-	} else {
-		t.Logf("no private mount namespace; libvirtd will create /run/libvirt/common/system.token")
-		cmd = exec.Command(libvirtdPath, "-f", conf, "-p", pidFile)
-	}
-	cmd.Env = append(os.Environ(), "LIBVIRT_DRIVER_DIR="+drivers)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start libvirtd: %v", err)
-	}
-	d := &daemon{t: t, cmd: cmd, dir: dir, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(d.kill)
-	return d
-}
-
-// kill stops the daemon with SIGKILL by its PID, like a crash, and reaps it.
-func (d *daemon) kill() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	if err := syscall.Kill(d.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		d.t.Errorf("kill libvirtd %d: %v", d.cmd.Process.Pid, err)
-	}
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		d.t.Errorf("libvirtd %d not reaped after SIGKILL", d.cmd.Process.Pid)
-	}
-}
-
-// waitAnswering polls until the daemon accepts a client connection and
-// returns the moment it did.
-func (d *daemon) waitAnswering() time.Time {
-	d.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-d.done:
-			log, _ := os.ReadFile(filepath.Join(d.dir, "libvirtd.out"))
-			d.t.Fatalf("libvirtd exited: %s", log)
-		default:
-		}
-		if c, err := lv.NewConnect(daemonURI(d.dir)); err == nil {
-			at := time.Now()
-			_, _ = c.Close()
-			if pid, err := os.ReadFile(filepath.Join(d.dir, "libvirtd.pid")); err == nil &&
-				strings.TrimSpace(string(pid)) != strconv.Itoa(d.cmd.Process.Pid) {
-				d.t.Fatalf("PID file says %s, started %d", pid, d.cmd.Process.Pid)
-			}
-			return at
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatal("libvirtd did not answer within 10s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // TestReconnect runs the adapter against a real libvirtd, kills the daemon
 // several times and checks that the adapter notices, reports
@@ -162,9 +20,9 @@ func (d *daemon) waitAnswering() time.Time {
 // delivers events again, without piling up goroutines.
 func TestReconnect(t *testing.T) {
 	dir := t.TempDir()
-	uri := daemonURI(dir)
-	d := startDaemon(t, dir)
-	d.waitAnswering()
+	uri := libvirttest.URI(dir)
+	d := libvirttest.Start(t, dir)
+	d.WaitAnswering()
 
 	a, _ := startAdapter(t, uri, slog.LevelDebug)
 	waitAllHint(t, a, 5*time.Second)
@@ -177,7 +35,7 @@ func TestReconnect(t *testing.T) {
 	var goroutines []int
 	var worst time.Duration
 	for i := range cycles {
-		d.kill()
+		d.Kill()
 		waitFor(t, "adapter to notice the dead daemon", 5*time.Second, func() bool { return !a.Connected() })
 		if _, err := a.Domains(ctx); !errors.Is(err, ErrNotConnected) {
 			t.Fatalf("cycle %d: Domains while disconnected: %v, want ErrNotConnected", i, err)
@@ -191,8 +49,8 @@ func TestReconnect(t *testing.T) {
 		// the worst case for the reconnect time.
 		time.Sleep(time.Duration(i) * 700 * time.Millisecond)
 
-		d = startDaemon(t, dir)
-		answering := d.waitAnswering()
+		d = libvirttest.Start(t, dir)
+		answering := d.WaitAnswering()
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := a.WaitConnected(wctx)
 		cancel()
@@ -240,9 +98,9 @@ func TestReconnect(t *testing.T) {
 // the failing call can tell.
 func TestDeadConnectionDetectedByCall(t *testing.T) {
 	dir := t.TempDir()
-	uri := daemonURI(dir)
-	d := startDaemon(t, dir)
-	d.waitAnswering()
+	uri := libvirttest.URI(dir)
+	d := libvirttest.Start(t, dir)
+	d.WaitAnswering()
 
 	log, sink := newTestLogger(t, slog.LevelDebug)
 	a := New(uri, log)
@@ -257,7 +115,7 @@ func TestDeadConnectionDetectedByCall(t *testing.T) {
 		t.Fatalf("Domains on a live connection: %v", err)
 	}
 
-	d.kill()
+	d.Kill()
 	_, err = a.Domains(ctx)
 	if !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Domains on a dead connection: %v, want an error matching ErrNotConnected", err)
