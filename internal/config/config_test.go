@@ -164,7 +164,7 @@ func TestParseDefaults(t *testing.T) {
 				ASN:       65000,
 				HoldTime:  DefaultHoldTime,
 				Keepalive: DefaultHoldTime / 3,
-				Families:  []Family{FamilyIPv4, FamilyIPv6},
+				Families:  []Family{FamilyIPv4}, // the address's family
 			}},
 		},
 		Mapping:        Mapping{Path: "/etc/virtbgp/mapping.yaml", Watch: true},
@@ -718,5 +718,19 @@ func TestParseOperationsSectionErrors(t *testing.T) {
 	got := strings.Split(fmt.Sprint(err), "\n")
 	if !slices.Equal(got, want) {
 		t.Fatalf("errors:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestDefaultFamiliesFollowTheSession(t *testing.T) {
+	cfg, err := Parse("c.yaml", doc("version: 1", "bgp:", "  asn: 65001", "  router-id: 192.0.2.1", "  peers:",
+		"    - {address: 198.18.0.1, asn: 65000}", "    - {address: 'fd00::1', asn: 65000}", "mapping: {path: m.yaml}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cfg.BGP.Peers[0].Families; !slices.Equal(f, []Family{FamilyIPv4}) {
+		t.Errorf("IPv4 session families = %v, want [ipv4]", f)
+	}
+	if f := cfg.BGP.Peers[1].Families; !slices.Equal(f, []Family{FamilyIPv6}) {
+		t.Errorf("IPv6 session families = %v, want [ipv6]", f)
 	}
 }

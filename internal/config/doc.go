@@ -38,7 +38,8 @@
 //	                                 # (unused when hold-time is 0)
 //	      multihop-ttl: 2            # default 0: directly connected; 0..255
 //	      local-address: 198.18.0.2  # default: chosen by the kernel; same family as address
-//	      families: [ipv4, ipv6]     # default both; ipv4 and/or ipv6, no duplicates
+//	      families: [ipv4]           # default: the address's family; ipv4 and/or ipv6, no duplicates
+//	                                 # (the other family needs explicit next hops in the mapping)
 //	mapping:
 //	  path: mapping.yaml             # required: the VM -> IP mapping, a YAML file or a
 //	                                 # directory of *.yaml; relative to the directory of this file

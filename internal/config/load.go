@@ -315,7 +315,6 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 	p := Peer{
 		Port:     DefaultPeerPort,
 		HoldTime: DefaultHoldTime,
-		Families: []Family{FamilyIPv4, FamilyIPv6},
 	}
 	pn := peerNodes{what: what, holdOK: true}
 	var pwKey *yaml.Node // the first of password and password-file
@@ -422,6 +421,14 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		}},
 	)
 	l.required(n, what, n.Line, "address", "asn")
+	if p.Families == nil {
+		// The session's own family: next hop "self" of the other family
+		// would be the session's address, unusable as a next hop there.
+		p.Families = []Family{FamilyIPv4}
+		if p.Address.IsValid() && !p.Address.Is4() {
+			p.Families = []Family{FamilyIPv6}
+		}
+	}
 	return p, pn
 }
 

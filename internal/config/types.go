@@ -103,7 +103,7 @@ type Peer struct {
 	Keepalive    time.Duration // keepalive, default hold-time/3 in whole seconds
 	MultihopTTL  uint8         // multihop-ttl, 0 = directly connected
 	LocalAddress netip.Addr    // local-address, optional
-	Families     []Family      // families, default [ipv4, ipv6]
+	Families     []Family      // families, default: the family of Address
 }
 
 // Mapping is the mapping section.
