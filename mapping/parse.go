@@ -275,41 +275,36 @@ func family(is4 bool) string {
 // The attribute fields, shared by the three levels: they set p.cur.
 
 func (p *fileParser) communities(_, v *yaml.Node) {
-	items := p.r.Seq(v, p.curWhat+": communities")
-	list := make([]uint32, 0, len(items))
-	for _, it := range items {
-		s, ok := p.r.String(it, p.curWhat+": communities")
-		if !ok {
-			continue
-		}
-		c, ok := parseCommunity(s)
-		if !ok {
-			p.r.Errorf(it, "%s: communities: invalid community %s (want ASN:value, each from 0 to 65535, or no-export, no-advertise, blackhole, graceful-shutdown)",
-				p.curWhat, yamlutil.Describe(it))
-			continue
-		}
-		list = append(list, c)
-	}
+	list := parseList(p, v, "communities", "community",
+		"ASN:value, each from 0 to 65535, or no-export, no-advertise, blackhole, graceful-shutdown", parseCommunity)
 	p.cur.comms, p.cur.set = normComms(list), true
 }
 
 func (p *fileParser) largeCommunities(_, v *yaml.Node) {
-	items := p.r.Seq(v, p.curWhat+": large-communities")
-	list := make([]LargeCommunity, 0, len(items))
+	list := parseList(p, v, "large-communities", "large community",
+		"GA:LD1:LD2, each from 0 to 4294967295", parseLargeCommunity)
+	p.cur.large, p.cur.set = normLarge(list), true
+}
+
+// parseList reads the list under key, each item a string that parse
+// accepts; an item it rejects is reported as an invalid noun, wanting want.
+func parseList[T any](p *fileParser, v *yaml.Node, key, noun, want string, parse func(string) (T, bool)) []T {
+	what := p.curWhat + ": " + key
+	items := p.r.Seq(v, what)
+	list := make([]T, 0, len(items))
 	for _, it := range items {
-		s, ok := p.r.String(it, p.curWhat+": large-communities")
+		s, ok := p.r.String(it, what)
 		if !ok {
 			continue
 		}
-		c, ok := parseLargeCommunity(s)
+		c, ok := parse(s)
 		if !ok {
-			p.r.Errorf(it, "%s: large-communities: invalid large community %s (want GA:LD1:LD2, each from 0 to 4294967295)",
-				p.curWhat, yamlutil.Describe(it))
+			p.r.Errorf(it, "%s: invalid %s %s (want %s)", what, noun, yamlutil.Describe(it), want)
 			continue
 		}
 		list = append(list, c)
 	}
-	p.cur.large, p.cur.set = normLarge(list), true
+	return list
 }
 
 func (p *fileParser) med(_, v *yaml.Node) {
