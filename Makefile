@@ -9,8 +9,9 @@ FUZZTIME ?= 10s
 
 all: build
 
+# Every test needs the lab's packages too (real libvirtd + QEMU, BIRD, FRR).
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh $(LAB_PKGS)
 
 build: deps
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/virtbgp
@@ -40,3 +41,26 @@ fuzz: deps
 
 clean:
 	rm -rf bin
+
+# ---- lab: the real-world lab for a person (integration/lab) ---------------
+# Two hypervisor namespaces, each with its own libvirtd (real QEMU/KVM guests,
+# live migration) and virtbgp, and BIRD and FRR as top-of-rack routers in a
+# third. State, configs and logs live in $(LAB_DIR); the namespaces are named
+# vblab-tor, vblab-hvA and vblab-hvB. `make lab` prints how to use it;
+# `make lab-down` ends every process of it (by PID) and removes it.
+LAB_PKGS := iproute2 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 bird2 frr
+LAB_DIR  ?= $(CURDIR)/.lab
+
+.PHONY: lab lab-down lab-status lab-deps
+
+lab-deps:
+	@scripts/deps.sh $(LAB_PKGS)
+
+lab: lab-deps
+	$(GO) run ./integration/cmd/virtbgp-lab up --dir $(LAB_DIR)
+
+lab-status:
+	@$(GO) run ./integration/cmd/virtbgp-lab status --dir $(LAB_DIR)
+
+lab-down:
+	$(GO) run ./integration/cmd/virtbgp-lab down --dir $(LAB_DIR)

@@ -1,0 +1,63 @@
+// Package lab builds virtbgp's real-world lab on one Linux machine: two KVM
+// hypervisors with real live migration and two real top-of-rack routers,
+// BIRD 2 and FRR, all in network namespaces.
+//
+//	         tor (namespace): bridge br0
+//	         BIRD 198.18.0.1  fd00:198:18::1   AS 65000, best paths -> kernel table 100
+//	         FRR  198.18.0.2  fd00:198:18::2   AS 65000, best paths -> kernel main table
+//	            /                       \
+//	hvA (namespace)                  hvB (namespace)
+//	198.18.0.11 fd00:198:18::11      198.18.0.12 fd00:198:18::12
+//	libvirtd (own mount+UTS ns)      libvirtd (own mount+UTS ns)
+//	virtbgp run, AS 65011            virtbgp run, AS 65012
+//
+// [Up] creates the namespaces (named with a per-lab prefix, "vb<pid>-<n>-"
+// by default, so two labs never collide), starts one libvirtd per
+// hypervisor (real QEMU driver; KVM guests when /dev/kvm works, else TCG)
+// and BIRD and FRR in the tor namespace, and builds virtbgp from this
+// module. Each libvirtd runs in a private mount namespace with the lab's
+// directories over /etc/libvirt, /run/libvirt, /var/lib/libvirt,
+// /var/log/libvirt and /var/cache/libvirt, its own hostname and host_uuid,
+// a TCP listener on its address, and under a child subreaper
+// (integration/cmd/vb-subreaper) that reaps QEMU at once, also across
+// libvirtd restarts. Each ToR peers with both hypervisors over IPv4 (ipv4
+// unicast) and IPv6 (ipv6 unicast), eBGP, passively, importing everything
+// and exporting nothing, as a graceful-restart helper.
+//
+// [Host.StartVirtbgp] runs the real virtbgp binary in a hypervisor's
+// namespace with a config the lab writes ([VirtbgpConfig]: the host's
+// libvirtd, AS, router ID, the four ToR sessions, its own control socket and
+// state directory, and the mapping and policy the caller chooses); it can be
+// signalled, stopped and restarted by PID.
+//
+// Guests ([Guest]) are diskless 64 MiB, 1 vCPU domains that start in well
+// under a second ([Host.CreateGuest], [Host.DefineGuest]); [Lab.Migrate]
+// and [Lab.StartMigration] live-migrate them with virsh in every variant the
+// tests need ([MigrateOptions]). A guest with [Guest.FillMiB] has memory
+// worth copying, so that a migration can be slowed, aborted or switched to
+// post-copy on purpose.
+//
+// The ToRs are read with [BIRD.Routes] and [FRR.Routes], both returning a
+// [RIB]: per prefix, every path with its next hop, AS path, MED, local
+// preference, communities, large communities and whether it is the best
+// path. Each ToR also installs its best paths into a kernel routing table of
+// the tor namespace (BIRD into table [BIRDTable], FRR's zebra into the main
+// table), so [Lab.MonitorRoutes] (ip -ts monitor route) timestamps every
+// best-path change with microsecond resolution. BIRD also logs every route
+// change with millisecond timestamps to [BIRD].Log.
+//
+// [Lab.Down] ends every process the lab started, by PID and start time
+// (never by name), destroys the guests, kills whatever else is left in the
+// lab's namespaces, deletes the namespaces (with their last process the
+// private mounts go) and removes the lab directory. It is idempotent, and
+// works from another process: the lab keeps its PIDs and names in a state
+// file in its directory, which [Load] reads (make lab / make lab-down). [Up]
+// also removes what a lab with the default prefix left behind when its
+// process died without Down.
+//
+// The lab needs root, the Go toolchain and the Debian packages in
+// [Packages]; [Up] says what is missing. Addresses are only ever configured
+// inside the lab's namespaces. The environment variable VIRTBGP_LAB_TCG
+// forces TCG guests, and VIRTBGP_LAB_VIRTBGP names a prebuilt virtbgp
+// binary to use instead of building one.
+package lab
