@@ -20,6 +20,7 @@ import (
 	"github.com/virtbgp/virtbgp/internal/bgptest"
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/daemon"
+	"github.com/virtbgp/virtbgp/internal/notify"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -58,7 +59,8 @@ func logger(t *testing.T) *slog.Logger {
 }
 
 type lab struct {
-	uri        string // libvirt
+	notifier   *notify.Notifier // for the next startDaemon
+	uri        string           // libvirt
 	ctx        context.Context
 	stopDaemon func()
 	cfgPath    string
@@ -155,7 +157,7 @@ func (l *lab) startDaemon(t *testing.T) (stop func()) {
 		t.Fatalf("mapping: %v", err)
 	}
 	l.cfg = cfg
-	l.d, err = daemon.New(cfg, m, logger(t), daemon.Options{StopBGP: true})
+	l.d, err = daemon.New(cfg, m, logger(t), daemon.Options{StopBGP: true, Notifier: l.notifier})
 	if err != nil {
 		t.Fatal(err)
 	}
