@@ -29,9 +29,11 @@ vet: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-# Every test: unit, real libvirt, real BGP, end to end; with the race detector.
+# Every test: unit, real libvirt, real BGP, the lab, end to end; with the race
+# detector. One package at a time: the integration packages run whole labs and
+# BGP sessions with real timers, which must not starve each other on 2 cores.
 test: vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz
 
 # A short run of each fuzz target on top of its seed corpus.
