@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/virtbgp/virtbgp/internal/config"
@@ -189,7 +190,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log.Info("starting", "version", versionString(), "config", cfg.File, "asn", cfg.BGP.ASN,
 		"router-id", cfg.BGP.RouterID, "peers", len(cfg.BGP.Peers), "libvirt", cfg.Libvirt.URI,
 		"mapping", cfg.Mapping.Path, "vms", vms, "routes", routes)
-	d, err := daemon.New(cfg, m, log, daemon.Options{Version: versionString(), Notifier: notify.New(log.With("part", "systemd"))})
+	d, err := daemon.New(cfg, m, log, daemon.Options{Version: strings.TrimPrefix(versionString(), "virtbgp "), Notifier: notify.New(log.With("part", "systemd"))})
 	if err != nil {
 		log.Error("virtbgp cannot start", "err", err)
 		return 1
