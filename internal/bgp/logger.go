@@ -28,6 +28,9 @@ type slogLogger struct {
 	// GoBGP's "Peer Down" message, which is the only place GoBGP reports why
 	// a session went down (the WatchEvent peer event carries no reason).
 	onPeerDown func(addr, reason string)
+	// onSyncFinished, if set, is called when GoBGP logs "sync finished"
+	// (the end of its graceful-restart restarting mode).
+	onSyncFinished func()
 	// exit is os.Exit; replaced in tests.
 	exit func(code int)
 }
@@ -64,6 +67,9 @@ func (a *slogLogger) Warn(msg string, fields gobgplog.Fields) {
 
 // Info logs at slog.LevelInfo.
 func (a *slogLogger) Info(msg string, fields gobgplog.Fields) {
+	if msg == "sync finished" && a.onSyncFinished != nil {
+		a.onSyncFinished()
+	}
 	if msg == "Peer Down" && a.onPeerDown != nil {
 		addr, _ := fields["Key"].(string)
 		reason, _ := fields["Reason"].(string)

@@ -287,6 +287,9 @@ func (s *Speaker) onPeerEvent(ev *api.WatchEventResponse) {
 	switch {
 	case prev == next:
 	case next == StateEstablished:
+		s.mu.Lock()
+		delete(s.grPending, a)
+		s.mu.Unlock()
 		s.log.Info(fmt.Sprintf("peer %s (AS %d) established", a, asn), "peer", a, "asn", asn)
 	case prev == StateEstablished:
 		s.mu.Lock()

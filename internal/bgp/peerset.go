@@ -43,6 +43,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 			continue
 		}
 		delete(s.configured, a)
+		delete(s.grPending, a)
 		if _, replaced := want[a]; replaced {
 			s.log.Info("peer configuration changed; resetting its session", "peer", a)
 			continue // keep its watch state (last down reason) across the reset
@@ -86,6 +87,9 @@ func (s *Speaker) addPeers(ctx context.Context, peers []config.Peer) error {
 			return fmt.Errorf("add peer %s (AS %d): %w", a, p.ASN, err)
 		}
 		s.configured[a] = p
+		if opts.Restarting {
+			s.grPending[a] = true
+		}
 		s.warnSelfNextHop(p)
 		if s.state == lifecycleRunning {
 			s.log.Info("peer added", "peer", a, "asn", p.ASN, "restarting", opts.Restarting)

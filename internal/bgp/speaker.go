@@ -102,6 +102,10 @@ type Speaker struct {
 	configured map[netip.Addr]config.Peer
 	startOpts  StartOptions
 	peersAdded bool
+	// grPending: peers added in restarting mode whose session has not
+	// come up since (grsync.go). Under mu.
+	grPending    map[netip.Addr]bool
+	syncFinished chan struct{} // capacity 1
 }
 
 // New returns a speaker for cfg that logs to log. It does not start
@@ -115,12 +119,16 @@ func New(cfg config.BGP, log *slog.Logger) *Speaker {
 		log:    log,
 		routes: make(map[netip.Prefix]mapping.Route),
 		peers:  make(map[netip.Addr]*peerTrack, len(cfg.Peers)),
+
+		grPending:    make(map[netip.Addr]bool),
+		syncFinished: make(chan struct{}, 1),
 	}
 	for _, p := range cfg.Peers {
 		a := p.Address.Unmap()
 		s.peers[a] = &peerTrack{cfg: p, addr: a, state: StateIdle}
 	}
 	adapter := newSlogLogger(log.With("component", "gobgp"), s.onPeerDownLogged)
+	adapter.onSyncFinished = s.onSyncFinished
 	// No GrpcListenAddress option: NewBgpServer starts a gRPC server only
 	// when that option gives a non-empty address.
 	s.srv = server.NewBgpServer(server.LoggerOption(adapter))
@@ -198,6 +206,9 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 		}
 	}
 
+	if opts.Restarting {
+		go s.watchSyncFinished(watchCtx)
+	}
 	s.stopWatches = cancel
 	s.state = lifecycleRunning
 	s.log.Info("bgp speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID,

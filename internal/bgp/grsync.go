@@ -1,0 +1,99 @@
+package bgp
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+)
+
+// Graceful restart with several peers.
+//
+// GoBGP ends its restarting mode ("sync finished") for all peers at once,
+// as soon as every peer it knows has sent End-of-RIB; a peer whose session
+// is not up yet counts as having sent it. So when the first ToR session
+// comes up and its End-of-RIB arrives, GoBGP clears LocalRestarting for
+// the peers that are still connecting, and their OPEN then goes out
+// without the Restart State and Forwarding State bits. A helper that gets
+// an OPEN without the Forwarding State bit for a family must drop the
+// routes it kept at once (RFC 4724 4.2): BIRD and FRR do, and the routes
+// come back only with the UPDATEs that follow, after a moment without them.
+//
+// The speaker therefore remembers the peers added in restarting mode whose
+// session has not come up since (grPending); when GoBGP logs "sync
+// finished", each of them that is not yet sending its OPEN and lost its
+// restarting mode is deleted and added again in restarting mode.
+
+// onSyncFinished is called by the GoBGP logger adapter when GoBGP logs
+// "sync finished" (from GoBGP's main loop: it must not call GoBGP).
+func (s *Speaker) onSyncFinished() {
+	select {
+	case s.syncFinished <- struct{}{}:
+	default:
+	}
+}
+
+// watchSyncFinished re-adds pending restarting peers after each "sync
+// finished" until ctx ends.
+func (s *Speaker) watchSyncFinished(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.syncFinished:
+			s.restoreRestarting(ctx)
+		}
+	}
+}
+
+// restoreRestarting deletes and adds again, in restarting mode, every
+// pending restarting peer whose session is not up and that GoBGP took out
+// of restarting mode before it sent its OPEN.
+func (s *Speaker) restoreRestarting(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != lifecycleRunning {
+		return
+	}
+	for _, a := range slices.SortedFunc(maps.Keys(s.grPending), netip.Addr.Compare) {
+		p, ok := s.configured[a]
+		if !ok {
+			delete(s.grPending, a)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var st *api.Peer
+		err := s.srv.ListPeer(cctx, &api.ListPeerRequest{Address: a.String()}, func(p *api.Peer) { st = p })
+		cancel()
+		if err != nil || st == nil {
+			continue
+		}
+		switch st.GetState().GetSessionState() {
+		case api.PeerState_OPENSENT, api.PeerState_OPENCONFIRM, api.PeerState_ESTABLISHED:
+			// Its OPEN is out; whatever it said stays.
+			delete(s.grPending, a)
+			continue
+		}
+		if st.GetGracefulRestart().GetLocalRestarting() {
+			continue
+		}
+		opts := s.startOpts
+		opts.Restarting = true
+		cctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		err = s.srv.DeletePeer(cctx, &api.DeletePeerRequest{Address: a.String()})
+		if err == nil {
+			err = s.srv.AddPeer(cctx, &api.AddPeerRequest{Peer: s.apiPeer(p, opts)})
+		}
+		cancel()
+		if err != nil {
+			s.log.Error("adding a peer again in restarting mode failed", "peer", a, "error", err)
+			delete(s.grPending, a)
+			continue
+		}
+		s.log.Info("peer added again in restarting mode: GoBGP ended the restart when another peer sent End-of-RIB, before this session came up",
+			"peer", a)
+	}
+}
