@@ -66,3 +66,18 @@ lab-status:
 
 lab-down:
 	$(GO) run ./integration/cmd/virtbgp-lab down --dir $(LAB_DIR)
+
+# ---- bench: benchmark suites (bench/, BENCHMARKS.md) ------------------------
+# `make bench` runs every suite (as root: the lab suites need namespaces,
+# libvirtd, BIRD and FRR), writes each suite's section to
+# bench/results/<suite>.md, assembles BENCHMARKS.md from all sections and
+# prints a summary. One suite: make bench BENCH_SUITES=migration (the other
+# sections stay); a suite's options: BENCH_FLAGS='-migration.n=40' (list
+# them with go run ./bench/cmd/virtbgp-bench -h).
+BENCH_SUITES ?=
+BENCH_FLAGS  ?=
+
+.PHONY: bench
+
+bench: lab-deps
+	$(GO) run ./bench/cmd/virtbgp-bench $(if $(BENCH_SUITES),-suite=$(BENCH_SUITES)) $(BENCH_FLAGS)

@@ -1,0 +1,479 @@
+// Package migration is the benchmark suite "migration" (issue 3's
+// migration figure): live migrations of a mapped guest back and forth in
+// the real-world lab (integration/lab), timing when each ToR's best path
+// for the guest's IPv4 /32 switches to the destination against the
+// destination's "Resumed Migrated" event, any time the ToR had no route at
+// all, and the guest's downtime; for virtbgp before the make-before-break
+// change (an older commit, built from a git worktree) and for the current
+// tree, side by side.
+package migration
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	lv "libvirt.org/go/libvirt"
+
+	"github.com/virtbgp/virtbgp/bench"
+	"github.com/virtbgp/virtbgp/integration/lab"
+)
+
+func init() { bench.Register(&suite{}) }
+
+type suite struct {
+	n        int
+	before   string
+	variants string
+	fillMiB  int
+	settle   time.Duration
+}
+
+func (*suite) Name() string  { return "migration" }
+func (*suite) Title() string { return "Migration: switch delay and no-route window (issue 3)" }
+func (*suite) Order() int    { return 60 }
+
+func (s *suite) Flags(fs *flag.FlagSet) {
+	fs.IntVar(&s.n, "migration.n", 30, "live migrations per variant (alternating hvA->hvB, hvB->hvA)")
+	fs.StringVar(&s.before, "migration.before", "72eecbd", `git revision of the "before" variant: virtbgp before the make-before-break change`)
+	fs.StringVar(&s.variants, "migration.variants", "before,after", `variants to run: "before" (virtbgp at -migration.before), "after" (the working tree)`)
+	fs.IntVar(&s.fillMiB, "migration.fill-mib", 0, "MiB of guest memory to fill with data before migrating (0: an idle 64 MiB guest)")
+	fs.DurationVar(&s.settle, "migration.settle", time.Second, "quiet time after both ToRs converged, before the next migration")
+}
+
+const guestName = "bench"
+
+var (
+	pfx4 = netip.MustParsePrefix("192.0.2.80/32")
+	pfx6 = netip.MustParsePrefix("2001:db8:80::80/128")
+)
+
+const mappingYAML = `version: 1
+vms:
+  bench:
+    med: 10
+    communities: ["65001:80"]
+    ips: [192.0.2.80, "2001:db8:80::80"]
+`
+
+// variant is one virtbgp build under test.
+type variant struct {
+	Key, Label string
+	// Binary is a prebuilt virtbgp (or wrapper); "" lets the lab build the
+	// working tree.
+	Binary string
+	Rev    string
+}
+
+func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error) {
+	if s.n < 1 {
+		return nil, fmt.Errorf("-migration.n must be at least 1")
+	}
+	tmp, err := os.MkdirTemp("", "virtbgp-bench-migration-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	mp := filepath.Join(tmp, "mapping.yaml")
+	if err := os.WriteFile(mp, []byte(mappingYAML), 0o644); err != nil {
+		return nil, err
+	}
+
+	var variants []variant
+	for _, k := range strings.Split(s.variants, ",") {
+		switch strings.TrimSpace(k) {
+		case "before":
+			bin, rev, err := buildBefore(ctx, env, s.before, tmp)
+			if err != nil {
+				return nil, err
+			}
+			variants = append(variants, variant{Key: "before", Label: "before (" + rev + ")", Binary: bin, Rev: rev})
+		case "after":
+			rev := gitDescribe(env.Root)
+			variants = append(variants, variant{Key: "after", Label: "after (" + rev + ")", Rev: rev})
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown variant %q (before, after)", k)
+		}
+	}
+
+	var runs []*runResult
+	for _, v := range variants {
+		r, err := s.runVariant(ctx, env, v, mp)
+		if err != nil {
+			return nil, fmt.Errorf("variant %s: %w", v.Key, err)
+		}
+		runs = append(runs, r)
+	}
+	return s.section(runs), nil
+}
+
+// runResult is one variant's run.
+type runResult struct {
+	V                   variant
+	KVM                 bool
+	LoadStart, LoadEnd  string
+	Start, End          time.Time
+	Migrations          []*record
+	Failed              int
+	SetupTook, MigsTook time.Duration
+}
+
+// record is one migration.
+type record struct {
+	I                            int
+	From, To                     *lab.Host
+	Err                          string
+	Started, Ended               time.Time // virsh migrate
+	Incoming, Suspended, Resumed time.Time // dst Started Migrated, src Suspended Migrated, dst Resumed Migrated
+	Downtime                     time.Duration
+	DowntimeFrom                 string
+	Routers                      map[string]*obs
+	Lifecycle                    []lifecycleEvent
+	Observed                     time.Time // end of the observation
+	BIRDLog                      []logLine // BIRD's log lines about the /32
+	VirtbgpLog                   []logLine // both virtbgps' log lines about the guest
+}
+
+// virtbgpLog returns the lines of a virtbgp log (slog text, "time=...")
+// from byte offset off on that name the guest, prefixed with host.
+func virtbgpLog(host, path string, off int64) []logLine {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < off {
+		return nil
+	}
+	var out []logLine
+	for _, line := range strings.Split(string(b[off:]), "\n") {
+		if !strings.Contains(line, guestName) {
+			continue
+		}
+		ts, rest, ok := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		if !ok || !strings.HasPrefix(line, "time=") {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			continue
+		}
+		out = append(out, logLine{t, host + " virtbgp log (ms): " + rest})
+	}
+	return out
+}
+
+// logLine is a line of BIRD's log (millisecond timestamps).
+type logLine struct {
+	At   time.Time
+	Text string
+}
+
+// birdLog returns BIRD's log lines from byte offset off on that name the
+// guest's IPv4 prefix.
+func birdLog(path string, off int64) []logLine {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < off {
+		return nil
+	}
+	var out []logLine
+	for _, line := range strings.Split(string(b[off:]), "\n") {
+		if !strings.Contains(line, pfx4.String()) || len(line) < 23 {
+			continue
+		}
+		// timeformat log iso long ms: "2006-01-02 15:04:05.000 <TRACE> ..."
+		t, err := time.ParseInLocation("2006-01-02 15:04:05.000", line[:23], time.Local)
+		if err != nil {
+			continue
+		}
+		out = append(out, logLine{t, strings.TrimSpace(line[23:])})
+	}
+	return out
+}
+
+func fileSize(path string) int64 {
+	if st, err := os.Stat(path); err == nil {
+		return st.Size()
+	}
+	return 0
+}
+
+// obs is what one ToR's kernel table showed during a migration.
+type obs struct {
+	Switch   time.Time // first install via the destination
+	Windows  []window  // times without any route
+	Events   []lab.RouteEvent
+	PrevGW   netip.Addr
+	Converge error
+}
+
+type window struct {
+	From, To time.Time
+	Open     bool // no route still when the observation ended
+}
+
+func (w window) Len() time.Duration { return w.To.Sub(w.From) }
+
+// longest returns the longest no-route window (0 if none).
+func (o *obs) longest() time.Duration {
+	var m time.Duration
+	for _, w := range o.Windows {
+		m = max(m, w.Len())
+	}
+	return m
+}
+
+// router is a ToR as the suite watches it.
+type router struct {
+	Name  string // BIRD, FRR
+	Table int
+	Proto string
+	R     lab.Router
+}
+
+func routers(l *lab.Lab) []router {
+	return []router{
+		{"BIRD", lab.BIRDTable, "bird", l.BIRD},
+		{"FRR", lab.FRRTable, "bgp", l.FRR},
+	}
+}
+
+// tableState follows one router's kernel route for pfx4 across events.
+type tableState struct {
+	present bool
+	gw      netip.Addr
+	since   time.Time // when it went absent
+}
+
+func (s *suite) runVariant(ctx context.Context, env *bench.Env, v variant, mp string) (res *runResult, err error) {
+	log := env.Log.With("variant", v.Key)
+	res = &runResult{V: v, LoadStart: bench.Load(), Start: time.Now()}
+	log.Info("lab up", "load", res.LoadStart)
+	l, err := lab.Up(ctx, lab.Options{VirtbgpBinary: v.Binary, SourceRoot: env.Root, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if derr := l.Down(context.WithoutCancel(ctx)); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		res.LoadEnd = bench.Load()
+		res.End = time.Now()
+		log.Info("lab down", "load", res.LoadEnd)
+	}()
+	res.KVM = l.KVM
+	t0 := time.Now()
+	if err := l.StartVirtbgpAll(ctx, lab.VirtbgpConfig{Mapping: mp, LogLevel: "info"}); err != nil {
+		return res, err
+	}
+	lw, err := watchLifecycle(map[string]string{l.A.Name: l.A.URI, l.B.Name: l.B.URI})
+	if err != nil {
+		return res, err
+	}
+	defer lw.Close()
+	mon, err := l.MonitorRoutes(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer mon.Close()
+
+	rs := routers(l)
+	if err := l.A.CreateGuest(ctx, lab.Guest{Name: guestName, FillMiB: s.fillMiB, MemoryMiB: max(64, s.fillMiB+8)}); err != nil {
+		return res, err
+	}
+	if s.fillMiB > 0 {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		err := l.A.WaitGuestHalted(hctx, guestName)
+		cancel()
+		if err != nil {
+			return res, err
+		}
+	}
+	if err := converge(ctx, l, rs, l.A); err != nil {
+		return res, fmt.Errorf("the guest's route via hvA: %w", err)
+	}
+	time.Sleep(s.settle)
+	// The state of each table after the boot.
+	states := map[string]*tableState{}
+	for _, r := range rs {
+		st := &tableState{}
+		for _, ev := range mon.Events() {
+			if ev.Prefix == pfx4 && ev.Table == r.Table && ev.Proto == r.Proto {
+				st.present, st.gw = !ev.Deleted, ev.Gateway
+			}
+		}
+		if !st.present || st.gw != l.A.IPv4 {
+			return res, fmt.Errorf("%s: table %d has no route for %s via hvA after the boot", r.Name, r.Table, pfx4)
+		}
+		states[r.Name] = st
+	}
+	res.SetupTook = time.Since(t0)
+
+	t0 = time.Now()
+	from, to := l.A, l.B
+	for i := range s.n {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		rec := s.migrate(ctx, l, lw, mon, rs, states, i, from, to)
+		res.Migrations = append(res.Migrations, rec)
+		if rec.Err != "" {
+			res.Failed++
+			log.Warn("migration", "i", i, "from", from.Name, "to", to.Name, "err", rec.Err)
+			if strings.Contains(rec.Err, "migrate") {
+				// The guest did not move: try the same direction again
+				// would skew the alternation; stop here.
+				return res, nil
+			}
+		} else {
+			log.Info("migration", "i", i, "from", from.Name, "to", to.Name,
+				"bird_switch", delay(rec, "BIRD"), "frr_switch", delay(rec, "FRR"),
+				"bird_noroute", rec.Routers["BIRD"].longest(), "frr_noroute", rec.Routers["FRR"].longest(),
+				"downtime", rec.Downtime)
+		}
+		from, to = to, from
+	}
+	res.MigsTook = time.Since(t0)
+	return res, nil
+}
+
+func delay(rec *record, r string) string {
+	o := rec.Routers[r]
+	if o == nil || o.Switch.IsZero() || rec.Resumed.IsZero() {
+		return "n/a"
+	}
+	return bench.Ms(o.Switch.Sub(rec.Resumed))
+}
+
+// migrate runs and observes one migration.
+func (s *suite) migrate(ctx context.Context, l *lab.Lab, lw *lifecycleWatcher, mon *lab.RouteMonitor, rs []router,
+	states map[string]*tableState, i int, from, to *lab.Host) *record {
+	rec := &record{I: i, From: from, To: to, Routers: map[string]*obs{}}
+	monFrom, lwFrom, logFrom := mon.Len(), lw.Len(), fileSize(l.BIRD.Log)
+	vlogFrom := map[*lab.Host]int64{from: fileSize(from.VirtbgpLogPath()), to: fileSize(to.VirtbgpLogPath())}
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	m, err := l.StartMigration(mctx, guestName, from, to, lab.MigrateOptions{})
+	if err != nil {
+		rec.Err = err.Error()
+		return rec
+	}
+	rec.Started = m.Started
+	err = m.Wait(mctx)
+	rec.Ended = rec.Started.Add(m.Took())
+	if err != nil {
+		rec.Err = err.Error()
+		return rec
+	}
+	// Downtime: the source's domjobinfo --completed while it still knows
+	// the guest (a transient guest is gone from the source at once), else
+	// the destination's.
+	for _, h := range []*lab.Host{from, to} {
+		ji, err := h.JobInfo(mctx, guestName, true)
+		if err != nil {
+			continue
+		}
+		if d, ok := ji.Downtime(); ok {
+			rec.Downtime, rec.DowntimeFrom = d, "destination"
+			if h == from {
+				rec.DowntimeFrom = "source"
+			}
+			break
+		}
+	}
+	// Both ToRs converge on the destination alone (the source has
+	// withdrawn), then a quiet moment to catch late changes.
+	convErr := converge(mctx, l, rs, to)
+	time.Sleep(s.settle)
+	rec.Observed = time.Now()
+	rec.BIRDLog = birdLog(l.BIRD.Log, logFrom)
+	for h, off := range vlogFrom {
+		rec.VirtbgpLog = append(rec.VirtbgpLog, virtbgpLog(h.Name, h.VirtbgpLogPath(), off)...)
+	}
+	_, _ = lw.Wait(2*time.Second, lwFrom, func(e lifecycleEvent) bool {
+		return e.Host == to.Name && e.is(lv.DOMAIN_EVENT_RESUMED, int(lv.DOMAIN_EVENT_RESUMED_MIGRATED))
+	})
+	for _, e := range lw.Events()[lwFrom:] {
+		if e.Domain != guestName {
+			continue
+		}
+		rec.Lifecycle = append(rec.Lifecycle, e)
+		switch {
+		case e.Host == to.Name && e.is(lv.DOMAIN_EVENT_STARTED, int(lv.DOMAIN_EVENT_STARTED_MIGRATED)) && rec.Incoming.IsZero():
+			rec.Incoming = e.At
+		case e.Host == from.Name && e.is(lv.DOMAIN_EVENT_SUSPENDED, int(lv.DOMAIN_EVENT_SUSPENDED_MIGRATED)) && rec.Suspended.IsZero():
+			rec.Suspended = e.At
+		case e.Host == to.Name && e.is(lv.DOMAIN_EVENT_RESUMED, int(lv.DOMAIN_EVENT_RESUMED_MIGRATED)) && rec.Resumed.IsZero():
+			rec.Resumed = e.At
+		}
+	}
+	evs := mon.Events()[monFrom:]
+	for _, r := range rs {
+		st := states[r.Name]
+		o := &obs{PrevGW: st.gw}
+		for _, ev := range evs {
+			if ev.Prefix != pfx4 || ev.Table != r.Table || ev.Proto != r.Proto {
+				continue
+			}
+			o.Events = append(o.Events, ev)
+			switch {
+			case ev.Deleted && st.present:
+				st.present, st.since = false, ev.Time
+			case !ev.Deleted:
+				if !st.present {
+					o.Windows = append(o.Windows, window{From: st.since, To: ev.Time})
+				}
+				// A best-path switch is the gateway changing to the
+				// destination (BIRD re-installs an unchanged best route
+				// when a second path arrives).
+				if ev.Gateway == to.IPv4 && (st.gw != to.IPv4 || !st.present) && o.Switch.IsZero() {
+					o.Switch = ev.Time
+				}
+				st.present, st.gw = true, ev.Gateway
+			}
+		}
+		if !st.present {
+			o.Windows = append(o.Windows, window{From: st.since, To: rec.Observed, Open: true})
+		}
+		rec.Routers[r.Name] = o
+	}
+	if convErr != nil {
+		rec.Err = "no convergence on " + to.Name + ": " + convErr.Error()
+	} else if rec.Resumed.IsZero() {
+		rec.Err = "no Resumed Migrated event from " + to.Name
+	}
+	return rec
+}
+
+// converge waits until every ToR has exactly one path for each of the
+// guest's prefixes, via h, and best.
+func converge(ctx context.Context, l *lab.Lab, rs []router, h *lab.Host) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, r := range rs {
+		err := lab.Eventually(ctx, 50*time.Millisecond, func(ctx context.Context) error {
+			rib, err := r.R.Routes(ctx)
+			if err != nil {
+				return err
+			}
+			for _, p := range []netip.Prefix{pfx4, pfx6} {
+				nh := h.IPv4
+				if p.Addr().Is6() {
+					nh = h.IPv6
+				}
+				paths := rib.Paths(p)
+				if len(paths) != 1 || paths[0].NextHop != nh || !paths[0].Best {
+					return fmt.Errorf("%s: %s has %v, want one best path via %s", r.Name, p, rib.NextHops(p), nh)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
