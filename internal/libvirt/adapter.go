@@ -34,8 +34,9 @@
 //     Undefined and on every reconnect), or, when virtbgp did not see that
 //     event (it started or reconnected during the migration), if the
 //     domain's migration job reports the operation migration_in;
-//   - MigrationPostcopy for the reasons "postcopy" and "postcopy failed";
-//   - MigrationOutgoing for any other pause with reason "migration";
+//   - MigrationFailed for the reason "postcopy failed";
+//   - MigrationOutgoing for any other pause with reason "migration" or
+//     "postcopy" (the source during the switch-over or in post-copy);
 //   - MigrationNone otherwise.
 //
 // # libvirt traps this package avoids

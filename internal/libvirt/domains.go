@@ -116,14 +116,16 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain) (reconcile.Domain, bool
 // event; when virtbgp did not see that event (it started or reconnected
 // during the migration), the migration job's operation tells the direction.
 func (a *Adapter) migrationRole(dom *lv.Domain, uuid string, reason lv.DomainPausedReason) reconcile.Migration {
-	switch reason {
-	case lv.DOMAIN_PAUSED_POSTCOPY, lv.DOMAIN_PAUSED_POSTCOPY_FAILED:
-		return reconcile.MigrationPostcopy
+	if reason == lv.DOMAIN_PAUSED_POSTCOPY_FAILED {
+		return reconcile.MigrationFailed
 	}
 	if a.incomingMigration(uuid) {
 		return reconcile.MigrationIncoming
 	}
-	if reason != lv.DOMAIN_PAUSED_MIGRATION {
+	// The source pauses for the pre-copy switch-over (migration) or in
+	// post-copy (postcopy): either way the guest is about to run at the
+	// destination.
+	if reason != lv.DOMAIN_PAUSED_MIGRATION && reason != lv.DOMAIN_PAUSED_POSTCOPY {
 		return reconcile.MigrationNone
 	}
 	if job, err := dom.GetJobStats(0); err == nil && job.OperationSet &&

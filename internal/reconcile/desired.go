@@ -57,8 +57,8 @@ func serving(d Domain, p Policy) (why string, ok bool) {
 			return WhyStandby, true
 		case MigrationOutgoing:
 			return WhySwitchover, true
-		case MigrationPostcopy:
-			return "", false // the guest does not run here
+		case MigrationFailed:
+			return "", false // the guest runs nowhere
 		}
 		if p.KeepPaused {
 			return WhyPausedKeep, true

@@ -358,7 +358,8 @@ func TestDesired(t *testing.T) {
 		{"paused keep", []Domain{web(StatePaused, MigrationNone)}, Policy{KeepPaused: true}, map[string]string{"192.0.2.10/32": WhyPausedKeep, "2001:db8::10/128": WhyPausedKeep}},
 		{"incoming migration", []Domain{web(StatePaused, MigrationIncoming)}, Policy{StandbyPrepend: 2}, map[string]string{"192.0.2.10/32": WhyStandby, "2001:db8::10/128": WhyStandby}},
 		{"outgoing switch-over", []Domain{web(StatePaused, MigrationOutgoing)}, Policy{StandbyPrepend: 3}, map[string]string{"192.0.2.10/32": WhySwitchover, "2001:db8::10/128": WhySwitchover}},
-		{"postcopy source", []Domain{web(StatePaused, MigrationPostcopy)}, Policy{KeepPaused: true}, map[string]string{}},
+		{"postcopy source", []Domain{web(StatePaused, MigrationOutgoing)}, Policy{StandbyPrepend: 3}, map[string]string{"192.0.2.10/32": WhySwitchover, "2001:db8::10/128": WhySwitchover}},
+		{"postcopy failed", []Domain{web(StatePaused, MigrationFailed)}, Policy{KeepPaused: true}, map[string]string{}},
 		{"off", []Domain{web(StateOff, MigrationNone)}, Policy{KeepPaused: true}, map[string]string{}},
 		{"unmapped", []Domain{dom("nope", "00000000-0000-0000-0000-000000000999", StateRunning, "")}, Policy{}, map[string]string{}},
 		{"pin mismatch", []Domain{dom("db-01", "00000000-0000-0000-0000-000000000999", StateRunning, "")}, Policy{}, map[string]string{}},
@@ -431,9 +432,16 @@ func TestMigrationMakeBeforeBreak(t *testing.T) {
 		"post-copy": {
 			{"B: Started Migrated", run, pausedAs(MigrationIncoming, "migration"), "A"},
 			{"A: Suspended Migrated", pausedAs(MigrationOutgoing, "migration"), pausedAs(MigrationIncoming, "migration"), "A"},
-			{"B: Resumed Postcopy", pausedAs(MigrationOutgoing, "migration"), run, "B"},
-			{"A: Suspended Postcopy", pausedAs(MigrationPostcopy, "postcopy"), run, "B"},
+			// The source reports Suspended Post-copy before the guest
+			// resumes at the destination: its route must still win.
+			{"A: Suspended Postcopy", pausedAs(MigrationOutgoing, "postcopy"), pausedAs(MigrationIncoming, "migration"), "A"},
+			{"B: Resumed Postcopy", pausedAs(MigrationOutgoing, "postcopy"), run, "B"},
 			{"A: Stopped Migrated", gone, run, "B"},
+		},
+		"post-copy failed": {
+			{"A: Suspended Postcopy", pausedAs(MigrationOutgoing, "postcopy"), pausedAs(MigrationIncoming, "migration"), "A"},
+			{"B: Resumed Postcopy", pausedAs(MigrationOutgoing, "postcopy"), run, "B"},
+			{"A: Suspended Post-copy Error", pausedAs(MigrationFailed, "postcopy failed"), pausedAs(MigrationFailed, "postcopy failed"), ""},
 		},
 	}
 	hostRoutes := func(d Domain) (mapping.Route, bool) {

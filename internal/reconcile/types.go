@@ -51,14 +51,14 @@ const (
 	// MigrationIncoming: this host is the destination and the guest has not
 	// resumed here yet (Started Migrated seen, neither Resumed nor Stopped).
 	MigrationIncoming
-	// MigrationOutgoing: this host is the source of a pre-copy migration,
-	// paused for the switch-over (Suspended Migrated); the guest is about to
-	// resume at the destination, or here again if the migration fails.
+	// MigrationOutgoing: this host is the source, paused for the pre-copy
+	// switch-over (Suspended Migrated) or in post-copy (Suspended
+	// Post-copy); the guest is about to resume at the destination (or, for
+	// a failed pre-copy, here again). Its route stays, depreferenced, until
+	// the destination's normal route takes over at the resume.
 	MigrationOutgoing
-	// MigrationPostcopy: the guest is paused in post-copy (on the source it
-	// already runs at the destination) or post-copy failed: it does not run
-	// here.
-	MigrationPostcopy
+	// MigrationFailed: post-copy failed; the guest runs nowhere.
+	MigrationFailed
 )
 
 func (m Migration) String() string {
@@ -67,8 +67,8 @@ func (m Migration) String() string {
 		return "incoming"
 	case MigrationOutgoing:
 		return "outgoing"
-	case MigrationPostcopy:
-		return "postcopy"
+	case MigrationFailed:
+		return "postcopy-failed"
 	}
 	return "none"
 }
