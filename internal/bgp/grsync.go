@@ -77,6 +77,15 @@ func (s *Speaker) restoreRestarting(ctx context.Context) {
 			delete(s.grPending, a)
 			continue
 		}
+		// GoBGP reports the session state from its main loop, after the
+		// session's own goroutine has moved on; the OPEN counters are
+		// bumped when an OPEN is sent or received. Either means the session
+		// is coming up: deleting it now would send a Cease, which makes a
+		// helper flush the routes it kept.
+		if msgs := st.GetState().GetMessages(); msgs.GetSent().GetOpen() > 0 || msgs.GetReceived().GetOpen() > 0 {
+			delete(s.grPending, a)
+			continue
+		}
 		if st.GetGracefulRestart().GetLocalRestarting() {
 			continue
 		}
