@@ -91,19 +91,11 @@ func grPrefixes(guest string) []netip.Prefix {
 // best path via hvA, and no path for any prefix of gone.
 func grWantRoutes(ctx context.Context, t *testing.T, l *vblab.Lab, have, gone []netip.Prefix) {
 	t.Helper()
-	for _, r := range l.Routers() {
-		var last vblab.RIB
-		err := vblab.Eventually(ctx, 50*time.Millisecond, func(ctx context.Context) error {
-			rib, err := r.Routes(ctx)
-			if err != nil {
-				return err
-			}
-			last = rib
-			return grCheckRIB(l, rib, have, gone)
-		})
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", r.Name(), err, last)
-		}
+	err := l.WaitRIBs(ctx, 50*time.Millisecond, func(_ vblab.Router, rib vblab.RIB) error {
+		return grCheckRIB(l, rib, have, gone)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

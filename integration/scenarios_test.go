@@ -131,21 +131,9 @@ func scWant(ctx context.Context, t *testing.T, l *vblab.Lab, within time.Duratio
 func scWaitRIB(ctx context.Context, l *vblab.Lab, within time.Duration, want map[string]*vblab.Host) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
-	for _, r := range l.Routers() {
-		var last vblab.RIB
-		err := vblab.Eventually(ctx, 25*time.Millisecond, func(ctx context.Context) error {
-			rib, err := r.Routes(ctx)
-			if err != nil {
-				return err
-			}
-			last = rib
-			return scCheckRIB(rib, want)
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %v\n%s", r.Name(), err, last)
-		}
-	}
-	return nil
+	return l.WaitRIBs(ctx, 25*time.Millisecond, func(_ vblab.Router, rib vblab.RIB) error {
+		return scCheckRIB(rib, want)
+	})
 }
 
 // scHold checks that both ToRs keep matching want for d (a negative check,
@@ -670,38 +658,30 @@ func (m *scMigLab) waitStandby(ctx context.Context, t *testing.T, name string, f
 	vm := scVMs[name]
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	for _, r := range m.l.Routers() {
-		var last vblab.RIB
-		err := vblab.Eventually(ctx, 25*time.Millisecond, func(ctx context.Context) error {
-			rib, err := r.Routes(ctx)
-			if err != nil {
-				return err
+	err := m.l.WaitRIBs(ctx, 25*time.Millisecond, func(r vblab.Router, rib vblab.RIB) error {
+		for _, pfx := range vm.prefixes() {
+			best, ok := rib.Best(pfx)
+			if !ok || best.NextHop != scNextHop(from, pfx) {
+				return vblab.Permanent(fmt.Errorf("%s: best path not via %s", pfx, from.Name))
 			}
-			last = rib
-			for _, pfx := range vm.prefixes() {
-				best, ok := rib.Best(pfx)
-				if !ok || best.NextHop != scNextHop(from, pfx) {
-					return vblab.Permanent(fmt.Errorf("%s: best path not via %s", pfx, from.Name))
-				}
-				var sb *vblab.Path
-				for _, p := range rib.Paths(pfx) {
-					if p.NextHop == scNextHop(to, pfx) {
-						sb = &p
-					}
-				}
-				if sb == nil {
-					return fmt.Errorf("%s: no standby path via %s yet", pfx, to.Name)
-				}
-				if sb.Best || len(sb.ASPath) <= 1 {
-					return vblab.Permanent(fmt.Errorf("%s: standby path via %s not depreferenced: %s", pfx, to.Name, sb))
+			var sb *vblab.Path
+			for _, p := range rib.Paths(pfx) {
+				if p.NextHop == scNextHop(to, pfx) {
+					sb = &p
 				}
 			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", r.Name(), err, last)
+			if sb == nil {
+				return fmt.Errorf("%s: no standby path via %s yet", pfx, to.Name)
+			}
+			if sb.Best || len(sb.ASPath) <= 1 {
+				return vblab.Permanent(fmt.Errorf("%s: standby path via %s not depreferenced: %s", pfx, to.Name, sb))
+			}
 		}
-		t.Logf("%s during the incoming migration:\n%s", r.Name(), last)
+		t.Logf("%s during the incoming migration:\n%s", r.Name(), rib)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -78,3 +78,24 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
+
+// WaitRIBs polls each ToR's RIB every interval until check accepts it
+// (check may return a Permanent error to stop at once). On failure the error
+// names the router and shows its last RIB.
+func (l *Lab) WaitRIBs(ctx context.Context, interval time.Duration, check func(r Router, rib RIB) error) error {
+	for _, r := range l.Routers() {
+		var last RIB
+		err := Eventually(ctx, interval, func(ctx context.Context) error {
+			rib, err := r.Routes(ctx)
+			if err != nil {
+				return err
+			}
+			last = rib
+			return check(r, rib)
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w\n%s", r.Name(), err, last)
+		}
+	}
+	return nil
+}
