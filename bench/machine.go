@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/virtbgp/virtbgp/integration/lab"
 )
 
 // Machine describes the machine a run measured on.
@@ -43,7 +45,7 @@ func ProbeMachine() Machine {
 		m.Kernel = utsString(u.Release[:])
 	}
 	m.Host, _ = os.Hostname()
-	m.KVM = kvmUsable()
+	m.KVM = lab.KVMUsable()
 	return m
 }
 
@@ -56,17 +58,6 @@ func utsString(b []int8) string {
 		s.WriteByte(byte(c))
 	}
 	return s.String()
-}
-
-func kvmUsable() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	const kvmGetAPIVersion = 0xAE00
-	v, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), kvmGetAPIVersion, 0)
-	return errno == 0 && v == 12
 }
 
 // String is the machine line of a section.

@@ -258,7 +258,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 
 	l = newLab(opts, log)
 	l.ownDir = ownDir
-	l.KVM = !opts.TCG && kvmUsable()
+	l.KVM = !opts.TCG && KVMUsable()
 	for _, h := range l.Hosts() {
 		h.UUID = newUUID()
 	}
@@ -423,8 +423,9 @@ func bgpListening() bool {
 	return false
 }
 
-// kvmUsable reports whether /dev/kvm opens and answers KVM_GET_API_VERSION.
-func kvmUsable() bool {
+// KVMUsable reports whether /dev/kvm opens and answers KVM_GET_API_VERSION:
+// whether guests can be KVM guests rather than TCG.
+func KVMUsable() bool {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
 		return false

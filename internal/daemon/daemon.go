@@ -147,7 +147,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	var web *status.Server
 	if d.cfg.Status.Listen != "" {
-		web = status.NewServer(d.cfg.Status.Listen, d.report, d.metrics, d.log.With("part", "status"))
+		web = status.NewServer(d.cfg.Status.Listen, d.Report, d.metrics, d.log.With("part", "status"))
 		if err := web.Start(); err != nil {
 			return err
 		}
@@ -309,8 +309,6 @@ func (d *Daemon) Report(ctx context.Context) (status.Report, error) {
 	rep := d.ask(ctx, "report")
 	return rep.report, rep.err
 }
-
-func (d *Daemon) report(ctx context.Context) (status.Report, error) { return d.Report(ctx) }
 
 // healthy round-trips through the main loop and the reconciler, for the
 // systemd watchdog.

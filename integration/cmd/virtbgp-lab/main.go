@@ -161,18 +161,25 @@ func healthy(l *lab.Lab) bool {
 	return true
 }
 
-func down(ctx context.Context, args []string, log *slog.Logger) error {
-	fs := flag.NewFlagSet("down", flag.ContinueOnError)
+// loadLab parses the command's --dir and opens the lab there; l is nil,
+// with a message printed, when there is none.
+func loadLab(cmd string, args []string, log *slog.Logger) (*lab.Lab, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	dir := fs.String("dir", ".lab", "lab `directory`")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	l, err := lab.Load(*dir, log)
 	if errors.Is(err, os.ErrNotExist) {
 		fmt.Printf("No lab in %s.\n", *dir)
-		return nil
+		return nil, nil
 	}
-	if err != nil {
+	return l, err
+}
+
+func down(ctx context.Context, args []string, log *slog.Logger) error {
+	l, err := loadLab("down", args, log)
+	if l == nil || err != nil {
 		return err
 	}
 	if err := l.Down(ctx); err != nil {
@@ -183,17 +190,8 @@ func down(ctx context.Context, args []string, log *slog.Logger) error {
 }
 
 func status(ctx context.Context, args []string, log *slog.Logger) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	dir := fs.String("dir", ".lab", "lab `directory`")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	l, err := lab.Load(*dir, log)
-	if errors.Is(err, os.ErrNotExist) {
-		fmt.Printf("No lab in %s.\n", *dir)
-		return nil
-	}
-	if err != nil {
+	l, err := loadLab("status", args, log)
+	if l == nil || err != nil {
 		return err
 	}
 	fmt.Printf("Lab in %s, namespaces %s, %s guests.\n\nProcesses:\n", l.Dir, strings.Join(l.Namespaces(), ", "), guestKind(l))
