@@ -16,7 +16,7 @@ import (
 func TestLibvirtdRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "libvirtd")
 	lvd := libvirttest.Start(t, dir)
-	lvd.WaitAnswering()
+	lvd.WaitAnswering(t)
 	// The test driver starts with one running domain, "test".
 	l := startLabURI(t, libvirttest.URI(dir), `version: 1
 vms:
@@ -33,7 +33,7 @@ vms:
 	do(t, "destroy test", test.Destroy())
 	l.wantAll(t, "192.0.2.72/32")
 
-	lvd.Kill()
+	do(t, "kill libvirtd", lvd.Close()) // SIGKILL: a crash
 	// Routes stay while libvirt is away.
 	for range 10 {
 		time.Sleep(100 * time.Millisecond)
@@ -43,7 +43,7 @@ vms:
 	// exist and "test" runs, as if one guest stopped and one started during
 	// the gap.
 	lvd = libvirttest.Start(t, dir)
-	answering := lvd.WaitAnswering()
+	answering := lvd.WaitAnswering(t)
 	l.wantAll(t, "192.0.2.70/32")
 	took := time.Since(answering)
 	t.Logf("routes right %v after the new libvirtd answered", took.Round(time.Millisecond))

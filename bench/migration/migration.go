@@ -22,6 +22,7 @@ import (
 	lv "libvirt.org/go/libvirt"
 
 	"github.com/virtbgp/virtbgp/bench"
+	"github.com/virtbgp/virtbgp/bench/rig"
 	"github.com/virtbgp/virtbgp/integration/lab"
 )
 
@@ -135,7 +136,7 @@ type record struct {
 	Downtime                     time.Duration
 	DowntimeFrom                 string
 	Routers                      map[string]*obs
-	Lifecycle                    []lifecycleEvent
+	Lifecycle                    []rig.LifecycleEvent
 	Observed                     time.Time // end of the observation
 	BIRDLog                      []logLine // BIRD's log lines about the /32
 	VirtbgpLog                   []logLine // both virtbgps' log lines about the guest
@@ -269,7 +270,7 @@ func (s *suite) runVariant(ctx context.Context, env *bench.Env, v variant, mp st
 	if err := l.StartVirtbgpAll(ctx, lab.VirtbgpConfig{Mapping: mp, LogLevel: "info"}); err != nil {
 		return res, err
 	}
-	lw, err := watchLifecycle(map[string]string{l.A.Name: l.A.URI, l.B.Name: l.B.URI})
+	lw, err := rig.WatchLifecycle(map[string]string{l.A.Name: l.A.URI, l.B.Name: l.B.URI})
 	if err != nil {
 		return res, err
 	}
@@ -349,7 +350,7 @@ func delay(rec *record, r string) string {
 }
 
 // migrate runs and observes one migration.
-func (s *suite) migrate(ctx context.Context, l *lab.Lab, lw *lifecycleWatcher, mon *lab.RouteMonitor, rs []router,
+func (s *suite) migrate(ctx context.Context, l *lab.Lab, lw *rig.LifecycleWatcher, mon *lab.RouteMonitor, rs []router,
 	states map[string]*tableState, i int, from, to *lab.Host) *record {
 	rec := &record{I: i, From: from, To: to, Routers: map[string]*obs{}}
 	monFrom, lwFrom, logFrom := mon.Len(), lw.Len(), fileSize(l.BIRD.Log)
@@ -393,8 +394,8 @@ func (s *suite) migrate(ctx context.Context, l *lab.Lab, lw *lifecycleWatcher, m
 	for h, off := range vlogFrom {
 		rec.VirtbgpLog = append(rec.VirtbgpLog, virtbgpLog(h.Name, h.VirtbgpLogPath(), off)...)
 	}
-	_, _ = lw.Wait(2*time.Second, lwFrom, func(e lifecycleEvent) bool {
-		return e.Host == to.Name && e.is(lv.DOMAIN_EVENT_RESUMED, int(lv.DOMAIN_EVENT_RESUMED_MIGRATED))
+	_, _ = lw.Wait(2*time.Second, lwFrom, func(e rig.LifecycleEvent) bool {
+		return e.Host == to.Name && e.Is(lv.DOMAIN_EVENT_RESUMED, int(lv.DOMAIN_EVENT_RESUMED_MIGRATED))
 	})
 	for _, e := range lw.Events()[lwFrom:] {
 		if e.Domain != guestName {
@@ -402,11 +403,11 @@ func (s *suite) migrate(ctx context.Context, l *lab.Lab, lw *lifecycleWatcher, m
 		}
 		rec.Lifecycle = append(rec.Lifecycle, e)
 		switch {
-		case e.Host == to.Name && e.is(lv.DOMAIN_EVENT_STARTED, int(lv.DOMAIN_EVENT_STARTED_MIGRATED)) && rec.Incoming.IsZero():
+		case e.Host == to.Name && e.Is(lv.DOMAIN_EVENT_STARTED, int(lv.DOMAIN_EVENT_STARTED_MIGRATED)) && rec.Incoming.IsZero():
 			rec.Incoming = e.At
-		case e.Host == from.Name && e.is(lv.DOMAIN_EVENT_SUSPENDED, int(lv.DOMAIN_EVENT_SUSPENDED_MIGRATED)) && rec.Suspended.IsZero():
+		case e.Host == from.Name && e.Is(lv.DOMAIN_EVENT_SUSPENDED, int(lv.DOMAIN_EVENT_SUSPENDED_MIGRATED)) && rec.Suspended.IsZero():
 			rec.Suspended = e.At
-		case e.Host == to.Name && e.is(lv.DOMAIN_EVENT_RESUMED, int(lv.DOMAIN_EVENT_RESUMED_MIGRATED)) && rec.Resumed.IsZero():
+		case e.Host == to.Name && e.Is(lv.DOMAIN_EVENT_RESUMED, int(lv.DOMAIN_EVENT_RESUMED_MIGRATED)) && rec.Resumed.IsZero():
 			rec.Resumed = e.At
 		}
 	}

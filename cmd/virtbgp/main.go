@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -170,6 +171,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "virtbgp: %v\n", err)
 		return 2
 	}
+	// A CPU profile of the whole run, for benchmarks (go tool pprof).
+	if path := os.Getenv("VIRTBGP_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "virtbgp: %v\n", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		printErrors(stderr, "config "+*cfgPath, err)
@@ -206,4 +216,21 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// startCPUProfile writes a CPU profile to path until the returned function
+// is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

@@ -78,11 +78,21 @@ func (l *Lab) WaitEstablished(ctx context.Context, hosts ...*Host) error {
 	if len(hosts) == 0 {
 		hosts = l.Hosts()
 	}
-	want := map[netip.Addr]bool{}
+	var peers []netip.Addr
 	for _, h := range hosts {
-		want[h.IPv4], want[h.IPv6] = true, true
+		peers = append(peers, h.IPv4, h.IPv6)
 	}
-	for _, r := range l.Routers() {
+	return l.WaitSessions(ctx, l.Routers(), peers...)
+}
+
+// WaitSessions waits until each of routers has an established session with
+// each of the hypervisor addresses peers.
+func (l *Lab) WaitSessions(ctx context.Context, routers []Router, peers ...netip.Addr) error {
+	want := map[netip.Addr]bool{}
+	for _, a := range peers {
+		want[a] = true
+	}
+	for _, r := range routers {
 		err := Eventually(ctx, 50*time.Millisecond, func(ctx context.Context) error {
 			ss, err := r.Sessions(ctx)
 			if err != nil {

@@ -3,8 +3,10 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +46,12 @@ type VirtbgpConfig struct {
 	// Extra is appended to the generated config verbatim (top-level YAML
 	// keys the fields above do not cover).
 	Extra string `json:"extra,omitempty"`
+	// LibvirtURI replaces the host's libvirtd (for example a test-driver
+	// libvirtd of a benchmark); empty: the host's.
+	LibvirtURI string `json:"libvirt_uri,omitempty"`
+	// Peers are the ToR addresses to peer with, out of BIRDv4, BIRDv6,
+	// FRRv4 and FRRv6; empty: all four.
+	Peers []netip.Addr `json:"peers,omitempty"`
 }
 
 func virtbgpProc(h *Host) string { return "virtbgp-" + h.Name }
@@ -80,7 +88,11 @@ func (h *Host) VirtbgpYAML(c VirtbgpConfig) (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# virtbgp on lab host %s (written by integration/lab)\nversion: 1\n", h.Name)
-	fmt.Fprintf(&b, "libvirt:\n  uri: %q\n", h.URI)
+	uri := h.URI
+	if c.LibvirtURI != "" {
+		uri = c.LibvirtURI
+	}
+	fmt.Fprintf(&b, "libvirt:\n  uri: %q\n", uri)
 	fmt.Fprintf(&b, "bgp:\n  asn: %d\n  router-id: %s\n", h.ASN, h.IPv4)
 	fmt.Fprintf(&b, "  graceful-restart:\n    enabled: %t\n", !c.NoGracefulRestart)
 	if c.RestartTime > 0 {
@@ -89,9 +101,12 @@ func (h *Host) VirtbgpYAML(c VirtbgpConfig) (string, error) {
 	b.WriteString("  peers:\n")
 	tor := h.lab.opts.ToRASN
 	for _, p := range []struct {
-		addr, local fmt.Stringer
+		addr, local netip.Addr
 		fam         string
 	}{{BIRDv4, h.IPv4, "ipv4"}, {BIRDv6, h.IPv6, "ipv6"}, {FRRv4, h.IPv4, "ipv4"}, {FRRv6, h.IPv6, "ipv6"}} {
+		if len(c.Peers) > 0 && !slices.Contains(c.Peers, p.addr) {
+			continue
+		}
 		fmt.Fprintf(&b, "    - {address: %q, asn: %d, families: [%s], hold-time: %s, local-address: %q}\n",
 			p.addr, tor, p.fam, dur(hold), p.local)
 	}

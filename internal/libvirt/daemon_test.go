@@ -22,7 +22,7 @@ func TestReconnect(t *testing.T) {
 	dir := t.TempDir()
 	uri := libvirttest.URI(dir)
 	d := libvirttest.Start(t, dir)
-	d.WaitAnswering()
+	d.WaitAnswering(t)
 
 	a, _ := startAdapter(t, uri, slog.LevelDebug)
 	waitAllHint(t, a, 5*time.Second)
@@ -50,7 +50,7 @@ func TestReconnect(t *testing.T) {
 		time.Sleep(time.Duration(i) * 700 * time.Millisecond)
 
 		d = libvirttest.Start(t, dir)
-		answering := d.WaitAnswering()
+		answering := d.WaitAnswering(t)
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := a.WaitConnected(wctx)
 		cancel()
@@ -100,7 +100,7 @@ func TestDeadConnectionDetectedByCall(t *testing.T) {
 	dir := t.TempDir()
 	uri := libvirttest.URI(dir)
 	d := libvirttest.Start(t, dir)
-	d.WaitAnswering()
+	d.WaitAnswering(t)
 
 	log, sink := newTestLogger(t, slog.LevelDebug)
 	a := New(uri, log)

@@ -24,9 +24,8 @@ import (
 const LibvirtdPath = "/usr/sbin/libvirtd"
 
 // Daemon is a libvirtd that serves only the test driver on a socket in a
-// temporary directory. It is stopped by its PID, never by name.
+// directory. It is stopped by its PID, never by name.
 type Daemon struct {
-	t    testing.TB
 	cmd  *exec.Cmd
 	dir  string
 	done chan struct{} // closed when the process has been reaped
@@ -61,17 +60,32 @@ func URI(dir string) string {
 // it): without them the test fails, it does not skip.
 func Start(t testing.TB, dir string) *Daemon {
 	t.Helper()
+	d, err := Run(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return d
+}
+
+// Run is Start for a caller that is not a test (a benchmark): the caller
+// must Close the daemon.
+func Run(dir string) (*Daemon, error) {
 	if _, err := os.Stat(LibvirtdPath); err != nil {
-		t.Fatalf("no libvirtd (install libvirt-daemon; scripts/deps.sh does): %v", err)
+		return nil, fmt.Errorf("no libvirtd (install libvirt-daemon; scripts/deps.sh does): %w", err)
 	}
 	if os.Geteuid() != 0 {
-		t.Fatal("running libvirtd needs root")
+		return nil, errors.New("running libvirtd needs root")
 	}
 	drivers := filepath.Join(dir, "drivers") // empty: load no hypervisor driver
 	runDir := filepath.Join(dir, "run")
 	for _, d := range []string{drivers, runDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("libvirtd dir: %w", err)
 		}
 	}
 	conf := filepath.Join(dir, "libvirtd.conf")
@@ -81,12 +95,12 @@ auth_unix_ro = "none"
 log_outputs = "3:file:%s"
 `, dir, filepath.Join(dir, "libvirtd.log"))
 	if err := os.WriteFile(conf, []byte(confText), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("libvirtd config: %w", err)
 	}
 	pidFile := filepath.Join(dir, "libvirtd.pid")
 	out, err := os.OpenFile(filepath.Join(dir, "libvirtd.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("libvirtd output: %w", err)
 	}
 	defer out.Close()
 
@@ -97,50 +111,66 @@ log_outputs = "3:file:%s"
 			"/bin/sh", "-c", `mount --bind "$1" /run && exec "$2" -f "$3" -p "$4"`,
 			"sh", runDir, LibvirtdPath, conf, pidFile)
 	} else {
-		t.Logf("no private mount namespace; libvirtd will create /run/libvirt/common/system.token")
+		// Without a private mount namespace libvirtd creates
+		// /run/libvirt/common/system.token.
 		cmd = exec.Command(LibvirtdPath, "-f", conf, "-p", pidFile)
 	}
 	cmd.Env = append(os.Environ(), "LIBVIRT_DRIVER_DIR="+drivers)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start libvirtd: %v", err)
+		return nil, fmt.Errorf("start libvirtd: %w", err)
 	}
-	d := &Daemon{t: t, cmd: cmd, dir: dir, done: make(chan struct{})}
+	d := &Daemon{cmd: cmd, dir: dir, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		close(d.done)
 	}()
-	t.Cleanup(d.Kill)
-	return d
+	return d, nil
 }
 
-// Kill stops the daemon with SIGKILL by its PID, like a crash, and reaps it.
-func (d *Daemon) Kill() {
+// PID is libvirtd's process ID.
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
+// Close kills the daemon with SIGKILL by its PID (like a crash) and reaps
+// it; closing a daemon that has exited does nothing. A test that kills its
+// daemon starts a new one with Start.
+func (d *Daemon) Close() error {
 	select {
 	case <-d.done:
-		return
+		return nil
 	default:
 	}
 	if err := syscall.Kill(d.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		d.t.Errorf("kill libvirtd %d: %v", d.cmd.Process.Pid, err)
+		return fmt.Errorf("kill libvirtd %d: %w", d.cmd.Process.Pid, err)
 	}
 	select {
 	case <-d.done:
+		return nil
 	case <-time.After(10 * time.Second):
-		d.t.Errorf("libvirtd %d not reaped after SIGKILL", d.cmd.Process.Pid)
+		return fmt.Errorf("libvirtd %d not reaped after SIGKILL", d.cmd.Process.Pid)
 	}
 }
 
 // WaitAnswering polls until the daemon accepts a client connection and
-// returns the moment it did.
-func (d *Daemon) WaitAnswering() time.Time {
-	d.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+// returns the moment it did; it fails the test if it does not within 10 s.
+func (d *Daemon) WaitAnswering(t testing.TB) time.Time {
+	t.Helper()
+	at, err := d.Ready(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// Ready polls until the daemon accepts a client connection and returns
+// the moment it did.
+func (d *Daemon) Ready(timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
 	for {
 		select {
 		case <-d.done:
 			log, _ := os.ReadFile(filepath.Join(d.dir, "libvirtd.out"))
-			d.t.Fatalf("libvirtd exited: %s", log)
+			return time.Time{}, fmt.Errorf("libvirtd exited: %s", log)
 		default:
 		}
 		if c, err := lv.NewConnect(URI(d.dir)); err == nil {
@@ -148,12 +178,12 @@ func (d *Daemon) WaitAnswering() time.Time {
 			_, _ = c.Close()
 			if pid, err := os.ReadFile(filepath.Join(d.dir, "libvirtd.pid")); err == nil &&
 				strings.TrimSpace(string(pid)) != strconv.Itoa(d.cmd.Process.Pid) {
-				d.t.Fatalf("PID file says %s, started %d", pid, d.cmd.Process.Pid)
+				return time.Time{}, fmt.Errorf("libvirtd PID file says %s, started %d", pid, d.cmd.Process.Pid)
 			}
-			return at
+			return at, nil
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatal("libvirtd did not answer within 10s")
+			return time.Time{}, fmt.Errorf("libvirtd did not answer within %s", timeout)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

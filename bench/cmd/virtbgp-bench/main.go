@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/bench"
+	_ "github.com/virtbgp/virtbgp/bench/event"     // suite "event"
+	_ "github.com/virtbgp/virtbgp/bench/fleet"     // suite "fleet"
 	_ "github.com/virtbgp/virtbgp/bench/migration" // suite "migration"
 )
 

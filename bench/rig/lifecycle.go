@@ -1,4 +1,4 @@
-package migration
+package rig
 
 import (
 	"fmt"
@@ -8,10 +8,10 @@ import (
 	lv "libvirt.org/go/libvirt"
 )
 
-// lifecycleEvent is a domain lifecycle event as it reached this process,
+// LifecycleEvent is a domain lifecycle event as it reached this process,
 // with its arrival time on this machine's clock (the clock ip -ts monitor
 // stamps route changes with).
-type lifecycleEvent struct {
+type LifecycleEvent struct {
 	Host   string
 	Domain string
 	Event  lv.DomainEventType
@@ -19,9 +19,11 @@ type lifecycleEvent struct {
 	At     time.Time
 }
 
-func (e lifecycleEvent) String() string { return eventText(e.Event, e.Detail) }
+// String renders the event as virsh event does.
+func (e LifecycleEvent) String() string { return EventText(e.Event, e.Detail) }
 
-func (e lifecycleEvent) is(ev lv.DomainEventType, detail int) bool {
+// Is reports whether the event is ev with detail.
+func (e LifecycleEvent) Is(ev lv.DomainEventType, detail int) bool {
 	return e.Event == ev && e.Detail == detail
 }
 
@@ -48,11 +50,11 @@ func startEventLoop() error {
 	return loopErr
 }
 
-// lifecycleWatcher records the lifecycle events of every domain of some
+// LifecycleWatcher records the lifecycle events of every domain of some
 // libvirtds, in-process (libvirt.org/go/libvirt).
-type lifecycleWatcher struct {
+type LifecycleWatcher struct {
 	mu   sync.Mutex
-	evs  []lifecycleEvent
+	evs  []LifecycleEvent
 	regs []reg
 }
 
@@ -61,11 +63,14 @@ type reg struct {
 	id   int
 }
 
-func watchLifecycle(hosts map[string]string) (*lifecycleWatcher, error) {
+// WatchLifecycle records the lifecycle events of every domain of the
+// libvirtds at the URIs of hosts (host name -> URI), on connections of its
+// own.
+func WatchLifecycle(hosts map[string]string) (*LifecycleWatcher, error) {
 	if err := startEventLoop(); err != nil {
 		return nil, fmt.Errorf("libvirt event loop: %w", err)
 	}
-	w := &lifecycleWatcher{}
+	w := &LifecycleWatcher{}
 	for name, uri := range hosts {
 		conn, err := lv.NewConnect(uri)
 		if err != nil {
@@ -76,7 +81,7 @@ func watchLifecycle(hosts map[string]string) (*lifecycleWatcher, error) {
 			at := time.Now()
 			dn, _ := d.GetName()
 			w.mu.Lock()
-			w.evs = append(w.evs, lifecycleEvent{Host: name, Domain: dn, Event: ev.Event, Detail: ev.Detail, At: at})
+			w.evs = append(w.evs, LifecycleEvent{Host: name, Domain: dn, Event: ev.Event, Detail: ev.Detail, At: at})
 			w.mu.Unlock()
 		})
 		if err != nil {
@@ -89,20 +94,22 @@ func watchLifecycle(hosts map[string]string) (*lifecycleWatcher, error) {
 	return w, nil
 }
 
-func (w *lifecycleWatcher) Len() int {
+// Len returns how many events were recorded: an index for Wait.
+func (w *LifecycleWatcher) Len() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.evs)
 }
 
-func (w *lifecycleWatcher) Events() []lifecycleEvent {
+// Events returns the events recorded so far.
+func (w *LifecycleWatcher) Events() []LifecycleEvent {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]lifecycleEvent(nil), w.evs...)
+	return append([]LifecycleEvent(nil), w.evs...)
 }
 
 // Wait polls until match accepts an event from index from on.
-func (w *lifecycleWatcher) Wait(timeout time.Duration, from int, match func(lifecycleEvent) bool) (lifecycleEvent, bool) {
+func (w *LifecycleWatcher) Wait(timeout time.Duration, from int, match func(LifecycleEvent) bool) (LifecycleEvent, bool) {
 	deadline := time.Now().Add(timeout)
 	for {
 		for _, e := range w.Events()[from:] {
@@ -111,13 +118,14 @@ func (w *lifecycleWatcher) Wait(timeout time.Duration, from int, match func(life
 			}
 		}
 		if time.Now().After(deadline) {
-			return lifecycleEvent{}, false
+			return LifecycleEvent{}, false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-func (w *lifecycleWatcher) Close() {
+// Close deregisters and closes the watcher's connections.
+func (w *LifecycleWatcher) Close() {
 	for _, r := range w.regs {
 		_ = r.conn.DomainEventDeregister(r.id)
 		r.conn.Close()
@@ -125,8 +133,8 @@ func (w *lifecycleWatcher) Close() {
 	w.regs = nil
 }
 
-// eventText renders an event as virsh event does: "Resumed Migrated".
-func eventText(ev lv.DomainEventType, detail int) string {
+// EventText renders an event as virsh event does: "Resumed Migrated".
+func EventText(ev lv.DomainEventType, detail int) string {
 	names := map[lv.DomainEventType]string{
 		lv.DOMAIN_EVENT_DEFINED: "Defined", lv.DOMAIN_EVENT_UNDEFINED: "Undefined",
 		lv.DOMAIN_EVENT_STARTED: "Started", lv.DOMAIN_EVENT_SUSPENDED: "Suspended",

@@ -1,0 +1,238 @@
+// Package event is the benchmark suite "event" (issue 5, figure 1): how
+// long from a domain start on libvirtd until BIRD shows the domain's route,
+// for virtbgp, beside how long from writing an announce line to ExaBGP
+// until BIRD shows the same route, on the same BIRD session (package rig).
+package event
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	lv "libvirt.org/go/libvirt"
+
+	"github.com/virtbgp/virtbgp/bench"
+	"github.com/virtbgp/virtbgp/bench/rig"
+)
+
+func init() { bench.Register(&suite{}) }
+
+type suite struct {
+	n      int
+	rounds int
+	gap    time.Duration
+}
+
+func (*suite) Name() string  { return "event" }
+func (*suite) Title() string { return "Event to route: virtbgp and ExaBGP (issue 5, figure 1)" }
+func (*suite) Order() int    { return 10 }
+
+func (s *suite) Flags(fs *flag.FlagSet) {
+	fs.IntVar(&s.n, "event.n", 200, "domain starts (virtbgp) and announce lines (ExaBGP) per round")
+	fs.IntVar(&s.rounds, "event.rounds", 2, "rounds, each virtbgp then ExaBGP (a fresh speaker each round)")
+	fs.DurationVar(&s.gap, "event.gap", 20*time.Millisecond, "pause after each route arrived, before the next start or line")
+}
+
+// Target of issue 5 for virtbgp.
+const (
+	targetP50 = 3 * time.Millisecond
+	targetP99 = 10 * time.Millisecond
+)
+
+type sample struct {
+	speaker string
+	round   int
+	lat     []time.Duration
+}
+
+func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error) {
+	if s.n < 1 || s.n > 62500 || s.rounds < 1 {
+		return nil, fmt.Errorf("-event.n must be 1..62500 and -event.rounds at least 1")
+	}
+	r, err := rig.Up(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Down()
+	routes := rig.Routes(s.n, 1)
+	if err := r.DefineDomains(s.n); err != nil {
+		return nil, err
+	}
+	mapping := filepath.Join(r.Dir, "mapping.yaml")
+	if err := r.WriteMapping(mapping, rig.MappingYAML(routes)); err != nil {
+		return nil, err
+	}
+	lw, err := rig.WatchLifecycle(map[string]string{"test": r.URI})
+	if err != nil {
+		return nil, err
+	}
+	defer lw.Close()
+	var samples []sample
+	loadStart := bench.Load()
+	for round := 1; round <= s.rounds; round++ {
+		// virtbgp: a domain start is the event.
+		if _, err := r.StartVirtbgp(ctx, rig.Virtbgp{Mapping: mapping, LogLevel: os.Getenv("EVENT_LOG")}); err != nil {
+			return nil, err
+		}
+		env.Log.Info("event: virtbgp", "round", round, "starts", s.n)
+		evFrom := lw.Len()
+		var starts []time.Time
+		lat, err := s.measure(ctx, r, routes, func(i int) error {
+			starts = append(starts, time.Now())
+			return r.StartDomain(i)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("virtbgp round %d: %w", round, err)
+		}
+		samples = append(samples, sample{"virtbgp", round, lat})
+		// The same arrivals, from when the Started event reached this
+		// process (libvirtd's own share left out).
+		fromEvent, err := sinceEvent(lw, evFrom, starts, lat)
+		if err != nil {
+			return nil, fmt.Errorf("virtbgp round %d: %w", round, err)
+		}
+		samples = append(samples, sample{speakerFromEvent, round, fromEvent})
+		if err := r.StopVirtbgp(ctx); err != nil {
+			return nil, err
+		}
+		if err := r.StopDomains(); err != nil {
+			return nil, err
+		}
+
+		// ExaBGP: writing the announce line is the event.
+		e, err := r.StartExaBGP(ctx)
+		if err != nil {
+			return nil, err
+		}
+		env.Log.Info("event: exabgp", "round", round, "lines", s.n)
+		lat, err = s.measure(ctx, r, routes, func(i int) error { return e.Write(routes[i][0].Line()) })
+		if err != nil {
+			_ = e.Stop(ctx)
+			return nil, fmt.Errorf("exabgp round %d: %w", round, err)
+		}
+		samples = append(samples, sample{"ExaBGP", round, lat})
+		if err := r.StopExaBGP(ctx, e); err != nil {
+			return nil, err
+		}
+	}
+	return s.report(samples, loadStart, bench.Load()), nil
+}
+
+const speakerFromEvent = "virtbgp, from the event"
+
+// sinceEvent converts latencies measured from each domain start (starts,
+// in domain order) into latencies from the domain's Started event as it
+// reached this process.
+func sinceEvent(lw *rig.LifecycleWatcher, from int, starts []time.Time, lat []time.Duration) ([]time.Duration, error) {
+	at := map[string]time.Time{}
+	for _, e := range lw.Events()[from:] {
+		if e.Event == lv.DOMAIN_EVENT_STARTED {
+			if _, dup := at[e.Domain]; !dup {
+				at[e.Domain] = e.At
+			}
+		}
+	}
+	out := make([]time.Duration, len(lat))
+	for i := range lat {
+		ev, ok := at[rig.DomainName(i)]
+		if !ok {
+			return nil, fmt.Errorf("no Started event of %s", rig.DomainName(i))
+		}
+		out[i] = starts[i].Add(lat[i]).Sub(ev)
+	}
+	return out, nil
+}
+
+// measure triggers each route in turn and times its arrival in BIRD's
+// kernel table from just before the trigger.
+func (s *suite) measure(ctx context.Context, r *rig.Rig, routes [][]rig.Route, trigger func(i int) error) ([]time.Duration, error) {
+	var lat []time.Duration
+	for i := range routes {
+		p := routes[i][0].Prefix
+		from := r.Mon.Len()
+		t0 := time.Now()
+		if err := trigger(i); err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		got, err := r.Arrivals(wctx, from, []netip.Prefix{p})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("route %d (%s): %w", i, p, err)
+		}
+		lat = append(lat, got[p].Sub(t0))
+		time.Sleep(s.gap)
+	}
+	return lat, nil
+}
+
+func (s *suite) report(samples []sample, loadStart, loadEnd string) *bench.Section {
+	pooled := map[string][]time.Duration{}
+	var order []string
+	for _, sm := range samples {
+		if _, ok := pooled[sm.speaker]; !ok {
+			order = append(order, sm.speaker)
+		}
+		pooled[sm.speaker] = append(pooled[sm.speaker], sm.lat...)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `%d rounds; in each, a fresh virtbgp and then a fresh ExaBGP 4.2 take hvA's
+address and BIRD session in the lab (package bench/rig: BIRD 2 in the tor
+namespace, a real libvirtd serving the test driver over its unix socket).
+
+- **virtbgp**: %d mapped domains (one /32 each, MED and two communities) are
+  started one after another with virDomainCreate on that libvirtd; the clock
+  starts just before the call.
+- **ExaBGP**: the same %d routes with the same attributes, one
+  `+"`announce route P next-hop self med M community [..]`"+` line each, written
+  to its API process (cat of a FIFO: the classic REST API pattern); the clock
+  starts just before the write.
+- **Arrival**: BIRD installs its best path into kernel table 100 of the tor
+  namespace; `+"`ip -ts monitor route`"+` stamps it (µs), judged by prefix and
+  next hop (hvA). Same machine, same clock. After each arrival a %s pause.
+
+| speaker | samples | min | p50 | p90 | p99 | max | target (virtbgp) |
+|---|---:|---:|---:|---:|---:|---:|---|
+`, s.rounds, s.n, s.n, s.gap)
+	var summary []string
+	for _, sp := range order {
+		xs := pooled[sp]
+		target := "—"
+		if sp == "virtbgp" {
+			target = fmt.Sprintf("p50 ≤ %s: %s; p99 ≤ %s: %s", bench.Ms(targetP50), met(bench.Quantile(xs, 0.5) <= targetP50),
+				bench.Ms(targetP99), met(bench.Quantile(xs, 0.99) <= targetP99))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", sp, len(xs), bench.Ms(bench.Min(xs)),
+			bench.Ms(bench.Quantile(xs, 0.5)), bench.Ms(bench.Quantile(xs, 0.9)), bench.Ms(bench.Quantile(xs, 0.99)),
+			bench.Ms(bench.Max(xs)), target)
+		summary = append(summary, fmt.Sprintf("event to route, %s: p50 %s, p99 %s, max %s (%d samples)", sp,
+			bench.Ms(bench.Quantile(xs, 0.5)), bench.Ms(bench.Quantile(xs, 0.99)), bench.Ms(bench.Max(xs)), len(xs)))
+	}
+	b.WriteString("\nPer round (p50 / p99):\n\n| round | virtbgp | ExaBGP |\n|---:|---|---|\n")
+	for round := 1; round <= s.rounds; round++ {
+		cells := map[string]string{}
+		for _, sm := range samples {
+			if sm.round == round {
+				cells[sm.speaker] = bench.Ms(bench.Quantile(sm.lat, 0.5)) + " / " + bench.Ms(bench.Quantile(sm.lat, 0.99))
+			}
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s |\n", round, cells["virtbgp"], cells["ExaBGP"])
+	}
+	return &bench.Section{
+		Markdown: b.String(),
+		Summary:  summary,
+		Notes:    []string{fmt.Sprintf("load `%s` at the start, `%s` at the end", loadStart, loadEnd)},
+	}
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
