@@ -392,15 +392,39 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 	return ok
 }
 
+// logEachUpTo is how many route changes of one pass are logged one line
+// each at level info; a bigger pass (a cold start, a reload that adds a
+// host's worth of VMs) logs them at debug and a summary at info.
+const logEachUpTo = 32
+
 // apply makes the speaker's routes equal to want, one prefix at a time.
 func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix]Want) bool {
-	ok := true
-	for _, p := range sortedKeys(want) {
-		w := want[p]
+	var announce, withdraw []netip.Prefix
+	for p, w := range want {
 		if have, on := st.announced[p]; on && have.Route.Equal(w.Route) {
 			st.announced[p] = w // same route; refresh why/domain
 			continue
 		}
+		announce = append(announce, p)
+	}
+	for p := range st.announced {
+		if _, keep := want[p]; !keep {
+			withdraw = append(withdraw, p)
+		}
+	}
+	if len(announce)+len(withdraw) == 0 {
+		return true
+	}
+	slices.SortFunc(announce, netip.Prefix.Compare)
+	slices.SortFunc(withdraw, netip.Prefix.Compare)
+	level := slog.LevelInfo
+	if len(announce)+len(withdraw) > logEachUpTo {
+		level = slog.LevelDebug
+	}
+	ok := true
+	var announced, withdrawn int
+	for _, p := range announce {
+		w := want[p]
 		if !names(st.mapping, p) {
 			// Desired only draws from the mapping; this is the last guard.
 			r.log.Error("refusing to announce a prefix the mapping does not name", "prefix", p)
@@ -412,13 +436,13 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 			continue
 		}
 		st.observeEvent(r.opts.Observer, w.UUID)
-		r.log.Info(fmt.Sprintf("domain %s %s -> announce %s", w.Domain, r.describe(st, w), w.Route), "vm", w.VM)
-		st.announced[p] = w
-	}
-	for _, p := range sortedKeys(st.announced) {
-		if _, keep := want[p]; keep {
-			continue
+		if r.log.Enabled(ctx, level) {
+			r.log.Log(ctx, level, fmt.Sprintf("domain %s %s -> announce %s", w.Domain, r.describe(st, w), w.Route), "vm", w.VM)
 		}
+		st.announced[p] = w
+		announced++
+	}
+	for _, p := range withdraw {
 		have := st.announced[p]
 		if err := r.opts.Speaker.Withdraw(ctx, have.Route); err != nil {
 			r.log.Error("withdraw failed", "domain", have.Domain, "prefix", p, "err", err)
@@ -426,8 +450,15 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 			continue
 		}
 		st.observeEvent(r.opts.Observer, have.UUID)
-		r.log.Info(fmt.Sprintf("%s -> withdraw %s", st.whyGone(have), p), "vm", have.VM)
+		if r.log.Enabled(ctx, level) {
+			r.log.Log(ctx, level, fmt.Sprintf("%s -> withdraw %s", st.whyGone(have), p), "vm", have.VM)
+		}
 		delete(st.announced, p)
+		withdrawn++
+	}
+	if level == slog.LevelDebug {
+		r.log.Info("routes changed (one line each at log level debug)", "announced", announced, "withdrawn", withdrawn,
+			"failed", len(announce)+len(withdraw)-announced-withdrawn, "now", len(st.announced))
 	}
 	return ok
 }

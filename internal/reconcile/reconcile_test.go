@@ -2,10 +2,12 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -551,5 +553,68 @@ func TestDrain(t *testing.T) {
 	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128", "192.0.2.20/32")
 	if r := h.route("192.0.2.10/32"); slices.Contains(r.Communities, mapping.CommunityGracefulShutdown) {
 		t.Errorf("undrained route still carries GRACEFUL_SHUTDOWN: %s", r)
+	}
+}
+
+// syncBuffer is a log sink several goroutines may write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A pass that changes a few routes logs each at info; a big one (a cold
+// start of a full host) logs one summary at info, each route at debug.
+func TestLogVolumeOfAPass(t *testing.T) {
+	for _, tc := range []struct {
+		vms         int
+		perRoute    int // info lines "-> announce"
+		summaryLine bool
+	}{
+		{vms: 1, perRoute: 1},
+		{vms: logEachUpTo, perRoute: logEachUpTo},
+		{vms: logEachUpTo + 1, perRoute: 0, summaryLine: true},
+		{vms: 500, perRoute: 0, summaryLine: true},
+	} {
+		t.Run(strconv.Itoa(tc.vms), func(t *testing.T) {
+			var text strings.Builder
+			text.WriteString("version: 1\nvms:\n")
+			var ds []Domain
+			for i := range tc.vms {
+				fmt.Fprintf(&text, "  vm%d:\n    ips: [10.9.%d.%d]\n", i, i/250, i%250+1)
+				ds = append(ds, dom(fmt.Sprintf("vm%d", i), fmt.Sprintf("00000000-0000-0000-0000-%012d", i), StateRunning, "booted"))
+			}
+			var buf syncBuffer
+			hv, sp := newFakeHV(ds...), newFakeSpeaker()
+			r := New(Options{Hypervisor: hv, Speaker: sp, Mapping: parseMapping(t, text.String()),
+				Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			<-r.Synced()
+			if got := len(sp.prefixes()); got != tc.vms {
+				t.Fatalf("announced %d routes, want %d", got, tc.vms)
+			}
+			out := buf.String()
+			if got := strings.Count(out, "-> announce "); got != tc.perRoute {
+				t.Errorf("%d per-route info lines, want %d:\n%s", got, tc.perRoute, out)
+			}
+			summary := fmt.Sprintf("announced=%d withdrawn=0 failed=0 now=%d", tc.vms, tc.vms)
+			if got := strings.Contains(out, summary); got != tc.summaryLine {
+				t.Errorf("summary %q logged: %v, want %v:\n%s", summary, got, tc.summaryLine, out)
+			}
+		})
 	}
 }

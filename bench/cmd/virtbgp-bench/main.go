@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/bench"
+	_ "github.com/virtbgp/virtbgp/bench/bulk"      // suite "bulk"
 	_ "github.com/virtbgp/virtbgp/bench/event"     // suite "event"
 	_ "github.com/virtbgp/virtbgp/bench/fleet"     // suite "fleet"
 	_ "github.com/virtbgp/virtbgp/bench/migration" // suite "migration"

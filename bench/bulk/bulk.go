@@ -1,0 +1,322 @@
+// Package bulk is the benchmark suite "bulk" (issue 5, figure 2): how long
+// until BIRD has every route of a host's table, at two table sizes, for
+// virtbgp from a cold start and from a mapping reload that adds the routes,
+// beside ExaBGP fed the same routes as announce lines, on the same BIRD
+// session (package rig).
+package bulk
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/virtbgp/virtbgp/bench"
+	"github.com/virtbgp/virtbgp/bench/rig"
+)
+
+func init() { bench.Register(&suite{}) }
+
+type suite struct {
+	sizes string
+	perVM int
+	runs  int
+}
+
+func (*suite) Name() string  { return "bulk" }
+func (*suite) Title() string { return "Bulk: a whole table reaching BIRD (issue 5, figure 2)" }
+func (*suite) Order() int    { return 20 }
+
+func (s *suite) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&s.sizes, "bulk.sizes", "1000,10000", "table sizes (routes), comma-separated, each a multiple of -bulk.per-vm")
+	fs.IntVar(&s.perVM, "bulk.per-vm", 10, "service IPs per domain")
+	fs.IntVar(&s.runs, "bulk.runs", 3, "runs per size and way (medians are reported)")
+}
+
+const target = 300 * time.Millisecond
+
+// Ways of getting a table to BIRD.
+const (
+	wayCold   = "virtbgp cold start"
+	wayReload = "virtbgp reload"
+	wayExa    = "ExaBGP lines"
+)
+
+// result is one run: when the work began (t0; for a cold start, BIRD's
+// session up), the first and the last arrival, and for a cold start when
+// the process started.
+type result struct {
+	way           string
+	size          int
+	start, t0     time.Time
+	first, last   time.Time
+	sessionUpFrom time.Duration // process start -> session up (cold start)
+}
+
+func (r result) took() time.Duration { return r.last.Sub(r.t0) }
+
+func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error) {
+	var sizes []int
+	for _, f := range strings.Split(s.sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < s.perVM || n%s.perVM != 0 || n/s.perVM > 62500 {
+			return nil, fmt.Errorf("-bulk.sizes: %q is not a multiple of %d routes (at most 62500 domains)", f, s.perVM)
+		}
+		sizes = append(sizes, n)
+	}
+	if s.perVM < 1 || s.perVM > 250 || s.runs < 1 {
+		return nil, fmt.Errorf("-bulk.per-vm must be 1..250, -bulk.runs at least 1")
+	}
+	r, err := rig.Up(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Down()
+	maxDomains := slices.Max(sizes) / s.perVM
+	if err := r.DefineDomains(maxDomains); err != nil {
+		return nil, err
+	}
+	for i := range maxDomains {
+		if err := r.StartDomain(i); err != nil {
+			return nil, err
+		}
+	}
+	loadStart := bench.Load()
+	var results []result
+	for _, size := range sizes {
+		routes := rig.Routes(size/s.perVM, s.perVM)
+		for run := 1; run <= s.runs; run++ {
+			env.Log.Info("bulk", "size", size, "run", run)
+			for _, way := range []string{wayCold, wayReload, wayExa} {
+				res, err := s.once(ctx, r, way, routes)
+				if err != nil {
+					return nil, fmt.Errorf("%s, %d routes, run %d: %w", way, size, run, err)
+				}
+				res.size = size
+				env.Log.Info("bulk", "way", way, "size", size, "took", res.took())
+				results = append(results, res)
+			}
+		}
+	}
+	return s.report(sizes, results, loadStart, bench.Load()), nil
+}
+
+// emptyMapping names a domain that does not exist: virtbgp runs with no
+// route.
+const emptyMapping = "version: 1\nvms:\n  nobody:\n    ips: [192.0.2.254]\n"
+
+func (s *suite) once(ctx context.Context, r *rig.Rig, way string, routes [][]rig.Route) (result, error) {
+	res := result{way: way}
+	flat := rig.Flat(routes)
+	want := rig.Prefixes(flat)
+	mapping := filepath.Join(r.Dir, "mapping.yaml")
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	switch way {
+	case wayCold:
+		if err := r.WriteMapping(mapping, rig.MappingYAML(routes)); err != nil {
+			return res, err
+		}
+		from := r.Mon.Len()
+		birdLog := fileSize(r.Lab.BIRD.Log)
+		start, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping})
+		if err != nil {
+			return res, err
+		}
+		got, err := r.Arrivals(wctx, from, want)
+		if err != nil {
+			return res, err
+		}
+		up, err := sessionUp(r.Lab.BIRD.Log, birdLog, "hvA4")
+		if err != nil {
+			return res, err
+		}
+		res.start, res.t0 = start, up
+		res.sessionUpFrom = up.Sub(start)
+		res.first, res.last = first(got), rig.Last(got)
+		return res, r.StopVirtbgp(wctx)
+	case wayReload:
+		if err := r.WriteMapping(mapping, emptyMapping); err != nil {
+			return res, err
+		}
+		if _, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping}); err != nil {
+			return res, err
+		}
+		time.Sleep(500 * time.Millisecond) // first sync done, session quiet
+		if err := r.WriteMapping(mapping, rig.MappingYAML(routes)); err != nil {
+			return res, err
+		}
+		from := r.Mon.Len()
+		res.t0 = time.Now()
+		if err := r.Host.SignalVirtbgp(syscall.SIGHUP); err != nil {
+			return res, err
+		}
+		got, err := r.Arrivals(wctx, from, want)
+		if err != nil {
+			return res, err
+		}
+		res.first, res.last = first(got), rig.Last(got)
+		return res, r.StopVirtbgp(wctx)
+	default:
+		e, err := r.StartExaBGP(wctx)
+		if err != nil {
+			return res, err
+		}
+		lines := make([]string, len(flat))
+		for i, rt := range flat {
+			lines[i] = rt.Line()
+		}
+		from := r.Mon.Len()
+		res.t0 = time.Now()
+		if err := e.Write(lines...); err != nil {
+			_ = e.Stop(wctx)
+			return res, err
+		}
+		got, err := r.Arrivals(wctx, from, want)
+		if err != nil {
+			_ = e.Stop(wctx)
+			return res, err
+		}
+		res.first, res.last = first(got), rig.Last(got)
+		return res, r.StopExaBGP(wctx, e)
+	}
+}
+
+func first(ts map[netip.Prefix]time.Time) time.Time {
+	var f time.Time
+	for _, t := range ts {
+		if f.IsZero() || t.Before(f) {
+			f = t
+		}
+	}
+	return f
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// sessionUp finds when BIRD logged protocol proto's session up, in its log
+// from byte offset on ("2026-11-21 07:50:05.888 <TRACE> hvA4: State changed
+// to up"; millisecond timestamps in local time).
+func sessionUp(path string, offset int64, proto string) (time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bird log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, 0); err != nil {
+		return time.Time{}, fmt.Errorf("bird log: %w", err)
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, " "+proto+": State changed to up") || len(line) < 23 {
+			continue
+		}
+		t, err := time.ParseInLocation("2006-01-02 15:04:05.000", line[:23], time.Local)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("bird log: %q: %w", line, err)
+		}
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("bird log %s: no %q session up", path, proto)
+}
+
+func (s *suite) report(sizes []int, results []result, loadStart, loadEnd string) *bench.Section {
+	ways := []string{wayCold, wayReload, wayExa}
+	took := func(way string, size int) []time.Duration {
+		var xs []time.Duration
+		for _, r := range results {
+			if r.way == way && r.size == size {
+				xs = append(xs, r.took())
+			}
+		}
+		return xs
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `The same BIRD session (hvA's, IPv4) gets a table of /32s with MED and two
+communities each, %d per domain (package bench/rig: BIRD 2 in the lab's tor
+namespace, a test-driver libvirtd with the domains running). %d runs per size
+and way; the table shows medians (min–max).
+
+- **%s**: virtbgp starts with the mapping of the running domains; the
+  clock starts when BIRD logs the session up (its log, ms), because before
+  that both speakers wait for the session alike (virtbgp's process start to
+  session up is shown apart: GoBGP's first connect waits 1–2 s at random).
+- **%s**: virtbgp runs with a mapping naming none of them; the full
+  mapping is written (rename) and SIGHUP sent; the clock starts at the
+  signal (the file watch would add its 300 ms debounce).
+- **%s**: ExaBGP 4.2 with its session up is fed one announce line per route
+  (`+"`announce route P next-hop self med M community [..]`"+`) through its API
+  process in one write; the clock starts at the write.
+- **Done** when the last of the routes is in BIRD's kernel table 100 via hvA
+  (`+"`ip -ts monitor route`"+` in the tor namespace, µs). Target for virtbgp: ≤ %s.
+
+| routes | way | to the last route | to the first route | target |
+|---:|---|---:|---:|---|
+`, s.perVM, s.runs, wayCold, wayReload, wayExa, bench.Ms(target))
+	var summary []string
+	for _, size := range sizes {
+		for _, way := range ways {
+			xs := took(way, size)
+			var firsts []time.Duration
+			for _, r := range results {
+				if r.way == way && r.size == size {
+					firsts = append(firsts, r.first.Sub(r.t0))
+				}
+			}
+			tgt := "—"
+			if way != wayExa {
+				tgt = met(bench.Quantile(xs, 0.5) <= target)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s |\n", size, way, sec(bench.Quantile(xs, 0.5)),
+				sec(bench.Min(xs)), sec(bench.Max(xs)), bench.Ms(bench.Quantile(firsts, 0.5)), tgt)
+			summary = append(summary, fmt.Sprintf("bulk %d routes, %s: %s (median of %d)", size, way, sec(bench.Quantile(xs, 0.5)), len(xs)))
+		}
+	}
+	if len(sizes) >= 2 {
+		lo, hi := sizes[0], sizes[len(sizes)-1]
+		fmt.Fprintf(&b, "\nGrowth from %d to %d routes (%.0f×), ratio of the medians:\n\n| way | ratio |\n|---|---:|\n", lo, hi, float64(hi)/float64(lo))
+		for _, way := range ways {
+			a, z := bench.Quantile(took(way, lo), 0.5), bench.Quantile(took(way, hi), 0.5)
+			if a > 0 {
+				fmt.Fprintf(&b, "| %s | %.1f× |\n", way, float64(z)/float64(a))
+			}
+		}
+	}
+	var ups []time.Duration
+	for _, r := range results {
+		if r.way == wayCold {
+			ups = append(ups, r.sessionUpFrom)
+		}
+	}
+	fmt.Fprintf(&b, "\nvirtbgp cold start, process start to BIRD's session up: median %s (%s–%s).\n",
+		sec(bench.Quantile(ups, 0.5)), sec(bench.Min(ups)), sec(bench.Max(ups)))
+	return &bench.Section{
+		Markdown: b.String(),
+		Summary:  summary,
+		Notes:    []string{fmt.Sprintf("load `%s` at the start, `%s` at the end", loadStart, loadEnd)},
+	}
+}
+
+func sec(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
