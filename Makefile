@@ -50,7 +50,7 @@ clean:
 # third. State, configs and logs live in $(LAB_DIR); the namespaces are named
 # vblab-tor, vblab-hvA and vblab-hvB. `make lab` prints how to use it;
 # `make lab-down` ends every process of it (by PID) and removes it.
-LAB_PKGS := iproute2 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 bird2 frr
+LAB_PKGS := iproute2 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 bird2 frr exabgp
 LAB_DIR  ?= $(CURDIR)/.lab
 
 .PHONY: lab lab-down lab-status lab-deps

@@ -126,7 +126,7 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way string, routes [][]rig
 			return res, err
 		}
 		from := r.Mon.Len()
-		birdLog := fileSize(r.Lab.BIRD.Log)
+		birdLog := rig.FileSize(r.Lab.BIRD.Log)
 		start, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping})
 		if err != nil {
 			return res, err
@@ -198,14 +198,6 @@ func first(ts map[netip.Prefix]time.Time) time.Time {
 		}
 	}
 	return f
-}
-
-func fileSize(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
 }
 
 // sessionUp finds when BIRD logged protocol proto's session up, in its log

@@ -395,3 +395,13 @@ func Prefixes(rs []Route) []netip.Prefix {
 	}
 	return out
 }
+
+// FileSize is the size of a file (a log: an offset to read on from), 0 if
+// it does not exist.
+func FileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}

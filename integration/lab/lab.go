@@ -363,12 +363,13 @@ var needed = []struct{ cmd, pkg string }{
 	{"vtysh", "frr"},
 	{"/usr/lib/frr/zebra", "frr"},
 	{"/usr/lib/frr/bgpd", "frr"},
+	{ExaBGPPath, "exabgp"}, // the benchmarks' reference speaker
 	{"go", "the Go toolchain"},
 }
 
 // Packages lists the Debian packages the lab needs (scripts/deps.sh installs
 // them; the Makefile's LAB_PKGS names the same).
-var Packages = []string{"iproute2", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "bird2", "frr"}
+var Packages = []string{"iproute2", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "bird2", "frr", "exabgp"}
 
 func preflight(log *slog.Logger) error {
 	if os.Geteuid() != 0 {
