@@ -167,6 +167,9 @@ type Adapter struct {
 	// libvirt call, so the event loop only ever waits for a map access.
 	migMu    sync.Mutex
 	incoming map[string]bool
+
+	// readStates replaces readAllStates in tests (nil: readAllStates).
+	readStates func(*lv.Connect, func(stateRecord) error) error
 }
 
 // New returns an adapter for the libvirt URI (for example "qemu:///system").
@@ -413,6 +416,10 @@ type session struct {
 	dead     chan struct{} // closed once the connection is known dead
 	deadOnce sync.Once
 	reason   string // why it died; read after <-dead
+
+	// oneByOne is set once the driver answered VIR_ERR_NO_SUPPORT to the
+	// bulk state read: Domains then reads states one domain at a time.
+	oneByOne atomic.Bool
 }
 
 // onClose is the close callback. It runs on libvirt's event loop; the

@@ -35,7 +35,9 @@ func TestReconnect(t *testing.T) {
 	var goroutines []int
 	var worst time.Duration
 	for i := range cycles {
-		d.Kill()
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
 		waitFor(t, "adapter to notice the dead daemon", 5*time.Second, func() bool { return !a.Connected() })
 		if _, err := a.Domains(ctx); !errors.Is(err, ErrNotConnected) {
 			t.Fatalf("cycle %d: Domains while disconnected: %v, want ErrNotConnected", i, err)
@@ -115,7 +117,9 @@ func TestDeadConnectionDetectedByCall(t *testing.T) {
 		t.Fatalf("Domains on a live connection: %v", err)
 	}
 
-	d.Kill()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
 	_, err = a.Domains(ctx)
 	if !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Domains on a dead connection: %v, want an error matching ErrNotConnected", err)

@@ -13,9 +13,14 @@ import (
 
 // Domains lists every domain libvirt knows, active or inactive, with its
 // current state. It fails as a whole rather than return a partial list: a
-// missing domain would look like a stopped one. A domain that disappears
-// while it is being read is left out. While disconnected it returns
-// ErrNotConnected.
+// missing domain would look like a stopped one. While disconnected it
+// returns ErrNotConnected.
+//
+// It reads all states in one RPC (virConnectGetAllDomainStats); a paused
+// domain whose migration direction is unknown costs one more (its job
+// stats). If the driver lacks that call, it lists the domains and reads
+// their states one by one, and then leaves out a domain that disappears
+// while it is being read.
 func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -26,7 +31,59 @@ func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 	if s == nil {
 		return nil, ErrNotConnected
 	}
+	if s.oneByOne.Load() {
+		return a.domainsOneByOne(ctx, s)
+	}
 
+	read := a.readStates
+	if read == nil {
+		read = readAllStates
+	}
+	var out []reconcile.Domain
+	err := read(s.conn, func(r stateRecord) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		uuid := strings.ToLower(r.uuid)
+		d := reconcile.Domain{
+			Name:   r.name,
+			UUID:   uuid,
+			State:  mapState(r.state),
+			Reason: stateReason(r.state, r.reason),
+		}
+		if d.State == reconcile.StatePaused {
+			d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(r.reason), r.jobOperation)
+		}
+		out = append(out, d)
+		return nil
+	})
+	switch {
+	case err == nil:
+		if out == nil {
+			out = []reconcile.Domain{}
+		}
+		return out, nil
+	case errors.Is(err, lv.ERR_NO_SUPPORT):
+		s.oneByOne.Store(true)
+		a.log.Info("libvirt driver cannot read all domain states at once; reading them one by one", "error", err)
+		return a.domainsOneByOne(ctx, s)
+	case errors.Is(err, errNoStateStats):
+		return a.domainsOneByOne(ctx, s)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return nil, err
+	}
+	var lerr lv.Error
+	if errors.As(err, &lerr) {
+		return nil, a.callFailed(s, "read domain states", err)
+	}
+	return nil, fmt.Errorf("libvirt: read domain states: %w", err)
+}
+
+// domainsOneByOne is Domains for a driver without
+// virConnectGetAllDomainStats: one RPC to list the domains and one per
+// domain for its state. The caller holds a.mu shared.
+func (a *Adapter) domainsOneByOne(ctx context.Context, s *session) ([]reconcile.Domain, error) {
 	doms, err := s.conn.ListAllDomains(0)
 	if err != nil {
 		return nil, a.callFailed(s, "list domains", err)
@@ -106,7 +163,13 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain) (reconcile.Domain, bool
 		Reason: stateReason(st, reason),
 	}
 	if d.State == reconcile.StatePaused {
-		d.Migration = a.migrationRole(dom, uuid, lv.DomainPausedReason(reason))
+		d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(reason), func() (lv.DomainJobOperationType, bool) {
+			job, err := dom.GetJobStats(0)
+			if err != nil || !job.OperationSet {
+				return 0, false
+			}
+			return job.Operation, true
+		})
 	}
 	return d, true, nil
 }
@@ -114,8 +177,10 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain) (reconcile.Domain, bool
 // migrationRole tells a paused domain's part in a migration. The
 // destination of an incoming migration is known from its Started Migrated
 // event; when virtbgp did not see that event (it started or reconnected
-// during the migration), the migration job's operation tells the direction.
-func (a *Adapter) migrationRole(dom *lv.Domain, uuid string, reason lv.DomainPausedReason) reconcile.Migration {
+// during the migration), the migration job's operation, read by
+// jobOperation (an RPC, made only for a pause of a migration), tells the
+// direction.
+func (a *Adapter) migrationRole(uuid string, reason lv.DomainPausedReason, jobOperation func() (lv.DomainJobOperationType, bool)) reconcile.Migration {
 	if reason == lv.DOMAIN_PAUSED_POSTCOPY_FAILED {
 		return reconcile.MigrationFailed
 	}
@@ -128,8 +193,7 @@ func (a *Adapter) migrationRole(dom *lv.Domain, uuid string, reason lv.DomainPau
 	if reason != lv.DOMAIN_PAUSED_MIGRATION && reason != lv.DOMAIN_PAUSED_POSTCOPY {
 		return reconcile.MigrationNone
 	}
-	if job, err := dom.GetJobStats(0); err == nil && job.OperationSet &&
-		job.Operation == lv.DOMAIN_JOB_OPERATION_MIGRATION_IN {
+	if op, ok := jobOperation(); ok && op == lv.DOMAIN_JOB_OPERATION_MIGRATION_IN {
 		return reconcile.MigrationIncoming
 	}
 	return reconcile.MigrationOutgoing

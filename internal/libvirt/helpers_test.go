@@ -70,7 +70,7 @@ func newTestLogger(t testing.TB, level slog.Level) (*slog.Logger, *logSink) {
 // startAdapter creates an adapter, runs it until the test ends and waits for
 // the first connection. At cleanup it checks that Run returned ctx.Err()
 // and that no connection leak was logged.
-func startAdapter(t *testing.T, uri string, level slog.Level, opts ...Option) (*Adapter, *logSink) {
+func startAdapter(t testing.TB, uri string, level slog.Level, opts ...Option) (*Adapter, *logSink) {
 	t.Helper()
 	log, sink := newTestLogger(t, level)
 	a := New(uri, log, opts...)
