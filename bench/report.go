@@ -13,11 +13,18 @@ import (
 // root: results/<suite>.md.
 const ResultsDir = "bench/results"
 
+// summaryMark starts a summary line of a section, kept as an HTML comment
+// in its results file for the "At a glance" list of BENCHMARKS.md.
+const summaryMark = "<!-- summary: "
+
 // WriteSection writes a suite's section, with its heading and run line,
 // to <root>/bench/results/<suite>.md.
 func WriteSection(root string, s Suite, env *Env, sec *Section, took time.Duration) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<!-- written by bench/cmd/virtbgp-bench, suite %s; do not edit: run the command below again -->\n", s.Name())
+	for _, l := range sec.Summary {
+		fmt.Fprintf(&b, "%s%s -->\n", summaryMark, strings.ReplaceAll(l, "--", "- -"))
+	}
 	fmt.Fprintf(&b, "## %s\n\n", s.Title())
 	fmt.Fprintf(&b, "- **Run**: %s, took %s\n", env.Machine.Started.UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
 	fmt.Fprintf(&b, "- **Machine**: %s\n", env.Machine)
@@ -63,7 +70,11 @@ Figures measured by ` + "`make bench`" + ` (bench/cmd/virtbgp-bench). Each secti
 below is one suite's latest run, kept in ` + "`bench/results/<suite>.md`" + ` and
 assembled into this file; each says when and on what machine it was
 measured, the load around it, and the exact command that reproduces it.
-Benchmarks report figures; they do not fail on a threshold.
+Benchmarks report figures; they do not fail on a threshold. Where both
+apply, virtbgp is measured beside the pattern it replaces: ExaBGP 4.2
+(Debian) fed `+"`announce route P next-hop self med M community [..]`"+` lines
+through its process API, on the same BIRD session with the same prefixes
+and attributes, one after the other in the same run (bench/rig).
 
 - Every suite: ` + "`make bench`" + `
 - One suite: ` + "`make bench BENCH_SUITES=<suite>`" + ` (suites: ` + strings.Join(Names(), ", ") + `); the other
@@ -74,11 +85,25 @@ Benchmarks report figures; they do not fail on a threshold.
 	if len(order) == 0 {
 		b.WriteString("No suite has been run yet.\n")
 	}
+	var sections [][]byte
+	glance := false
 	for _, f := range order {
 		c, err := os.ReadFile(f)
 		if err != nil {
 			return "", err
 		}
+		sections = append(sections, c)
+		for _, l := range strings.Split(string(c), "\n") {
+			if line, ok := strings.CutPrefix(l, summaryMark); ok {
+				if !glance {
+					b.WriteString("## At a glance\n\n")
+					glance = true
+				}
+				fmt.Fprintf(&b, "- %s\n", strings.TrimSuffix(line, " -->"))
+			}
+		}
+	}
+	for _, c := range sections {
 		b.WriteString("\n")
 		b.Write(c)
 	}
