@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/virtbgp/virtbgp/mapping"
@@ -55,11 +53,19 @@ func family(p netip.Prefix) *api.Family {
 //     hop of a local path with the session's local address for every peer
 //     (table.UpdatePathAttrs). An explicit next hop is sent unchanged.
 //   - ORIGIN IGP.
-//   - AS_PATH: localAS ASPathPrepend times (empty when 0). GoBGP adds the
-//     local AS once more towards eBGP peers, and nothing towards iBGP peers.
+//   - AS_PATH: localAS ASPathPrepend times (empty when 0), as one AS_SEQUENCE
+//     of 4-octet ASes. GoBGP adds the local AS once more towards eBGP peers,
+//     and nothing towards iBGP peers.
 //   - COMMUNITIES, LARGE_COMMUNITY, MULTI_EXIT_DISC, LOCAL_PREF when set.
 //     GoBGP strips LOCAL_PREF towards eBGP peers (BgpServer.postFilterpath)
 //     and adds LOCAL_PREF 100 towards iBGP peers when unset.
+//
+// The path carries the NLRI and the attributes in their wire encoding
+// (api.Path.NlriBinary, PattrsBinary), which GoBGP decodes directly
+// (apiutil.GetNativeNlri, GetNativePathAttributes), instead of as protobuf
+// Any messages, which cost a marshal here and an unmarshal there. Age is not
+// set: GoBGP ignores it on AddPath and DeletePath (api2Path stamps the path
+// with time.Now()).
 func buildPath(r mapping.Route, localAS uint32) (*api.Path, error) {
 	p := r.Prefix
 	var nlri bgp.AddrPrefixInterface
@@ -76,19 +82,20 @@ func buildPath(r mapping.Route, localAS uint32) (*api.Path, error) {
 		}
 	}
 
-	asns := make([]uint32, r.ASPathPrepend)
-	for i := range asns {
-		asns[i] = localAS
-	}
-	segments := []bgp.AsPathParamInterface{}
-	if len(asns) > 0 {
-		segments = append(segments, bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, asns))
+	var segments []bgp.AsPathParamInterface
+	if r.ASPathPrepend > 0 {
+		asns := make([]uint32, r.ASPathPrepend)
+		for i := range asns {
+			asns[i] = localAS
+		}
+		segments = []bgp.AsPathParamInterface{bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, asns)}
 	}
 
-	attrs := []bgp.PathAttributeInterface{
+	attrs := make([]bgp.PathAttributeInterface, 0, 7)
+	attrs = append(attrs,
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
 		bgp.NewPathAttributeAsPath(segments),
-	}
+	)
 	if p.Addr().Is4() {
 		attrs = append(attrs, bgp.NewPathAttributeNextHop(nexthop.String()))
 	} else {
@@ -111,9 +118,19 @@ func buildPath(r mapping.Route, localAS uint32) (*api.Path, error) {
 		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(lc))
 	}
 
-	path, err := apiutil.NewPath(nlri, false, attrs, time.Now())
+	nlriBin, err := nlri.Serialize()
 	if err != nil {
-		return nil, fmt.Errorf("encode path for %s: %w", r.Prefix, err)
+		return nil, fmt.Errorf("encode NLRI %s: %w", r.Prefix, err)
 	}
-	return path, nil
+	pattrs := make([][]byte, len(attrs))
+	for i, a := range attrs {
+		if pattrs[i], err = a.Serialize(); err != nil {
+			return nil, fmt.Errorf("encode %s attribute of %s: %w", a.GetType(), r.Prefix, err)
+		}
+	}
+	return &api.Path{
+		Family:       family(p),
+		NlriBinary:   nlriBin,
+		PattrsBinary: pattrs,
+	}, nil
 }

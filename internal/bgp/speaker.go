@@ -398,9 +398,9 @@ func (s *Speaker) Announce(ctx context.Context, r mapping.Route) error {
 	}
 	s.routes[r.Prefix] = r
 	if had {
-		s.log.Debug("route replaced", "route", r.String(), "old", old.String())
+		s.log.Debug("route replaced", "route", stringer{r}, "old", stringer{old})
 	} else {
-		s.log.Debug("route announced", "route", r.String())
+		s.log.Debug("route announced", "route", stringer{r})
 	}
 	return nil
 }
@@ -435,7 +435,7 @@ func (s *Speaker) Withdraw(ctx context.Context, r mapping.Route) error {
 		return fmt.Errorf("withdraw %s: delete path: %w", prefix, err)
 	}
 	delete(s.routes, prefix)
-	s.log.Debug("route withdrawn", "route", old.String())
+	s.log.Debug("route withdrawn", "route", stringer{old})
 	return nil
 }
 
@@ -468,3 +468,9 @@ func comparePrefix(a, b netip.Prefix) int {
 	}
 	return a.Bits() - b.Bits()
 }
+
+// stringer renders a route for the log only if the record is logged.
+type stringer struct{ r mapping.Route }
+
+// LogValue implements slog.LogValuer.
+func (s stringer) LogValue() slog.Value { return slog.StringValue(s.r.String()) }
