@@ -39,6 +39,7 @@ type chunkPlan struct {
 	vmsLine   int // the line number of "vms:"
 	indent    int // the indentation of the entries under vms
 	entries   int // about how many entries there are (for sizing)
+	items     int // about how many list items there are (for sizing)
 	chunks    []chunkSpan
 }
 
@@ -100,6 +101,8 @@ func planChunks(data []byte, size int) (chunkPlan, bool) {
 				plan.chunks = append(plan.chunks, chunkSpan{start, off, startLine})
 				start, startLine = off, line
 			}
+		case n > plan.indent && data[off+n] == '-' && (off+n+1 == end || data[off+n+1] == ' '):
+			plan.items++ // most likely an IP of a block list of ips
 		}
 		off = end + 1
 	}
@@ -151,8 +154,7 @@ func (p *fileParser) walkChunked(data []byte, plan chunkPlan) bool {
 		!isNull(vms) || vms.Value != "" {
 		return false
 	}
-	p.seen = make(map[string]struct{}, plan.entries)
-	ok := true
+	ok, i := true, 0
 	parseChunks(p.r.File, data, plan.chunks, func(n *yaml.Node, errs ErrorList) bool {
 		if len(errs) > 0 || n == nil || n.Kind != yaml.MappingNode || n.Style != 0 ||
 			n.Tag != "!!map" || n.Anchor != "" || n.Column != plan.indent+1 {
@@ -160,7 +162,11 @@ func (p *fileParser) walkChunked(data []byte, plan chunkPlan) bool {
 			return false
 		}
 		p.r.Pairs(n, "vms", p.vm)
-		ok = !p.abort && len(p.r.Errs) == 0
+		ok = len(p.r.Errs) == 0
+		// The chunks up to this one are parsed: their text is not needed
+		// any more, unless the file must be read again in one piece.
+		p.b.dropped(plan.chunks[i].end)
+		i++
 		return ok
 	})
 	return ok

@@ -3,6 +3,8 @@ package mapping
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -197,4 +199,55 @@ func FuzzChunked(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sameResult(t, data)
 	})
+}
+
+// TestLoadBigFile checks that Load of a file big enough to be read in
+// chunks (in memory apart from the heap, given back as the read goes) gives
+// what Parse of its contents gives: the same mapping when the file is
+// good, and, when the chunked read gives up late (a key defined twice, far
+// apart), the same problems, which Load finds by reading the file again.
+func TestLoadBigFile(t *testing.T) {
+	var good strings.Builder
+	good.WriteString("version: 1\ndefaults:\n  med: 10\nvms:\n")
+	n := 0
+	for good.Len() < 3*chunkMinFile {
+		fmt.Fprintf(&good, "  vm-%d:\n    communities: [\"65001:%d\"]\n    ips:\n      - 10.%d.%d.%d\n      - prefix: 2001:db8::%x\n        med: 5\n",
+			n, n%7, n>>16&255, n>>8&255, n&255, n)
+		n++
+	}
+	for _, tc := range []struct {
+		name, src   string
+		wantChunked bool
+	}{
+		{"good", good.String(), true},
+		{"duplicate key far apart", good.String() + "  vm-1:\n    ips: [192.0.2.1]\n", false},
+		{"overlap far apart", good.String() + "  other:\n    ips: [10.0.0.0/24]\n", true}, // found in finish
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.yaml")
+			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want, werr := Parse(path, []byte(tc.src))
+			got, gerr := Load(path)
+			if !reflect.DeepEqual(werr, gerr) {
+				t.Fatalf("problems differ:\nParse: %v\nLoad:  %v", werr, gerr)
+			}
+			if !reflect.DeepEqual(want, got) {
+				t.Fatal("Load and Parse give different mappings")
+			}
+			if werr == nil {
+				if vms, _ := got.Stats(); vms != n {
+					t.Errorf("%d VMs, want %d", vms, n)
+				}
+			} else {
+				t.Log(strings.SplitN(werr.Error(), "\n", 2)[0])
+			}
+			b := newBuilder()
+			b.addFile(path, []byte(tc.src))
+			if used := b.chunked > 0; used != tc.wantChunked {
+				t.Errorf("chunked read used: %v, want %v", used, tc.wantChunked)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,15 +29,41 @@ func Load(path string) (*Mapping, error) {
 		return nil, ErrorList{{File: path, Msg: "no *.yaml or *.yml file in the directory"}}
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		fd, err := readFile(f)
 		if err != nil {
 			b.sources = append(b.sources, f)
 			b.errs = append(b.errs, fileError(f, err))
 			continue
 		}
-		b.addFile(f, data)
+		b.file = fd
+		b.addFile(f, fd.data)
+		b.file.release() // nothing read from the file refers to its data
+		b.file = nil
 	}
 	return b.finish()
+}
+
+// reread returns the contents of the file that Load is reading again, when
+// some of them are already given back (fileData.drop), or data.
+func (b *builder) reread(file string, data []byte) ([]byte, error) {
+	if b.file == nil || b.file.dropped == 0 {
+		return data, nil
+	}
+	b.file.release()
+	fd, err := readFile(file)
+	if err != nil {
+		return nil, err
+	}
+	b.file = fd
+	return fd.data, nil
+}
+
+// dropped tells that data[:end] of the file read in chunks is no longer
+// needed: Load gives its memory back.
+func (b *builder) dropped(end int) {
+	if b.file != nil {
+		b.file.drop(end)
+	}
 }
 
 // Parse reads a mapping from the contents of one file; file names it in
@@ -105,16 +132,24 @@ const (
 
 // builder collects the files of one Load or Parse, then checks what spans
 // entries and files, and builds the Mapping.
+//
+// The entries and prefixes are kept in plain slices, sized up front from an
+// estimate when a big file is read in chunks, so that finish can sort them
+// in place and hand them to the Mapping: no second copy of either is ever
+// alive next to the first.
 type builder struct {
 	errs    ErrorList
 	sources []string
-	vms     blockList[vmRec]       // in the order read
-	ents    blockList[prefixEntry] // every mapped prefix; vm indexes vms
-	keys    map[string]int32       // key -> index in vms
-	pins    map[string]int32       // uuid pin -> index in vms
-	nums    map[uint32]*uint32     // MED and local-pref values, shared
-	block   []Route                // the free part of the current block of routes
+	vms     []VM               // in the order read
+	vmx     []vmExtra          // what else is known of vms[i] while loading
+	ents    []prefixEntry      // every mapped prefix; vm indexes vms
+	keys    map[string]int32   // key -> index in vms
+	pins    map[string]int32   // uuid pin -> index in vms
+	nums    map[uint32]*uint32 // MED and local-pref values, shared
+	block   []Route            // the free part of the current block of routes
 	routes  int
+	// file is the file that Load is reading (nil for Parse).
+	file *fileData
 
 	// chunkMin and chunkSize tune the chunked reading (tests lower them).
 	chunkMin, chunkSize int
@@ -122,11 +157,16 @@ type builder struct {
 	chunked int
 }
 
-// vmRec is an entry while loading.
+// vmRec is an entry while it is read.
 type vmRec struct {
 	VM
-	uuidLine int  // line of the uuid pin
-	dup      bool // the key is defined earlier: the entry is ignored
+	uuidLine int // line of the uuid pin
+}
+
+// vmExtra is what the builder keeps of an entry besides its VM.
+type vmExtra struct {
+	uuidLine int32 // line of the uuid pin
+	dup      bool  // the key is defined earlier: the entry is ignored
 }
 
 func newBuilder() *builder {
@@ -141,6 +181,33 @@ func newBuilder() *builder {
 
 func (b *builder) errorf(file string, line int, format string, args ...any) {
 	b.errs = append(b.errs, Error{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// pushVM appends an entry that has been read.
+func (b *builder) pushVM(r *vmRec) {
+	b.vms = append(b.vms, r.VM)
+	b.vmx = append(b.vmx, vmExtra{uuidLine: int32(r.uuidLine)})
+}
+
+// uuidLine returns the line of the uuid pin of vms[i].
+func (b *builder) uuidLine(i int32) int { return int(b.vmx[i].uuidLine) }
+
+// reserve makes room for about vms more entries and ents more prefixes.
+func (b *builder) reserve(vms, ents int) {
+	b.vms = slices.Grow(b.vms, vms)
+	b.vmx = slices.Grow(b.vmx, vms)
+	b.ents = slices.Grow(b.ents, ents)
+	if len(b.keys) == 0 && vms > 0 {
+		b.keys = make(map[string]int32, vms)
+	}
+}
+
+// truncate drops the entries from vms[nvms] and the prefixes from
+// ents[nents] on.
+func (b *builder) truncate(nvms, nents int) {
+	clear(b.vms[nvms:]) // let the garbage collector have what they hold
+	b.vms, b.vmx = b.vms[:nvms], b.vmx[:nvms]
+	b.ents = b.ents[:nents]
 }
 
 // allocRoutes returns an empty slice with room for n routes, carved out of a
@@ -160,38 +227,51 @@ func (b *builder) allocRoutes(n int) []Route {
 // addFile reads one file into the builder.
 func (b *builder) addFile(file string, data []byte) {
 	b.sources = append(b.sources, file)
-	vms0, ents0 := b.vms.len(), b.ents.len()
+	vms0, ents0 := len(b.vms), len(b.ents)
 	if len(data) >= b.chunkMin {
 		if plan, ok := planChunks(data, b.chunkSize); ok {
+			b.reserve(plan.entries, plan.items)
 			p := newFileParser(b, file)
-			if p.walkChunked(data, plan) {
+			if p.walkChunked(data, plan) && b.commit(vms0, true) {
 				b.chunked++
-				b.commit(vms0)
 				return
 			}
 			// Anything unexpected: read the file again in one piece, which
 			// is the reference for what the file means and says what is
 			// wrong with it.
-			b.vms.truncate(vms0)
-			b.ents.truncate(ents0)
+			b.truncate(vms0, ents0)
+			var err error
+			if data, err = b.reread(file, data); err != nil {
+				b.errs = append(b.errs, fileError(file, err))
+				return
+			}
 		}
 	}
 	p := newFileParser(b, file)
 	p.walkWhole(data)
 	b.errs = append(b.errs, p.r.Errs...)
-	b.commit(vms0)
+	b.commit(vms0, false)
 }
 
 // commit registers the entries read from the last file, from vms[from]:
 // each key must be new, and each UUID (a key or a pin) may stand for one
 // entry only.
-func (b *builder) commit(from int) {
-	for i := from; i < b.vms.len(); i++ {
-		v := b.vms.at(i)
+//
+// For a file read in chunks (chunked), a key defined twice in the file
+// (which only a read in one piece reports as it should) undoes the commit
+// and returns false.
+func (b *builder) commit(from int, chunked bool) bool {
+	errs0, routes0 := len(b.errs), b.routes
+	for i := from; i < len(b.vms); i++ {
+		v := &b.vms[i]
 		if j, dup := b.keys[v.Key]; dup {
-			o := b.vms.at(int(j))
+			if chunked && int(j) >= from {
+				b.uncommit(from, i, errs0, routes0)
+				return false
+			}
+			o := &b.vms[j]
 			b.errorf(v.File, v.Line, "vm %q is already defined at %s:%d", v.Key, o.File, o.Line)
-			v.dup = true
+			b.vmx[i].dup = true
 			continue
 		}
 		b.keys[v.Key] = int32(i)
@@ -200,23 +280,42 @@ func (b *builder) commit(from int) {
 		case v.UUID == "":
 		case v.keyedByUUID():
 			if j, ok := b.pins[v.UUID]; ok {
-				b.uuidConflict(v, v.Line, b.vms.at(int(j)), b.vms.at(int(j)).uuidLine)
+				b.uuidConflict(v, v.Line, &b.vms[j], b.uuidLine(j))
 			}
 		default:
 			if j, ok := b.keys[v.UUID]; ok {
-				b.uuidConflict(v, v.uuidLine, b.vms.at(int(j)), b.vms.at(int(j)).Line)
+				b.uuidConflict(v, b.uuidLine(int32(i)), &b.vms[j], b.vms[j].Line)
 			} else if j, ok := b.pins[v.UUID]; ok {
-				b.uuidConflict(v, v.uuidLine, b.vms.at(int(j)), b.vms.at(int(j)).uuidLine)
+				b.uuidConflict(v, b.uuidLine(int32(i)), &b.vms[j], b.uuidLine(j))
 			} else {
 				b.pins[v.UUID] = int32(i)
 			}
 		}
 	}
+	return true
+}
+
+// uncommit undoes what commit did for vms[from:to].
+func (b *builder) uncommit(from, to, errs0, routes0 int) {
+	for i := from; i < to; i++ {
+		v := &b.vms[i]
+		if b.vmx[i].dup {
+			b.vmx[i].dup = false
+			continue
+		}
+		if j, ok := b.keys[v.Key]; ok && int(j) == i {
+			delete(b.keys, v.Key)
+		}
+		if j, ok := b.pins[v.UUID]; ok && v.UUID != "" && int(j) == i {
+			delete(b.pins, v.UUID)
+		}
+	}
+	b.errs, b.routes = b.errs[:errs0], routes0
 }
 
 // uuidConflict reports that v (at line) claims the UUID that o (at oline)
 // already claims: the same domain would be mapped twice.
-func (b *builder) uuidConflict(v *vmRec, line int, o *vmRec, oline int) {
+func (b *builder) uuidConflict(v *VM, line int, o *VM, oline int) {
 	b.errorf(v.File, line, "vm %q: uuid %s is already used by vm %q at %s:%d", v.Key, v.UUID, o.Key, o.File, oline)
 }
 
@@ -225,19 +324,20 @@ func (b *builder) uuidConflict(v *vmRec, line int, o *vmRec, oline int) {
 func (b *builder) number(v uint32) *uint32 {
 	p, ok := b.nums[v]
 	if !ok {
-		p = &v
+		p = new(uint32) // not &v: v would be on the heap on every call
+		*p = v
 		b.nums[v] = p
 	}
 	return p
 }
 
-// checkPrefixes sorts the mapped prefixes and reports every one that is
-// mapped twice or lies inside another: O(n log n), one sort and one sweep.
-// It returns the sorted prefixes.
-func (b *builder) checkPrefixes() []prefixEntry {
-	ents := b.ents.slice()
+// checkPrefixes sorts the mapped prefixes in place and reports every one
+// that is mapped twice or lies inside another: O(n log n), one sort and one
+// sweep.
+func (b *builder) checkPrefixes() {
+	ents := b.ents
 	slices.SortFunc(ents, func(x, y prefixEntry) int {
-		if c := comparePrefix(x.prefix, y.prefix); c != 0 {
+		if c := compareEntry(&x, &y); c != 0 {
 			return c
 		}
 		if x.vm != y.vm {
@@ -249,56 +349,68 @@ func (b *builder) checkPrefixes() []prefixEntry {
 	// those inside it, so each prefix is checked against the outermost one
 	// still open: the last one not inside another.
 	outer := -1
+	var op netip.Prefix // the prefix of ents[outer]
 	for i := range ents {
 		e := &ents[i]
-		if b.vms.at(int(e.vm)).dup {
+		if b.vmx[e.vm].dup {
 			continue
 		}
+		ep := e.prefix()
 		if outer >= 0 {
-			o := &ents[outer]
-			if o.prefix.Bits() <= e.prefix.Bits() && o.prefix.Contains(e.prefix.Addr()) {
-				b.prefixConflict(e, o)
+			if op.Bits() <= ep.Bits() && op.Contains(ep.Addr()) {
+				b.prefixConflict(e, &ents[outer])
 				continue
 			}
 		}
-		outer = i
+		outer, op = i, ep
 	}
-	return ents
 }
 
 // prefixConflict reports that e is o's prefix again, or lies inside it.
 func (b *builder) prefixConflict(e, o *prefixEntry) {
-	v, ov := b.vms.at(int(e.vm)), b.vms.at(int(o.vm))
+	v, ov := &b.vms[e.vm], &b.vms[o.vm]
+	ep, op := e.prefix(), o.prefix()
 	switch {
-	case e.prefix != o.prefix:
+	case ep != op:
 		b.errorf(v.File, int(e.line), "vm %q: %s overlaps %s of vm %q at %s:%d",
-			v.Key, e.prefix, o.prefix, ov.Key, ov.File, o.line)
+			v.Key, ep, op, ov.Key, ov.File, o.line)
 	case e.vm == o.vm:
-		b.errorf(v.File, int(e.line), "vm %q: %s is listed twice (first at line %d)", v.Key, e.prefix, o.line)
+		b.errorf(v.File, int(e.line), "vm %q: %s is listed twice (first at line %d)", v.Key, ep, o.line)
 	default:
 		b.errorf(v.File, int(e.line), "vm %q: %s is already mapped to vm %q at %s:%d",
-			v.Key, e.prefix, ov.Key, ov.File, o.line)
+			v.Key, ep, ov.Key, ov.File, o.line)
 	}
 }
 
-// finish runs the checks across entries and builds the Mapping.
+// finish runs the checks across entries and builds the Mapping. It sorts
+// the entries by key in place, and gives them, and the prefixes, to the
+// Mapping.
 func (b *builder) finish() (*Mapping, error) {
-	ents := b.checkPrefixes()
+	b.checkPrefixes()
 	if len(b.errs) > 0 {
 		b.errs.Sort()
 		return nil, b.errs
 	}
-	order := make([]int32, b.vms.len())
+	vms, ents := b.vms, b.ents
+	// A slice that grew by append may have much room to spare; the estimate
+	// of a chunked read may be high.
+	if cap(vms)-len(vms) > len(vms)/4 {
+		vms = slices.Clone(vms)
+	}
+	if cap(ents)-len(ents) > len(ents)/4 {
+		ents = slices.Clone(ents)
+	}
+	b.vms, b.vmx, b.ents = nil, nil, nil
+	order := make([]int32, len(vms)) // order[i]: the index of the entry that goes to i
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(x, y int32) int { return strings.Compare(b.vms.at(int(x)).Key, b.vms.at(int(y)).Key) })
-	vms := make([]VM, len(order))
-	where := make([]int32, len(order)) // index in vms of each b.vms
+	slices.SortFunc(order, func(x, y int32) int { return strings.Compare(vms[x].Key, vms[y].Key) })
+	where := make([]int32, len(order)) // the index in the sorted vms of each entry
 	for i, j := range order {
-		vms[i] = b.vms.at(int(j)).VM
 		where[j] = int32(i)
 	}
+	permute(vms, order)
 	for k, i := range b.keys {
 		b.keys[k] = where[i]
 	}
@@ -312,4 +424,26 @@ func (b *builder) finish() (*Mapping, error) {
 		sources:  b.sources,
 		routes:   b.routes,
 	}, nil
+}
+
+// permute moves s[order[i]] to s[i], for every i, in place (one cycle of
+// the permutation after another). It overwrites order.
+func permute[T any](s []T, order []int32) {
+	for i := range s {
+		if order[i] < 0 || int(order[i]) == i {
+			continue
+		}
+		tmp := s[i]
+		j := i
+		for {
+			k := int(order[j])
+			order[j] = -1
+			if k == i {
+				s[j] = tmp
+				break
+			}
+			s[j] = s[k]
+			j = k
+		}
+	}
 }

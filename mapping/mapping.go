@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 
@@ -24,7 +26,7 @@ type ErrorList = yamlutil.ErrorList
 type Mapping struct {
 	vms      []VM             // sorted by key
 	keys     map[string]int32 // key -> index in vms
-	prefixes []prefixEntry    // every mapped prefix, sorted (comparePrefix)
+	prefixes []prefixEntry    // every mapped prefix, sorted (compareEntry)
 	sources  []string
 	routes   int
 }
@@ -52,10 +54,54 @@ func (v *VM) keyedByUUID() bool { return v.UUID != "" && v.UUID == v.Key }
 
 // prefixEntry is one mapped prefix: which VM maps it, at which line of the
 // VM's file.
+//
+// The prefix is kept as its address in 16 bytes (an IPv4 address as
+// ::ffff:a.b.c.d), its family and its length: 32 bytes without pointers,
+// where a netip.Prefix would make 40 with one, for the garbage collector to
+// scan. A mapped prefix never has a zone.
 type prefixEntry struct {
-	prefix netip.Prefix
-	vm     int32 // index in the VM list
+	hi, lo uint64 // the address
+	vm     int32  // index in the VM list
 	line   int32
+	bits   uint8
+	is6    bool
+}
+
+// newPrefixEntry returns the entry of prefix p (valid, without zone).
+func newPrefixEntry(p netip.Prefix, vm, line int32) prefixEntry {
+	a := p.Addr().As16()
+	return prefixEntry{
+		hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]),
+		vm: vm, line: line, bits: uint8(p.Bits()), is6: p.Addr().Is6(),
+	}
+}
+
+// prefix returns the entry's prefix.
+func (e *prefixEntry) prefix() netip.Prefix {
+	var a [16]byte
+	binary.BigEndian.PutUint64(a[:8], e.hi)
+	binary.BigEndian.PutUint64(a[8:], e.lo)
+	addr := netip.AddrFrom16(a)
+	if !e.is6 {
+		addr = addr.Unmap()
+	}
+	return netip.PrefixFrom(addr, int(e.bits))
+}
+
+// compareEntry orders entries as comparePrefix orders their prefixes.
+func compareEntry(x, y *prefixEntry) int {
+	switch {
+	case x.is6 != y.is6:
+		if x.is6 {
+			return 1
+		}
+		return -1
+	case x.hi != y.hi:
+		return cmp.Compare(x.hi, y.hi)
+	case x.lo != y.lo:
+		return cmp.Compare(x.lo, y.lo)
+	}
+	return cmp.Compare(x.bits, y.bits)
 }
 
 // comparePrefix orders prefixes by address (IPv4 before IPv6), then by
@@ -104,10 +150,14 @@ func (m *Mapping) Owner(p netip.Prefix) (vmKey string, ok bool) {
 	if m == nil || !p.IsValid() {
 		return "", false
 	}
-	i, found := slices.BinarySearchFunc(m.prefixes, p, func(e prefixEntry, p netip.Prefix) int {
-		return comparePrefix(e.prefix, p)
+	if p.Addr().Zone() != "" {
+		return "", false // no mapped prefix has one
+	}
+	key := newPrefixEntry(p, 0, 0)
+	i, found := slices.BinarySearchFunc(m.prefixes, &key, func(e prefixEntry, key *prefixEntry) int {
+		return compareEntry(&e, key)
 	})
-	if !found || m.prefixes[i].prefix != p {
+	if !found {
 		return "", false
 	}
 	return m.vms[m.prefixes[i].vm].Key, true

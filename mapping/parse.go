@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,26 +20,38 @@ type fileParser struct {
 	defaults attrs // the file's resolved defaults
 
 	// The walk's current state, which the field callbacks write to: the
-	// attributes of the level being read (cur, what names it in messages)
-	// and the nodes of the keys that are handled after the walk of their
-	// mapping. Levels are walked one after another, never nested.
+	// attributes of the level being read (cur) and where it is (curLevel,
+	// curKey the entry's key, curIP the index in its ips: what names it in
+	// messages), and the nodes of the keys that are handled after the walk
+	// of their mapping. Levels are walked one after another, never nested.
 	cur                        *attrs
-	curWhat                    string
 	curLevel                   level
+	curKey                     string
+	curIP                      int
 	uuidNode, ipsNode, pfxNode *yaml.Node
 	vmOwn, ipOwn               attrs // what cur points to
 
 	vmFields, ipFields, defaultFields []yamlutil.Field
+	// whatFn is p.what, made once: the name of the current level, which
+	// only messages need, is only made for them.
+	whatFn func() string
+}
 
-	// seen holds the keys read so far when the file is read in chunks
-	// (yamlutil finds the duplicates within a chunk); a duplicate sets
-	// abort.
-	seen  map[string]struct{}
-	abort bool
+// what names the current level in messages: defaults, vm "web-01",
+// vm "web-01" ips[2].
+func (p *fileParser) what() string {
+	switch p.curLevel {
+	case levelDefaults:
+		return "defaults"
+	case levelVM:
+		return vmWhat(p.curKey)
+	}
+	return vmWhat(p.curKey) + " ips[" + strconv.Itoa(p.curIP) + "]"
 }
 
 func newFileParser(b *builder, file string) *fileParser {
 	p := &fileParser{b: b, r: yamlutil.Reader{File: file}}
+	p.whatFn = p.what
 	attr := []yamlutil.Field{
 		{Key: "communities", Do: p.communities},
 		{Key: "large-communities", Do: p.largeCommunities},
@@ -119,7 +132,7 @@ func (p *fileParser) top(root *yaml.Node) (vmsKey, vms *yaml.Node) {
 	}
 	var own attrs
 	if defaults != nil {
-		p.cur, p.curWhat, p.curLevel = &own, "defaults", levelDefaults
+		p.cur, p.curLevel = &own, levelDefaults
 		p.r.Map(defaults, "defaults", p.defaultFields...)
 	}
 	p.defaults = (&attrs{}).with(&own)
@@ -157,45 +170,41 @@ func (p *fileParser) vm(k, v *yaml.Node) {
 		p.r.Errorf(k, "vms: want a domain name or UUID as key, got %s", yamlutil.Describe(k))
 		return
 	}
-	if p.seen != nil {
-		if _, dup := p.seen[k.Value]; dup {
-			p.abort = true
-			return
-		}
-		p.seen[k.Value] = struct{}{}
-	}
 	rec := vmRec{VM: VM{Key: k.Value, File: p.r.File, Line: k.Line}}
 	if u, ok := parseUUID(k.Value); ok {
 		rec.Key, rec.UUID = u, u
 	}
 	p.vmBody(&rec, k, v)
-	p.b.vms.push(rec)
+	p.b.pushVM(&rec)
 }
 
 // vmBody reads the value of an entry of vms into rec.
+//
+// The names of the entry and of its IPs in messages (vm "web-01",
+// vm "web-01" ips[2]) are only made when a message needs them: the
+// walk of a good file makes none.
 func (p *fileParser) vmBody(rec *vmRec, k, v *yaml.Node) {
-	idx := int32(p.b.vms.len())
-	what := vmWhat(rec.Key)
+	idx := int32(len(p.b.vms))
 	if isNull(v) {
-		p.r.Errorf(k, "%s has no IPs", what)
+		p.r.Errorf(k, "%s has no IPs", vmWhat(rec.Key))
 		return
 	}
 	p.vmOwn = attrs{}
-	p.cur, p.curWhat, p.curLevel = &p.vmOwn, what, levelVM
+	p.cur, p.curLevel, p.curKey = &p.vmOwn, levelVM, rec.Key
 	p.uuidNode, p.ipsNode = nil, nil
-	p.r.Map(v, what, p.vmFields...)
+	p.r.MapFunc(v, p.whatFn, p.vmFields...)
 	if v.Kind != yaml.MappingNode {
 		return
 	}
 	if n := p.uuidNode; n != nil {
-		switch s, ok := p.r.String(n, what+": uuid"); {
+		switch s, ok := p.string(n, "uuid"); {
 		case !ok:
 		case rec.UUID != "":
-			p.r.Errorf(n, "%s: uuid: not allowed on an entry keyed by UUID", what)
+			p.r.Errorf(n, "%s: uuid: not allowed on an entry keyed by UUID", vmWhat(rec.Key))
 		default:
 			u, ok := parseUUID(s)
 			if !ok {
-				p.r.Errorf(n, "%s: uuid: want a UUID like 6695eb01-f6a4-8304-79aa-97f2502e193f, got %s", what, yamlutil.Describe(n))
+				p.r.Errorf(n, "%s: uuid: want a UUID like 6695eb01-f6a4-8304-79aa-97f2502e193f, got %s", vmWhat(rec.Key), yamlutil.Describe(n))
 				break
 			}
 			rec.UUID, rec.uuidLine = u, n.Line
@@ -204,11 +213,11 @@ func (p *fileParser) vmBody(rec *vmRec, k, v *yaml.Node) {
 	var items []*yaml.Node
 	switch n := p.ipsNode; {
 	case n == nil:
-		p.r.Errorf(k, "%s has no IPs", what)
+		p.r.Errorf(k, "%s has no IPs", vmWhat(rec.Key))
 	case isNull(n) || (n.Kind == yaml.SequenceNode && len(n.Content) == 0):
-		p.r.Errorf(n, "%s has no IPs", what)
+		p.r.Errorf(n, "%s has no IPs", vmWhat(rec.Key))
 	default:
-		items = p.r.Seq(n, what+": ips")
+		items = p.seq(n, "ips")
 	}
 	if len(items) == 0 {
 		return
@@ -216,54 +225,88 @@ func (p *fileParser) vmBody(rec *vmRec, k, v *yaml.Node) {
 	vmAttrs := p.defaults.with(&p.vmOwn)
 	routes := p.b.allocRoutes(len(items))
 	for i, it := range items {
-		routes = p.ip(what, i, it, &vmAttrs, idx, routes)
+		routes = p.ip(rec.Key, i, it, &vmAttrs, idx, routes)
 	}
 	slices.SortFunc(routes, func(a, b Route) int { return comparePrefix(a.Prefix, b.Prefix) })
 	rec.Routes = slices.Clip(routes)
 }
 
-// ip reads the i-th item of an entry's ips and appends its route.
-func (p *fileParser) ip(what string, i int, it *yaml.Node, vmAttrs *attrs, vm int32, routes []Route) []Route {
+// ip reads the i-th item of the ips of the entry with this key and appends
+// its route.
+func (p *fileParser) ip(key string, i int, it *yaml.Node, vmAttrs *attrs, vm int32, routes []Route) []Route {
 	a, at := vmAttrs, it // resolved attributes; node of the address
 	var ipAttrs attrs
 	switch it.Kind {
 	case yaml.ScalarNode:
 		if isNull(it) {
-			p.r.Errorf(it, "%s: ips: want an IP address or prefix, got null", what)
+			p.r.Errorf(it, "%s: ips: want an IP address or prefix, got null", vmWhat(key))
 			return routes
 		}
 	case yaml.MappingNode:
-		ipWhat := what + " ips[" + strconv.Itoa(i) + "]"
 		p.ipOwn = attrs{}
-		p.cur, p.curWhat, p.curLevel, p.pfxNode = &p.ipOwn, ipWhat, levelIP, nil
-		p.r.Map(it, ipWhat, p.ipFields...)
+		p.cur, p.curLevel, p.curKey, p.curIP, p.pfxNode = &p.ipOwn, levelIP, key, i, nil
+		p.r.MapFunc(it, p.whatFn, p.ipFields...)
 		if p.pfxNode == nil {
-			p.r.Errorf(it, "%s: missing \"prefix\"", ipWhat)
+			p.r.Errorf(it, "%s: missing \"prefix\"", p.what())
 			return routes
 		}
 		at = p.pfxNode
-		if _, ok := p.r.String(at, ipWhat+": prefix"); !ok {
+		if _, ok := p.string(at, "prefix"); !ok {
 			return routes
 		}
 		ipAttrs = vmAttrs.with(&p.ipOwn)
 		a = &ipAttrs
 	default:
-		p.r.Errorf(it, "%s: ips: want an IP address, a prefix, or a mapping with \"prefix\", got %s", what, yamlutil.Describe(it))
+		p.r.Errorf(it, "%s: ips: want an IP address, a prefix, or a mapping with \"prefix\", got %s", vmWhat(key), yamlutil.Describe(it))
 		return routes
 	}
 	pfx, problem := parsePrefix(at.Value)
 	if problem != "" {
-		p.r.Errorf(at, "%s: %s", what, problem)
+		p.r.Errorf(at, "%s: %s", vmWhat(key), problem)
 		return routes
 	}
 	if nh := a.nextHop; nh.IsValid() && nh.Is4() != pfx.Addr().Is4() {
 		p.r.Errorf(at, "%s: %s is %s but its next-hop %s (%s) is %s",
-			what, pfx, family(pfx.Addr().Is4()), nh, a.nextHopOrigin(), family(nh.Is4()))
+			vmWhat(key), pfx, family(pfx.Addr().Is4()), nh, a.nextHopOrigin(), family(nh.Is4()))
 		return routes
 	}
-	p.b.ents.push(prefixEntry{prefix: pfx, vm: vm, line: int32(at.Line)})
+	p.b.ents = append(p.b.ents, newPrefixEntry(pfx, vm, int32(at.Line)))
 	return append(routes, a.route(pfx))
 }
+
+// The readers of values below are those of yamlutil.Reader, for the value
+// of key at the current level (what it is called in messages: what()
+// followed by ": key"), with the common case of a good value first: the
+// name is only made for a message.
+
+// string is yamlutil.Reader.String.
+func (p *fileParser) string(n *yaml.Node, key string) (string, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		return n.Value, true
+	}
+	return p.r.String(n, p.what()+": "+key)
+}
+
+// uint is yamlutil.Reader.Uint.
+func (p *fileParser) uint(n *yaml.Node, key string, lo, hi uint64) (uint64, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" && strings.IndexByte(n.Value, '_') < 0 {
+		if v, err := strconv.ParseUint(n.Value, 0, 64); err == nil && v >= lo && v <= hi {
+			return v, true
+		}
+	}
+	return p.r.Uint(n, p.what()+": "+key, lo, hi)
+}
+
+// seq is yamlutil.Reader.Seq, except that the items of a list without
+// aliases are the node's own (not a copy): the caller must not modify them.
+func (p *fileParser) seq(n *yaml.Node, key string) []*yaml.Node {
+	if n.Kind == yaml.SequenceNode && !slices.ContainsFunc(n.Content, isAlias) {
+		return n.Content
+	}
+	return p.r.Seq(n, p.what()+": "+key)
+}
+
+func isAlias(n *yaml.Node) bool { return n.Kind == yaml.AliasNode }
 
 func family(is4 bool) string {
 	if is4 {
@@ -289,17 +332,16 @@ func (p *fileParser) largeCommunities(_, v *yaml.Node) {
 // parseList reads the list under key, each item a string that parse
 // accepts; an item it rejects is reported as an invalid noun, wanting want.
 func parseList[T any](p *fileParser, v *yaml.Node, key, noun, want string, parse func(string) (T, bool)) []T {
-	what := p.curWhat + ": " + key
-	items := p.r.Seq(v, what)
+	items := p.seq(v, key)
 	list := make([]T, 0, len(items))
 	for _, it := range items {
-		s, ok := p.r.String(it, what)
+		s, ok := p.string(it, key)
 		if !ok {
 			continue
 		}
 		c, ok := parse(s)
 		if !ok {
-			p.r.Errorf(it, "%s: invalid %s %s (want %s)", what, noun, yamlutil.Describe(it), want)
+			p.r.Errorf(it, "%s: %s: invalid %s %s (want %s)", p.what(), key, noun, yamlutil.Describe(it), want)
 			continue
 		}
 		list = append(list, c)
@@ -308,25 +350,25 @@ func parseList[T any](p *fileParser, v *yaml.Node, key, noun, want string, parse
 }
 
 func (p *fileParser) med(_, v *yaml.Node) {
-	if n, ok := p.r.Uint32(v, p.curWhat+": med", 0); ok {
-		p.cur.med, p.cur.set = p.b.number(n), true
+	if n, ok := p.uint(v, "med", 0, math.MaxUint32); ok {
+		p.cur.med, p.cur.set = p.b.number(uint32(n)), true
 	}
 }
 
 func (p *fileParser) localPref(_, v *yaml.Node) {
-	if n, ok := p.r.Uint32(v, p.curWhat+": local-pref", 0); ok {
-		p.cur.localPref, p.cur.set = p.b.number(n), true
+	if n, ok := p.uint(v, "local-pref", 0, math.MaxUint32); ok {
+		p.cur.localPref, p.cur.set = p.b.number(uint32(n)), true
 	}
 }
 
 func (p *fileParser) prepend(_, v *yaml.Node) {
-	if n, ok := p.r.Uint(v, p.curWhat+": as-path-prepend", 0, 16); ok {
+	if n, ok := p.uint(v, "as-path-prepend", 0, 16); ok {
 		p.cur.prepend, p.cur.hasPrepend, p.cur.set = uint8(n), true, true
 	}
 }
 
 func (p *fileParser) nextHop(_, v *yaml.Node) {
-	s, ok := p.r.String(v, p.curWhat+": next-hop")
+	s, ok := p.string(v, "next-hop")
 	if !ok {
 		return
 	}
@@ -334,7 +376,7 @@ func (p *fileParser) nextHop(_, v *yaml.Node) {
 	if s != "self" {
 		a, problem := parseNextHop(s)
 		if problem != "" {
-			p.r.Errorf(v, "%s: next-hop: %s", p.curWhat, problem)
+			p.r.Errorf(v, "%s: next-hop: %s", p.what(), problem)
 			return
 		}
 		c.nextHop = a

@@ -142,7 +142,14 @@ type Field struct {
 // once; the matching Do is called with the key and value nodes in file order.
 // what names the mapping in messages ("bgp", "peer").
 func (r *Reader) Map(n *yaml.Node, what string, fields ...Field) {
-	if !r.Kind(n, yaml.MappingNode, what, "a mapping") {
+	r.MapFunc(n, func() string { return what }, fields...)
+}
+
+// MapFunc is Map for a mapping whose name is costly to make: what is only
+// called for a message.
+func (r *Reader) MapFunc(n *yaml.Node, what func() string, fields ...Field) {
+	if n.Kind != yaml.MappingNode {
+		r.Kind(n, yaml.MappingNode, what(), "a mapping")
 		return
 	}
 	seen := map[string]int{}
@@ -152,7 +159,7 @@ func (r *Reader) Map(n *yaml.Node, what string, fields ...Field) {
 			continue
 		}
 		if prev, dup := seen[k.Value]; dup {
-			r.Errorf(k, "%s: duplicate key %q (first at line %d)", what, k.Value, prev)
+			r.Errorf(k, "%s: duplicate key %q (first at line %d)", what(), k.Value, prev)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -162,7 +169,7 @@ func (r *Reader) Map(n *yaml.Node, what string, fields ...Field) {
 			for j, f := range fields {
 				keys[j] = f.Key
 			}
-			r.Errorf(k, "%s: unknown key %q (allowed: %s)", what, k.Value, strings.Join(keys, ", "))
+			r.Errorf(k, "%s: unknown key %q (allowed: %s)", what(), k.Value, strings.Join(keys, ", "))
 			continue
 		}
 		if r.noAlias(v) {
@@ -177,7 +184,7 @@ func (r *Reader) Pairs(n *yaml.Node, what string, do func(key, value *yaml.Node)
 	if !r.Kind(n, yaml.MappingNode, what, "a mapping") {
 		return
 	}
-	seen := map[string]int{}
+	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if !r.scalarKey(k) {
