@@ -72,7 +72,7 @@ assembled into this file; each says when and on what machine it was
 measured, the load around it, and the exact command that reproduces it.
 Benchmarks report figures; they do not fail on a threshold. Where both
 apply, virtbgp is measured beside the pattern it replaces: ExaBGP 4.2
-(Debian) fed `+"`announce route P next-hop self med M community [..]`"+` lines
+(Debian) fed ` + "`announce route P next-hop self med M community [..]`" + ` lines
 through its process API, on the same BIRD session with the same prefixes
 and attributes, one after the other in the same run (bench/rig).
 

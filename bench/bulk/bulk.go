@@ -8,6 +8,7 @@ package bulk
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -97,6 +98,12 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			env.Log.Info("bulk", "size", size, "run", run)
 			for _, way := range []string{wayCold, wayReload, wayExa} {
 				res, err := s.once(ctx, r, way, routes)
+				for try := 2; errors.Is(err, rig.ErrLost) && try <= 3; try++ {
+					env.Log.Warn("bulk: the route monitor lost events; measuring again", "way", way, "size", size, "try", try)
+					if err = s.cleanup(ctx, r); err == nil {
+						res, err = s.once(ctx, r, way, routes)
+					}
+				}
 				if err != nil {
 					return nil, fmt.Errorf("%s, %d routes, run %d: %w", way, size, run, err)
 				}
@@ -107,6 +114,13 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		}
 	}
 	return s.report(sizes, results, loadStart, bench.Load()), nil
+}
+
+// cleanup ends the virtbgp a failed measurement left running (a failed
+// ExaBGP measurement stops ExaBGP itself) and waits until BIRD's table is
+// empty.
+func (s *suite) cleanup(ctx context.Context, r *rig.Rig) error {
+	return r.StopVirtbgp(ctx)
 }
 
 // emptyMapping names a domain that does not exist: virtbgp runs with no

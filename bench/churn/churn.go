@@ -91,11 +91,10 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	if err := r.WriteMapping(mapping, text); err != nil {
 		return nil, err
 	}
-	from := r.Mon.Len()
 	if _, err := r.StartVirtbgp(ctx, rig.Virtbgp{Mapping: mapping, Watch: true, Peers: []netip.Addr{lab.BIRDv4, lab.FRRv4}}); err != nil {
 		return nil, err
 	}
-	if _, err := r.Arrivals(ctx, from, rig.Prefixes(flat)); err != nil {
+	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
 		return nil, err
 	}
 	edited := flat[len(flat)/2]
@@ -153,11 +152,10 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	for i, rt := range flat {
 		lines[i] = rt.Line()
 	}
-	from = r.Mon.Len()
 	if err := e.Write(lines...); err != nil {
 		return nil, err
 	}
-	if _, err := r.Arrivals(ctx, from, rig.Prefixes(flat)); err != nil {
+	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
 		return nil, err
 	}
 	changed := edited

@@ -73,11 +73,10 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	if err := r.WriteMapping(mapping, rig.MappingYAML(routes)); err != nil {
 		return nil, err
 	}
-	from := r.Mon.Len()
 	if _, err := r.StartVirtbgp(ctx, rig.Virtbgp{Mapping: mapping, Watch: true}); err != nil {
 		return nil, err
 	}
-	if _, err := r.Arrivals(ctx, from, rig.Prefixes(flat)); err != nil {
+	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
 		return nil, err
 	}
 	env.Log.Info("footprint: virtbgp", "routes", len(flat), "window", s.window)
@@ -98,11 +97,10 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	for i, rt := range flat {
 		lines[i] = rt.Line()
 	}
-	from = r.Mon.Len()
 	if err := e.Write(lines...); err != nil {
 		return nil, err
 	}
-	if _, err := r.Arrivals(ctx, from, rig.Prefixes(flat)); err != nil {
+	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
 		return nil, err
 	}
 	env.Log.Info("footprint: exabgp", "routes", len(flat), "window", s.window)

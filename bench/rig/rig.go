@@ -252,6 +252,11 @@ func (r *Rig) WriteMapping(path, text string) error {
 	return nil
 }
 
+// ErrLost is returned by Arrivals when the route monitor lost events while
+// it waited (a netlink buffer overrun): the measurement is incomplete and
+// should be taken again.
+var ErrLost = errors.New("the route monitor lost events (netlink overrun)")
+
 // Arrivals waits until BIRD's kernel table has every prefix of want via
 // the host (monitor events from index from on) and returns when each
 // arrived.
@@ -262,6 +267,7 @@ func (r *Rig) Arrivals(ctx context.Context, from int, want []netip.Prefix) (map[
 	}
 	got := make(map[netip.Prefix]time.Time, len(want))
 	gw := r.Host.IPv4
+	lost := r.Mon.Lost()
 	for len(pending) > 0 {
 		idx := -1
 		_, err := r.Mon.Wait(ctx, from, func(ev lab.RouteEvent) bool {
@@ -269,18 +275,46 @@ func (r *Rig) Arrivals(ctx context.Context, from int, want []netip.Prefix) (map[
 			if ev.Table == lab.BIRDTable && !ev.Deleted && ev.Gateway == gw && pending[ev.Prefix] {
 				delete(pending, ev.Prefix)
 				got[ev.Prefix] = ev.Time
-				if len(pending) == 0 {
-					return true
-				}
 			}
-			return false
+			return len(pending) == 0 || r.Mon.Lost() != lost
 		})
-		if err != nil {
+		if err != nil && r.Mon.Lost() == lost {
 			return got, fmt.Errorf("%d of %d routes arrived: %w", len(got), len(want), err)
+		}
+		if r.Mon.Lost() != lost {
+			return got, fmt.Errorf("%d of %d routes seen: %w", len(got), len(want), ErrLost)
 		}
 		from += idx + 1
 	}
 	return got, nil
+}
+
+// WaitTable waits until BIRD's kernel table has every prefix of want via
+// the host, by reading the table (not timed: for a suite that only needs
+// the table in place).
+func (r *Rig) WaitTable(ctx context.Context, want []netip.Prefix) error {
+	return lab.Eventually(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		out, err := exec.CommandContext(ctx, "ip", "-n", r.Lab.TorNS, "-4", "route", "show", "table", fmt.Sprint(lab.BIRDTable)).Output()
+		if err != nil {
+			return fmt.Errorf("ip route show: %w", err)
+		}
+		have := map[string]bool{}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[1] == "via" && f[2] == r.Host.IPv4.String() {
+				have[f[0]] = true
+			}
+		}
+		missing := 0
+		for _, p := range want {
+			if !have[p.Addr().String()] && !have[p.String()] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d routes not in BIRD's table yet", missing, len(want))
+		}
+		return nil
+	})
 }
 
 // Last returns the latest of the times.

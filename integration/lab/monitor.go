@@ -120,6 +120,7 @@ type RouteMonitor struct {
 	cmd  *exec.Cmd
 
 	mu      sync.Mutex
+	lost    int // netlink overruns ip reported: events were lost
 	events  []RouteEvent
 	changed chan struct{} // closed and replaced on each new event
 	done    chan struct{} // closed when ip's output ended
@@ -139,10 +140,17 @@ func (l *Lab) MonitorRoutes(ctx context.Context) (*RouteMonitor, error) {
 	l.monitor++
 	name := fmt.Sprintf("route-monitor-%d", l.monitor)
 	l.mu.Unlock()
-	argv := []string{"ip", "-ts", "-n", l.TorNS, "monitor", "route"}
+	// A big socket buffer (the kernel caps it at net.core.rmem_max, times
+	// two): a ToR installing thousands of routes at once would overrun the
+	// default 1 MB, and ip would lose their events.
+	argv := []string{"ip", "-ts", "-rcvbuf", "67108864", "-n", l.TorNS, "monitor", "route"}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("route monitor: %w", err)
+	}
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, fmt.Errorf("route monitor: %w", err)
 	}
@@ -160,6 +168,7 @@ func (l *Lab) MonitorRoutes(ctx context.Context) (*RouteMonitor, error) {
 	}
 	sawMarker := make(chan struct{})
 	go m.read(stdout, sawMarker)
+	go m.readErrors(stderr)
 
 	// ip subscribes some time after it starts: add and delete a marker
 	// route until it reports one of the changes. (Replacing a route with an
@@ -211,6 +220,29 @@ func (m *RouteMonitor) read(r io.Reader, sawMarker chan struct{}) {
 		m.mu.Unlock()
 	}
 	_ = m.cmd.Wait()
+}
+
+// readErrors counts the overruns ip reports ("netlink receive error No
+// buffer space available"): each lost events.
+func (m *RouteMonitor) readErrors(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "No buffer space") {
+			m.mu.Lock()
+			m.lost++
+			close(m.changed)
+			m.changed = make(chan struct{})
+			m.mu.Unlock()
+		}
+	}
+}
+
+// Lost returns how many times the monitor lost events (a netlink buffer
+// overrun): a measurement spanning one is incomplete.
+func (m *RouteMonitor) Lost() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lost
 }
 
 // Events returns the events recorded so far.
