@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -119,8 +120,9 @@ type RouteMonitor struct {
 	proc *process
 	cmd  *exec.Cmd
 
+	lost atomic.Int64 // netlink overruns ip reported: events were lost
+
 	mu      sync.Mutex
-	lost    int // netlink overruns ip reported: events were lost
 	events  []RouteEvent
 	changed chan struct{} // closed and replaced on each new event
 	done    chan struct{} // closed when ip's output ended
@@ -228,8 +230,8 @@ func (m *RouteMonitor) readErrors(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "No buffer space") {
+			m.lost.Add(1)
 			m.mu.Lock()
-			m.lost++
 			close(m.changed)
 			m.changed = make(chan struct{})
 			m.mu.Unlock()
@@ -238,12 +240,9 @@ func (m *RouteMonitor) readErrors(r io.Reader) {
 }
 
 // Lost returns how many times the monitor lost events (a netlink buffer
-// overrun): a measurement spanning one is incomplete.
-func (m *RouteMonitor) Lost() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.lost
-}
+// overrun): a measurement spanning one is incomplete. It does not lock:
+// a match function of Wait may call it.
+func (m *RouteMonitor) Lost() int { return int(m.lost.Load()) }
 
 // Events returns the events recorded so far.
 func (m *RouteMonitor) Events() []RouteEvent {
