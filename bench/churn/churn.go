@@ -97,6 +97,9 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
 		return nil, err
 	}
+	if err := s.waitFRR(ctx, r, len(flat)); err != nil {
+		return nil, err
+	}
 	edited := flat[len(flat)/2]
 	newMED := edited.MED + 1000
 	editedText := strings.Replace(text, fmt.Sprintf("{prefix: %s, med: %d,", edited.Prefix.Addr(), edited.MED),
@@ -156,6 +159,9 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		return nil, err
 	}
 	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
+		return nil, err
+	}
+	if err := s.waitFRR(ctx, r, len(flat)); err != nil {
 		return nil, err
 	}
 	changed := edited
@@ -292,6 +298,31 @@ func read(ctx context.Context, r *rig.Rig) (counters, error) {
 		}
 	}
 	return c, nil
+}
+
+// waitFRR waits until FRR has n prefixes from hvA: its session's initial
+// table must not land in a step's count.
+func (s *suite) waitFRR(ctx context.Context, r *rig.Rig, n int) error {
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return lab.Eventually(wctx, 100*time.Millisecond, func(ctx context.Context) error {
+		out, err := r.Lab.FRR.Vtysh(ctx, "show bgp ipv4 unicast summary json")
+		if err != nil {
+			return err
+		}
+		var sum struct {
+			Peers map[string]struct {
+				PfxRcd int `json:"pfxRcd"`
+			} `json:"peers"`
+		}
+		if err := json.Unmarshal([]byte(out), &sum); err != nil {
+			return fmt.Errorf("frr summary json: %w", err)
+		}
+		if got := sum.Peers[r.Host.IPv4.String()].PfxRcd; got != n {
+			return fmt.Errorf("frr has %d of %d prefixes from %s", got, n, r.Host.IPv4)
+		}
+		return nil
+	})
 }
 
 // waitFRREmpty waits until FRR dropped the stopped speaker's session and
