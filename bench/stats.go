@@ -38,6 +38,15 @@ func Min(xs []time.Duration) time.Duration {
 	return slices.Min(xs)
 }
 
+// Met renders whether a figure met its target, for a results table:
+// "met", or "**missed**" (bold: a miss must stand out).
+func Met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
 // Ms renders d in milliseconds to 0.1 ms: "12.3 ms",
 // "-0.4 ms".
 func Ms(d time.Duration) string {

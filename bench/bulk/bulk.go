@@ -52,12 +52,12 @@ const (
 )
 
 // result is one run: when the work began (t0; for a cold start, BIRD's
-// session up), the first and the last arrival, and for a cold start when
-// the process started.
+// session up), the first and the last arrival, and for a cold start how
+// long from the process start to the session up.
 type result struct {
 	way           string
 	size          int
-	start, t0     time.Time
+	t0            time.Time
 	first, last   time.Time
 	sessionUpFrom time.Duration // process start -> session up (cold start)
 }
@@ -82,13 +82,8 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	}
 	defer r.Down()
 	maxDomains := slices.Max(sizes) / s.perVM
-	if err := r.DefineDomains(maxDomains); err != nil {
+	if err := r.RunDomains(maxDomains); err != nil {
 		return nil, err
-	}
-	for i := range maxDomains {
-		if err := r.StartDomain(i); err != nil {
-			return nil, err
-		}
 	}
 	loadStart := bench.Load()
 	var results []result
@@ -153,7 +148,7 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way string, routes [][]rig
 		if err != nil {
 			return res, err
 		}
-		res.start, res.t0 = start, up
+		res.t0 = up
 		res.sessionUpFrom = up.Sub(start)
 		res.first, res.last = first(got), rig.Last(got)
 		return res, r.StopVirtbgp(wctx)
@@ -184,10 +179,7 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way string, routes [][]rig
 		if err != nil {
 			return res, err
 		}
-		lines := make([]string, len(flat))
-		for i, rt := range flat {
-			lines[i] = rt.Line()
-		}
+		lines := rig.Lines(flat)
 		from := r.Mon.Len()
 		res.t0 = time.Now()
 		if err := e.Write(lines...); err != nil {
@@ -286,7 +278,7 @@ and way; the table shows medians (min–max).
 			}
 			tgt := "—"
 			if way != wayExa {
-				tgt = met(bench.Quantile(xs, 0.5) <= target)
+				tgt = bench.Met(bench.Quantile(xs, 0.5) <= target)
 			}
 			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s |\n", size, way, sec(bench.Quantile(xs, 0.5)),
 				sec(bench.Min(xs)), sec(bench.Max(xs)), bench.Ms(bench.Quantile(firsts, 0.5)), tgt)
@@ -319,10 +311,3 @@ and way; the table shows medians (min–max).
 }
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }
-
-func met(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**missed**"
-}

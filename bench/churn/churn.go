@@ -43,15 +43,27 @@ func (s *suite) Flags(fs *flag.FlagSet) {
 }
 
 // counters are what the peers count of hvA's session: FRR's UPDATE
-// messages received, BIRD's route updates and withdraws received.
+// messages received, BIRD's route updates and withdraws received; and how
+// often FRR established the session (a step across a new session would
+// count its whole table: it fails instead).
 type counters struct {
 	FRRUpdates      int
 	BIRDUpdates     int
 	BIRDWithdrawals int
+	FRRSessions     int
 }
 
 func (c counters) sub(o counters) counters {
-	return counters{c.FRRUpdates - o.FRRUpdates, c.BIRDUpdates - o.BIRDUpdates, c.BIRDWithdrawals - o.BIRDWithdrawals}
+	return counters{c.FRRUpdates - o.FRRUpdates, c.BIRDUpdates - o.BIRDUpdates, c.BIRDWithdrawals - o.BIRDWithdrawals, c.FRRSessions - o.FRRSessions}
+}
+
+// change is one step of a speaker: what is done, how to tell it was
+// applied, and UPDATEs it sends on purpose (a sentinel) to take off.
+type change struct {
+	what, target string
+	do           func() error
+	applied      func(context.Context) error
+	extra        int
 }
 
 type row struct {
@@ -71,13 +83,8 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	}
 	defer r.Down()
 	n := s.routes / s.perVM
-	if err := r.DefineDomains(n); err != nil {
+	if err := r.RunDomains(n); err != nil {
 		return nil, err
-	}
-	for i := range n {
-		if err := r.StartDomain(i); err != nil {
-			return nil, err
-		}
 	}
 	routes := rig.Routes(n, s.perVM)
 	flat := rig.Flat(routes)
@@ -94,10 +101,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	if _, err := r.StartVirtbgp(ctx, rig.Virtbgp{Mapping: mapping, Watch: true, Peers: []netip.Addr{lab.BIRDv4, lab.FRRv4}}); err != nil {
 		return nil, err
 	}
-	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
-		return nil, err
-	}
-	if err := s.waitFRR(ctx, r, len(flat)); err != nil {
+	if err := s.waitTables(ctx, r, flat); err != nil {
 		return nil, err
 	}
 	edited := flat[len(flat)/2]
@@ -108,30 +112,21 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		return nil, fmt.Errorf("churn: the edit did not change the mapping")
 	}
 	var logFrom int64
-	steps := []struct {
-		change, target string
-		do             func() error
-		med            uint32 // the edited route's MED at BIRD afterwards
-	}{
-		{"one-line edit (MED of one IP), file watch", "1", func() error { return r.WriteMapping(mapping, editedText) }, newMED},
-		{"rewrite with the same content, file watch", "0", func() error { return r.WriteMapping(mapping, editedText) }, newMED},
+	reloaded := func(ctx context.Context) error { // a forced reload logs its outcome
+		if err := hasMED(r, edited, newMED)(ctx); err != nil {
+			return err
+		}
+		return logged(r.Host.VirtbgpLogPath(), logFrom, "msg=\"mapping reloaded\"")
+	}
+	for _, c := range []change{
+		{"one-line edit (MED of one IP), file watch", "1", func() error { return r.WriteMapping(mapping, editedText) }, hasMED(r, edited, newMED), 0},
+		{"rewrite with the same content, file watch", "0", func() error { return r.WriteMapping(mapping, editedText) }, hasMED(r, edited, newMED), 0},
 		{"reload with no change (SIGHUP)", "0", func() error {
 			logFrom = rig.FileSize(r.Host.VirtbgpLogPath())
 			return r.Host.SignalVirtbgp(syscall.SIGHUP)
-		}, newMED},
-	}
-	for i, st := range steps {
-		applied := hasMED(r, edited, st.med)
-		if i == 2 {
-			// A forced reload logs its outcome: wait for it too.
-			applied = func(ctx context.Context) error {
-				if err := hasMED(r, edited, st.med)(ctx); err != nil {
-					return err
-				}
-				return logged(r.Host.VirtbgpLogPath(), logFrom, "msg=\"mapping reloaded\"")
-			}
-		}
-		rw, err := s.step(ctx, r, "virtbgp", st.change, st.target, st.do, applied, 0)
+		}, reloaded, 0},
+	} {
+		rw, err := s.step(ctx, r, "virtbgp", c)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +135,9 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	if err := r.StopVirtbgp(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.waitFRREmpty(ctx, r); err != nil {
+	// FRR drops the stopped speaker's routes: ExaBGP's counts start from
+	// a new session.
+	if err := s.waitFRR(ctx, r, 0); err != nil {
 		return nil, err
 	}
 
@@ -151,17 +148,11 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		return nil, err
 	}
 	defer e.Stop(context.WithoutCancel(ctx))
-	lines := make([]string, len(flat))
-	for i, rt := range flat {
-		lines[i] = rt.Line()
-	}
+	lines := rig.Lines(flat)
 	if err := e.Write(lines...); err != nil {
 		return nil, err
 	}
-	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
-		return nil, err
-	}
-	if err := s.waitFRR(ctx, r, len(flat)); err != nil {
+	if err := s.waitTables(ctx, r, flat); err != nil {
 		return nil, err
 	}
 	changed := edited
@@ -171,19 +162,13 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	// sentinel route after them shows they were all processed (its own
 	// UPDATE is taken off the count).
 	sentinel := rig.Route{Prefix: netip.MustParsePrefix("192.0.2.253/32"), MED: 1}
-	exaSteps := []struct {
-		change  string
-		do      func() error
-		applied func(context.Context) error
-		extra   int
-	}{
-		{"one announce line with the new MED", func() error { return e.Write(changed.Line()) }, hasMED(r, edited, newMED), 0},
-		{"the whole table's lines again, unchanged (then a sentinel route)", func() error {
+	for _, c := range []change{
+		{"one announce line with the new MED", "—", func() error { return e.Write(changed.Line()) }, hasMED(r, edited, newMED), 0},
+		{"the whole table's lines again, unchanged (then a sentinel route)", "—", func() error {
 			return e.Write(append(lines, sentinel.Line())...)
 		}, hasMED(r, sentinel, sentinel.MED), 1},
-	}
-	for _, st := range exaSteps {
-		rw, err := s.step(ctx, r, "ExaBGP", st.change, "—", st.do, st.applied, st.extra)
+	} {
+		rw, err := s.step(ctx, r, "ExaBGP", c)
 		if err != nil {
 			return nil, err
 		}
@@ -209,21 +194,21 @@ func hasMED(r *rig.Rig, rt rig.Route, med uint32) func(context.Context) error {
 	}
 }
 
-// step settles, reads the counters, makes the change, waits until applied
-// passes and the counters settle again, and returns the difference less
-// extra (UPDATEs the step sends on purpose, a sentinel).
-func (s *suite) step(ctx context.Context, r *rig.Rig, speaker, change, target string, do func() error, applied func(context.Context) error, extra int) (row, error) {
+// step settles, reads the counters, makes the change, waits until it was
+// applied and the counters settle again, and returns the difference less
+// the change's extra UPDATEs.
+func (s *suite) step(ctx context.Context, r *rig.Rig, speaker string, c change) (row, error) {
 	before, err := s.settled(ctx, r)
 	if err != nil {
 		return row{}, err
 	}
 	t0 := time.Now()
-	if err := do(); err != nil {
+	if err := c.do(); err != nil {
 		return row{}, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := lab.Eventually(wctx, 20*time.Millisecond, applied); err != nil {
+	if err := lab.Eventually(wctx, 20*time.Millisecond, c.applied); err != nil {
 		return row{}, err
 	}
 	took := time.Since(t0)
@@ -234,10 +219,13 @@ func (s *suite) step(ctx context.Context, r *rig.Rig, speaker, change, target st
 	if err != nil {
 		return row{}, err
 	}
-	rw := row{speaker: speaker, change: change, delta: after.sub(before), target: target}
-	rw.delta.FRRUpdates -= extra
-	rw.delta.BIRDUpdates -= extra
-	if target == "1" {
+	if after.FRRSessions != before.FRRSessions {
+		return row{}, fmt.Errorf("churn: %s, %s: FRR's session with %s was established again during the step", speaker, c.what, r.Host.IPv4)
+	}
+	rw := row{speaker: speaker, change: c.what, delta: after.sub(before), target: c.target}
+	rw.delta.FRRUpdates -= c.extra
+	rw.delta.BIRDUpdates -= c.extra
+	if c.target == "1" {
 		rw.took = took
 	}
 	return rw, nil
@@ -273,7 +261,8 @@ func read(ctx context.Context, r *rig.Rig) (counters, error) {
 		return c, fmt.Errorf("frr neighbor: %w", err)
 	}
 	var nb map[string]struct {
-		MessageStats struct {
+		ConnectionsEstablished int `json:"connectionsEstablished"`
+		MessageStats           struct {
 			UpdatesRecv int `json:"updatesRecv"`
 		} `json:"messageStats"`
 	}
@@ -284,7 +273,7 @@ func read(ctx context.Context, r *rig.Rig) (counters, error) {
 	if !ok {
 		return c, fmt.Errorf("frr has no neighbor %s", r.Host.IPv4)
 	}
-	c.FRRUpdates = n.MessageStats.UpdatesRecv
+	c.FRRUpdates, c.FRRSessions = n.MessageStats.UpdatesRecv, n.ConnectionsEstablished
 	out, err = r.Lab.BIRD.Birdc(ctx, "show", "protocols", "all", "hvA4")
 	if err != nil {
 		return c, err
@@ -300,8 +289,17 @@ func read(ctx context.Context, r *rig.Rig) (counters, error) {
 	return c, nil
 }
 
-// waitFRR waits until FRR has n prefixes from hvA: its session's initial
-// table must not land in a step's count.
+// waitTables waits until BIRD's kernel table and FRR have the whole table
+// from hvA: the session's initial table must not land in a step's count.
+func (s *suite) waitTables(ctx context.Context, r *rig.Rig, flat []rig.Route) error {
+	if err := r.WaitTable(ctx, rig.Prefixes(flat)); err != nil {
+		return err
+	}
+	return s.waitFRR(ctx, r, len(flat))
+}
+
+// waitFRR waits until FRR has n prefixes from hvA (0: also when FRR has
+// no session with hvA).
 func (s *suite) waitFRR(ctx context.Context, r *rig.Rig, n int) error {
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -322,23 +320,6 @@ func (s *suite) waitFRR(ctx context.Context, r *rig.Rig, n int) error {
 			return fmt.Errorf("frr has %d of %d prefixes from %s", got, n, r.Host.IPv4)
 		}
 		return nil
-	})
-}
-
-// waitFRREmpty waits until FRR dropped the stopped speaker's session and
-// routes, so that ExaBGP's counters start from a new session.
-func (s *suite) waitFRREmpty(ctx context.Context, r *rig.Rig) error {
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	return lab.Eventually(wctx, 100*time.Millisecond, func(ctx context.Context) error {
-		out, err := r.Lab.FRR.Vtysh(ctx, "show bgp ipv4 unicast summary json")
-		if err != nil {
-			return err
-		}
-		if strings.Contains(out, `"pfxRcd":0`) || !strings.Contains(out, `"state":"Established"`) {
-			return nil
-		}
-		return fmt.Errorf("frr still has routes from a session")
 	})
 }
 
@@ -367,7 +348,7 @@ shows the new MED; a change that sends nothing is given 2 s more.
 		tgt := rw.target
 		if tgt != "—" {
 			want, _ := strconv.Atoi(tgt)
-			tgt = fmt.Sprintf("exactly %s: %s", tgt, met(rw.delta.FRRUpdates == want && rw.delta.BIRDUpdates == want && rw.delta.BIRDWithdrawals == 0))
+			tgt = fmt.Sprintf("exactly %s: %s", tgt, bench.Met(rw.delta.FRRUpdates == want && rw.delta.BIRDUpdates == want && rw.delta.BIRDWithdrawals == 0))
 		}
 		took := "—"
 		if rw.took > 0 {
@@ -384,13 +365,6 @@ shows the new MED; a change that sends nothing is given 2 s more.
 		Summary:  summary,
 		Notes:    []string{fmt.Sprintf("load `%s` at the start, `%s` at the end", loadStart, loadEnd)},
 	}
-}
-
-func met(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**missed**"
 }
 
 // logged checks that the file has text after byte offset from.

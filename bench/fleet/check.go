@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/virtbgp/virtbgp/internal/fleetgen"
 )
 
 // buildVirtbgp builds ./cmd/virtbgp of the tree at root into dir.
@@ -42,7 +44,7 @@ type fixture struct {
 func makeFixture(dir string, n int) (*fixture, error) {
 	name := fmt.Sprintf("mapping-%d.yaml", n)
 	fx := &fixture{VMs: n, Mapping: filepath.Join(dir, name), Config: filepath.Join(dir, fmt.Sprintf("virtbgp-%d.yaml", n))}
-	if err := writeFleet(fx.Mapping, n, 0); err != nil {
+	if err := fleetgen.Write(fx.Mapping, n, 0); err != nil {
 		return nil, err
 	}
 	st, err := os.Stat(fx.Mapping)

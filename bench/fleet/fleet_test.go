@@ -1,48 +1,12 @@
 package fleet
 
 import (
-	"crypto/sha256"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/config"
-	"github.com/virtbgp/virtbgp/mapping"
 )
-
-// TestWriteFleet pins the generator to writeFleet in mapping/bench_test.go:
-// the hashes are of that function's output for the same arguments.
-func TestWriteFleet(t *testing.T) {
-	for _, c := range []struct {
-		n, salt int
-		sha     string
-	}{
-		{1000, 0, "a46bd4fc35e33193113b3d3cdb9502d1d4d8e4929c547df1c4b340321074be5d"},
-		{1000, 1, "adce3c0096149464b324c7e7ac646e73eaeb7ceb7618f77dd59cbe6f2789a131"},
-	} {
-		p := filepath.Join(t.TempDir(), "m.yaml")
-		if err := writeFleet(p, c.n, c.salt); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != c.sha {
-			t.Errorf("writeFleet(%d, %d): sha256 %s, want %s (writeFleet of mapping/bench_test.go)", c.n, c.salt, got, c.sha)
-		}
-		m, err := mapping.Load(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if vms, routes := m.Stats(); vms != c.n || routes != 2*c.n {
-			t.Errorf("Stats() = %d, %d; want %d, %d", vms, routes, c.n, 2*c.n)
-		}
-	}
-}
 
 func TestFixtureConfig(t *testing.T) {
 	dir := t.TempDir()

@@ -72,13 +72,6 @@ func ratio(big, small float64) string {
 	return fmt.Sprintf("%.1f×", big/small)
 }
 
-func met(ok bool) string {
-	if ok {
-		return "**met**"
-	}
-	return "**missed**"
-}
-
 // sizeFigures are one size's medians.
 type sizeFigures struct {
 	Load, LoadDiff, Diff     time.Duration // go test ns/op
@@ -147,7 +140,7 @@ func (r *results) section() *bench.Section {
 mapping of %s and %s VMs, and how the cost grows between the two sizes
 (linear growth would be 10×).
 
-- **The mapping**: one YAML file, as writeFleet in mapping/bench_test.go
+- **The mapping**: one YAML file, as internal/fleetgen writes it for the mapping benchmarks
   generates it (the suite's copy writes the same bytes): N VMs with 2 IPs each
   (one IPv4 host address in 10/8, one IPv6 in 2001:db8::/32), so %s and %s
   routes; file defaults communities `+"`65001:100`"+` and med 10; each entry a
@@ -200,7 +193,7 @@ mapping of %s and %s VMs, and how the cost grows between the two sizes
 	okWall := fb.CheckWall <= targetTime
 	okRSS := fb.CheckRSS <= targetBytes
 	fmt.Fprintf(&b, "| target (issue 5, at %s VMs) | — | <= 1 s: %s | — | — | — | <= 1 s: %s | <= 150 MB: %s |\n",
-		count(float64(big)), met(okLD), met(okWall), met(okRSS))
+		count(float64(big)), bench.Met(okLD), bench.Met(okWall), bench.Met(okRSS))
 
 	for _, n := range sizes {
 		if f := figs[n]; f.LoadDiff > 0 && f.LoadDiff < f.Load {
@@ -259,8 +252,8 @@ mapping of %s and %s VMs, and how the cost grows between the two sizes
 			short(big), short(small), ratio(float64(fb.Load), float64(fs.Load)), ratio(float64(fb.LoadDiff), float64(fs.LoadDiff)),
 			ratio(float64(fb.Diff), float64(fs.Diff)), ratio(float64(fb.CheckWall), float64(fs.CheckWall)), ratio(fb.CheckRSS, fs.CheckRSS)),
 		fmt.Sprintf("targets at %s VMs: load+diff <= 1 s %s (%s), check <= 1 s %s (%s), peak RSS <= 150 MB %s (%s)",
-			short(big), strings.Trim(met(okLD), "*"), durOrNA(fb.LoadDiff), strings.Trim(met(okWall), "*"), dur(fb.CheckWall),
-			strings.Trim(met(okRSS), "*"), mb(fb.CheckRSS)))
+			short(big), strings.Trim(bench.Met(okLD), "*"), durOrNA(fb.LoadDiff), strings.Trim(bench.Met(okWall), "*"), dur(fb.CheckWall),
+			strings.Trim(bench.Met(okRSS), "*"), mb(fb.CheckRSS)))
 	return sec
 }
 

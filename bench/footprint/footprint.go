@@ -57,13 +57,8 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	}
 	defer r.Down()
 	n := s.routes / s.perVM
-	if err := r.DefineDomains(n); err != nil {
+	if err := r.RunDomains(n); err != nil {
 		return nil, err
-	}
-	for i := range n {
-		if err := r.StartDomain(i); err != nil {
-			return nil, err
-		}
 	}
 	routes := rig.Routes(n, s.perVM)
 	flat := rig.Flat(routes)
@@ -93,10 +88,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		return nil, err
 	}
 	defer e.Stop(context.WithoutCancel(ctx))
-	lines := make([]string, len(flat))
-	for i, rt := range flat {
-		lines[i] = rt.Line()
-	}
+	lines := rig.Lines(flat)
 	if err := e.Write(lines...); err != nil {
 		return nil, err
 	}

@@ -173,6 +173,20 @@ func (r *Rig) StartDomain(i int) error {
 	return nil
 }
 
+// RunDomains defines domains 0..n-1 and starts them: a host's worth of
+// running domains for the suites that measure a whole table.
+func (r *Rig) RunDomains(n int) error {
+	if err := r.DefineDomains(n); err != nil {
+		return err
+	}
+	for i := range n {
+		if err := r.StartDomain(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // StopDomains destroys every running domain of the rig.
 func (r *Rig) StopDomains() error {
 	var errs []error
@@ -216,6 +230,15 @@ func Routes(n, perVM int) [][]Route {
 
 // Line is the route's ExaBGP announce line.
 func (rt Route) Line() string { return lab.AnnounceLine(rt.Prefix, rt.MED, rt.Communities) }
+
+// Lines are the routes' ExaBGP announce lines.
+func Lines(rs []Route) []string {
+	out := make([]string, len(rs))
+	for i, rt := range rs {
+		out[i] = rt.Line()
+	}
+	return out
+}
 
 // Flat lists the routes of all domains.
 func Flat(rs [][]Route) []Route {
