@@ -28,6 +28,7 @@ func init() { bench.Register(&suite{}) }
 
 type suite struct {
 	sizes string
+	ways  string
 	perVM int
 	runs  int
 }
@@ -38,6 +39,7 @@ func (*suite) Order() int    { return 20 }
 
 func (s *suite) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.sizes, "bulk.sizes", "1000,10000", "table sizes (routes), comma-separated, each a multiple of -bulk.per-vm")
+	fs.StringVar(&s.ways, "bulk.ways", "cold,reload,exabgp,floor", "ways to measure, comma-separated: cold (virtbgp cold start), reload (virtbgp SIGHUP reload), exabgp (ExaBGP lines), floor (encoded UPDATEs in one write)")
 	fs.IntVar(&s.perVM, "bulk.per-vm", 10, "service IPs per domain")
 	fs.IntVar(&s.runs, "bulk.runs", 3, "runs per size and way (medians are reported)")
 }
@@ -49,7 +51,10 @@ const (
 	wayCold   = "virtbgp cold start"
 	wayReload = "virtbgp reload"
 	wayExa    = "ExaBGP lines"
+	wayFloor  = "floor: encoded UPDATEs, one write"
 )
+
+var wayFlags = map[string]string{"cold": wayCold, "reload": wayReload, "exabgp": wayExa, "floor": wayFloor}
 
 // result is one run: when the work began (t0; for a cold start, BIRD's
 // session up), the first and the last arrival, and for a cold start how
@@ -73,10 +78,18 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		}
 		sizes = append(sizes, n)
 	}
+	var ways []string
+	for _, f := range strings.Split(s.ways, ",") {
+		w, ok := wayFlags[strings.TrimSpace(f)]
+		if !ok {
+			return nil, fmt.Errorf("-bulk.ways: unknown way %q (cold, reload, exabgp, floor)", f)
+		}
+		ways = append(ways, w)
+	}
 	if s.perVM < 1 || s.perVM > 250 || s.runs < 1 {
 		return nil, fmt.Errorf("-bulk.per-vm must be 1..250, -bulk.runs at least 1")
 	}
-	r, err := rig.Up(ctx, env)
+	r, err := rig.Up(ctx, env, rig.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +104,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		routes := rig.Routes(size/s.perVM, s.perVM)
 		for run := 1; run <= s.runs; run++ {
 			env.Log.Info("bulk", "size", size, "run", run)
-			for _, way := range []string{wayCold, wayReload, wayExa} {
+			for _, way := range ways {
 				res, err := s.once(ctx, r, way, routes)
 				for try := 2; errors.Is(err, rig.ErrLost) && try <= 3; try++ {
 					env.Log.Warn("bulk: the route monitor lost events; measuring again", "way", way, "size", size, "try", try)
@@ -108,7 +121,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			}
 		}
 	}
-	return s.report(sizes, results, loadStart, bench.Load()), nil
+	return s.report(sizes, ways, results, loadStart, bench.Load()), nil
 }
 
 // cleanup ends the virtbgp a failed measurement left running (a failed
@@ -174,6 +187,37 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way string, routes [][]rig
 		}
 		res.first, res.last = first(got), rig.Last(got)
 		return res, r.StopVirtbgp(wctx)
+	case wayFloor:
+		updates, err := r.EncodeUpdates(flat)
+		if err != nil {
+			return res, err
+		}
+		from := r.Mon.Len()
+		birdLog := rig.FileSize(r.Lab.BIRD.Log)
+		f, err := r.StartFloor(wctx)
+		if err != nil {
+			return res, err
+		}
+		if err := f.Write(updates); err != nil {
+			_ = f.Close()
+			return res, err
+		}
+		got, err := r.Arrivals(wctx, from, want)
+		if err != nil {
+			_ = f.Close()
+			return res, err
+		}
+		up, err := sessionUp(r.Lab.BIRD.Log, birdLog, "hvA4")
+		if err != nil {
+			_ = f.Close()
+			return res, err
+		}
+		res.t0 = up
+		res.first, res.last = first(got), rig.Last(got)
+		if err := f.Close(); err != nil {
+			return res, err
+		}
+		return res, r.WaitTableEmpty(wctx)
 	default:
 		e, err := r.StartExaBGP(wctx)
 		if err != nil {
@@ -233,8 +277,7 @@ func sessionUp(path string, offset int64, proto string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("bird log %s: no %q session up", path, proto)
 }
 
-func (s *suite) report(sizes []int, results []result, loadStart, loadEnd string) *bench.Section {
-	ways := []string{wayCold, wayReload, wayExa}
+func (s *suite) report(sizes []int, ways []string, results []result, loadStart, loadEnd string) *bench.Section {
 	took := func(way string, size int) []time.Duration {
 		var xs []time.Duration
 		for _, r := range results {
@@ -246,9 +289,12 @@ func (s *suite) report(sizes []int, results []result, loadStart, loadEnd string)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `The same BIRD session (hvA's, IPv4) gets a table of /32s with MED and two
-communities each, %d per domain (package bench/rig: BIRD 2 in the lab's tor
-namespace, a test-driver libvirtd with the domains running). %d runs per size
-and way; the table shows medians (min–max).
+communities each, %d per domain (package bench/rig: BIRD 2 alone in the lab's
+tor namespace, FRR not started so that its zebra does not read BIRD's
+routes on the same 2 cores; a test-driver libvirtd with the domains
+running). Every route has its own attribute set, so every way sends one
+UPDATE per route. %d runs per size and way; the table shows medians
+(min–max).
 
 - **%s**: virtbgp starts with the mapping of the running domains; the
   clock starts when BIRD logs the session up (its log, ms), because before
@@ -260,12 +306,17 @@ and way; the table shows medians (min–max).
 - **%s**: ExaBGP 4.2 with its session up is fed one announce line per route
   (`+"`announce route P next-hop self med M community [..]`"+`) through its API
   process in one write; the clock starts at the write.
+- **%s**: not a product but the measure of the peer: a bare session
+  (package bench/rig, Floor) that has the same UPDATEs encoded before the
+  session comes up and hands them to the socket in one write; the clock
+  starts at BIRD's session up, as for the cold start. No speaker can be
+  faster on this BIRD and machine.
 - **Done** when the last of the routes is in BIRD's kernel table 100 via hvA
   (`+"`ip -ts monitor route`"+` in the tor namespace, µs). Target for virtbgp: ≤ %s.
 
 | routes | way | to the last route | to the first route | target |
 |---:|---|---:|---:|---|
-`, s.perVM, s.runs, wayCold, wayReload, wayExa, bench.Ms(target))
+`, s.perVM, s.runs, wayCold, wayReload, wayExa, wayFloor, bench.Ms(target))
 	var summary []string
 	for _, size := range sizes {
 		for _, way := range ways {
@@ -277,7 +328,7 @@ and way; the table shows medians (min–max).
 				}
 			}
 			tgt := "—"
-			if way != wayExa {
+			if way == wayCold || way == wayReload {
 				tgt = bench.Met(bench.Quantile(xs, 0.5) <= target)
 			}
 			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s |\n", size, way, sec(bench.Quantile(xs, 0.5)),
@@ -301,8 +352,10 @@ and way; the table shows medians (min–max).
 			ups = append(ups, r.sessionUpFrom)
 		}
 	}
-	fmt.Fprintf(&b, "\nvirtbgp cold start, process start to BIRD's session up: median %s (%s–%s).\n",
-		sec(bench.Quantile(ups, 0.5)), sec(bench.Min(ups)), sec(bench.Max(ups)))
+	if len(ups) > 0 {
+		fmt.Fprintf(&b, "\nvirtbgp cold start, process start to BIRD's session up: median %s (%s–%s).\n",
+			sec(bench.Quantile(ups, 0.5)), sec(bench.Min(ups)), sec(bench.Max(ups)))
+	}
 	return &bench.Section{
 		Markdown: b.String(),
 		Summary:  summary,

@@ -77,7 +77,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	if s.perVM < 1 || s.perVM > 250 || s.routes < s.perVM || s.routes%s.perVM != 0 {
 		return nil, fmt.Errorf("-churn.routes must be a multiple of -churn.per-vm (1..250)")
 	}
-	r, err := rig.Up(ctx, env)
+	r, err := rig.Up(ctx, env, rig.Options{FRR: true})
 	if err != nil {
 		return nil, err
 	}

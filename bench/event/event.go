@@ -53,7 +53,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	if s.n < 1 || s.n > 62500 || s.rounds < 1 {
 		return nil, fmt.Errorf("-event.n must be 1..62500 and -event.rounds at least 1")
 	}
-	r, err := rig.Up(ctx, env)
+	r, err := rig.Up(ctx, env, rig.Options{})
 	if err != nil {
 		return nil, err
 	}

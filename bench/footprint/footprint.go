@@ -51,7 +51,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	if s.perVM < 1 || s.perVM > 250 || s.routes < s.perVM || s.routes%s.perVM != 0 || s.window < time.Second {
 		return nil, fmt.Errorf("-footprint.routes must be a multiple of -footprint.per-vm (1..250), -footprint.window at least 1s")
 	}
-	r, err := rig.Up(ctx, env)
+	r, err := rig.Up(ctx, env, rig.Options{})
 	if err != nil {
 		return nil, err
 	}

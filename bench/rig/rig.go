@@ -49,9 +49,17 @@ type Rig struct {
 	domains  map[string]*lv.Domain
 }
 
+// Options are a suite's choices of rig.
+type Options struct {
+	// FRR starts FRR beside BIRD (a suite that counts at FRR). Without it
+	// the lab has BIRD alone: FRR's zebra would read every route BIRD
+	// writes to the kernel and compete for the CPU in every figure.
+	FRR bool
+}
+
 // Up builds the rig. Call Down when done, also after an error of a later
 // step (Up cleans up after itself).
-func Up(ctx context.Context, env *bench.Env) (r *Rig, err error) {
+func Up(ctx context.Context, env *bench.Env, opts Options) (r *Rig, err error) {
 	dir, err := os.MkdirTemp("", "virtbgp-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("rig: %w", err)
@@ -67,7 +75,7 @@ func Up(ctx context.Context, env *bench.Env) (r *Rig, err error) {
 			r = nil
 		}
 	}()
-	r.Lab, err = lab.Up(ctx, lab.Options{Dir: filepath.Join(dir, "lab"), SourceRoot: env.Root, Log: env.Log})
+	r.Lab, err = lab.Up(ctx, lab.Options{Dir: filepath.Join(dir, "lab"), SourceRoot: env.Root, Log: env.Log, NoFRR: !opts.FRR})
 	if err != nil {
 		return r, fmt.Errorf("rig: %w", err)
 	}

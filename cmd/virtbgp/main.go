@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -221,6 +222,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 // startCPUProfile writes a CPU profile to path until the returned function
 // is called.
 func startCPUProfile(path string) (stop func(), err error) {
+	path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)

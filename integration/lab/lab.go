@@ -75,6 +75,10 @@ type Options struct {
 	// NoVirtbgp neither builds nor links virtbgp: a lab of hypervisors and
 	// ToRs only (to test the lab itself, or another BGP speaker).
 	NoVirtbgp bool `json:"no_virtbgp,omitempty"`
+	// NoFRR starts BIRD as the only ToR. FRR's zebra reads every kernel
+	// route of the namespace, BIRD's table included: a measurement of BIRD
+	// alone runs without it, so that it does not compete for the CPU.
+	NoFRR bool `json:"no_frr,omitempty"`
 	// Log receives the lab's progress; nil discards it.
 	Log *slog.Logger `json:"-"`
 }
@@ -291,7 +295,11 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	reaperErr := <-builtReaper
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
-	for i, f := range []func(context.Context) error{l.BIRD.start, l.FRR.start, l.A.startLibvirtd, l.B.startLibvirtd} {
+	startFRR := l.FRR.start
+	if opts.NoFRR {
+		startFRR = func(context.Context) error { return nil }
+	}
+	for i, f := range []func(context.Context) error{l.BIRD.start, startFRR, l.A.startLibvirtd, l.B.startLibvirtd} {
 		if i >= 2 && reaperErr != nil {
 			errs[i] = reaperErr
 			continue

@@ -42,8 +42,13 @@ type Session struct {
 	Established bool
 }
 
-// Routers returns BIRD and FRR.
-func (l *Lab) Routers() []Router { return []Router{l.BIRD, l.FRR} }
+// Routers returns BIRD and FRR (BIRD only in a lab without FRR).
+func (l *Lab) Routers() []Router {
+	if l.opts.NoFRR {
+		return []Router{l.BIRD}
+	}
+	return []Router{l.BIRD, l.FRR}
+}
 
 // torPeer is one BGP neighbor of a ToR: a hypervisor's IPv4 or IPv6
 // address.
