@@ -27,10 +27,11 @@ import (
 func init() { bench.Register(&suite{}) }
 
 type suite struct {
-	sizes string
-	ways  string
-	perVM int
-	runs  int
+	sizes  string
+	ways   string
+	before string
+	perVM  int
+	runs   int
 }
 
 func (*suite) Name() string  { return "bulk" }
@@ -40,27 +41,42 @@ func (*suite) Order() int    { return 20 }
 func (s *suite) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.sizes, "bulk.sizes", "1000,10000", "table sizes (routes), comma-separated, each a multiple of -bulk.per-vm")
 	fs.StringVar(&s.ways, "bulk.ways", "cold,reload,exabgp,floor", "ways to measure, comma-separated: cold (virtbgp cold start), reload (virtbgp SIGHUP reload), exabgp (ExaBGP lines), floor (encoded UPDATEs in one write)")
+	fs.StringVar(&s.before, "bulk.before", "5f40e69", "git revision of virtbgp to measure beside the working tree (cold start and reload; the tree before the batched announces); empty: none")
 	fs.IntVar(&s.perVM, "bulk.per-vm", 10, "service IPs per domain")
-	fs.IntVar(&s.runs, "bulk.runs", 3, "runs per size and way (medians are reported)")
+	fs.IntVar(&s.runs, "bulk.runs", 5, "runs per size and way (medians are reported)")
 }
 
 const target = 300 * time.Millisecond
 
-// Ways of getting a table to BIRD.
+// Kinds of ways of getting a table to BIRD (the -bulk.ways names).
 const (
-	wayCold   = "virtbgp cold start"
-	wayReload = "virtbgp reload"
-	wayExa    = "ExaBGP lines"
-	wayFloor  = "floor: encoded UPDATEs, one write"
+	kindCold   = "cold"
+	kindReload = "reload"
+	kindExa    = "exabgp"
+	kindFloor  = "floor"
 )
 
-var wayFlags = map[string]string{"cold": wayCold, "reload": wayReload, "exabgp": wayExa, "floor": wayFloor}
+var kindNames = map[string]string{
+	kindCold:   "virtbgp cold start",
+	kindReload: "virtbgp reload",
+	kindExa:    "ExaBGP lines",
+	kindFloor:  "floor: encoded UPDATEs, one write",
+}
+
+// way is one way measured: a kind, and for virtbgp the binary (empty: the
+// working tree's, the lab's).
+type way struct {
+	kind, name string
+	bin, rev   string // an earlier revision's virtbgp
+}
+
+func (w way) current() bool { return (w.kind == kindCold || w.kind == kindReload) && w.bin == "" }
 
 // result is one run: when the work began (t0; for a cold start, BIRD's
 // session up), the first and the last arrival, and for a cold start how
 // long from the process start to the session up.
 type result struct {
-	way           string
+	way           way
 	size          int
 	t0            time.Time
 	first, last   time.Time
@@ -78,13 +94,14 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		}
 		sizes = append(sizes, n)
 	}
-	var ways []string
+	var ways []way
 	for _, f := range strings.Split(s.ways, ",") {
-		w, ok := wayFlags[strings.TrimSpace(f)]
+		k := strings.TrimSpace(f)
+		name, ok := kindNames[k]
 		if !ok {
 			return nil, fmt.Errorf("-bulk.ways: unknown way %q (cold, reload, exabgp, floor)", f)
 		}
-		ways = append(ways, w)
+		ways = append(ways, way{kind: k, name: name})
 	}
 	if s.perVM < 1 || s.perVM > 250 || s.runs < 1 {
 		return nil, fmt.Errorf("-bulk.per-vm must be 1..250, -bulk.runs at least 1")
@@ -94,6 +111,19 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		return nil, err
 	}
 	defer r.Down()
+	if s.before != "" {
+		bin, rev, err := bench.BuildVirtbgp(ctx, env, s.before, r.Dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range slices.Clone(ways) {
+			if w.kind == kindCold || w.kind == kindReload {
+				ways = append(ways, way{kind: w.kind, name: w.name + ", before (" + rev + ")", bin: bin, rev: rev})
+			}
+		}
+		rank := map[string]int{kindCold: 0, kindReload: 1, kindExa: 2, kindFloor: 3}
+		slices.SortStableFunc(ways, func(a, b way) int { return rank[a.kind] - rank[b.kind] })
+	}
 	maxDomains := slices.Max(sizes) / s.perVM
 	if err := r.RunDomains(maxDomains); err != nil {
 		return nil, err
@@ -107,17 +137,20 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			for _, way := range ways {
 				res, err := s.once(ctx, r, way, routes)
 				for try := 2; errors.Is(err, rig.ErrLost) && try <= 3; try++ {
-					env.Log.Warn("bulk: the route monitor lost events; measuring again", "way", way, "size", size, "try", try)
+					env.Log.Warn("bulk: the route monitor lost events; measuring again", "way", way.name, "size", size, "try", try)
 					if err = s.cleanup(ctx, r); err == nil {
 						res, err = s.once(ctx, r, way, routes)
 					}
 				}
 				if err != nil {
-					return nil, fmt.Errorf("%s, %d routes, run %d: %w", way, size, run, err)
+					return nil, fmt.Errorf("%s, %d routes, run %d: %w", way.name, size, run, err)
 				}
 				res.size = size
-				env.Log.Info("bulk", "way", way, "size", size, "took", res.took())
+				env.Log.Info("bulk", "way", way.name, "size", size, "took", res.took())
 				results = append(results, res)
+				// Let the route monitor and BIRD finish with the
+				// withdrawals before the next way.
+				time.Sleep(500 * time.Millisecond)
 			}
 		}
 	}
@@ -135,21 +168,21 @@ func (s *suite) cleanup(ctx context.Context, r *rig.Rig) error {
 // route.
 const emptyMapping = "version: 1\nvms:\n  nobody:\n    ips: [192.0.2.254]\n"
 
-func (s *suite) once(ctx context.Context, r *rig.Rig, way string, routes [][]rig.Route) (result, error) {
+func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Route) (result, error) {
 	res := result{way: way}
 	flat := rig.Flat(routes)
 	want := rig.Prefixes(flat)
 	mapping := filepath.Join(r.Dir, "mapping.yaml")
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	switch way {
-	case wayCold:
+	switch way.kind {
+	case kindCold:
 		if err := r.WriteMapping(mapping, rig.MappingYAML(routes)); err != nil {
 			return res, err
 		}
 		from := r.Mon.Len()
 		birdLog := rig.FileSize(r.Lab.BIRD.Log)
-		start, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping})
+		start, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping, Binary: way.bin})
 		if err != nil {
 			return res, err
 		}
@@ -165,11 +198,11 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way string, routes [][]rig
 		res.sessionUpFrom = up.Sub(start)
 		res.first, res.last = first(got), rig.Last(got)
 		return res, r.StopVirtbgp(wctx)
-	case wayReload:
+	case kindReload:
 		if err := r.WriteMapping(mapping, emptyMapping); err != nil {
 			return res, err
 		}
-		if _, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping}); err != nil {
+		if _, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping, Binary: way.bin}); err != nil {
 			return res, err
 		}
 		time.Sleep(500 * time.Millisecond) // first sync done, session quiet
@@ -187,7 +220,7 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way string, routes [][]rig
 		}
 		res.first, res.last = first(got), rig.Last(got)
 		return res, r.StopVirtbgp(wctx)
-	case wayFloor:
+	case kindFloor:
 		updates, err := r.EncodeUpdates(flat)
 		if err != nil {
 			return res, err
@@ -277,11 +310,11 @@ func sessionUp(path string, offset int64, proto string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("bird log %s: no %q session up", path, proto)
 }
 
-func (s *suite) report(sizes []int, ways []string, results []result, loadStart, loadEnd string) *bench.Section {
-	took := func(way string, size int) []time.Duration {
+func (s *suite) report(sizes []int, ways []way, results []result, loadStart, loadEnd string) *bench.Section {
+	took := func(w way, size int) []time.Duration {
 		var xs []time.Duration
 		for _, r := range results {
-			if r.way == way && r.size == size {
+			if r.way == w && r.size == size {
 				xs = append(xs, r.took())
 			}
 		}
@@ -313,42 +346,52 @@ UPDATE per route. %d runs per size and way; the table shows medians
   faster on this BIRD and machine.
 - **Done** when the last of the routes is in BIRD's kernel table 100 via hvA
   (`+"`ip -ts monitor route`"+` in the tor namespace, µs). Target for virtbgp: ≤ %s.
-
-| routes | way | to the last route | to the first route | target |
-|---:|---|---:|---:|---|
-`, s.perVM, s.runs, wayCold, wayReload, wayExa, wayFloor, bench.Ms(target))
+`, s.perVM, s.runs, kindNames[kindCold], kindNames[kindReload], kindNames[kindExa], kindNames[kindFloor], bench.Ms(target))
+	var rev string
+	for _, w := range ways {
+		if w.rev != "" {
+			rev = w.rev
+		}
+	}
+	if rev != "" {
+		fmt.Fprintf(&b, `- **…, before (%s)**: the same, with virtbgp built at %s (`+"`-bulk.before`"+`), in
+  the same run: the tree before the reconciler handed GoBGP a pass's routes
+  several at a time (reconcile.BatchSpeaker).
+`, rev, rev)
+	}
+	b.WriteString("\n| routes | way | to the last route | to the first route | target |\n|---:|---|---:|---:|---|\n")
 	var summary []string
 	for _, size := range sizes {
-		for _, way := range ways {
-			xs := took(way, size)
+		for _, w := range ways {
+			xs := took(w, size)
 			var firsts []time.Duration
 			for _, r := range results {
-				if r.way == way && r.size == size {
+				if r.way == w && r.size == size {
 					firsts = append(firsts, r.first.Sub(r.t0))
 				}
 			}
 			tgt := "—"
-			if way == wayCold || way == wayReload {
+			if w.current() {
 				tgt = bench.Met(bench.Quantile(xs, 0.5) <= target)
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s |\n", size, way, sec(bench.Quantile(xs, 0.5)),
+			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s |\n", size, w.name, sec(bench.Quantile(xs, 0.5)),
 				sec(bench.Min(xs)), sec(bench.Max(xs)), bench.Ms(bench.Quantile(firsts, 0.5)), tgt)
-			summary = append(summary, fmt.Sprintf("bulk %d routes, %s: %s (median of %d)", size, way, sec(bench.Quantile(xs, 0.5)), len(xs)))
+			summary = append(summary, fmt.Sprintf("bulk %d routes, %s: %s (median of %d)", size, w.name, sec(bench.Quantile(xs, 0.5)), len(xs)))
 		}
 	}
 	if len(sizes) >= 2 {
 		lo, hi := sizes[0], sizes[len(sizes)-1]
 		fmt.Fprintf(&b, "\nGrowth from %d to %d routes (%.0f×), ratio of the medians:\n\n| way | ratio |\n|---|---:|\n", lo, hi, float64(hi)/float64(lo))
-		for _, way := range ways {
-			a, z := bench.Quantile(took(way, lo), 0.5), bench.Quantile(took(way, hi), 0.5)
+		for _, w := range ways {
+			a, z := bench.Quantile(took(w, lo), 0.5), bench.Quantile(took(w, hi), 0.5)
 			if a > 0 {
-				fmt.Fprintf(&b, "| %s | %.1f× |\n", way, float64(z)/float64(a))
+				fmt.Fprintf(&b, "| %s | %.1f× |\n", w.name, float64(z)/float64(a))
 			}
 		}
 	}
 	var ups []time.Duration
 	for _, r := range results {
-		if r.way == wayCold {
+		if r.way.kind == kindCold && r.way.bin == "" {
 			ups = append(ups, r.sessionUpFrom)
 		}
 	}

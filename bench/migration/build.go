@@ -2,11 +2,8 @@ package migration
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/virtbgp/virtbgp/bench"
 )
@@ -21,27 +18,10 @@ import (
 // the config it is given (they only place files; they change nothing of
 // the routing) and execs the old binary, so the lab's PID is virtbgp's.
 func buildBefore(ctx context.Context, env *bench.Env, rev, dir string) (wrapper, short string, err error) {
-	out, err := git(ctx, env.Root, "rev-parse", "--short", rev+"^{commit}")
+	bin, short, err := bench.BuildVirtbgp(ctx, env, rev, dir)
 	if err != nil {
 		return "", "", err
 	}
-	short = strings.TrimSpace(out)
-	wt := filepath.Join(dir, "worktree-"+short)
-	if _, err := git(ctx, env.Root, "worktree", "add", "--detach", wt, short); err != nil {
-		return "", "", err
-	}
-	defer func() {
-		if _, rerr := git(context.WithoutCancel(ctx), env.Root, "worktree", "remove", "--force", wt); rerr != nil {
-			env.Log.Warn("remove the worktree", "dir", wt, "err", rerr)
-		}
-	}()
-	bin := filepath.Join(dir, "virtbgp-"+short)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/virtbgp")
-	cmd.Dir = wt
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("build virtbgp at %s: %v: %s", short, err, b)
-	}
-	env.Log.Info("built the before binary", "rev", short, "bin", bin)
 	wrapper = filepath.Join(dir, "virtbgp-"+short+"-lab")
 	script := `#!/bin/bash
 # virtbgp ` + short + ` for the lab: drop the config keys it does not know
@@ -64,23 +44,4 @@ exec ` + bin + ` "${args[@]}"
 		return "", "", err
 	}
 	return wrapper, short, nil
-}
-
-func git(ctx context.Context, root string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = root
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, b)
-	}
-	return string(b), nil
-}
-
-// gitDescribe names the working tree: its commit, "-dirty" with changes.
-func gitDescribe(root string) string {
-	out, err := git(context.Background(), root, "describe", "--always", "--dirty")
-	if err != nil {
-		return "working tree"
-	}
-	return "working tree " + strings.TrimSpace(out)
 }

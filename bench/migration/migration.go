@@ -96,7 +96,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			}
 			variants = append(variants, variant{Key: "before", Label: "before (" + rev + ")", Binary: bin, Rev: rev})
 		case "after":
-			rev := gitDescribe(env.Root)
+			rev := bench.Describe(env.Root)
 			variants = append(variants, variant{Key: "after", Label: "after (" + rev + ")", Rev: rev})
 		case "":
 		default:

@@ -386,6 +386,9 @@ type Virtbgp struct {
 	Watch bool
 	// LogLevel: "" is info.
 	LogLevel string
+	// Binary is a virtbgp binary to run instead of the lab's (a build of
+	// an earlier revision, bench.BuildVirtbgp); empty: the lab's.
+	Binary string
 }
 
 // StartVirtbgp starts the lab's virtbgp on the host against the
@@ -405,6 +408,7 @@ func (r *Rig) StartVirtbgp(ctx context.Context, v Virtbgp) (time.Time, error) {
 		NoGracefulRestart: true,
 		NoMappingWatch:    !v.Watch,
 		LogLevel:          cmp.Or(v.LogLevel, "info"),
+		Binary:            v.Binary,
 	})
 	if err != nil {
 		return t0, err

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -52,6 +53,9 @@ type VirtbgpConfig struct {
 	// Peers are the ToR addresses to peer with, out of BIRDv4, BIRDv6,
 	// FRRv4 and FRRv6; empty: all four.
 	Peers []netip.Addr `json:"peers,omitempty"`
+	// Binary is a virtbgp binary to run instead of the lab's (a benchmark's
+	// build of an earlier revision); empty: the lab's.
+	Binary string `json:"binary,omitempty"`
 }
 
 func virtbgpProc(h *Host) string { return "virtbgp-" + h.Name }
@@ -182,7 +186,7 @@ func (h *Host) StartVirtbgp(ctx context.Context, c VirtbgpConfig) error {
 	// UTS namespace; the PID stays virtbgp's: every step execs).
 	p, err := startProcess(virtbgpProc(h), logPath, nil,
 		"ip", "netns", "exec", h.NS, "unshare", "--uts", "/bin/sh", "-c", `hostname "$1" && shift && exec "$@"`, "sh", h.NS,
-		l.VirtbgpBinary(), "run", "--config", h.VirtbgpConfigPath(), "--log-level", level)
+		cmp.Or(c.Binary, l.VirtbgpBinary()), "run", "--config", h.VirtbgpConfigPath(), "--log-level", level)
 	if err != nil {
 		return err
 	}
