@@ -331,7 +331,11 @@ peers, before and after each change once their counters stood still for %s:
 **FRR**: UPDATE messages received (`+"`show bgp neighbors X json`"+`, messageStats.updatesRecv);
 **BIRD**: route updates and withdraws received on the session (`+"`show protocols all`"+`,
 "Import updates/withdraws: received"). An edit counts as applied when BIRD
-shows the new MED; a change that sends nothing is given 2 s more.
+shows the new MED; a change that sends nothing is given 2 s more. Why the
+counters must stand still that long first: FRR sends a ROUTE-REFRESH about
+1.1 s after virtbgp's session comes up (seen in a packet capture in the tor
+namespace; BIRD sends none), and GoBGP answers it, as it must, with the
+whole table; a baseline taken before that would count the table.
 
 - **virtbgp**: its mapping file is edited (written and renamed; the file
   watch picks it up), rewritten with the same content, and reloaded with
