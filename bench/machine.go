@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -82,4 +83,31 @@ func Load() string {
 		return "load average: " + strings.Join(f[:3], ", ")
 	}
 	return "load unknown"
+}
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat's times (100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// CPUTime sums the user and system time of the processes (10 ms
+// resolution).
+func CPUTime(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, fmt.Errorf("cpu of %d: %w", pid, err)
+		}
+		// Fields after the command name (which may hold spaces): state is
+		// field 3, utime 14 and stime 15.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		for _, i := range []int{14 - 3, 15 - 3} {
+			v, err := strconv.ParseInt(f[i], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("cpu of %d: %w", pid, err)
+			}
+			total += time.Duration(v) * clockTick
+		}
+	}
+	return total, nil
 }

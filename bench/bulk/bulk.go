@@ -41,7 +41,7 @@ func (*suite) Order() int    { return 20 }
 func (s *suite) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.sizes, "bulk.sizes", "1000,10000", "table sizes (routes), comma-separated, each a multiple of -bulk.per-vm")
 	fs.StringVar(&s.ways, "bulk.ways", "cold,reload,exabgp,floor", "ways to measure, comma-separated: cold (virtbgp cold start), reload (virtbgp SIGHUP reload), exabgp (ExaBGP lines), floor (encoded UPDATEs in one write)")
-	fs.StringVar(&s.before, "bulk.before", "5f40e69", "git revision of virtbgp to measure beside the working tree (cold start and reload; the tree before the batched announces); empty: none")
+	fs.StringVar(&s.before, "bulk.before", "8437287", "git revision of virtbgp to measure beside the working tree (cold start and reload); the default is the tree before issue 5's profiling fixes; empty: none")
 	fs.IntVar(&s.perVM, "bulk.per-vm", 10, "service IPs per domain")
 	fs.IntVar(&s.runs, "bulk.runs", 5, "runs per size and way (medians are reported)")
 }
@@ -81,6 +81,43 @@ type result struct {
 	t0            time.Time
 	first, last   time.Time
 	sessionUpFrom time.Duration // process start -> session up (cold start)
+	// CPU time over the measurement: of the speaker (reload: virtbgp;
+	// ExaBGP; -1 where not measured) and of BIRD.
+	speakerCPU, birdCPU time.Duration
+}
+
+// cpuMeter measures the CPU time of a speaker process and of BIRD from
+// start to stop.
+type cpuMeter struct {
+	speaker, bird int
+	s0, b0        time.Duration
+}
+
+func startCPU(speaker, bird int) (*cpuMeter, error) {
+	m := &cpuMeter{speaker: speaker, bird: bird}
+	var err error
+	if speaker > 0 {
+		if m.s0, err = bench.CPUTime([]int{speaker}); err != nil {
+			return nil, err
+		}
+	}
+	m.b0, err = bench.CPUTime([]int{bird})
+	return m, err
+}
+
+// stop stores the CPU time since start in res.
+func (m *cpuMeter) stop(res *result) error {
+	res.speakerCPU = -1
+	if m.speaker > 0 {
+		s1, err := bench.CPUTime([]int{m.speaker})
+		if err != nil {
+			return err
+		}
+		res.speakerCPU = s1 - m.s0
+	}
+	b1, err := bench.CPUTime([]int{m.bird})
+	res.birdCPU = b1 - m.b0
+	return err
 }
 
 func (r result) took() time.Duration { return r.last.Sub(r.t0) }
@@ -182,12 +219,19 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Ro
 		}
 		from := r.Mon.Len()
 		birdLog := rig.FileSize(r.Lab.BIRD.Log)
+		cpu, err := startCPU(0, r.Lab.BIRD.PID())
+		if err != nil {
+			return res, err
+		}
 		start, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping, Binary: way.bin})
 		if err != nil {
 			return res, err
 		}
 		got, err := r.Arrivals(wctx, from, want)
 		if err != nil {
+			return res, err
+		}
+		if err := cpu.stop(&res); err != nil {
 			return res, err
 		}
 		up, err := sessionUp(r.Lab.BIRD.Log, birdLog, "hvA4")
@@ -210,12 +254,19 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Ro
 			return res, err
 		}
 		from := r.Mon.Len()
+		cpu, err := startCPU(r.Host.VirtbgpPID(), r.Lab.BIRD.PID())
+		if err != nil {
+			return res, err
+		}
 		res.t0 = time.Now()
 		if err := r.Host.SignalVirtbgp(syscall.SIGHUP); err != nil {
 			return res, err
 		}
 		got, err := r.Arrivals(wctx, from, want)
 		if err != nil {
+			return res, err
+		}
+		if err := cpu.stop(&res); err != nil {
 			return res, err
 		}
 		res.first, res.last = first(got), rig.Last(got)
@@ -227,6 +278,10 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Ro
 		}
 		from := r.Mon.Len()
 		birdLog := rig.FileSize(r.Lab.BIRD.Log)
+		cpu, err := startCPU(0, r.Lab.BIRD.PID())
+		if err != nil {
+			return res, err
+		}
 		f, err := r.StartFloor(wctx)
 		if err != nil {
 			return res, err
@@ -237,6 +292,10 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Ro
 		}
 		got, err := r.Arrivals(wctx, from, want)
 		if err != nil {
+			_ = f.Close()
+			return res, err
+		}
+		if err := cpu.stop(&res); err != nil {
 			_ = f.Close()
 			return res, err
 		}
@@ -258,6 +317,11 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Ro
 		}
 		lines := rig.Lines(flat)
 		from := r.Mon.Len()
+		cpu, err := startCPU(e.PID(), r.Lab.BIRD.PID())
+		if err != nil {
+			_ = e.Stop(wctx)
+			return res, err
+		}
 		res.t0 = time.Now()
 		if err := e.Write(lines...); err != nil {
 			_ = e.Stop(wctx)
@@ -265,6 +329,10 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Ro
 		}
 		got, err := r.Arrivals(wctx, from, want)
 		if err != nil {
+			_ = e.Stop(wctx)
+			return res, err
+		}
+		if err := cpu.stop(&res); err != nil {
 			_ = e.Stop(wctx)
 			return res, err
 		}
@@ -355,27 +423,44 @@ UPDATE per route. %d runs per size and way; the table shows medians
 	}
 	if rev != "" {
 		fmt.Fprintf(&b, `- **…, before (%s)**: the same, with virtbgp built at %s (`+"`-bulk.before`"+`), in
-  the same run: the tree before the reconciler handed GoBGP a pass's routes
-  several at a time (reconcile.BatchSpeaker).
+  the same run: the tree before the fixes that profiling this suite led
+  to (a summary instead of one info line per route for a big pass; paths
+  handed to GoBGP as wire bytes instead of anypb; all domain states in one
+  libvirt RPC instead of two per domain).
 `, rev, rev)
 	}
-	b.WriteString("\n| routes | way | to the last route | to the first route | target |\n|---:|---|---:|---:|---|\n")
+	b.WriteString(`- **CPU**: user + system time (/proc, 10 ms ticks) over the measurement,
+  medians: of the speaker for a reload (virtbgp, from the signal) and for
+  ExaBGP (from the write); of BIRD for every way (for a cold start and the
+  floor from before the session, which costs BIRD next to nothing). On 2
+  shared cores the wall times vary by ±30 % from run to run; CPU time is
+  the steadier measure of a speaker's own cost.
+`)
+	b.WriteString("\n| routes | way | to the last route | to the first route | speaker CPU | BIRD CPU | target |\n|---:|---|---:|---:|---:|---:|---|\n")
 	var summary []string
 	for _, size := range sizes {
 		for _, w := range ways {
 			xs := took(w, size)
-			var firsts []time.Duration
+			var firsts, spk, bird []time.Duration
 			for _, r := range results {
 				if r.way == w && r.size == size {
 					firsts = append(firsts, r.first.Sub(r.t0))
+					if r.speakerCPU >= 0 {
+						spk = append(spk, r.speakerCPU)
+					}
+					bird = append(bird, r.birdCPU)
 				}
+			}
+			spkCPU := "—"
+			if len(spk) > 0 {
+				spkCPU = sec(bench.Quantile(spk, 0.5))
 			}
 			tgt := "—"
 			if w.current() {
 				tgt = bench.Met(bench.Quantile(xs, 0.5) <= target)
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s |\n", size, w.name, sec(bench.Quantile(xs, 0.5)),
-				sec(bench.Min(xs)), sec(bench.Max(xs)), bench.Ms(bench.Quantile(firsts, 0.5)), tgt)
+			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s | %s | %s |\n", size, w.name, sec(bench.Quantile(xs, 0.5)),
+				sec(bench.Min(xs)), sec(bench.Max(xs)), bench.Ms(bench.Quantile(firsts, 0.5)), spkCPU, sec(bench.Quantile(bird, 0.5)), tgt)
 			summary = append(summary, fmt.Sprintf("bulk %d routes, %s: %s (median of %d)", size, w.name, sec(bench.Quantile(xs, 0.5)), len(xs)))
 		}
 	}

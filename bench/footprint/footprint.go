@@ -124,7 +124,7 @@ func (s *suite) measure(ctx context.Context, speaker string, pid int) (usage, er
 		names = append(names, fmt.Sprintf("%s (%d)", comm(p), p))
 	}
 	u.procs = strings.Join(names, " + ")
-	cpu0, err := cpuTime(pids)
+	cpu0, err := bench.CPUTime(pids)
 	if err != nil {
 		return u, err
 	}
@@ -142,7 +142,7 @@ func (s *suite) measure(ctx context.Context, speaker string, pid int) (usage, er
 		u.rssEnd = rss
 		u.rssMax = max(u.rssMax, rss)
 	}
-	cpu1, err := cpuTime(pids)
+	cpu1, err := bench.CPUTime(pids)
 	if err != nil {
 		return u, err
 	}
@@ -169,32 +169,6 @@ func children(pid int) []int {
 func comm(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return strings.TrimSpace(string(b))
-}
-
-// clockTick is USER_HZ, the unit of /proc/PID/stat's times (100 on Linux).
-const clockTick = 10 * time.Millisecond
-
-// cpuTime sums user and system time of the processes.
-func cpuTime(pids []int) (time.Duration, error) {
-	var total time.Duration
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return 0, fmt.Errorf("cpu of %d: %w", pid, err)
-		}
-		// Fields after the command name (which may hold spaces): state is
-		// field 3, utime 14 and stime 15.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		for _, i := range []int{14 - 3, 15 - 3} {
-			v, err := strconv.ParseInt(f[i], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("cpu of %d: %w", pid, err)
-			}
-			total += time.Duration(v) * clockTick
-		}
-	}
-	return total, nil
 }
 
 // rssKiB sums VmRSS of the processes.

@@ -12,10 +12,8 @@
 // A Speaker implements reconcile.Speaker: Announce adds or replaces the path
 // of one prefix, Withdraw removes exactly that prefix's path. It remembers
 // what it announced, so that an unchanged re-announce sends nothing and a
-// withdraw never touches another prefix. AnnounceAll and WithdrawAll
-// (reconcile.BatchSpeaker) do the same for many routes with a few GoBGP
-// calls in flight at a time. Peers reports the sessions for the status
-// endpoint; session changes are logged.
+// withdraw never touches another prefix. Peers reports the sessions for the
+// status endpoint; session changes are logged.
 package bgp
 
 import (
@@ -26,7 +24,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -378,169 +375,68 @@ func (s *Speaker) Stop(ctx context.Context) error {
 // new best path with the old one, but the path would still go through its
 // RIB.)
 func (s *Speaker) Announce(ctx context.Context, r mapping.Route) error {
-	return s.AnnounceAll(ctx, []mapping.Route{r})[0]
+	nr, err := normalizeRoute(r)
+	if err != nil {
+		return fmt.Errorf("announce %s: %w", r.Prefix, err)
+	}
+	r = nr
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("announce %s: %w", r.Prefix, err)
+	}
+	old, had := s.routes[r.Prefix]
+	if had && old.Equal(r) {
+		return nil
+	}
+	path, err := buildPath(r, s.cfg.ASN)
+	if err != nil {
+		return fmt.Errorf("announce %s: %w", r.Prefix, err)
+	}
+	if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
+		return fmt.Errorf("announce %s: add path: %w", r, err)
+	}
+	s.routes[r.Prefix] = r
+	if had {
+		s.log.Debug("route replaced", "route", stringer{r}, "old", stringer{old})
+	} else {
+		s.log.Debug("route announced", "route", stringer{r})
+	}
+	return nil
 }
 
 // Withdraw withdraws the route announced for r's prefix; only the prefix
 // of r matters. Withdrawing a prefix that is not announced is a no-op.
 func (s *Speaker) Withdraw(ctx context.Context, r mapping.Route) error {
-	return s.WithdrawAll(ctx, []mapping.Route{r})[0]
-}
-
-// pathsInFlight is how many GoBGP calls a batch keeps going at once. GoBGP
-// runs them one at a time on its server goroutine; with a few queued, it
-// goes from one to the next without waiting for the caller. A mapping
-// reload that added 10,000 routes took 0.47 s of calls one by one (see
-// BENCHMARKS.md, bulk).
-const pathsInFlight = 4
-
-// pathOp is one GoBGP call of a batch: for rs[i], with its path.
-type pathOp struct {
-	i        int
-	r, old   mapping.Route
-	replaced bool
-	path     *api.Path
-}
-
-// AnnounceAll announces each of rs as Announce does, several at a time;
-// errs[i] is rs[i]'s result. If a prefix appears more than once, the calls
-// go one by one in order, so the last one wins.
-func (s *Speaker) AnnounceAll(ctx context.Context, rs []mapping.Route) (errs []error) {
-	errs = make([]error, len(rs))
+	if !r.Prefix.IsValid() {
+		return errors.New("withdraw: invalid prefix")
+	}
+	prefix := r.Prefix.Masked()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var ops []pathOp
-	for i, r := range rs {
-		nr, err := normalizeRoute(r)
-		if err == nil {
-			err = s.usable(ctx)
-		}
-		if err != nil {
-			errs[i] = fmt.Errorf("announce %s: %w", r.Prefix, err)
-			continue
-		}
-		old, had := s.routes[nr.Prefix]
-		if had && old.Equal(nr) {
-			continue
-		}
-		path, err := buildPath(nr, s.cfg.ASN)
-		if err != nil {
-			errs[i] = fmt.Errorf("announce %s: %w", nr.Prefix, err)
-			continue
-		}
-		ops = append(ops, pathOp{i: i, r: nr, old: old, replaced: had, path: path})
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("withdraw %s: %w", prefix, err)
 	}
-	parallel := pathsInFlight
-	if !distinctPrefixes(ops) {
-		parallel = 1
+	old, had := s.routes[prefix]
+	if !had {
+		return nil
 	}
-	inFlight(len(ops), parallel, func(k int) {
-		op := &ops[k]
-		if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: op.path}); err != nil {
-			errs[op.i] = fmt.Errorf("announce %s: add path: %w", op.r, err)
-		}
-	})
-	for _, op := range ops {
-		if errs[op.i] != nil {
-			continue
-		}
-		s.routes[op.r.Prefix] = op.r
-		if op.replaced {
-			s.log.Debug("route replaced", "route", stringer{op.r}, "old", stringer{op.old})
-		} else {
-			s.log.Debug("route announced", "route", stringer{op.r})
-		}
+	// Delete with the exact path we added. A DeletePath with a family and
+	// no path (and no UUID) would delete every local path of the family.
+	path, err := buildPath(old, s.cfg.ASN)
+	if err != nil {
+		return fmt.Errorf("withdraw %s: %w", prefix, err)
 	}
-	return errs
-}
-
-// WithdrawAll withdraws each of rs as Withdraw does, several at a time;
-// errs[i] is rs[i]'s result.
-func (s *Speaker) WithdrawAll(ctx context.Context, rs []mapping.Route) (errs []error) {
-	errs = make([]error, len(rs))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ops []pathOp
-	seen := make(map[netip.Prefix]bool, len(rs))
-	for i, r := range rs {
-		if !r.Prefix.IsValid() {
-			errs[i] = errors.New("withdraw: invalid prefix")
-			continue
-		}
-		prefix := r.Prefix.Masked()
-		if err := s.usable(ctx); err != nil {
-			errs[i] = fmt.Errorf("withdraw %s: %w", prefix, err)
-			continue
-		}
-		old, had := s.routes[prefix]
-		if !had || seen[prefix] {
-			continue
-		}
-		seen[prefix] = true
-		// Delete with the exact path we added. A DeletePath with a family
-		// and no path (and no UUID) would delete every local path of the
-		// family.
-		path, err := buildPath(old, s.cfg.ASN)
-		if err != nil {
-			errs[i] = fmt.Errorf("withdraw %s: %w", prefix, err)
-			continue
-		}
-		ops = append(ops, pathOp{i: i, old: old, path: path})
+	if err := s.srv.DeletePath(ctx, &api.DeletePathRequest{
+		TableType: api.TableType_GLOBAL,
+		Family:    path.Family,
+		Path:      path,
+	}); err != nil {
+		return fmt.Errorf("withdraw %s: delete path: %w", prefix, err)
 	}
-	inFlight(len(ops), pathsInFlight, func(k int) {
-		op := &ops[k]
-		if err := s.srv.DeletePath(ctx, &api.DeletePathRequest{
-			TableType: api.TableType_GLOBAL,
-			Family:    op.path.Family,
-			Path:      op.path,
-		}); err != nil {
-			errs[op.i] = fmt.Errorf("withdraw %s: delete path: %w", op.old.Prefix, err)
-		}
-	})
-	for _, op := range ops {
-		if errs[op.i] != nil {
-			continue
-		}
-		delete(s.routes, op.old.Prefix)
-		s.log.Debug("route withdrawn", "route", stringer{op.old})
-	}
-	return errs
-}
-
-// distinctPrefixes reports whether no two ops are for the same prefix.
-func distinctPrefixes(ops []pathOp) bool {
-	if len(ops) < 2 {
-		return true
-	}
-	seen := make(map[netip.Prefix]bool, len(ops))
-	for _, op := range ops {
-		if seen[op.r.Prefix] {
-			return false
-		}
-		seen[op.r.Prefix] = true
-	}
-	return true
-}
-
-// inFlight calls f(0) .. f(n-1), up to max at a time (in order, on the
-// caller's goroutine, when max is at most 1).
-func inFlight(n, max int, f func(k int)) {
-	if n <= 1 || max <= 1 {
-		for k := range n {
-			f(k)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(n, max) {
-		wg.Go(func() {
-			for k := int(next.Add(1)) - 1; k < n; k = int(next.Add(1)) - 1 {
-				f(k)
-			}
-		})
-	}
-	wg.Wait()
+	delete(s.routes, prefix)
+	s.log.Debug("route withdrawn", "route", stringer{old})
+	return nil
 }
 
 // usable reports why routes cannot be changed now. s.mu is held.

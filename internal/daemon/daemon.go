@@ -28,9 +28,6 @@ import (
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
-// The reconciler hands the speaker whole batches (a reload, a resync).
-var _ reconcile.BatchSpeaker = (*bgp.Speaker)(nil)
-
 // Options are the daemon's settings that do not come from the config file.
 type Options struct {
 	// Version is reported in logs and status.

@@ -129,40 +129,6 @@ func (s *fakeSpeaker) Withdraw(ctx context.Context, r mapping.Route) error {
 	return nil
 }
 
-// fakeBatchSpeaker is a fakeSpeaker that also takes batches
-// (BatchSpeaker), route by route through the fake, and records each batch.
-type fakeBatchSpeaker struct {
-	*fakeSpeaker
-	batches []string // "announce 3", "withdraw 2"
-}
-
-func (s *fakeBatchSpeaker) AnnounceAll(ctx context.Context, rs []mapping.Route) []error {
-	return s.batch("announce", rs, s.Announce)
-}
-
-func (s *fakeBatchSpeaker) WithdrawAll(ctx context.Context, rs []mapping.Route) []error {
-	return s.batch("withdraw", rs, s.Withdraw)
-}
-
-func (s *fakeBatchSpeaker) batch(op string, rs []mapping.Route, f func(context.Context, mapping.Route) error) []error {
-	s.mu.Lock()
-	s.batches = append(s.batches, fmt.Sprintf("%s %d", op, len(rs)))
-	s.mu.Unlock()
-	errs := make([]error, len(rs))
-	for i, r := range rs {
-		errs[i] = f(context.Background(), r)
-	}
-	return errs
-}
-
-func (s *fakeBatchSpeaker) takeBatches() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.batches
-	s.batches = nil
-	return b
-}
-
 func (s *fakeSpeaker) snapshot() (map[netip.Prefix]mapping.Route, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -423,20 +423,14 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 	}
 	ok := true
 	var announced, withdrawn int
-	adds := make([]mapping.Route, 0, len(announce))
-	announce = slices.DeleteFunc(announce, func(p netip.Prefix) bool {
+	for _, p := range announce {
+		w := want[p]
 		if !names(st.mapping, p) {
 			// Desired only draws from the mapping; this is the last guard.
 			r.log.Error("refusing to announce a prefix the mapping does not name", "prefix", p)
-			return true
+			continue
 		}
-		adds = append(adds, want[p].Route)
-		return false
-	})
-	for i, err := range r.announceAll(ctx, adds) {
-		p := announce[i]
-		w := want[p]
-		if err != nil {
+		if err := r.opts.Speaker.Announce(ctx, w.Route); err != nil {
 			r.log.Error("announce failed", "domain", w.Domain, "prefix", p, "err", err)
 			ok = false
 			continue
@@ -448,14 +442,9 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 		st.announced[p] = w
 		announced++
 	}
-	dels := make([]mapping.Route, len(withdraw))
-	for i, p := range withdraw {
-		dels[i] = st.announced[p].Route
-	}
-	for i, err := range r.withdrawAll(ctx, dels) {
-		p := withdraw[i]
+	for _, p := range withdraw {
 		have := st.announced[p]
-		if err != nil {
+		if err := r.opts.Speaker.Withdraw(ctx, have.Route); err != nil {
 			r.log.Error("withdraw failed", "domain", have.Domain, "prefix", p, "err", err)
 			ok = false
 			continue
@@ -472,30 +461,6 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 			"failed", len(announce)+len(withdraw)-announced-withdrawn, "now", len(st.announced))
 	}
 	return ok
-}
-
-// announceAll announces rs, in one call if the speaker takes batches.
-func (r *Reconciler) announceAll(ctx context.Context, rs []mapping.Route) []error {
-	if b, ok := r.opts.Speaker.(BatchSpeaker); ok && len(rs) > 1 {
-		return b.AnnounceAll(ctx, rs)
-	}
-	errs := make([]error, len(rs))
-	for i, rt := range rs {
-		errs[i] = r.opts.Speaker.Announce(ctx, rt)
-	}
-	return errs
-}
-
-// withdrawAll withdraws rs, in one call if the speaker takes batches.
-func (r *Reconciler) withdrawAll(ctx context.Context, rs []mapping.Route) []error {
-	if b, ok := r.opts.Speaker.(BatchSpeaker); ok && len(rs) > 1 {
-		return b.WithdrawAll(ctx, rs)
-	}
-	errs := make([]error, len(rs))
-	for i, rt := range rs {
-		errs[i] = r.opts.Speaker.Withdraw(ctx, rt)
-	}
-	return errs
 }
 
 // observeEvent reports the latency of a route change caused by an event.

@@ -67,12 +67,7 @@ type harness struct {
 func start(t *testing.T, opts Options, ds ...Domain) *harness {
 	t.Helper()
 	h := &harness{t: t, hv: newFakeHV(ds...), sp: newFakeSpeaker()}
-	if b, ok := opts.Speaker.(*fakeBatchSpeaker); ok {
-		h.sp = b.fakeSpeaker // a test's batch speaker
-	} else {
-		opts.Speaker = h.sp
-	}
-	opts.Hypervisor, opts.Log = h.hv, testLogger(t)
+	opts.Hypervisor, opts.Speaker, opts.Log = h.hv, h.sp, testLogger(t)
 	if opts.Mapping == nil {
 		opts.Mapping = parseMapping(t, testMapping)
 	}
@@ -255,80 +250,6 @@ func TestMappingChangeAppliesOnlyTheDifference(t *testing.T) {
 		t.Fatalf("removing db-01 sent %q", ops)
 	}
 	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
-}
-
-// TestBatchSpeaker: with a speaker that takes batches, a pass that changes
-// several routes hands them over in one call per kind, in the order and with
-// the results a route-by-route pass has; a change of one route is a plain
-// call; a route that failed in a batch is retried.
-func TestBatchSpeaker(t *testing.T) {
-	noDB := strings.Replace(testMapping, "  db-01:\n    uuid: 00000000-0000-0000-0000-0000000000d1\n    ips: [192.0.2.20]\n", "", 1)
-	noWeb := strings.Replace(testMapping, "  web-01:\n    med: 10\n    ips: [192.0.2.10, \"2001:db8::10\"]\n", "", 1)
-	if noDB == testMapping || noWeb == testMapping {
-		t.Fatal("test mapping edits did not apply")
-	}
-	for _, tc := range []struct {
-		name     string
-		mapping  string // the edit, from testMapping
-		fail     int    // speaker calls that fail first
-		ops      []string
-		batches  []string
-		prefixes []string
-	}{
-		{name: "first sync, three routes", mapping: testMapping,
-			ops:      []string{"announce 192.0.2.10/32", "announce 192.0.2.20/32", "announce 2001:db8::10/128"},
-			batches:  []string{"announce 3"},
-			prefixes: []string{"192.0.2.10/32", "192.0.2.20/32", "2001:db8::10/128"}},
-		{name: "one route goes: a plain call", mapping: noDB,
-			ops:      []string{"withdraw 192.0.2.20/32"},
-			prefixes: []string{"192.0.2.10/32", "2001:db8::10/128"}},
-		{name: "two routes go: one batch", mapping: noWeb,
-			ops:      []string{"withdraw 192.0.2.10/32", "withdraw 2001:db8::10/128"},
-			batches:  []string{"withdraw 2"},
-			prefixes: []string{"192.0.2.20/32"}},
-		{name: "failures in a batch are retried", mapping: noWeb, fail: 1,
-			ops:      []string{"withdraw 2001:db8::10/128", "withdraw 192.0.2.10/32"},
-			batches:  []string{"withdraw 2"},
-			prefixes: []string{"192.0.2.20/32"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			sp := &fakeBatchSpeaker{fakeSpeaker: newFakeSpeaker()}
-			h := start(t, Options{Speaker: sp},
-				dom("web-01", uuidWeb, StateRunning, "booted"),
-				dom("db-01", uuidDB, StateRunning, "booted"),
-			)
-			h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128", "192.0.2.20/32")
-			if tc.mapping != testMapping {
-				h.sp.resetOps()
-				sp.takeBatches()
-				h.sp.mu.Lock()
-				h.sp.fail = tc.fail
-				h.sp.mu.Unlock()
-				if err := h.r.SetMapping(h.ctx, parseMapping(t, tc.mapping)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for !slices.Equal(h.sp.prefixes(), tc.prefixes) {
-				if time.Now().After(deadline) {
-					t.Fatalf("announced %v, want %v", h.sp.prefixes(), tc.prefixes)
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-			h.settle()
-			_, ops := h.sp.snapshot()
-			for i := range ops {
-				ops[i], _, _ = strings.Cut(ops[i], " (") // attributes: other tests
-				ops[i] = strings.Fields(ops[i])[0] + " " + strings.Fields(ops[i])[1]
-			}
-			if !slices.Equal(ops, tc.ops) {
-				t.Errorf("speaker calls %q, want %q", ops, tc.ops)
-			}
-			if got := sp.takeBatches(); !slices.Equal(got, tc.batches) {
-				t.Errorf("batches %q, want %q", got, tc.batches)
-			}
-		})
-	}
 }
 
 func TestLibvirtAwayKeepsRoutesAndResyncsOnReconnect(t *testing.T) {

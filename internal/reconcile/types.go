@@ -124,13 +124,3 @@ type Speaker interface {
 	// Withdraw removes exactly the route for this prefix.
 	Withdraw(ctx context.Context, r mapping.Route) error
 }
-
-// BatchSpeaker is a Speaker that takes many routes in one call, faster
-// than one call per route. The reconciler uses it for a pass that changes
-// more than one route (a reload, a resync); errs[i] is the result for
-// rs[i], as Announce or Withdraw would have returned it.
-type BatchSpeaker interface {
-	Speaker
-	AnnounceAll(ctx context.Context, rs []mapping.Route) (errs []error)
-	WithdrawAll(ctx context.Context, rs []mapping.Route) (errs []error)
-}
