@@ -167,16 +167,23 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	}
 	loadStart := bench.Load()
 	var results []result
+	// The last reload of the largest table runs with a CPU profile.
+	profile := filepath.Join(r.Dir, "reload.pprof")
+	var profiled bool
 	for _, size := range sizes {
 		routes := rig.Routes(size/s.perVM, s.perVM)
 		for run := 1; run <= s.runs; run++ {
 			env.Log.Info("bulk", "size", size, "run", run)
 			for _, way := range ways {
-				res, err := s.once(ctx, r, way, routes)
+				prof := ""
+				if way.kind == kindReload && way.bin == "" && run == s.runs && size == slices.Max(sizes) {
+					prof, profiled = profile, true
+				}
+				res, err := s.once(ctx, r, way, routes, prof)
 				for try := 2; errors.Is(err, rig.ErrLost) && try <= 3; try++ {
 					env.Log.Warn("bulk: the route monitor lost events; measuring again", "way", way.name, "size", size, "try", try)
 					if err = s.cleanup(ctx, r); err == nil {
-						res, err = s.once(ctx, r, way, routes)
+						res, err = s.once(ctx, r, way, routes, prof)
 					}
 				}
 				if err != nil {
@@ -191,7 +198,56 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			}
 		}
 	}
-	return s.report(sizes, ways, results, loadStart, bench.Load()), nil
+	loadEnd := bench.Load()
+	var shares []bench.Share
+	var total time.Duration
+	if profiled {
+		if shares, total, err = bench.ProfileShares(ctx, profile, reloadBuckets); err != nil {
+			return nil, err
+		}
+	}
+	section := s.report(sizes, ways, results, loadStart, loadEnd)
+	if profiled {
+		section.Markdown += profileTable(slices.Max(sizes), shares, total)
+	}
+	return section, nil
+}
+
+// reloadBuckets are where a reload's CPU goes, by the functions that own
+// the work.
+var reloadBuckets = []bench.Bucket{
+	{Name: "mapping parse (yaml.v3, in parallel chunks)", Func: "github.com/virtbgp/virtbgp/mapping.parseChunks.func1"},
+	{Name: "reconciler: diff, paths for GoBGP, AddPath calls", Func: "github.com/virtbgp/virtbgp/internal/reconcile.(*Reconciler).Run"},
+	{Name: "GoBGP server: taking each path (RIB, best path, export policy)", Func: "github.com/osrg/gobgp/v3/pkg/server.(*BgpServer).Serve"},
+	{Name: "GoBGP session: encoding and writing each UPDATE", Func: "github.com/osrg/gobgp/v3/pkg/server.(*fsmHandler).sendMessageloop"},
+	{Name: "Go garbage collector (background marking)", Func: "runtime.gcBgMarkWorker"},
+}
+
+func profileTable(size int, shares []bench.Share, total time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+Where virtbgp's CPU goes in a reload of %d routes: the last reload above ran
+with `+"`VIRTBGP_CPUPROFILE`"+` (the profile covers the whole process: its start with
+an empty mapping and its stop add a little), read with `+"`go tool pprof -top -cum`"+`:
+
+| part (function) | CPU | share |
+|---|---:|---:|
+`, size)
+	var sum time.Duration
+	for _, sh := range shares {
+		sum += sh.CPU
+		fmt.Fprintf(&b, "| %s (`%s`) | %s | %.0f %% |\n", sh.Name, sh.Func[strings.LastIndexByte(sh.Func, '/')+1:], sec(sh.CPU), pct(sh.CPU, total))
+	}
+	fmt.Fprintf(&b, "| the rest (start, stop, libvirt, signals, allocation outside the parts) | %s | %.0f %% |\n", sec(max(total-sum, 0)), pct(max(total-sum, 0), total))
+	fmt.Fprintf(&b, "| **total** | %s | |\n", sec(total))
+	return b.String()
+}
+
+func pct(d, total time.Duration) float64 {
+	if total <= 0 {
+		return 0
+	}
+	return 100 * float64(d) / float64(total)
 }
 
 // cleanup ends the virtbgp a failed measurement left running (a failed
@@ -205,7 +261,9 @@ func (s *suite) cleanup(ctx context.Context, r *rig.Rig) error {
 // route.
 const emptyMapping = "version: 1\nvms:\n  nobody:\n    ips: [192.0.2.254]\n"
 
-func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Route) (result, error) {
+// once measures one way; a reload with a profile path runs virtbgp with a
+// CPU profile written there.
+func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Route, profile string) (result, error) {
 	res := result{way: way}
 	flat := rig.Flat(routes)
 	want := rig.Prefixes(flat)
@@ -246,7 +304,7 @@ func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Ro
 		if err := r.WriteMapping(mapping, emptyMapping); err != nil {
 			return res, err
 		}
-		if _, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping, Binary: way.bin}); err != nil {
+		if _, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping, Binary: way.bin, CPUProfile: profile}); err != nil {
 			return res, err
 		}
 		time.Sleep(500 * time.Millisecond) // first sync done, session quiet

@@ -389,6 +389,9 @@ type Virtbgp struct {
 	// Binary is a virtbgp binary to run instead of the lab's (a build of
 	// an earlier revision, bench.BuildVirtbgp); empty: the lab's.
 	Binary string
+	// CPUProfile makes virtbgp write a CPU profile of its run to this file
+	// (VIRTBGP_CPUPROFILE), complete once StopVirtbgp returns.
+	CPUProfile string
 }
 
 // StartVirtbgp starts the lab's virtbgp on the host against the
@@ -400,6 +403,10 @@ func (r *Rig) StartVirtbgp(ctx context.Context, v Virtbgp) (time.Time, error) {
 	if len(peers) == 0 {
 		peers = []netip.Addr{lab.BIRDv4}
 	}
+	var env []string
+	if v.CPUProfile != "" {
+		env = append(env, "VIRTBGP_CPUPROFILE="+v.CPUProfile)
+	}
 	t0 := time.Now()
 	err := r.Host.StartVirtbgp(ctx, lab.VirtbgpConfig{
 		Mapping:           v.Mapping,
@@ -409,6 +416,7 @@ func (r *Rig) StartVirtbgp(ctx context.Context, v Virtbgp) (time.Time, error) {
 		NoMappingWatch:    !v.Watch,
 		LogLevel:          cmp.Or(v.LogLevel, "info"),
 		Binary:            v.Binary,
+		Env:               env,
 	})
 	if err != nil {
 		return t0, err

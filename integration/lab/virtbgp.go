@@ -56,6 +56,8 @@ type VirtbgpConfig struct {
 	// Binary is a virtbgp binary to run instead of the lab's (a benchmark's
 	// build of an earlier revision); empty: the lab's.
 	Binary string `json:"binary,omitempty"`
+	// Env is added to virtbgp's environment ("VIRTBGP_CPUPROFILE=file").
+	Env []string `json:"env,omitempty"`
 }
 
 func virtbgpProc(h *Host) string { return "virtbgp-" + h.Name }
@@ -184,7 +186,7 @@ func (h *Host) StartVirtbgp(ctx context.Context, c VirtbgpConfig) error {
 	t0 := time.Now()
 	// In the host's network namespace, and with the host's name (its own
 	// UTS namespace; the PID stays virtbgp's: every step execs).
-	p, err := startProcess(virtbgpProc(h), logPath, nil,
+	p, err := startProcess(virtbgpProc(h), logPath, c.Env,
 		"ip", "netns", "exec", h.NS, "unshare", "--uts", "/bin/sh", "-c", `hostname "$1" && shift && exec "$@"`, "sh", h.NS,
 		cmp.Or(c.Binary, l.VirtbgpBinary()), "run", "--config", h.VirtbgpConfigPath(), "--log-level", level)
 	if err != nil {
