@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # build: cgo against libvirt; tests: a real libvirtd (test driver), network
-# namespaces, systemd-analyze (unit check; does not replace the init system).
-pkgs=(gcc pkg-config libvirt-dev libvirt-daemon libvirt-clients iproute2 systemd)
+# namespaces, systemd-analyze (unit check; does not replace the init system);
+# bench: GNU time (a child's peak RSS).
+pkgs=(gcc pkg-config libvirt-dev libvirt-daemon libvirt-clients iproute2 systemd time)
 [ $# -gt 0 ] && pkgs+=("$@")
 
 missing=()

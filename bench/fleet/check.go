@@ -7,8 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/fleetgen"
@@ -56,10 +56,17 @@ func makeFixture(dir string, n int) (*fixture, error) {
 }
 
 // runCheck runs `bin check --config fx.Config` once and takes its wall
-// time and rusage. It fails unless check accepts the mapping with the VMs
-// and routes (2 per VM) it should have.
+// time, CPU time and peak RSS. It fails unless check accepts the mapping
+// with the VMs and routes (2 per VM) it should have.
+//
+// The peak RSS comes from GNU time, which forks the check and reads its
+// wait4 rusage. This process cannot read it from its own wait4: Go starts
+// children with vfork, and Linux counts the parent's peak RSS into a
+// child's ru_maxrss at exec (exec_mmap), so after a suite that grew this
+// process to 500 MB every check "peaked" at 500 MB. GNU time's forked
+// child carries only time's few hundred KiB.
 func runCheck(ctx context.Context, bin string, fx *fixture) (checkRun, error) {
-	cmd := exec.CommandContext(ctx, bin, "check", "--config", fx.Config)
+	cmd := exec.CommandContext(ctx, gnuTime, "-f", rssMarker+"%M", bin, "check", "--config", fx.Config)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	t0 := time.Now()
@@ -75,13 +82,36 @@ func runCheck(ctx context.Context, bin string, fx *fixture) (checkRun, error) {
 	if !strings.Contains(stdout.String(), want) {
 		return checkRun{}, fmt.Errorf("%s check --config %s: want %q in its output, got %q", bin, fx.Config, want, stdout.String())
 	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return checkRun{}, fmt.Errorf("no rusage for the check process")
+	kib, err := maxRSSKiB(stderr.String())
+	if err != nil {
+		return checkRun{}, fmt.Errorf("%s check: %w", bin, err)
 	}
 	return checkRun{
 		Wall:   wall,
 		CPU:    cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(),
-		MaxRSS: ru.Maxrss * 1024, // Linux: KiB
+		MaxRSS: kib * 1024,
 	}, nil
+}
+
+// gnuTime is GNU time (Debian package time, installed by scripts/deps.sh).
+const gnuTime = "/usr/bin/time"
+
+// rssMarker starts the line GNU time writes with the peak RSS in KiB.
+const rssMarker = "virtbgp-bench-maxrss-kib "
+
+// maxRSSKiB finds GNU time's line in the check's stderr.
+func maxRSSKiB(stderr string) (int64, error) {
+	i := strings.LastIndex(stderr, rssMarker)
+	if i < 0 {
+		return 0, fmt.Errorf("no peak RSS from %s in %q", gnuTime, tail([]byte(stderr), 500))
+	}
+	f := strings.Fields(stderr[i+len(rssMarker):])
+	if len(f) == 0 {
+		return 0, fmt.Errorf("empty peak RSS from %s", gnuTime)
+	}
+	kib, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || kib <= 0 {
+		return 0, fmt.Errorf("peak RSS from %s: %q", gnuTime, f[0])
+	}
+	return kib, nil
 }

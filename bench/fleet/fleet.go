@@ -11,7 +11,7 @@
 //     median of the N runs;
 //   - the real binary: `virtbgp check --config F` (config load, then
 //     mapping load and validation) on the same generated mapping, N times
-//     per size: wall time, and peak RSS from the child's rusage.
+//     per size: wall time, and peak RSS from GNU time (the child's rusage).
 //
 // Figures are reported against issue 5's targets (<= 1 s, <= 150 MB at
 // 100,000 VMs) with whether they are met; the suite never fails on them.

@@ -165,9 +165,11 @@ mapping of %s and %s VMs, and how the cost grows between the two sizes
   few lines; the 1-VM row below shows that floor), then loads and validates the
   mapping as the daemon does at start, and prints the counts (the suite checks
   them); it does not diff. One unmeasured run per size, then %d runs per size,
-  the sizes in turn; **wall** is from fork to exit as the suite sees it, **peak
-  RSS** is the child's `+"`ru_maxrss`"+` (getrusage, KiB on Linux), median of the
-  runs. Go's GC at its defaults: GOGC %s, GOMEMLIMIT %s.
+  the sizes in turn, each under GNU time; **wall** is from the start of
+  `+"`/usr/bin/time`"+` to its exit as the suite sees it, **peak RSS** is the
+  check's `+"`ru_maxrss`"+` as GNU time reads it (`+"`%%M`"+`, KiB; not this process's own
+  wait4, in which Linux would count the suite's peak, see check.go), median
+  of the runs. Go's GC at its defaults: GOGC %s, GOMEMLIMIT %s.
 - MB are 10^6 bytes.
 
 `,
