@@ -37,13 +37,20 @@ func BuildVirtbgp(ctx context.Context, env *Env, rev, dir string) (bin, short st
 	return bin, short, nil
 }
 
-// Describe names the working tree: its commit, "-dirty" with changes.
+// Describe names the working tree: its commit, "-dirty" with changes
+// outside the bench's own output (bench/results, BENCHMARKS.md), which a
+// run writes as it goes.
 func Describe(root string) string {
-	out, err := git(context.Background(), root, "describe", "--always", "--dirty")
+	out, err := git(context.Background(), root, "rev-parse", "--short", "HEAD")
 	if err != nil {
 		return "working tree"
 	}
-	return "working tree " + strings.TrimSpace(out)
+	d := "working tree " + strings.TrimSpace(out)
+	st, err := git(context.Background(), root, "status", "--porcelain", "--", ".", ":(exclude)bench/results", ":(exclude)BENCHMARKS.md")
+	if err != nil || strings.TrimSpace(st) != "" {
+		d += "-dirty"
+	}
+	return d
 }
 
 func git(ctx context.Context, root string, args ...string) (string, error) {
