@@ -262,141 +262,163 @@ func (s *suite) cleanup(ctx context.Context, r *rig.Rig) error {
 const emptyMapping = "version: 1\nvms:\n  nobody:\n    ips: [192.0.2.254]\n"
 
 // once measures one way; a reload with a profile path runs virtbgp with a
-// CPU profile written there.
+// CPU profile written there. Each way leaves BIRD's table empty.
 func (s *suite) once(ctx context.Context, r *rig.Rig, way way, routes [][]rig.Route, profile string) (result, error) {
-	res := result{way: way}
-	flat := rig.Flat(routes)
-	want := rig.Prefixes(flat)
-	mapping := filepath.Join(r.Dir, "mapping.yaml")
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
+	m := measure{r: r, res: result{way: way}, flat: rig.Flat(routes), mapping: filepath.Join(r.Dir, "mapping.yaml")}
+	m.want = rig.Prefixes(m.flat)
+	var err error
 	switch way.kind {
 	case kindCold:
-		if err := r.WriteMapping(mapping, rig.MappingYAML(routes)); err != nil {
-			return res, err
-		}
-		from := r.Mon.Len()
-		birdLog := rig.FileSize(r.Lab.BIRD.Log)
-		cpu, err := startCPU(0, r.Lab.BIRD.PID())
-		if err != nil {
-			return res, err
-		}
-		start, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping, Binary: way.bin})
-		if err != nil {
-			return res, err
-		}
-		got, err := r.Arrivals(wctx, from, want)
-		if err != nil {
-			return res, err
-		}
-		if err := cpu.stop(&res); err != nil {
-			return res, err
-		}
-		up, err := sessionUp(r.Lab.BIRD.Log, birdLog, "hvA4")
-		if err != nil {
-			return res, err
-		}
-		res.t0 = up
-		res.sessionUpFrom = up.Sub(start)
-		res.first, res.last = first(got), rig.Last(got)
-		return res, r.StopVirtbgp(wctx)
+		err = m.cold(ctx, routes)
 	case kindReload:
-		if err := r.WriteMapping(mapping, emptyMapping); err != nil {
-			return res, err
-		}
-		if _, err := r.StartVirtbgp(wctx, rig.Virtbgp{Mapping: mapping, Binary: way.bin, CPUProfile: profile}); err != nil {
-			return res, err
-		}
-		time.Sleep(500 * time.Millisecond) // first sync done, session quiet
-		if err := r.WriteMapping(mapping, rig.MappingYAML(routes)); err != nil {
-			return res, err
-		}
-		from := r.Mon.Len()
-		cpu, err := startCPU(r.Host.VirtbgpPID(), r.Lab.BIRD.PID())
-		if err != nil {
-			return res, err
-		}
-		res.t0 = time.Now()
-		if err := r.Host.SignalVirtbgp(syscall.SIGHUP); err != nil {
-			return res, err
-		}
-		got, err := r.Arrivals(wctx, from, want)
-		if err != nil {
-			return res, err
-		}
-		if err := cpu.stop(&res); err != nil {
-			return res, err
-		}
-		res.first, res.last = first(got), rig.Last(got)
-		return res, r.StopVirtbgp(wctx)
+		err = m.reload(ctx, routes, profile)
 	case kindFloor:
-		updates, err := r.EncodeUpdates(flat)
-		if err != nil {
-			return res, err
-		}
-		from := r.Mon.Len()
-		birdLog := rig.FileSize(r.Lab.BIRD.Log)
-		cpu, err := startCPU(0, r.Lab.BIRD.PID())
-		if err != nil {
-			return res, err
-		}
-		f, err := r.StartFloor(wctx)
-		if err != nil {
-			return res, err
-		}
-		if err := f.Write(updates); err != nil {
-			_ = f.Close()
-			return res, err
-		}
-		got, err := r.Arrivals(wctx, from, want)
-		if err != nil {
-			_ = f.Close()
-			return res, err
-		}
-		if err := cpu.stop(&res); err != nil {
-			_ = f.Close()
-			return res, err
-		}
-		up, err := sessionUp(r.Lab.BIRD.Log, birdLog, "hvA4")
-		if err != nil {
-			_ = f.Close()
-			return res, err
-		}
-		res.t0 = up
-		res.first, res.last = first(got), rig.Last(got)
-		if err := f.Close(); err != nil {
-			return res, err
-		}
-		return res, r.WaitTableEmpty(wctx)
+		err = m.floor(ctx)
 	default:
-		e, err := r.StartExaBGP(wctx)
-		if err != nil {
-			return res, err
-		}
-		lines := rig.Lines(flat)
-		from := r.Mon.Len()
-		cpu, err := startCPU(e.PID(), r.Lab.BIRD.PID())
-		if err != nil {
-			_ = e.Stop(wctx)
-			return res, err
-		}
-		res.t0 = time.Now()
-		if err := e.Write(lines...); err != nil {
-			_ = e.Stop(wctx)
-			return res, err
-		}
-		got, err := r.Arrivals(wctx, from, want)
-		if err != nil {
-			_ = e.Stop(wctx)
-			return res, err
-		}
-		if err := cpu.stop(&res); err != nil {
-			_ = e.Stop(wctx)
-			return res, err
-		}
-		res.first, res.last = first(got), rig.Last(got)
-		return res, r.StopExaBGP(wctx, e)
+		err = m.exabgp(ctx)
 	}
+	return m.res, err
+}
+
+// measure is one measurement in progress.
+type measure struct {
+	r       *rig.Rig
+	res     result
+	flat    []rig.Route
+	want    []netip.Prefix
+	mapping string
+	from    int // the route monitor's index at the start
+	cpu     *cpuMeter
+}
+
+// begin notes where the route monitor stands and starts the CPU meter.
+func (m *measure) begin(speakerPID int) error {
+	m.from = m.r.Mon.Len()
+	var err error
+	m.cpu, err = startCPU(speakerPID, m.r.Lab.BIRD.PID())
+	return err
+}
+
+// arrived waits for the whole table in BIRD and records the times and
+// the CPU.
+func (m *measure) arrived(ctx context.Context) error {
+	got, err := m.r.Arrivals(ctx, m.from, m.want)
+	if err != nil {
+		return err
+	}
+	m.res.first, m.res.last = first(got), rig.Last(got)
+	return m.cpu.stop(&m.res)
+}
+
+// cold: virtbgp starts with the whole mapping; the clock starts at BIRD's
+// session up.
+func (m *measure) cold(ctx context.Context, routes [][]rig.Route) error {
+	if err := m.r.WriteMapping(m.mapping, rig.MappingYAML(routes)); err != nil {
+		return err
+	}
+	birdLog := rig.FileSize(m.r.Lab.BIRD.Log)
+	if err := m.begin(0); err != nil {
+		return err
+	}
+	start, err := m.r.StartVirtbgp(ctx, rig.Virtbgp{Mapping: m.mapping, Binary: m.res.way.bin})
+	if err != nil {
+		return err
+	}
+	if err := m.arrived(ctx); err != nil {
+		return err
+	}
+	up, err := sessionUp(m.r.Lab.BIRD.Log, birdLog, "hvA4")
+	if err != nil {
+		return err
+	}
+	m.res.t0, m.res.sessionUpFrom = up, up.Sub(start)
+	return m.r.StopVirtbgp(ctx)
+}
+
+// reload: virtbgp runs with an empty mapping and is sent SIGHUP after the
+// whole one was written; the clock starts at the signal.
+func (m *measure) reload(ctx context.Context, routes [][]rig.Route, profile string) error {
+	if err := m.r.WriteMapping(m.mapping, emptyMapping); err != nil {
+		return err
+	}
+	if _, err := m.r.StartVirtbgp(ctx, rig.Virtbgp{Mapping: m.mapping, Binary: m.res.way.bin, CPUProfile: profile}); err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond) // first sync done, session quiet
+	if err := m.r.WriteMapping(m.mapping, rig.MappingYAML(routes)); err != nil {
+		return err
+	}
+	if err := m.begin(m.r.Host.VirtbgpPID()); err != nil {
+		return err
+	}
+	m.res.t0 = time.Now()
+	if err := m.r.Host.SignalVirtbgp(syscall.SIGHUP); err != nil {
+		return err
+	}
+	if err := m.arrived(ctx); err != nil {
+		return err
+	}
+	return m.r.StopVirtbgp(ctx)
+}
+
+// floor: the encoded UPDATEs in one write on a bare session; the clock
+// starts at BIRD's session up.
+func (m *measure) floor(ctx context.Context) (err error) {
+	updates, err := m.r.EncodeUpdates(m.flat)
+	if err != nil {
+		return err
+	}
+	birdLog := rig.FileSize(m.r.Lab.BIRD.Log)
+	if err := m.begin(0); err != nil {
+		return err
+	}
+	f, err := m.r.StartFloor(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = m.r.WaitTableEmpty(ctx)
+		}
+	}()
+	if err := f.Write(updates); err != nil {
+		return err
+	}
+	if err := m.arrived(ctx); err != nil {
+		return err
+	}
+	m.res.t0, err = sessionUp(m.r.Lab.BIRD.Log, birdLog, "hvA4")
+	return err
+}
+
+// exabgp: one announce line per route in one write to ExaBGP's API
+// process; the clock starts at the write.
+func (m *measure) exabgp(ctx context.Context) (err error) {
+	e, err := m.r.StartExaBGP(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil {
+			err = m.r.StopExaBGP(ctx, e)
+		} else {
+			_ = e.Stop(ctx)
+		}
+	}()
+	lines := rig.Lines(m.flat)
+	if err := m.begin(e.PID()); err != nil {
+		return err
+	}
+	m.res.t0 = time.Now()
+	if err := e.Write(lines...); err != nil {
+		return err
+	}
+	return m.arrived(ctx)
 }
 
 func first(ts map[netip.Prefix]time.Time) time.Time {
@@ -494,11 +516,25 @@ UPDATE per route. %d runs per size and way; the table shows medians
   shared cores the wall times vary by ±30 % from run to run; CPU time is
   the steadier measure of a speaker's own cost.
 `)
-	b.WriteString("\n| routes | way | to the last route | to the first route | speaker CPU | BIRD CPU | target |\n|---:|---|---:|---:|---:|---:|---|\n")
+	b.WriteString(`- **× floor**: the median over the floor's median at the same size, in
+  the same run: how much a way adds to what the peer needs. The machine's
+  speed changes from run to run (a shared host); this ratio changes less.
+`)
+	b.WriteString("\n| routes | way | to the last route | × floor | to the first route | speaker CPU | BIRD CPU | target |\n|---:|---|---:|---:|---:|---:|---:|---|\n")
 	var summary []string
 	for _, size := range sizes {
+		var floor time.Duration
+		for _, w := range ways {
+			if w.kind == kindFloor {
+				floor = bench.Quantile(took(w, size), 0.5)
+			}
+		}
 		for _, w := range ways {
 			xs := took(w, size)
+			ratio := "—"
+			if floor > 0 {
+				ratio = fmt.Sprintf("%.1f×", float64(bench.Quantile(xs, 0.5))/float64(floor))
+			}
 			var firsts, spk, bird []time.Duration
 			for _, r := range results {
 				if r.way == w && r.size == size {
@@ -517,8 +553,8 @@ UPDATE per route. %d runs per size and way; the table shows medians
 			if w.current() {
 				tgt = bench.Met(bench.Quantile(xs, 0.5) <= target)
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s | %s | %s |\n", size, w.name, sec(bench.Quantile(xs, 0.5)),
-				sec(bench.Min(xs)), sec(bench.Max(xs)), bench.Ms(bench.Quantile(firsts, 0.5)), spkCPU, sec(bench.Quantile(bird, 0.5)), tgt)
+			fmt.Fprintf(&b, "| %d | %s | %s (%s–%s) | %s | %s | %s | %s | %s |\n", size, w.name, sec(bench.Quantile(xs, 0.5)),
+				sec(bench.Min(xs)), sec(bench.Max(xs)), ratio, bench.Ms(bench.Quantile(firsts, 0.5)), spkCPU, sec(bench.Quantile(bird, 0.5)), tgt)
 			summary = append(summary, fmt.Sprintf("bulk %d routes, %s: %s (median of %d)", size, w.name, sec(bench.Quantile(xs, 0.5)), len(xs)))
 		}
 	}
