@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,12 @@ func TestDescribe(t *testing.T) {
 	if _, err := git(t.Context(), root, "worktree", "add", "--detach", dir, "HEAD"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = git(t.Context(), root, "worktree", "remove", "--force", dir) })
+	t.Cleanup(func() {
+		// t.Context() is already canceled when cleanups run.
+		if _, err := git(context.Background(), root, "worktree", "remove", "--force", dir); err != nil {
+			t.Error(err)
+		}
+	})
 	if d := Describe(dir); !strings.HasPrefix(d, "working tree ") || strings.HasSuffix(d, "-dirty") {
 		t.Fatalf("clean tree: %q", d)
 	}
