@@ -161,8 +161,8 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		rank := map[string]int{kindCold: 0, kindReload: 1, kindExa: 2, kindFloor: 3}
 		slices.SortStableFunc(ways, func(a, b way) int { return rank[a.kind] - rank[b.kind] })
 	}
-	maxDomains := slices.Max(sizes) / s.perVM
-	if err := r.RunDomains(maxDomains); err != nil {
+	largest := slices.Max(sizes)
+	if err := r.RunDomains(largest / s.perVM); err != nil {
 		return nil, err
 	}
 	loadStart := bench.Load()
@@ -176,13 +176,15 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			env.Log.Info("bulk", "size", size, "run", run)
 			for _, way := range ways {
 				prof := ""
-				if way.kind == kindReload && way.bin == "" && run == s.runs && size == slices.Max(sizes) {
+				if way.kind == kindReload && way.bin == "" && run == s.runs && size == largest {
 					prof, profiled = profile, true
 				}
 				res, err := s.once(ctx, r, way, routes, prof)
 				for try := 2; errors.Is(err, rig.ErrLost) && try <= 3; try++ {
 					env.Log.Warn("bulk: the route monitor lost events; measuring again", "way", way.name, "size", size, "try", try)
-					if err = s.cleanup(ctx, r); err == nil {
+					// A failed virtbgp measurement leaves virtbgp running (the
+					// floor and ExaBGP clean up after themselves).
+					if err = r.StopVirtbgp(ctx); err == nil {
 						res, err = s.once(ctx, r, way, routes, prof)
 					}
 				}
@@ -208,7 +210,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	}
 	section := s.report(sizes, ways, results, loadStart, loadEnd)
 	if profiled {
-		section.Markdown += profileTable(slices.Max(sizes), shares, total)
+		section.Markdown += profileTable(largest, shares, total)
 	}
 	return section, nil
 }
@@ -248,13 +250,6 @@ func pct(d, total time.Duration) float64 {
 		return 0
 	}
 	return 100 * float64(d) / float64(total)
-}
-
-// cleanup ends the virtbgp a failed measurement left running (a failed
-// ExaBGP measurement stops ExaBGP itself) and waits until BIRD's table is
-// empty.
-func (s *suite) cleanup(ctx context.Context, r *rig.Rig) error {
-	return r.StopVirtbgp(ctx)
 }
 
 // emptyMapping names a domain that does not exist: virtbgp runs with no
