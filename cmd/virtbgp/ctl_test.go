@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
 )
 
@@ -67,7 +68,7 @@ func ctlReport() status.Report {
 			Communities: []string{"65001:100"}, Domain: "test", VM: "test", Why: "running"}},
 		Mapping: status.Mapping{Path: "examples/mapping.yaml", Generation: 1, LoadedAt: t0,
 			Files: []string{"examples/mapping.yaml"}, VMs: 1, Routes: 1, LastReload: status.Reload{At: t0, OK: true}},
-		Drain: status.Drain{State: status.DrainNone},
+		Drain: status.Drain{State: reconcile.DrainNone},
 	}
 }
 

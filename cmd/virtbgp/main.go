@@ -199,21 +199,21 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	vms, routes := m.Stats()
 	log.Info("starting", "version", versionString(), "config", cfg.File, "asn", cfg.BGP.ASN,
-		"router-id", cfg.BGP.RouterID, "peers", len(cfg.BGP.Peers), "libvirt", cfg.Libvirt.URI,
+		"router_id", cfg.BGP.RouterID, "peers", len(cfg.BGP.Peers), "libvirt", cfg.Libvirt.URI,
 		"mapping", cfg.Mapping.Path, "vms", vms, "routes", routes)
 	d, err := daemon.New(cfg, m, log, daemon.Options{Version: strings.TrimPrefix(versionString(), "virtbgp "), Notifier: notify.New(log.With("part", "systemd"))})
 	if err != nil {
-		log.Error("virtbgp cannot start", "err", err)
+		log.Error("virtbgp cannot start", "error", err)
 		return 1
 	}
 	go func() {
 		for range hup {
-			log.Info("SIGHUP: reloading the config and the mapping", "config", cfg.File)
+			log.Info("reloading the config and the mapping", "reason", "SIGHUP", "config", cfg.File)
 			_ = d.Reload(ctx) // errors are logged by the daemon
 		}
 	}()
 	if err := d.Run(ctx); err != nil {
-		log.Error("virtbgp stopped", "err", err)
+		log.Error("virtbgp stopped", "error", err)
 		return 1
 	}
 	return 0

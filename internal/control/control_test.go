@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
 )
 
@@ -151,7 +152,7 @@ func testReport() status.Report {
 		Mapping: status.Mapping{Path: "/etc/virtbgp/mapping.yaml", Generation: 1, LoadedAt: t0,
 			Files: []string{"/etc/virtbgp/mapping.yaml"}, VMs: 1, Routes: 1,
 			LastReload: status.Reload{At: t0, OK: true}},
-		Drain: status.Drain{State: status.DrainNone},
+		Drain: status.Drain{State: reconcile.DrainNone},
 		Time:  t0.Add(time.Minute),
 	}
 }

@@ -4,9 +4,11 @@
 // that end-to-end tests exercise the same code as the binary.
 //
 // One goroutine, the main loop in Run, owns the daemon's own state: the
-// mapping in force and its reload history, the drain state, and when the
-// BGP peers are added. Everything else (signals, the file watcher, control
-// socket requests, the status endpoint) sends it requests.
+// config in force, the mapping's reload history, the drain record and its
+// timer, and when the BGP peers are added. The mapping and the drain state
+// in force are the reconciler's: the main loop sets them and asks for them.
+// Everything else (signals, the file watcher, control socket requests, the
+// status endpoint, the systemd watchdog) sends the main loop requests.
 package daemon
 
 import (
@@ -16,6 +18,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/virtbgp/virtbgp/internal/bgp"
 	"github.com/virtbgp/virtbgp/internal/config"
@@ -54,18 +58,16 @@ type Daemon struct {
 	rec     *reconcile.Reconciler
 	metrics *status.Metrics
 	started time.Time
-	reqs    chan request
-	watch   chan struct{} // the file watcher's hint, capacity 1
+	reqs    chan func(context.Context) // run by the main loop
+	watch   chan struct{}              // the file watcher's hint, capacity 1
 
 	// Owned by the main loop (Run).
-	mapping       *mapping.Mapping
 	generation    int
 	loadedAt      time.Time
 	lastReload    status.Reload
 	mappingDigest string // digest of the mapping in force
 	failedDigest  string // digest of the last content that failed to load
-	drain         drainState
-	drainTimer    *time.Timer
+	drain         *drainer
 	peersAdded    bool
 }
 
@@ -76,9 +78,8 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		cfg:        cfg,
 		opts:       opts,
 		log:        log,
-		reqs:       make(chan request),
+		reqs:       make(chan func(context.Context)),
 		watch:      make(chan struct{}, 1),
-		mapping:    m,
 		generation: 1,
 		loadedAt:   time.Now(),
 		metrics:    status.NewMetrics(),
@@ -89,7 +90,9 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 	d.metrics.ReloadResult(true, d.loadedAt)
 	d.speaker = bgp.New(cfg.BGP, log.With("part", "bgp"))
 	d.hv = libvirt.New(cfg.Libvirt.URI, log.With("part", "libvirt"))
-	if err := d.loadDrain(); err != nil {
+	d.drain = &drainer{log: log}
+	drain, err := d.drain.load(cfg.StateDir, cfg.Drain.GracefulShutdownTime)
+	if err != nil {
 		return nil, err
 	}
 	d.rec = reconcile.New(reconcile.Options{
@@ -97,7 +100,7 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		Speaker:        d.speaker,
 		Log:            log.With("part", "reconcile"),
 		Mapping:        m,
-		Drain:          d.drain.reconcileDrain(),
+		Drain:          drain,
 		ResyncInterval: cfg.ResyncInterval,
 		Observer:       d.metrics,
 		Policy: reconcile.Policy{
@@ -105,26 +108,12 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 			StandbyPrepend: cfg.Policy.StandbyPrepend,
 		},
 	})
+	d.drain.rec = d.rec
 	return d, nil
 }
 
 // Reconciler gives access to the reconciler (tests).
 func (d *Daemon) Reconciler() *reconcile.Reconciler { return d.rec }
-
-// Speaker gives access to the BGP speaker (tests).
-func (d *Daemon) Speaker() *bgp.Speaker { return d.speaker }
-
-// request is something the main loop does for another goroutine.
-type request struct {
-	kind  string // "reload", "reload-mapping", "drain", "undrain", "report"
-	reply chan reply
-}
-
-type reply struct {
-	msg    string
-	report status.Report
-	err    error
-}
 
 // Run runs the daemon until ctx ends (nil) or a part fails (its error).
 func (d *Daemon) Run(ctx context.Context) error {
@@ -132,7 +121,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	ctl := &control.Server{Handler: handler{d}, Log: d.log.With("part", "control")}
 	if err := ctl.Listen(d.cfg.Control.Socket); err != nil {
-		return fmt.Errorf("control socket: %w", err)
+		return err // it names the socket
 	}
 	defer ctl.Close()
 
@@ -145,13 +134,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer d.stopSpeaker()
 
-	var web *status.Server
 	if d.cfg.Status.Listen != "" {
-		web = status.NewServer(d.cfg.Status.Listen, d.Report, d.metrics, d.log.With("part", "status"))
+		web := status.NewServer(d.cfg.Status.Listen, d.Report, d.metrics, d.log.With("part", "status"))
 		if err := web.Start(); err != nil {
-			return err
+			return err // it says what failed
 		}
-		d.log.Info("status endpoint listening", "addr", web.Addr())
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -159,155 +146,140 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 4)
-	running := 0
-	spawn := func(name string, f func(context.Context) error) {
-		running++
-		go func() {
-			err := f(ctx)
-			if err != nil && !errors.Is(err, context.Canceled) {
-				err = fmt.Errorf("%s: %w", name, err)
-			} else {
-				err = nil
+	// The parts run until ctx ends or one of them fails, which ends the
+	// others. Each part's errors say which part failed.
+	g, gctx := errgroup.WithContext(ctx)
+	part := func(run func(context.Context) error) {
+		g.Go(func() error {
+			if err := run(gctx); !errors.Is(err, context.Canceled) {
+				return err
 			}
-			errc <- err
-		}()
+			return nil
+		})
 	}
-	spawn("libvirt adapter", d.hv.Run)
-	spawn("reconciler", d.rec.Run)
-	spawn("control socket", ctl.Serve)
+	part(d.hv.Run)
+	part(d.rec.Run)
+	part(ctl.Serve)
 	if d.cfg.Mapping.Watch {
 		path := d.cfg.Mapping.Path
-		spawn("mapping watcher", func(ctx context.Context) error { return d.watchMapping(ctx, path) })
+		part(func(ctx context.Context) error { return d.watchMapping(ctx, path) })
 	}
-	go d.opts.Notifier.Watchdog(ctx, d.healthy)
+	part(func(ctx context.Context) error {
+		d.opts.Notifier.Watchdog(ctx, d.healthy)
+		return nil
+	})
+	d.loop(gctx)
+	d.opts.Notifier.Stopping()
+	d.log.Info("shutting down")
+	return g.Wait()
+}
 
+// loop is the main loop: it serves requests and timers until ctx ends.
+func (d *Daemon) loop(ctx context.Context) {
 	// Peers wait for the first sync, but not for ever: after half the
 	// restart time the peers would flush our routes anyway.
-	peerWait := time.NewTimer(max(d.cfg.BGP.GracefulRestart.RestartTime/2, time.Second))
+	wait := max(d.cfg.BGP.GracefulRestart.RestartTime/2, time.Second)
+	peerWait := time.NewTimer(wait)
 	defer peerWait.Stop()
 	synced := d.rec.Synced()
-	var failure error
-loop:
 	for {
-		var drainC <-chan time.Time
-		if d.drainTimer != nil {
-			drainC = d.drainTimer.C
-		}
 		select {
 		case <-ctx.Done():
-			break loop
-		case err := <-errc:
-			running--
-			if err != nil {
-				failure = err
-				break loop
-			}
+			return
 		case <-synced:
 			synced = nil
 			d.addPeers(ctx, "first sync done")
-			d.opts.Notifier.Ready(d.statusLine())
+			d.opts.Notifier.Ready(d.statusLine(ctx))
 		case <-peerWait.C:
 			if !d.peersAdded {
-				d.log.Warn("no full sync from libvirt yet; bringing the BGP sessions up anyway",
-					"waited", max(d.cfg.BGP.GracefulRestart.RestartTime/2, time.Second))
+				d.log.Warn("no full sync from libvirt yet; bringing the BGP sessions up anyway", "waited", wait)
 				d.addPeers(ctx, "waited for libvirt")
-				d.opts.Notifier.Ready("waiting for libvirt; " + d.statusLine())
+				d.opts.Notifier.Ready("waiting for libvirt; " + d.statusLine(ctx))
 			}
-		case <-drainC:
-			d.drainTimer = nil
-			d.finishDrain(ctx)
+		case <-d.drain.timerC():
+			d.drain.finish(ctx)
 		case <-d.watch:
 			_, _ = d.reloadMapping(ctx, false)
-		case r := <-d.reqs:
-			r.reply <- d.handle(ctx, r.kind)
+		case run := <-d.reqs:
+			run(ctx)
 		}
 	}
-	d.opts.Notifier.Stopping()
-	d.log.Info("shutting down")
-	cancel()
-	for ; running > 0; running-- {
-		<-errc
-	}
-	return failure
 }
 
 func (d *Daemon) stopSpeaker() {
 	if !d.opts.StopBGP && d.cfg.BGP.GracefulRestart.Enabled {
-		d.log.Info("leaving BGP sessions to close with the process, without a NOTIFICATION: graceful-restart peers keep the routes for the restart time; use `virtbgp drain` to withdraw them",
+		d.log.Info("leaving BGP sessions to close with the process, without a NOTIFICATION",
+			"reason", "graceful-restart peers keep the routes for the restart time; `virtbgp drain` withdraws them",
 			"restart_time", d.cfg.BGP.GracefulRestart.RestartTime)
 		return
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := d.speaker.Stop(sctx); err != nil {
-		d.log.Warn("stop BGP speaker", "err", err)
+		d.log.Warn("cannot stop the BGP speaker", "error", err)
 	}
 }
 
-func (d *Daemon) addPeers(ctx context.Context, why string) {
+func (d *Daemon) addPeers(ctx context.Context, reason string) {
 	if d.peersAdded {
 		return
 	}
 	d.peersAdded = true
 	if err := d.speaker.SetPeers(ctx, d.cfg.BGP.Peers); err != nil {
-		d.log.Error("add BGP peers", "err", err)
+		d.log.Error("cannot add the BGP peers", "error", err)
 		return
 	}
-	d.log.Info("BGP peers added", "why", why, "peers", len(d.cfg.BGP.Peers))
+	d.log.Info("BGP peers added", "reason", reason, "peers", len(d.cfg.BGP.Peers))
 }
 
-func (d *Daemon) statusLine() string {
-	vms, routes := d.mapping.Stats()
-	return fmt.Sprintf("mapping generation %d (%d VMs, %d routes), drain %s", d.generation, vms, routes, d.drain.State)
-}
-
-// handle serves one request in the main loop.
-func (d *Daemon) handle(ctx context.Context, kind string) reply {
-	switch kind {
-	case "reload":
-		msg, err := d.reload(ctx)
-		return reply{msg: msg, err: err}
-	case "drain":
-		msg, err := d.startDrain(ctx)
-		return reply{msg: msg, err: err}
-	case "undrain":
-		msg, err := d.undrain(ctx)
-		return reply{msg: msg, err: err}
-	case "report":
-		r, err := d.buildReport(ctx)
-		return reply{report: r, err: err}
+// statusLine is the one-line state for systemd: the mapping and the drain
+// in force, as the reconciler has them.
+func (d *Daemon) statusLine(ctx context.Context) string {
+	snap, err := d.rec.Snapshot(ctx)
+	if err != nil {
+		return fmt.Sprintf("mapping generation %d", d.generation)
 	}
-	return reply{err: fmt.Errorf("unknown request %q", kind)}
+	vms, routes := snap.Mapping.Stats()
+	return fmt.Sprintf("mapping generation %d (%d VMs, %d routes), drain %s", d.generation, vms, routes, snap.Drain)
 }
 
-// ask sends a request to the main loop and waits for the reply.
-func (d *Daemon) ask(ctx context.Context, kind string) reply {
-	r := request{kind: kind, reply: make(chan reply, 1)}
+// call runs fn in the main loop, which owns the daemon's state, and returns
+// its result; what names the request in errors.
+func call[T any](ctx context.Context, d *Daemon, what string, fn func(context.Context) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	run := func(ctx context.Context) {
+		v, err := fn(ctx)
+		done <- result{v, err}
+	}
+	var zero T
 	select {
-	case d.reqs <- r:
+	case d.reqs <- run:
 	case <-ctx.Done():
-		return reply{err: fmt.Errorf("%s: the daemon did not take the request: %w", kind, ctx.Err())}
+		return zero, fmt.Errorf("%s: the daemon did not take the request: %w", what, ctx.Err())
 	}
 	select {
-	case rep := <-r.reply:
-		return rep
+	case r := <-done:
+		return r.v, r.err
 	case <-ctx.Done():
-		return reply{err: fmt.Errorf("%s: no answer from the daemon: %w", kind, ctx.Err())}
+		return zero, fmt.Errorf("%s: no answer from the daemon: %w", what, ctx.Err())
 	}
 }
 
 // Reload reloads the config file (peers, mapping path) and the mapping, as
 // SIGHUP does. On any error what is in force stays, and the error (a
 // yamlutil.ErrorList for content problems) is returned and logged.
-func (d *Daemon) Reload(ctx context.Context) error { return d.ask(ctx, "reload").err }
+func (d *Daemon) Reload(ctx context.Context) error {
+	_, err := call(ctx, d, "reload", d.reload)
+	return err
+}
 
 // Report returns the daemon's status report.
 func (d *Daemon) Report(ctx context.Context) (status.Report, error) {
-	rep := d.ask(ctx, "report")
-	return rep.report, rep.err
+	return call(ctx, d, "report", d.buildReport)
 }
 
 // healthy round-trips through the main loop and the reconciler, for the
@@ -323,24 +295,23 @@ type handler struct{ d *Daemon }
 func (h handler) Status(ctx context.Context) (status.Report, error) { return h.d.Report(ctx) }
 
 func (h handler) Drain(ctx context.Context) (string, error) {
-	rep := h.d.ask(ctx, "drain")
-	return rep.msg, rep.err
+	return call(ctx, h.d, "drain", func(ctx context.Context) (string, error) {
+		return h.d.drain.start(ctx, h.d.cfg.Drain.GracefulShutdownTime)
+	})
 }
 
 func (h handler) Undrain(ctx context.Context) (string, error) {
-	rep := h.d.ask(ctx, "undrain")
-	return rep.msg, rep.err
+	return call(ctx, h.d, "undrain", h.d.drain.undrain)
 }
 
 func (h handler) Reload(ctx context.Context) (string, error) {
-	rep := h.d.ask(ctx, "reload")
-	return rep.msg, rep.err
+	return call(ctx, h.d, "reload", h.d.reload)
 }
 
 // reload is SIGHUP: the config file, then the mapping. Runs in the main loop.
 func (d *Daemon) reload(ctx context.Context) (string, error) {
 	d.opts.Notifier.Reloading()
-	defer d.opts.Notifier.Ready(d.statusLine())
+	defer func() { d.opts.Notifier.Ready(d.statusLine(ctx)) }()
 	var notes []string
 	if d.cfg.File != "" {
 		n, err := d.reloadConfig(ctx)
@@ -367,7 +338,7 @@ func (d *Daemon) reloadConfig(ctx context.Context) ([]string, error) {
 	if err != nil {
 		d.recordReload(false, err)
 		logProblems(d.log, "config reload rejected", err)
-		return nil, fmt.Errorf("config %s: %w", d.cfg.File, err)
+		return nil, err // it names the file
 	}
 	var notes []string
 	if needsRestart := restartOnly(d.cfg, nc); len(needsRestart) > 0 {
@@ -376,7 +347,7 @@ func (d *Daemon) reloadConfig(ctx context.Context) ([]string, error) {
 	}
 	if d.peersAdded {
 		if err := d.speaker.SetPeers(ctx, nc.BGP.Peers); err != nil {
-			return nil, fmt.Errorf("apply peers: %w", err)
+			return nil, fmt.Errorf("apply the reloaded peers: %w", err)
 		}
 	}
 	d.cfg.BGP.Peers = nc.BGP.Peers
@@ -434,11 +405,15 @@ func (d *Daemon) reloadMapping(ctx context.Context, force bool) (string, error) 
 		d.log.Warn("previous mapping stays in force", "path", path, "generation", d.generation)
 		return "", err
 	}
-	change := mapping.Diff(d.mapping, m)
-	if err := d.rec.SetMapping(ctx, m); err != nil {
-		return "", fmt.Errorf("put reloaded mapping in force: %w", err)
+	old, err := d.rec.Snapshot(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the mapping in force: %w", err)
 	}
-	d.mapping, d.mappingDigest, d.failedDigest = m, digest, ""
+	change := mapping.Diff(old.Mapping, m)
+	if err := d.rec.SetMapping(ctx, m); err != nil {
+		return "", fmt.Errorf("put the reloaded mapping in force: %w", err)
+	}
+	d.mappingDigest, d.failedDigest = digest, ""
 	d.generation++
 	d.loadedAt = time.Now()
 	d.recordReload(true, nil)
@@ -469,7 +444,7 @@ func logProblems(log *slog.Logger, msg string, err error) {
 		}
 		return
 	}
-	log.Error(msg, "err", err)
+	log.Error(msg, "error", err)
 }
 
 func hostname() string {

@@ -6,89 +6,91 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/reconcile"
-	"github.com/virtbgp/virtbgp/internal/status"
 )
 
-// drainState is the host's drain state; it is kept in the state directory
-// so that a drained host stays drained across daemon restarts.
-type drainState struct {
-	State string    `json:"state"` // status.DrainNone, DrainDraining, DrainDrained
-	Since time.Time `json:"since"`
+// drainer is the daemon's part of the host's drain: the record in the state
+// directory, which keeps a drained host drained across restarts, and the
+// timer that ends a drain. The drain state in force is the reconciler's:
+// the drainer asks it, and sets it. Its methods run in the main loop.
+type drainer struct {
+	rec   drainTarget
+	log   *slog.Logger
+	path  string      // drain.json in the state directory
+	since time.Time   // when the state in force began (zero: never drained)
+	timer *time.Timer // while draining: the end of the graceful-shutdown time
+}
+
+// drainTarget is the reconciler, as far as the drain goes.
+type drainTarget interface {
+	SetDrain(ctx context.Context, d reconcile.Drain) error
+	Snapshot(ctx context.Context) (reconcile.Snapshot, error)
+}
+
+// drainRecord is drain.json: {"state":"draining","since":"2026-..."}.
+type drainRecord struct {
+	State reconcile.Drain `json:"state"`
+	Since time.Time       `json:"since"`
 }
 
 const drainFile = "drain.json"
 
-func (s drainState) reconcileDrain() reconcile.Drain {
-	switch s.State {
-	case status.DrainDraining:
-		return reconcile.DrainShutdown
-	case status.DrainDrained:
-		return reconcile.DrainWithdrawn
+// load reads the drain record from stateDir (creating the directory) and
+// returns the state to start in. A drain that was under way ends grace
+// after it began: at once if that time has passed (the host starts
+// drained), else when the timer fires.
+func (dr *drainer) load(stateDir string, grace time.Duration) (reconcile.Drain, error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return 0, fmt.Errorf("create the state directory: %w", err)
 	}
-	return reconcile.DrainNone
-}
-
-// loadDrain reads the drain state from the state directory (creating the
-// directory) and, for a drain that was under way, schedules its end.
-func (d *Daemon) loadDrain() error {
-	d.drain = drainState{State: status.DrainNone}
-	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
-	path := filepath.Join(d.cfg.StateDir, drainFile)
-	data, err := os.ReadFile(path)
+	dr.path = filepath.Join(stateDir, drainFile)
+	data, err := os.ReadFile(dr.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return reconcile.DrainNone, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read drain state: %w", err)
+		return 0, fmt.Errorf("read the drain state: %w", err)
 	}
-	var s drainState
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("read drain state %s: %w (fix or remove the file)", path, err)
+	var rec drainRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return 0, fmt.Errorf("read the drain state %s: %w (fix or remove the file)", dr.path, err)
 	}
-	switch s.State {
-	case status.DrainNone:
-	case status.DrainDraining:
-		left := time.Until(s.Since.Add(d.cfg.Drain.GracefulShutdownTime))
-		if left <= 0 {
-			s = drainState{State: status.DrainDrained, Since: time.Now()}
-			if err := d.saveDrain(s); err != nil {
-				return err
-			}
+	if rec.State == reconcile.DrainDraining {
+		if left := time.Until(rec.Since.Add(grace)); left > 0 {
+			dr.timer = time.NewTimer(left)
 		} else {
-			d.drainTimer = time.NewTimer(left)
+			rec = drainRecord{State: reconcile.DrainDrained, Since: time.Now()}
+			if err := dr.save(rec); err != nil {
+				return 0, err
+			}
 		}
-	case status.DrainDrained:
-	default:
-		return fmt.Errorf("read drain state %s: unknown state %q (fix or remove the file)", path, s.State)
 	}
-	d.drain = s
-	if s.State != status.DrainNone {
-		d.log.Warn("host is drained: it announces "+map[string]string{
-			status.DrainDraining: "its routes with GRACEFUL_SHUTDOWN, then nothing",
-			status.DrainDrained:  "nothing",
-		}[s.State]+" until `virtbgp undrain`", "drain", s.State, "since", s.Since)
+	dr.since = rec.Since
+	switch rec.State {
+	case reconcile.DrainDraining:
+		dr.log.Warn("host is draining: its routes carry GRACEFUL_SHUTDOWN, then are withdrawn, until `virtbgp undrain`",
+			"drain", rec.State, "since", rec.Since, "withdraw_at", rec.Since.Add(grace))
+	case reconcile.DrainDrained:
+		dr.log.Warn("host is drained: it announces nothing until `virtbgp undrain`", "drain", rec.State, "since", rec.Since)
 	}
-	return nil
+	return rec.State, nil
 }
 
-// saveDrain writes the drain state atomically.
-func (d *Daemon) saveDrain(s drainState) error {
-	data, err := json.Marshal(s)
+// save writes the drain record atomically.
+func (dr *drainer) save(rec drainRecord) error {
+	data, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return fmt.Errorf("save the drain state: %w", err)
 	}
-	path := filepath.Join(d.cfg.StateDir, drainFile)
-	tmp := path + ".tmp"
+	tmp := dr.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("save drain state: %w", err)
+		return fmt.Errorf("save the drain state: %w", err)
 	}
 	_, err = f.Write(append(data, '\n'))
 	if err == nil {
@@ -98,63 +100,96 @@ func (d *Daemon) saveDrain(s drainState) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(tmp, dr.path)
 	}
 	if err != nil {
-		return fmt.Errorf("save drain state: %w", err)
+		return fmt.Errorf("save the drain state: %w", err)
 	}
 	return nil
 }
 
-// setDrain saves and applies a drain state. Runs in the main loop.
-func (d *Daemon) setDrain(ctx context.Context, state string) error {
-	s := drainState{State: state, Since: time.Now()}
-	if err := d.saveDrain(s); err != nil {
+// state is the drain state in force.
+func (dr *drainer) state(ctx context.Context) (reconcile.Drain, error) {
+	snap, err := dr.rec.Snapshot(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the drain state in force: %w", err)
+	}
+	return snap.Drain, nil
+}
+
+// set saves and applies a drain state.
+func (dr *drainer) set(ctx context.Context, state reconcile.Drain) error {
+	rec := drainRecord{State: state, Since: time.Now()}
+	if err := dr.save(rec); err != nil {
 		return err
 	}
-	d.drain = s
-	if err := d.rec.SetDrain(ctx, s.reconcileDrain()); err != nil {
-		return fmt.Errorf("apply drain state %s: %w", state, err)
+	dr.since = rec.Since
+	if err := dr.rec.SetDrain(ctx, state); err != nil {
+		return fmt.Errorf("put drain state %s in force: %w", state, err)
 	}
 	return nil
 }
 
-func (d *Daemon) startDrain(ctx context.Context) (string, error) {
-	if d.drain.State != status.DrainNone {
-		return fmt.Sprintf("already %s since %s", d.drain.State, d.drain.Since.Format(time.RFC3339)), nil
+// timerC delivers the end of the graceful-shutdown time of a drain under
+// way; nil (never) otherwise.
+func (dr *drainer) timerC() <-chan time.Time {
+	if dr.timer == nil {
+		return nil
 	}
-	if err := d.setDrain(ctx, status.DrainDraining); err != nil {
+	return dr.timer.C
+}
+
+func (dr *drainer) stopTimer() {
+	if dr.timer != nil {
+		dr.timer.Stop()
+		dr.timer = nil
+	}
+}
+
+// start drains the host: every route carries GRACEFUL_SHUTDOWN, and after
+// grace all are withdrawn (finish).
+func (dr *drainer) start(ctx context.Context, grace time.Duration) (string, error) {
+	cur, err := dr.state(ctx)
+	if err != nil {
 		return "", err
 	}
-	t := d.cfg.Drain.GracefulShutdownTime
-	d.drainTimer = time.NewTimer(t)
-	d.log.Warn("draining: every route carries GRACEFUL_SHUTDOWN (65535:0)", "withdraw_in", t)
-	return fmt.Sprintf("draining: every route carries GRACEFUL_SHUTDOWN (65535:0); all are withdrawn in %s", t), nil
+	if cur != reconcile.DrainNone {
+		return fmt.Sprintf("already %s since %s", cur, dr.since.Format(time.RFC3339)), nil
+	}
+	if err := dr.set(ctx, reconcile.DrainDraining); err != nil {
+		return "", err
+	}
+	dr.timer = time.NewTimer(grace)
+	dr.log.Warn("draining: every route carries GRACEFUL_SHUTDOWN (65535:0)", "withdraw_in", grace)
+	return fmt.Sprintf("draining: every route carries GRACEFUL_SHUTDOWN (65535:0); all are withdrawn in %s", grace), nil
 }
 
-// finishDrain withdraws everything at the end of the graceful-shutdown time.
-func (d *Daemon) finishDrain(ctx context.Context) {
-	if d.drain.State != status.DrainDraining {
+// finish withdraws everything at the end of the graceful-shutdown time.
+func (dr *drainer) finish(ctx context.Context) {
+	dr.timer = nil
+	if cur, err := dr.state(ctx); err != nil || cur != reconcile.DrainDraining {
+		return // the main loop is stopping, or an undrain came first
+	}
+	if err := dr.set(ctx, reconcile.DrainDrained); err != nil {
+		dr.log.Error("cannot finish the drain", "error", err)
 		return
 	}
-	if err := d.setDrain(ctx, status.DrainDrained); err != nil {
-		d.log.Error("finish drain", "err", err)
-		return
-	}
-	d.log.Warn("drained: every route withdrawn; `virtbgp undrain` to serve again")
+	dr.log.Warn("drained: every route withdrawn; `virtbgp undrain` to serve again")
 }
 
-func (d *Daemon) undrain(ctx context.Context) (string, error) {
-	if d.drain.State == status.DrainNone {
+// undrain serves again: routes are announced as the mapping says.
+func (dr *drainer) undrain(ctx context.Context) (string, error) {
+	cur, err := dr.state(ctx)
+	if err != nil {
+		return "", err
+	}
+	if cur == reconcile.DrainNone {
 		return "not drained", nil
 	}
-	if d.drainTimer != nil {
-		d.drainTimer.Stop()
-		d.drainTimer = nil
-	}
-	if err := d.setDrain(ctx, status.DrainNone); err != nil {
+	dr.stopTimer()
+	if err := dr.set(ctx, reconcile.DrainNone); err != nil {
 		return "", err
 	}
-	d.log.Info("undrained: serving again")
+	dr.log.Info("undrained: serving again")
 	return "undrained: routes announced again", nil
 }

@@ -16,13 +16,13 @@ import (
 func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 	snap, err := d.rec.Snapshot(ctx)
 	if err != nil {
-		return status.Report{}, fmt.Errorf("reconciler: %w", err)
+		return status.Report{}, fmt.Errorf("read the reconciler's state: %w", err)
 	}
 	peers, err := d.speaker.Peers(ctx)
 	if err != nil {
-		return status.Report{}, fmt.Errorf("BGP peers: %w", err)
+		return status.Report{}, fmt.Errorf("read the BGP peers: %w", err)
 	}
-	vms, routes := d.mapping.Stats()
+	vms, routes := snap.Mapping.Stats()
 	r := status.Report{
 		Version: d.opts.Version,
 		Host:    hostname(),
@@ -33,12 +33,12 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			Path:       d.cfg.Mapping.Path,
 			Generation: d.generation,
 			LoadedAt:   d.loadedAt,
-			Files:      d.mapping.Sources(),
+			Files:      snap.Mapping.Sources(),
 			VMs:        vms,
 			Routes:     routes,
 			LastReload: d.lastReload,
 		},
-		Drain: status.Drain{State: d.drain.State, Since: d.drain.Since},
+		Drain: status.Drain{State: snap.Drain, Since: d.drain.since},
 		Time:  time.Now(),
 	}
 	for _, p := range peers {
@@ -63,7 +63,7 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 		r.Routes = append(r.Routes, reportRoute(w))
 	}
 	for _, dom := range snap.Domains {
-		vm, _ := d.mapping.Lookup(dom.Name, dom.UUID)
+		vm, _ := snap.Mapping.Lookup(dom.Name, dom.UUID)
 		sd := status.Domain{
 			Name:   dom.Name,
 			UUID:   dom.UUID,

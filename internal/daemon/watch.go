@@ -59,7 +59,7 @@ func (d *Daemon) watchMapping(ctx context.Context, path string) error {
 			if !ok {
 				return nil
 			}
-			d.log.Warn("mapping watcher", "err", err) // e.g. queue overflow: reload to be safe
+			d.log.Warn("mapping watcher error; reloading to be safe", "error", err) // e.g. queue overflow
 			debounce.Reset(watchDebounce)
 		case <-debounce.C:
 			select {

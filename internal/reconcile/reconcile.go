@@ -100,28 +100,50 @@ func (r *Reconciler) SetMapping(ctx context.Context, m *mapping.Mapping) error {
 	})
 }
 
-// Drain is the host's drain state as the reconciler applies it.
+// Drain is the host's drain state. Its text form, "none", "draining" or
+// "drained", is the one vocabulary of the drain: the reconciler applies it
+// (WithDrain), the daemon persists it, status shows it.
 type Drain int
 
 // The drain states.
 const (
 	// DrainNone: routes as Desired says.
 	DrainNone Drain = iota
-	// DrainShutdown: every route also carries the GRACEFUL_SHUTDOWN
-	// community (RFC 8326), so that peers move traffic away first.
-	DrainShutdown
-	// DrainWithdrawn: nothing is announced.
-	DrainWithdrawn
+	// DrainDraining: every route also carries the GRACEFUL_SHUTDOWN
+	// community (RFC 8326), so that peers move traffic away first; the
+	// daemon withdraws everything at the end of the graceful-shutdown time.
+	DrainDraining
+	// DrainDrained: nothing is announced.
+	DrainDrained
 )
 
+var drainNames = [...]string{DrainNone: "none", DrainDraining: "draining", DrainDrained: "drained"}
+
 func (d Drain) String() string {
-	switch d {
-	case DrainShutdown:
-		return "graceful-shutdown"
-	case DrainWithdrawn:
-		return "withdrawn"
+	if d < 0 || int(d) >= len(drainNames) {
+		return fmt.Sprintf("Drain(%d)", int(d))
 	}
-	return "none"
+	return drainNames[d]
+}
+
+// MarshalText is the drain state's name; it fails for a value that is not
+// one of the states.
+func (d Drain) MarshalText() ([]byte, error) {
+	if d < 0 || int(d) >= len(drainNames) {
+		return nil, fmt.Errorf("invalid drain state %d", int(d))
+	}
+	return []byte(drainNames[d]), nil
+}
+
+// UnmarshalText reads a drain state's name.
+func (d *Drain) UnmarshalText(b []byte) error {
+	for i, name := range drainNames {
+		if string(b) == name {
+			*d = Drain(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown drain state %q: want none, draining or drained", b)
 }
 
 // SetDrain puts a drain state in force and returns after the resulting route
@@ -129,7 +151,7 @@ func (d Drain) String() string {
 func (r *Reconciler) SetDrain(ctx context.Context, d Drain) error {
 	return r.update(ctx, "set drain", func(st *state) {
 		if st.drain != d {
-			r.log.Info("drain state", "from", st.drain.String(), "to", d.String())
+			r.log.Info("drain state changed", "from", st.drain, "to", d)
 		}
 		st.drain = d
 	})
@@ -150,14 +172,14 @@ func (r *Reconciler) update(ctx context.Context, what string, fn func(st *state)
 	}
 }
 
-// WithDrain applies a drain state to the desired routes: DrainShutdown adds
-// the GRACEFUL_SHUTDOWN community to every route, DrainWithdrawn removes
-// them all.
+// WithDrain applies a drain state to the desired routes: DrainDraining adds
+// the GRACEFUL_SHUTDOWN community to every route, DrainDrained removes them
+// all.
 func WithDrain(want map[netip.Prefix]Want, d Drain) map[netip.Prefix]Want {
 	switch d {
-	case DrainWithdrawn:
+	case DrainDrained:
 		return map[netip.Prefix]Want{}
-	case DrainShutdown:
+	case DrainDraining:
 		for p, w := range want {
 			w.Route = w.Route.Clone()
 			w.Route.Communities = append(w.Route.Communities, mapping.CommunityGracefulShutdown)

@@ -523,7 +523,7 @@ func TestObserverGetsEventLatency(t *testing.T) {
 func TestDrain(t *testing.T) {
 	h := start(t, Options{}, dom("web-01", uuidWeb, StateRunning, "booted"))
 	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
-	if err := h.r.SetDrain(h.ctx, DrainShutdown); err != nil {
+	if err := h.r.SetDrain(h.ctx, DrainDraining); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"192.0.2.10/32", "2001:db8::10/128"} {
@@ -538,13 +538,13 @@ func TestDrain(t *testing.T) {
 	if r := h.route("192.0.2.20/32"); !slices.Contains(r.Communities, mapping.CommunityGracefulShutdown) {
 		t.Errorf("route of a domain started while draining lacks GRACEFUL_SHUTDOWN: %s", r)
 	}
-	if err := h.r.SetDrain(h.ctx, DrainWithdrawn); err != nil {
+	if err := h.r.SetDrain(h.ctx, DrainDrained); err != nil {
 		t.Fatal(err)
 	}
 	h.wantPrefixes()
 	h.hv.set(dom("web-01", uuidWeb, StateRunning, "unpaused"), true) // events while drained announce nothing
 	h.wantPrefixes()
-	if s := h.settle(); s.Drain != DrainWithdrawn {
+	if s := h.settle(); s.Drain != DrainDrained {
 		t.Errorf("snapshot drain = %v", s.Drain)
 	}
 	if err := h.r.SetDrain(h.ctx, DrainNone); err != nil {

@@ -1,6 +1,10 @@
 package status
 
-import "time"
+import (
+	"time"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
+)
 
 func u32(v uint32) *uint32 { return &v }
 
@@ -52,7 +56,7 @@ func sampleReport() Report {
 				},
 			},
 		},
-		Drain: Drain{State: DrainNone},
+		Drain: Drain{State: reconcile.DrainNone},
 		Time:  at(13, 12, 5),
 	}
 }
@@ -66,7 +70,7 @@ func freshReport() Report {
 		Started: at(13, 12, 0),
 		Libvirt: Libvirt{URI: "qemu:///system"},
 		Mapping: Mapping{Path: "/etc/virtbgp/mapping.yaml", Generation: 1, LoadedAt: at(13, 12, 0), Files: []string{"/etc/virtbgp/mapping.yaml"}, VMs: 2, Routes: 3},
-		Drain:   Drain{State: DrainDraining, Since: at(13, 11, 0)},
+		Drain:   Drain{State: reconcile.DrainDraining, Since: at(13, 11, 0)},
 		Time:    at(13, 12, 5),
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
 )
 
 // namespace prefixes every virtbgp metric name.
@@ -245,12 +247,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- gauge(c.ready, b2f(r.Ready))
 	ch <- gauge(c.libvirt, b2f(r.Libvirt.Connected))
 
-	drain := r.Drain.State
-	if drain == "" {
-		drain = DrainNone
-	}
-	for _, s := range withExtra([]string{DrainNone, DrainDraining, DrainDrained}, drain) {
-		ch <- gauge(c.drainState, b2f(s == drain), s)
+	for _, s := range []reconcile.Drain{reconcile.DrainNone, reconcile.DrainDraining, reconcile.DrainDrained} {
+		ch <- gauge(c.drainState, b2f(s == r.Drain.State), s.String())
 	}
 
 	seen := make(map[string]bool, len(r.Peers))
@@ -303,16 +301,6 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// withExtra returns known, plus v if it is not one of them.
-func withExtra(known []string, v string) []string {
-	for _, k := range known {
-		if k == v {
-			return known
-		}
-	}
-	return append(known, v)
 }
 
 // family is "ipv4" or "ipv6" for a prefix or address, "unknown" if it is

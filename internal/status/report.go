@@ -4,7 +4,11 @@
 // metrics, and the human table of `virtbgp status`.
 package status
 
-import "time"
+import (
+	"time"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
+)
 
 // Report is a point-in-time view of one virtbgp daemon. It is what /status
 // and `virtbgp status --json` return.
@@ -87,15 +91,9 @@ type Reload struct {
 	Errors []string  `json:"errors,omitempty"` // "file:line: problem" each
 }
 
-// Drain states.
-const (
-	DrainNone     = "none"     // serving
-	DrainDraining = "draining" // routes carry GRACEFUL_SHUTDOWN, withdrawal pending
-	DrainDrained  = "drained"  // everything withdrawn
-)
-
-// Drain is the host's drain state.
+// Drain is the host's drain state: "none", "draining" or "drained" in JSON,
+// and since when.
 type Drain struct {
-	State string    `json:"state"`
-	Since time.Time `json:"since,omitzero"`
+	State reconcile.Drain `json:"state"`
+	Since time.Time       `json:"since,omitzero"`
 }

@@ -112,7 +112,7 @@ func writeHeader(w io.Writer, r Report, now time.Time) {
 		lv += " to " + r.Libvirt.URI
 	}
 	row(tw, "Libvirt:", lv)
-	drain := cmp.Or(r.Drain.State, DrainNone)
+	drain := r.Drain.State.String()
 	if !r.Drain.Since.IsZero() {
 		drain += fmt.Sprintf(" since %s (%s ago)", r.Drain.Since.Format(tableTime), fmtDuration(now.Sub(r.Drain.Since)))
 	}
