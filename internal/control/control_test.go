@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,17 +22,22 @@ import (
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // helperEnv, when set to a socket path, makes the test binary a client that
-// sends one drain request there and prints the outcome (TestNonRootRefused
-// runs it as another uid).
-const helperEnv = "VIRTBGP_CONTROL_TEST_CLIENT"
+// sends one request there, the op in helperOpEnv, and prints the outcome
+// (runAsNobody runs it as another uid).
+const (
+	helperEnv   = "VIRTBGP_CONTROL_TEST_CLIENT"
+	helperOpEnv = "VIRTBGP_CONTROL_TEST_OP"
+)
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(helperEnv); path != "" {
 		c := Client{Path: path, Timeout: 10 * time.Second}
-		msg, err := c.Drain(context.Background())
+		var msg string
+		err := c.Do(context.Background(), os.Getenv(helperOpEnv), &msg)
 		var de *DaemonError
 		fmt.Printf("uid=%d msg=%q daemon-error=%t err=%v\n", os.Getuid(), msg, errors.As(err, &de), err)
 		os.Exit(0)
@@ -119,24 +124,6 @@ func (f *fakeHandler) Reload(ctx context.Context) (string, error) {
 	return "reloaded: mapping generation 2", nil
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func testReport() status.Report {
 	med := uint32(10)
 	t0 := time.Date(2026, 5, 9, 7, 0, 0, 0, time.UTC)
@@ -161,7 +148,7 @@ func testReport() status.Report {
 type testServer struct {
 	*Server
 	h    *fakeHandler
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	path string
 	done chan error // Serve's result
 	stop context.CancelFunc
@@ -172,8 +159,9 @@ func startServer(t *testing.T, path string, configure func(*Server)) *testServer
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "control.sock")
 	}
-	ts := &testServer{h: &fakeHandler{report: testReport()}, logs: &syncBuffer{}, path: path, done: make(chan error, 1)}
-	ts.Server = &Server{Handler: ts.h, Log: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	log, logs := testutil.Logger()
+	ts := &testServer{h: &fakeHandler{report: testReport()}, logs: logs, path: path, done: make(chan error, 1)}
+	ts.Server = &Server{Handler: ts.h, Log: log}
 	if configure != nil {
 		configure(ts.Server)
 	}
@@ -281,7 +269,9 @@ func TestRoundTrip(t *testing.T) {
 	}
 	// Write operations are logged with who asked.
 	logs := ts.logs.String()
-	for _, s := range []string{`msg="control: drain"`, `msg="control: undrain"`, `msg="control: reload"`, "uid=0", fmt.Sprintf("pid=%d", os.Getpid())} {
+	for _, s := range []string{`msg="request served" uid=0 gid=0 pid=` + strconv.Itoa(os.Getpid()) + " op=drain",
+		`msg="request served" uid=0 gid=0 pid=` + strconv.Itoa(os.Getpid()) + " op=undrain",
+		`msg="request served" uid=0 gid=0 pid=` + strconv.Itoa(os.Getpid()) + " op=reload"} {
 		if !strings.Contains(logs, s) {
 			t.Errorf("log lacks %q:\n%s", s, logs)
 		}
@@ -314,7 +304,7 @@ func TestHandlerError(t *testing.T) {
 	if _, err := ts.client().Status(context.Background()); !errors.As(err, &de) {
 		t.Errorf("Status error = %v, want DaemonError", err)
 	}
-	if !strings.Contains(ts.logs.String(), `msg="control: reload failed"`) {
+	if !strings.Contains(ts.logs.String(), `msg="request failed"`) || !strings.Contains(ts.logs.String(), "op=reload") {
 		t.Errorf("log lacks the failure:\n%s", ts.logs)
 	}
 }
@@ -373,13 +363,11 @@ func TestExistingDirectoryKept(t *testing.T) {
 	}
 }
 
-// TestNonRootRefused connects for real from a process running as uid 65534.
-// The socket and its directory are opened up for this test only, so that it
-// is the SO_PEERCRED check that refuses the client, not file permissions.
-func TestNonRootRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a client as another uid")
-	}
+// nobodyDir is a directory that uid 65534 can enter, holding a copy of the
+// test binary it can run (the test binary is usually in a directory only
+// root can enter).
+func nobodyDir(t *testing.T) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "virtbgp-control-")
 	if err != nil {
 		t.Fatal(err)
@@ -388,42 +376,76 @@ func TestNonRootRefused(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The test binary is usually in a directory only root can enter: copy
-	// it where uid 65534 can run it.
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "control.test")
-	if err := copyFile(self, bin, 0o755); err != nil {
+	if err := copyFile(self, filepath.Join(dir, "control.test"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, filepath.Join(dir, "control.sock"), nil)
-	runClient := func() string {
-		cmd := exec.Command(bin)
-		cmd.Dir = dir
-		cmd.Env = []string{helperEnv + "=" + ts.path}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("client as uid 65534: %v\n%s", err, out)
+	return dir
+}
+
+// runAsNobody runs the test binary of dir (nobodyDir) as uid and gid 65534,
+// a client sending op to the socket, and returns what it printed.
+func runAsNobody(t *testing.T, dir, socket, op string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(dir, "control.test"))
+	cmd.Dir = dir
+	cmd.Env = []string{helperEnv + "=" + socket, helperOpEnv + "=" + op}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client as uid 65534: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// TestClientPermissionDenied: a non-root client is refused by the socket
+// file's permissions, and says why; nothing reaches the daemon. As root the
+// client runs as uid 65534 against the socket's own mode 0600; otherwise it
+// is this process, against a socket made mode 0000.
+func TestClientPermissionDenied(t *testing.T) {
+	var out string
+	if os.Geteuid() == 0 {
+		dir := nobodyDir(t)
+		ts := startServer(t, filepath.Join(dir, "control.sock"), nil)
+		out = runAsNobody(t, dir, ts.path, OpStatus)
+		if want := "daemon-error=false err=permission denied: the control socket is for root; run this as root (socket " +
+			ts.path + ": permission denied)"; !strings.Contains(out, want) {
+			t.Errorf("client output lacks %q:\n%s", want, out)
 		}
-		return string(out)
+		if n := ts.h.total(); n != 0 {
+			t.Errorf("handler called %d times for a client the file permissions refuse", n)
+		}
+		return
 	}
-
-	// With the socket's own mode 0600, the kernel refuses the connect and
-	// the client says why.
-	out := runClient()
-	if want := "daemon-error=false err=permission denied: the control socket is for root; run this as root (socket " +
-		ts.path + ": permission denied)"; !strings.Contains(out, want) {
-		t.Errorf("client output lacks %q:\n%s", want, out)
+	ts := startServer(t, "", nil)
+	if err := os.Chmod(ts.path, 0o000); err != nil {
+		t.Fatal(err)
 	}
+	_, err := ts.client().Status(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "permission denied: the control socket is for root") {
+		t.Errorf("Status = %v", err)
+	}
+	if n := ts.h.total(); n != 0 {
+		t.Errorf("handler called %d times for a client the file permissions refuse", n)
+	}
+}
 
-	// Test only: let the connect through, so that SO_PEERCRED refuses it.
+// TestNonRootRefused connects for real from a process running as uid 65534
+// to a socket opened up for this test only, so that it is the SO_PEERCRED
+// check that refuses the client, not file permissions.
+func TestNonRootRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a client as another uid")
+	}
+	dir := nobodyDir(t)
+	ts := startServer(t, filepath.Join(dir, "control.sock"), nil)
 	if err := os.Chmod(ts.path, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	out = runClient()
+	out := runAsNobody(t, dir, ts.path, OpDrain)
 	for _, want := range []string{
 		"uid=65534",
 		"daemon-error=true", // the server answered: the connect itself went through
@@ -437,7 +459,7 @@ func TestNonRootRefused(t *testing.T) {
 		t.Errorf("handler called %d times for a non-root client", n)
 	}
 	logs := ts.logs.String()
-	for _, want := range []string{`msg="control: refused a non-root client"`, "uid=65534", "gid=65534", "op=drain"} {
+	for _, want := range []string{`msg="client refused"`, `reason="not root"`, "uid=65534", "gid=65534", "op=drain"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
@@ -576,53 +598,6 @@ func TestOversizeRequest(t *testing.T) {
 	}
 }
 
-func TestSlowClientTimesOut(t *testing.T) {
-	ts := startServer(t, "", func(s *Server) { s.IOTimeout = 200 * time.Millisecond })
-	c, err := net.Dial("unix", ts.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	start := time.Now()
-	if _, err := c.Write([]byte(`{"op":`)); err != nil { // and then nothing
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	raw, err := io.ReadAll(c) // the server answers and closes
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	elapsed := time.Since(start)
-	r := decodeResponse(t, string(raw))
-	if r.OK || r.Error != "timeout: no complete request within 200ms" {
-		t.Errorf("answer %+v, want the timeout error", r)
-	}
-	if elapsed < 150*time.Millisecond || elapsed > 3*time.Second {
-		t.Errorf("answered after %v, want about 200ms", elapsed)
-	}
-	if ts.h.total() != 0 {
-		t.Error("handler called")
-	}
-	// Other clients are served meanwhile and after.
-	if _, err := ts.client().Status(context.Background()); err != nil {
-		t.Errorf("Status after a slow client: %v", err)
-	}
-}
-
-func TestOpTimeout(t *testing.T) {
-	ts := startServer(t, "", func(s *Server) { s.OpTimeout = 100 * time.Millisecond })
-	ts.h.block = true
-	ts.h.ctxErr = make(chan error, 1)
-	_, err := ts.client().Drain(context.Background())
-	var de *DaemonError
-	if !errors.As(err, &de) || de.Message != context.DeadlineExceeded.Error() {
-		t.Errorf("Drain = %v, want the daemon's deadline error", err)
-	}
-	if got := <-ts.h.ctxErr; !errors.Is(got, context.DeadlineExceeded) {
-		t.Errorf("handler ctx ended with %v", got)
-	}
-}
-
 func TestHandlerPanic(t *testing.T) {
 	ts := startServer(t, "", nil)
 	ts.h.panics = true
@@ -630,7 +605,7 @@ func TestHandlerPanic(t *testing.T) {
 	if err == nil || err.Error() != "internal error in reload: boom" {
 		t.Errorf("Reload = %v, want the internal error", err)
 	}
-	if !strings.Contains(ts.logs.String(), "control: handler panicked") {
+	if !strings.Contains(ts.logs.String(), `msg="handler panicked"`) {
 		t.Errorf("log lacks the panic:\n%s", ts.logs)
 	}
 	ts.h.panics = false // (no call in flight)
@@ -679,7 +654,7 @@ func TestServeReturnsOnCancel(t *testing.T) {
 		_, err := ts.client().Drain(context.Background())
 		answered <- err
 	}()
-	waitFor(t, func() bool { return ts.h.count(OpDrain) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the drain handler", func() bool { return ts.h.count(OpDrain) == 1 })
 
 	ts.stop()
 	select {
@@ -738,7 +713,7 @@ func TestServeFunc(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, path, &fakeHandler{report: testReport()}, nil) }()
 	c := &Client{Path: path}
-	waitFor(t, func() bool { _, err := c.Status(context.Background()); return err == nil })
+	testutil.WaitFor(t, 5*time.Second, "the server", func() bool { _, err := c.Status(context.Background()); return err == nil })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Serve = %v", err)
@@ -773,6 +748,7 @@ func TestClientErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	accepted := make(chan struct{}, 2)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -780,14 +756,20 @@ func TestClientErrors(t *testing.T) {
 				return
 			}
 			defer c.Close()
+			accepted <- struct{}{}
 		}
 	}()
 	_, err = (&Client{Path: silent, Timeout: 100 * time.Millisecond}).Status(context.Background())
 	if err == nil || !strings.HasPrefix(err.Error(), "virtbgp did not answer in time (socket "+silent+")") {
 		t.Errorf("silent server: %v", err)
 	}
+	<-accepted
+	// A call cancelled while it waits for the answer.
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
+	go func() {
+		<-accepted
+		cancel()
+	}()
 	_, err = (&Client{Path: silent}).Status(ctx)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled call: %v, want Canceled", err)
@@ -813,31 +795,5 @@ func TestClientErrors(t *testing.T) {
 	_, err = (&Client{Path: closing}).Reload(context.Background())
 	if err == nil || !strings.HasPrefix(err.Error(), "virtbgp closed the connection without an answer") {
 		t.Errorf("closing server: %v", err)
-	}
-}
-
-func TestClientPermissionDenied(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root is not denied by file permissions")
-	}
-	// (As root, TestNonRootRefused covers the refusal by the server.)
-	ts := startServer(t, "", nil)
-	if err := os.Chmod(ts.path, 0o000); err != nil {
-		t.Fatal(err)
-	}
-	_, err := ts.client().Status(context.Background())
-	if err == nil || !strings.HasPrefix(err.Error(), "permission denied: the control socket is for root") {
-		t.Errorf("Status = %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

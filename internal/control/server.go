@@ -43,8 +43,12 @@ type Server struct {
 	// DefaultMaxConns.
 	MaxConns int
 
+	// creds tells who is at the other end of a connection; nil means
+	// SO_PEERCRED (tests set it for in-memory connections).
+	creds func(net.Conn) (cred, error)
+
 	mu      sync.Mutex
-	ln      *net.UnixListener
+	ln      net.Listener
 	path    string
 	file    os.FileInfo // the socket file Listen created, to remove only that
 	closed  bool
@@ -206,7 +210,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		c, err := ln.AcceptUnix()
+		c, err := ln.Accept()
 		if err != nil {
 			<-sem
 			if s.isClosed() {
@@ -216,7 +220,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				return fmt.Errorf("control socket %s: accept: %w", s.path, err)
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log().Warn("control socket: accept failed; retrying", "err", err, "in", backoff)
+			s.log().Warn("accept failed; retrying", "error", err, "retry_in", backoff)
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
@@ -290,12 +294,24 @@ type cred struct {
 // of a server checking whether the socket is in use).
 var errEmpty = errors.New("empty request")
 
+// peerCred tells who is at the other end of c.
+func (s *Server) peerCred(c net.Conn) (cred, error) {
+	if s.creds != nil {
+		return s.creds(c)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return cred{}, fmt.Errorf("peer credentials of a %T: not a unix socket", c)
+	}
+	return peerCred(uc)
+}
+
 // serveConn handles one connection: credentials, request, operation, answer.
-func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(s.ioTimeout()))
 	log := s.log()
-	who, credErr := peerCred(c)
+	who, credErr := s.peerCred(c)
 	if credErr == nil {
 		log = log.With("uid", who.uid, "gid", who.gid, "pid", who.pid)
 	}
@@ -304,36 +320,36 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	req, reqErr := s.readRequest(c)
 	switch {
 	case credErr != nil:
-		log.Warn("control: refused a client whose credentials are unknown", "op", req.Op, "err", credErr)
+		log.Warn("client refused", "reason", "unknown credentials", "op", req.Op, "error", credErr)
 		s.reply(c, log, nil, errors.New("permission denied: cannot verify the client's credentials"))
 		return
 	case who.uid != 0:
-		log.Warn("control: refused a non-root client", "op", req.Op)
+		log.Warn("client refused", "reason", "not root", "op", req.Op)
 		s.reply(c, log, nil, fmt.Errorf("permission denied: the control socket is for root (you are uid %d)", who.uid))
 		return
 	case errors.Is(reqErr, errEmpty):
-		log.Debug("control: connection closed without a request")
+		log.Debug("connection closed without a request")
 		return
 	case reqErr != nil:
-		log.Warn("control: bad request", "err", reqErr)
+		log.Warn("bad request", "error", reqErr)
 		s.reply(c, log, nil, reqErr)
 		return
 	}
 	result, err := s.call(ctx, log, req.Op)
 	switch {
 	case err != nil:
-		log.Warn("control: "+req.Op+" failed", "err", err)
+		log.Warn("request failed", "op", req.Op, "error", err)
 	case req.Op == OpStatus:
-		log.Debug("control: status")
+		log.Debug("request served", "op", req.Op)
 	default:
-		log.Info("control: "+req.Op, "result", result)
+		log.Info("request served", "op", req.Op, "result", result)
 	}
 	s.reply(c, log, result, err)
 }
 
 // readRequest reads and decodes one request within the size limit and the
 // read deadline.
-func (s *Server) readRequest(c *net.UnixConn) (Request, error) {
+func (s *Server) readRequest(c net.Conn) (Request, error) {
 	limit := s.maxRequestBytes()
 	lr := &io.LimitedReader{R: c, N: int64(limit)}
 	dec := json.NewDecoder(lr)
@@ -360,7 +376,7 @@ func (s *Server) call(ctx context.Context, log *slog.Logger, op string) (result 
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("control: handler panicked", "op", op, "panic", p, "stack", string(debug.Stack()))
+			log.Error("handler panicked", "op", op, "panic", p, "stack", string(debug.Stack()))
 			result, err = nil, fmt.Errorf("internal error in %s: %v", op, p)
 		}
 	}()
@@ -379,7 +395,7 @@ func (s *Server) call(ctx context.Context, log *slog.Logger, op string) (result 
 }
 
 // reply writes the answer: result if err is nil, else err's text.
-func (s *Server) reply(c *net.UnixConn, log *slog.Logger, result any, err error) {
+func (s *Server) reply(c net.Conn, log *slog.Logger, result any, err error) {
 	resp := Response{OK: err == nil}
 	if err == nil {
 		raw, merr := json.Marshal(result)
@@ -393,12 +409,12 @@ func (s *Server) reply(c *net.UnixConn, log *slog.Logger, result any, err error)
 	}
 	b, merr := json.Marshal(resp)
 	if merr != nil { // not with these types
-		log.Error("control: encode the answer", "err", merr)
+		log.Error("cannot encode the answer", "error", merr)
 		return
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(s.ioTimeout()))
 	if _, werr := c.Write(append(b, '\n')); werr != nil {
-		log.Warn("control: write the answer", "err", werr)
+		log.Warn("cannot write the answer", "error", werr)
 	}
 }
 

@@ -238,7 +238,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	r, err := callSource(ctx, src)
 	if err != nil {
-		log.Warn("metrics: cannot read the daemon's state", "err", err)
+		log.Warn("metrics without the daemon's state", "error", err)
 		ch <- gauge(c.sourceUp, 0)
 		return
 	}

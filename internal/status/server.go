@@ -133,7 +133,7 @@ func (s *Server) Start() error {
 	go func() {
 		defer close(s.served)
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("status endpoint stopped serving", "err", err)
+			s.log.Error("status endpoint stopped serving", "error", err)
 		}
 	}()
 	return nil
@@ -162,7 +162,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.srv.Shutdown(ctx); err != nil {
 		if cerr := s.srv.Close(); cerr != nil {
-			s.log.Warn("close status endpoint", "err", cerr)
+			s.log.Warn("cannot close the status endpoint", "error", cerr)
 		}
 		return fmt.Errorf("shut down status endpoint: %w", err)
 	}
@@ -180,13 +180,13 @@ func (s *Server) report(ctx context.Context) (Report, error) {
 func (s *Server) handleStatus(w http.ResponseWriter, req *http.Request) {
 	r, err := s.report(req.Context())
 	if err != nil {
-		s.log.Warn("status: cannot read the daemon's state", "err", err)
+		s.log.Warn("status unavailable", "path", "/status", "error", err)
 		http.Error(w, "status unavailable: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		s.log.Error("status: encode report", "err", err)
+		s.log.Error("cannot encode the status report", "error", err)
 		http.Error(w, "encode report: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -196,7 +196,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, req *http.Request) {
 
 func (s *Server) handleHealthz(w http.ResponseWriter, req *http.Request) {
 	if _, err := s.report(req.Context()); err != nil {
-		s.log.Warn("healthz: daemon main loop did not answer", "err", err)
+		s.log.Warn("status unavailable", "path", "/healthz", "error", err)
 		http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
@@ -272,4 +272,4 @@ func callSource(ctx context.Context, src Source) (Report, error) {
 type promLogger struct{ log *slog.Logger }
 
 // Println implements promhttp.Logger.
-func (l promLogger) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v...)) }
+func (l promLogger) Println(v ...any) { l.log.Warn("metrics handler error", "error", fmt.Sprint(v...)) }

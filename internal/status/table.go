@@ -41,7 +41,9 @@ func WriteTable(w io.Writer, r Report) error {
 		fmt.Fprintln(ew, "  none configured")
 	} else {
 		peers := slices.Clone(r.Peers)
-		slices.SortFunc(peers, func(a, b Peer) int { return compareAddr(a.Address, b.Address) })
+		slices.SortFunc(peers, func(a, b Peer) int {
+			return compareParsed(a.Address, b.Address, netip.ParseAddr, netip.Addr.Compare)
+		})
 		tw := newTabWriter(ew)
 		row(tw, "Address", "ASN", "State", "Since", "Uptime", "Routes sent", "Families", "Last down")
 		for _, p := range peers {
@@ -79,7 +81,9 @@ func WriteTable(w io.Writer, r Report) error {
 		fmt.Fprintln(ew, "  none")
 	} else {
 		routes := slices.Clone(r.Routes)
-		slices.SortFunc(routes, func(a, b Route) int { return comparePrefix(a.Prefix, b.Prefix) })
+		slices.SortFunc(routes, func(a, b Route) int {
+			return compareParsed(a.Prefix, b.Prefix, netip.ParsePrefix, netip.Prefix.Compare)
+		})
 		tw := newTabWriter(ew)
 		row(tw, "Prefix", "Next hop", "Domain", "Why", "MED", "Local-pref", "Prepend", "Communities", "Large communities")
 		for _, rt := range routes {
@@ -205,30 +209,15 @@ func fmtDuration(d time.Duration) string {
 	return fmt.Sprintf("%ds", s)
 }
 
-// compareAddr orders addresses numerically (IPv4 first), anything that
-// does not parse after them by text.
-func compareAddr(a, b string) int {
-	pa, erra := netip.ParseAddr(a)
-	pb, errb := netip.ParseAddr(b)
+// compareParsed orders the strings that parse by cmp (for addresses and
+// prefixes: netip's order, IPv4 first), and after them, by text, those
+// that do not.
+func compareParsed[T any](a, b string, parse func(string) (T, error), cmp func(T, T) int) int {
+	pa, erra := parse(a)
+	pb, errb := parse(b)
 	switch {
 	case erra == nil && errb == nil:
-		return pa.Compare(pb)
-	case erra == nil:
-		return -1
-	case errb == nil:
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
-// comparePrefix orders prefixes numerically (IPv4 first, then by address
-// and length), anything that does not parse after them by text.
-func comparePrefix(a, b string) int {
-	pa, erra := netip.ParsePrefix(a)
-	pb, errb := netip.ParsePrefix(b)
-	switch {
-	case erra == nil && errb == nil:
-		return cmp.Or(pa.Addr().Compare(pb.Addr()), cmp.Compare(pa.Bits(), pb.Bits()))
+		return cmp(pa, pb)
 	case erra == nil:
 		return -1
 	case errb == nil:
