@@ -22,7 +22,6 @@ package notify
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -36,12 +35,15 @@ import (
 // Notifier sends state changes and watchdog pings to systemd.
 type Notifier struct {
 	log *slog.Logger
+	// sink, when set, gets each datagram instead of NOTIFY_SOCKET (tests
+	// on a fake clock).
+	sink func(msg string) error
 }
 
 // New returns a Notifier that logs its failures to log (nil: discarded).
 func New(log *slog.Logger) *Notifier {
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Notifier{log: log}
 }
@@ -80,7 +82,7 @@ func (n *Notifier) Reloading() {
 	}
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		n.log.Warn("systemd notify: read the monotonic clock", "err", err)
+		n.log.Warn("cannot read the monotonic clock", "error", err)
 		n.send(daemon.SdNotifyReloading)
 		return
 	}
@@ -117,7 +119,7 @@ func (n *Notifier) Watchdog(ctx context.Context, healthy func(context.Context) b
 	}
 	timeout, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
-		n.log.Warn("systemd watchdog: bad WATCHDOG_USEC or WATCHDOG_PID, not pinging", "err", err)
+		n.log.Warn("bad WATCHDOG_USEC or WATCHDOG_PID; not pinging the systemd watchdog", "error", err)
 		return
 	}
 	if timeout == 0 {
@@ -137,10 +139,10 @@ func (n *Notifier) Watchdog(ctx context.Context, healthy func(context.Context) b
 		}
 		switch {
 		case ok && !wasHealthy:
-			n.log.Info("systemd watchdog: health check passes again, pings resume")
+			n.log.Info("health check passes again; systemd watchdog pings resume")
 		case !ok && wasHealthy:
-			n.log.Warn("systemd watchdog: health check failed, withholding pings; "+
-				"systemd restarts virtbgp if this lasts the watchdog timeout", "timeout", timeout)
+			n.log.Warn("health check failed; withholding systemd watchdog pings",
+				"reason", "systemd restarts virtbgp if this lasts the watchdog timeout", "timeout", timeout)
 		}
 		wasHealthy = ok
 		if ok {
@@ -176,8 +178,14 @@ func (n *Notifier) send(msg string) {
 	if !n.Enabled() {
 		return
 	}
-	if _, err := daemon.SdNotify(false, msg); err != nil {
-		n.log.Warn("systemd notify failed", "msg", strings.ReplaceAll(msg, "\n", " "), "err", err)
+	var err error
+	if n.sink != nil {
+		err = n.sink(msg)
+	} else {
+		_, err = daemon.SdNotify(false, msg)
+	}
+	if err != nil {
+		n.log.Warn("systemd notify failed", "notification", strings.ReplaceAll(msg, "\n", " "), "error", err)
 	}
 }
 

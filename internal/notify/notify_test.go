@@ -1,25 +1,26 @@
 package notify_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/virtbgp/virtbgp/internal/notify"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // datagram is one message received on the test's NOTIFY_SOCKET.
@@ -96,50 +97,6 @@ func (s *notifySocket) next(t *testing.T, timeout time.Duration) datagram {
 	}
 }
 
-// none fails the test if a datagram arrives within d.
-func (s *notifySocket) none(t *testing.T, d time.Duration) {
-	t.Helper()
-	select {
-	case m := <-s.msgs:
-		t.Fatalf("unexpected datagram %q", m.msg)
-	case <-time.After(d):
-	}
-}
-
-// drain discards what is queued.
-func (s *notifySocket) drain() {
-	for {
-		select {
-		case <-s.msgs:
-		default:
-			return
-		}
-	}
-}
-
-// syncBuffer is a log destination safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLogger() (*slog.Logger, *syncBuffer) {
-	b := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
-
 func monotonicUsec(t *testing.T) int64 {
 	t.Helper()
 	var ts unix.Timespec
@@ -171,7 +128,7 @@ func TestProtocol(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := listenNotify(t, tc.addr)
-			log, logs := newLogger()
+			log, logs := testutil.Logger()
 			n := notify.New(log)
 			if !n.Enabled() {
 				t.Fatal("Enabled() = false with NOTIFY_SOCKET set")
@@ -216,7 +173,9 @@ func TestProtocol(t *testing.T) {
 			n.Stopping()
 			expect("STOPPING=1")
 
-			s.none(t, 100*time.Millisecond)
+			// Nothing else was sent: the next datagram is one sent after.
+			n.Status("end")
+			expect("STATUS=end")
 			if l := logs.String(); l != "" {
 				t.Fatalf("unexpected log output:\n%s", l)
 			}
@@ -230,7 +189,7 @@ func TestNoSocketIsNoop(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "200000")
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 
-	log, logs := newLogger()
+	log, logs := testutil.Logger()
 	for _, n := range []*notify.Notifier{notify.New(log), nil, notify.New(nil)} {
 		if n.Enabled() {
 			t.Fatal("Enabled() = true without NOTIFY_SOCKET")
@@ -239,20 +198,17 @@ func TestNoSocketIsNoop(t *testing.T) {
 		n.Status("x")
 		n.Reloading()
 		n.Stopping()
-		called := atomic.Bool{}
-		returned := make(chan struct{})
-		go func() {
-			n.Watchdog(context.Background(), func(context.Context) bool { called.Store(true); return true })
-			close(returned)
-		}()
-		select {
-		case <-returned:
-		case <-time.After(2 * time.Second):
-			t.Fatal("Watchdog did not return without NOTIFY_SOCKET")
-		}
-		if called.Load() {
-			t.Fatal("health check called without NOTIFY_SOCKET")
-		}
+		synctest.Test(t, func(t *testing.T) {
+			var called atomic.Bool
+			w := runWatchdog(n, func(context.Context) bool { called.Store(true); return true })
+			defer w.stop()
+			if !w.returned() {
+				t.Fatal("Watchdog did not return without NOTIFY_SOCKET")
+			}
+			if called.Load() {
+				t.Fatal("health check called without NOTIFY_SOCKET")
+			}
+		})
 	}
 	if l := logs.String(); l != "" {
 		t.Fatalf("unexpected log output:\n%s", l)
@@ -261,7 +217,7 @@ func TestNoSocketIsNoop(t *testing.T) {
 
 func TestSendFailureIsLogged(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(shortDir(t), "nobody-listens.sock"))
-	log, logs := newLogger()
+	log, logs := testutil.Logger()
 	n := notify.New(log)
 	n.Ready("x") // must not panic or exit
 	n.Reloading()
@@ -275,141 +231,219 @@ func TestSendFailureIsLogged(t *testing.T) {
 	}
 }
 
-// runWatchdog starts Watchdog and returns its cancel and a channel closed
-// when it returns.
-func runWatchdog(n *notify.Notifier, healthy func(context.Context) bool) (context.CancelFunc, <-chan struct{}) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n.Watchdog(ctx, healthy)
-	}()
-	return cancel, done
+// The watchdog's pings reach the real socket, from this process.
+func TestWatchdogSocket(t *testing.T) {
+	s := listenNotify(t, filepath.Join(shortDir(t), "notify.sock"))
+	t.Setenv("WATCHDOG_USEC", "200000")
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	w := runWatchdog(notify.New(nil), nil)
+	defer w.stop()
+	for range 2 {
+		d := s.next(t, 5*time.Second)
+		if d.msg != "WATCHDOG=1" || d.pid != int32(os.Getpid()) {
+			t.Fatalf("datagram %q from pid %d, want WATCHDOG=1 from this process", d.msg, d.pid)
+		}
+	}
 }
 
-func waitDone(t *testing.T, done <-chan struct{}, within time.Duration, what string) {
+// The watchdog's timer logic runs on testing/synctest's fake clock, its
+// datagrams handed to a sink that notes when each was sent.
+
+// sink collects the datagrams of a Notifier made with NewWithSink.
+type sink struct {
+	mu   sync.Mutex
+	msgs []datagram
+}
+
+func (s *sink) send(msg string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, datagram{msg: msg, at: time.Now()})
+	return nil
+}
+
+// take returns the datagrams sent since the last take.
+func (s *sink) take() []datagram {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.msgs
+	s.msgs = nil
+	return out
+}
+
+// wantPings fails unless got is exactly one WATCHDOG=1 at each of the
+// times at (offsets from t0).
+func wantPings(t *testing.T, got []datagram, t0 time.Time, at ...time.Duration) {
 	t.Helper()
-	select {
-	case <-done:
-	case <-time.After(within):
-		t.Fatalf("Watchdog did not return within %v %s", within, what)
+	var times []time.Duration
+	for _, d := range got {
+		if d.msg != "WATCHDOG=1" {
+			t.Fatalf("datagram %q, want WATCHDOG=1", d.msg)
+		}
+		times = append(times, d.at.Sub(t0))
 	}
+	if !slices.Equal(times, at) {
+		t.Fatalf("pings at %v, want at %v", times, at)
+	}
+}
+
+// fakeWatchdogEnv makes this process's watchdog one of timeout 200ms (a
+// check and a ping every 100ms). NOTIFY_SOCKET is set but not used: the
+// Notifiers of these tests send to a sink.
+func fakeWatchdogEnv(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "@virtbgp-test-unused")
+	t.Setenv("WATCHDOG_USEC", "200000")
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+}
+
+// watchdog is a Watchdog running in its own goroutine.
+type watchdog struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func runWatchdog(n *notify.Notifier, healthy func(context.Context) bool) *watchdog {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watchdog{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		n.Watchdog(ctx, healthy)
+	}()
+	return w
+}
+
+// returned tells, once every goroutine of the bubble is blocked, whether
+// Watchdog has returned.
+func (w *watchdog) returned() bool {
+	synctest.Wait()
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends Watchdog's context and waits for it to return.
+func (w *watchdog) stop() {
+	w.cancel()
+	<-w.done
 }
 
 func TestWatchdog(t *testing.T) {
-	s := listenNotify(t, filepath.Join(shortDir(t), "notify.sock"))
-	t.Setenv("WATCHDOG_USEC", "200000") // pings every 100 ms
-	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	log, logs := newLogger()
-
-	var healthy atomic.Bool
-	var checks atomic.Int64
-	healthy.Store(true)
-	cancel, done := runWatchdog(notify.New(log), func(ctx context.Context) bool {
-		checks.Add(1)
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > 100*time.Millisecond {
-			t.Errorf("health check context: deadline %v (set: %v), want at most the ping period", time.Until(dl), ok)
-		}
-		return healthy.Load()
-	})
-	defer cancel()
-
-	// Healthy: a ping at once, then one every 100 ms.
-	var pings []datagram
-	end := time.Now().Add(650 * time.Millisecond)
-	for time.Now().Before(end) {
-		select {
-		case d := <-s.msgs:
-			if d.msg != "WATCHDOG=1" {
-				t.Fatalf("datagram %q, want WATCHDOG=1", d.msg)
+	fakeWatchdogEnv(t)
+	synctest.Test(t, func(t *testing.T) {
+		log, logs := testutil.Logger()
+		var out sink
+		var healthy atomic.Bool
+		var checks atomic.Int64
+		healthy.Store(true)
+		t0 := time.Now()
+		w := runWatchdog(notify.NewWithSink(log, out.send), func(ctx context.Context) bool {
+			checks.Add(1)
+			if dl, ok := ctx.Deadline(); !ok || dl.Sub(time.Now()) != 100*time.Millisecond {
+				t.Errorf("health check context: deadline in %v (set: %v), want the ping period, 100ms", dl.Sub(time.Now()), ok)
 			}
-			pings = append(pings, d)
-		case <-time.After(time.Until(end)):
+			return healthy.Load()
+		})
+
+		// Healthy: a ping at once, then one every 100 ms.
+		time.Sleep(650 * time.Millisecond)
+		synctest.Wait()
+		ms := time.Millisecond
+		wantPings(t, out.take(), t0, 0, 100*ms, 200*ms, 300*ms, 400*ms, 500*ms, 600*ms)
+
+		// Unhealthy: pings stop, checks go on.
+		healthy.Store(false)
+		c0 := checks.Load()
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		wantPings(t, out.take(), t0)
+		if c := checks.Load() - c0; c != 5 {
+			t.Fatalf("%d health checks in 500 ms while unhealthy, want 5", c)
 		}
-	}
-	if len(pings) < 4 || len(pings) > 9 {
-		t.Fatalf("%d pings in 650 ms, want about 7 (every 100 ms)", len(pings))
-	}
-	mean := pings[len(pings)-1].at.Sub(pings[0].at) / time.Duration(len(pings)-1)
-	if mean < 80*time.Millisecond || mean > 170*time.Millisecond {
-		t.Fatalf("pings every %v on average, want about 100 ms", mean)
-	}
-	for i := 1; i < len(pings); i++ {
-		if gap := pings[i].at.Sub(pings[i-1].at); gap < 40*time.Millisecond {
-			t.Fatalf("two pings %v apart, want about 100 ms", gap)
+
+		// Healthy again: pings resume at the next check.
+		healthy.Store(true)
+		time.Sleep(300 * time.Millisecond)
+		synctest.Wait()
+		wantPings(t, out.take(), t0, 1200*ms, 1300*ms, 1400*ms)
+
+		// ctx ends: Watchdog returns, pings stop.
+		w.cancel()
+		if !w.returned() {
+			t.Fatal("Watchdog did not return after ctx ended")
 		}
-	}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		wantPings(t, out.take(), t0)
 
-	// Unhealthy: pings stop (one may be in flight), checks go on.
-	healthy.Store(false)
-	time.Sleep(150 * time.Millisecond)
-	s.drain()
-	c0 := checks.Load()
-	s.none(t, 500*time.Millisecond)
-	if c := checks.Load() - c0; c < 3 {
-		t.Fatalf("%d health checks in 500 ms while unhealthy, want about 5", c)
-	}
-
-	// Healthy again: pings resume.
-	healthy.Store(true)
-	for i := 0; i < 3; i++ {
-		if d := s.next(t, 400*time.Millisecond); d.msg != "WATCHDOG=1" {
-			t.Fatalf("datagram %q, want WATCHDOG=1", d.msg)
+		l := logs.String()
+		if strings.Count(l, "health check failed") != 1 || strings.Count(l, "pings resume") != 1 {
+			t.Fatalf("want one warning when the check fails and one note when it passes again, got:\n%s", l)
 		}
-	}
-
-	// ctx ends: Watchdog returns, pings stop.
-	cancel()
-	waitDone(t, done, time.Second, "after ctx ended")
-	s.drain()
-	s.none(t, 300*time.Millisecond)
-
-	l := logs.String()
-	if strings.Count(l, "health check failed") != 1 || strings.Count(l, "pings resume") != 1 {
-		t.Fatalf("want one warning when the check fails and one note when it passes again, got:\n%s", l)
-	}
+	})
 }
 
 func TestWatchdogOtherPID(t *testing.T) {
-	s := listenNotify(t, filepath.Join(shortDir(t), "notify.sock"))
-	t.Setenv("WATCHDOG_USEC", "200000")
+	fakeWatchdogEnv(t)
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getppid())) // the watchdog is someone else's
-	var called atomic.Bool
-	cancel, done := runWatchdog(notify.New(nil), func(context.Context) bool { called.Store(true); return true })
-	defer cancel()
-	waitDone(t, done, time.Second, "for another process's watchdog")
-	s.none(t, 300*time.Millisecond)
-	if called.Load() {
-		t.Fatal("health check called for another process's watchdog")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var out sink
+		var called atomic.Bool
+		w := runWatchdog(notify.NewWithSink(nil, out.send), func(context.Context) bool { called.Store(true); return true })
+		defer w.stop()
+		if !w.returned() {
+			t.Fatal("Watchdog did not return for another process's watchdog")
+		}
+		if got := out.take(); len(got) != 0 || called.Load() {
+			t.Fatalf("sent %v, health check called: %v; want nothing", got, called.Load())
+		}
+	})
 }
 
 func TestWatchdogUnset(t *testing.T) {
-	s := listenNotify(t, filepath.Join(shortDir(t), "notify.sock"))
+	fakeWatchdogEnv(t)
 	t.Setenv("WATCHDOG_USEC", "")
 	os.Unsetenv("WATCHDOG_USEC")
-	cancel, done := runWatchdog(notify.New(nil), func(context.Context) bool { return true })
-	defer cancel()
-	waitDone(t, done, time.Second, "without WATCHDOG_USEC")
-	s.none(t, 300*time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		var out sink
+		w := runWatchdog(notify.NewWithSink(nil, out.send), func(context.Context) bool { return true })
+		defer w.stop()
+		if !w.returned() {
+			t.Fatal("Watchdog did not return without WATCHDOG_USEC")
+		}
+		if got := out.take(); len(got) != 0 {
+			t.Fatalf("sent %v without WATCHDOG_USEC", got)
+		}
+	})
 }
 
 func TestWatchdogBadEnvironment(t *testing.T) {
-	listenNotify(t, filepath.Join(shortDir(t), "notify.sock"))
+	fakeWatchdogEnv(t)
 	t.Setenv("WATCHDOG_USEC", "soon")
-	log, logs := newLogger()
-	cancel, done := runWatchdog(notify.New(log), func(context.Context) bool { return true })
-	defer cancel()
-	waitDone(t, done, time.Second, "with a bad WATCHDOG_USEC")
-	if !strings.Contains(logs.String(), "not pinging") {
-		t.Fatalf("bad WATCHDOG_USEC not logged:\n%s", logs.String())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		log, logs := testutil.Logger()
+		var out sink
+		w := runWatchdog(notify.NewWithSink(log, out.send), func(context.Context) bool { return true })
+		defer w.stop()
+		if !w.returned() {
+			t.Fatal("Watchdog did not return with a bad WATCHDOG_USEC")
+		}
+		if !strings.Contains(logs.String(), "not pinging") {
+			t.Fatalf("bad WATCHDOG_USEC not logged:\n%s", logs.String())
+		}
+		if got := out.take(); len(got) != 0 {
+			t.Fatalf("sent %v with a bad WATCHDOG_USEC", got)
+		}
+	})
 }
 
 // A wedged main loop: the check does not answer in time. Whether it
 // honours its context or ignores it, no ping is sent and Watchdog still
 // returns when ctx ends.
 func TestWatchdogWedgedCheck(t *testing.T) {
+	fakeWatchdogEnv(t)
 	for _, tc := range []struct {
 		name  string
 		check func(release <-chan struct{}) func(context.Context) bool
@@ -422,29 +456,34 @@ func TestWatchdogWedgedCheck(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := listenNotify(t, filepath.Join(shortDir(t), "notify.sock"))
-			t.Setenv("WATCHDOG_USEC", "200000")
-			t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-			release := make(chan struct{})
-			defer close(release)
-			cancel, done := runWatchdog(notify.New(nil), tc.check(release))
-			s.none(t, 500*time.Millisecond)
-			cancel()
-			waitDone(t, done, time.Second, "with a wedged check")
+			synctest.Test(t, func(t *testing.T) {
+				var out sink
+				release := make(chan struct{})
+				defer close(release)
+				w := runWatchdog(notify.NewWithSink(nil, out.send), tc.check(release))
+				time.Sleep(500 * time.Millisecond)
+				synctest.Wait()
+				if got := out.take(); len(got) != 0 {
+					t.Fatalf("sent %v with a wedged check", got)
+				}
+				w.cancel()
+				if !w.returned() {
+					t.Fatal("Watchdog did not return after ctx ended, with a wedged check")
+				}
+			})
 		})
 	}
 }
 
 func TestWatchdogNilCheck(t *testing.T) {
-	s := listenNotify(t, filepath.Join(shortDir(t), "notify.sock"))
-	t.Setenv("WATCHDOG_USEC", "200000")
-	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	cancel, done := runWatchdog(notify.New(nil), nil)
-	for i := 0; i < 2; i++ {
-		if d := s.next(t, 400*time.Millisecond); d.msg != "WATCHDOG=1" {
-			t.Fatalf("datagram %q, want WATCHDOG=1", d.msg)
-		}
-	}
-	cancel()
-	waitDone(t, done, time.Second, "after ctx ended")
+	fakeWatchdogEnv(t)
+	synctest.Test(t, func(t *testing.T) {
+		var out sink
+		t0 := time.Now()
+		w := runWatchdog(notify.NewWithSink(nil, out.send), nil)
+		time.Sleep(150 * time.Millisecond)
+		synctest.Wait()
+		wantPings(t, out.take(), t0, 0, 100*time.Millisecond)
+		w.stop()
+	})
 }
