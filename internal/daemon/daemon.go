@@ -189,12 +189,12 @@ func (d *Daemon) loop(ctx context.Context) {
 		case <-synced:
 			synced = nil
 			d.addPeers(ctx, "first sync done")
-			d.opts.Notifier.Ready(d.statusLine(ctx))
+			d.ready(ctx, "")
 		case <-peerWait.C:
 			if !d.peersAdded {
 				d.log.Warn("no full sync from libvirt yet; bringing the BGP sessions up anyway", "waited", wait)
 				d.addPeers(ctx, "waited for libvirt")
-				d.opts.Notifier.Ready("waiting for libvirt; " + d.statusLine(ctx))
+				d.ready(ctx, "waiting for libvirt; ")
 			}
 		case <-d.drain.timerC():
 			d.drain.finish(ctx)
@@ -232,15 +232,21 @@ func (d *Daemon) addPeers(ctx context.Context, reason string) {
 	d.log.Info("BGP peers added", "reason", reason, "peers", len(d.cfg.BGP.Peers))
 }
 
-// statusLine is the one-line state for systemd: the mapping and the drain
-// in force, as the reconciler has them.
-func (d *Daemon) statusLine(ctx context.Context) string {
+// ready tells systemd that start-up or a reload is complete, with a status
+// line: note, then the mapping and the drain in force, as the reconciler
+// has them.
+func (d *Daemon) ready(ctx context.Context, note string) {
+	if !d.opts.Notifier.Enabled() {
+		return
+	}
 	snap, err := d.rec.Snapshot(ctx)
 	if err != nil {
-		return fmt.Sprintf("mapping generation %d", d.generation)
+		d.opts.Notifier.Ready(fmt.Sprintf("%smapping generation %d", note, d.generation))
+		return
 	}
 	vms, routes := snap.Mapping.Stats()
-	return fmt.Sprintf("mapping generation %d (%d VMs, %d routes), drain %s", d.generation, vms, routes, snap.Drain)
+	d.opts.Notifier.Ready(fmt.Sprintf("%smapping generation %d (%d VMs, %d routes), drain %s",
+		note, d.generation, vms, routes, snap.Drain))
 }
 
 // call runs fn in the main loop, which owns the daemon's state, and returns
@@ -311,7 +317,7 @@ func (h handler) Reload(ctx context.Context) (string, error) {
 // reload is SIGHUP: the config file, then the mapping. Runs in the main loop.
 func (d *Daemon) reload(ctx context.Context) (string, error) {
 	d.opts.Notifier.Reloading()
-	defer func() { d.opts.Notifier.Ready(d.statusLine(ctx)) }()
+	defer func() { d.ready(ctx, "") }()
 	var notes []string
 	if d.cfg.File != "" {
 		n, err := d.reloadConfig(ctx)

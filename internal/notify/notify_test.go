@@ -341,8 +341,8 @@ func TestWatchdog(t *testing.T) {
 		t0 := time.Now()
 		w := runWatchdog(notify.NewWithSink(log, out.send), func(ctx context.Context) bool {
 			checks.Add(1)
-			if dl, ok := ctx.Deadline(); !ok || dl.Sub(time.Now()) != 100*time.Millisecond {
-				t.Errorf("health check context: deadline in %v (set: %v), want the ping period, 100ms", dl.Sub(time.Now()), ok)
+			if dl, ok := ctx.Deadline(); !ok || time.Until(dl) != 100*time.Millisecond {
+				t.Errorf("health check context: deadline in %v (set: %v), want the ping period, 100ms", time.Until(dl), ok)
 			}
 			return healthy.Load()
 		})
