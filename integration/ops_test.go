@@ -16,6 +16,7 @@ import (
 
 	"github.com/virtbgp/virtbgp/internal/bgptest"
 	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
 	"github.com/virtbgp/virtbgp/mapping"
 )
@@ -72,7 +73,7 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("routes withdrawn after %v, before the 2s graceful-shutdown time", took)
 	}
 	rep, err := l.ctl().Status(l.ctx)
-	if err != nil || rep.Drain.State != status.DrainDrained {
+	if err != nil || rep.Drain.State != reconcile.DrainDrained {
 		t.Fatalf("status after drain: %v %v", rep.Drain, err)
 	}
 
@@ -81,7 +82,7 @@ func TestDrain(t *testing.T) {
 	stop := l.startDaemon(t)
 	time.Sleep(300 * time.Millisecond)
 	l.wantAll(t)
-	if rep, err := l.ctl().Status(l.ctx); err != nil || rep.Drain.State != status.DrainDrained {
+	if rep, err := l.ctl().Status(l.ctx); err != nil || rep.Drain.State != reconcile.DrainDrained {
 		t.Fatalf("status after restart: %v %v", rep.Drain, err)
 	}
 	if msg, err := l.ctl().Undrain(l.ctx); err != nil || !strings.Contains(msg, "undrained") {
@@ -136,7 +137,7 @@ func TestStatusEndpoint(t *testing.T) {
 		}
 		return ""
 	})
-	if !rep.Ready || !rep.Libvirt.Connected || rep.Mapping.Generation != 1 || rep.Drain.State != status.DrainNone {
+	if !rep.Ready || !rep.Libvirt.Connected || rep.Mapping.Generation != 1 || rep.Drain.State != reconcile.DrainNone {
 		t.Errorf("report header: ready %v libvirt %v generation %d drain %s", rep.Ready, rep.Libvirt.Connected, rep.Mapping.Generation, rep.Drain.State)
 	}
 	if len(rep.Peers) != 3 {
