@@ -18,6 +18,8 @@ import (
 	"time"
 
 	lv "libvirt.org/go/libvirt"
+
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // LibvirtdPath is the daemon binary (Debian package libvirt-daemon).
@@ -152,39 +154,29 @@ func (d *Daemon) Close() error {
 }
 
 // WaitAnswering polls until the daemon accepts a client connection and
-// returns the moment it did; it fails the test if it does not within 10 s.
+// returns the moment it did; it fails the test if the daemon exits or does
+// not answer within 10 s.
 func (d *Daemon) WaitAnswering(t testing.TB) time.Time {
 	t.Helper()
-	at, err := d.Ready(10 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return at
-}
-
-// Ready polls until the daemon accepts a client connection and returns
-// the moment it did.
-func (d *Daemon) Ready(timeout time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	for {
+	var at time.Time
+	testutil.Eventually(t, 10*time.Second, func() string {
 		select {
 		case <-d.done:
 			log, _ := os.ReadFile(filepath.Join(d.dir, "libvirtd.out"))
-			return time.Time{}, fmt.Errorf("libvirtd exited: %s", log)
+			t.Fatalf("libvirtd exited: %s", log)
 		default:
 		}
-		if c, err := lv.NewConnect(URI(d.dir)); err == nil {
-			at := time.Now()
-			_, _ = c.Close()
-			if pid, err := os.ReadFile(filepath.Join(d.dir, "libvirtd.pid")); err == nil &&
-				strings.TrimSpace(string(pid)) != strconv.Itoa(d.cmd.Process.Pid) {
-				return time.Time{}, fmt.Errorf("libvirtd PID file says %s, started %d", pid, d.cmd.Process.Pid)
-			}
-			return at, nil
+		c, err := lv.NewConnect(URI(d.dir))
+		if err != nil {
+			return fmt.Sprintf("libvirtd does not answer: %v", err)
 		}
-		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("libvirtd did not answer within %s", timeout)
-		}
-		time.Sleep(2 * time.Millisecond)
+		at = time.Now()
+		_, _ = c.Close()
+		return ""
+	})
+	if pid, err := os.ReadFile(filepath.Join(d.dir, "libvirtd.pid")); err == nil &&
+		strings.TrimSpace(string(pid)) != strconv.Itoa(d.cmd.Process.Pid) {
+		t.Fatalf("libvirtd PID file says %s, started %d", pid, d.cmd.Process.Pid)
 	}
+	return at
 }
