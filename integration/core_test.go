@@ -21,6 +21,8 @@ import (
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/daemon"
 	"github.com/virtbgp/virtbgp/internal/notify"
+	"github.com/virtbgp/virtbgp/internal/status"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -42,9 +44,12 @@ vms:
         med: 60
         next-hop: 198.51.100.1
   e2e-pinned:
-    uuid: 11111111-2222-3333-4444-555555555555
+    uuid: ` + pinnedUUID + `
     ips: [192.0.2.20]
 `
+
+// pinnedUUID is the UUID e2eMapping pins e2e-pinned (192.0.2.20) to.
+const pinnedUUID = "11111111-2222-3333-4444-555555555555"
 
 const (
 	ourASN = 65001
@@ -73,9 +78,8 @@ type lab struct {
 }
 
 var (
-	v4  = netip.MustParseAddr("127.0.0.1")
-	v6  = netip.MustParseAddr("::1")
-	ib4 = netip.MustParseAddr("127.0.0.2")
+	v4 = netip.MustParseAddr("127.0.0.1")
+	v6 = netip.MustParseAddr("::1")
 )
 
 // startLab starts two ToRs, then virtbgp from a config file and mapping file
@@ -241,25 +245,44 @@ func do(t *testing.T, what string, err error) {
 func (l *lab) waitRIB(t *testing.T, tor *bgptest.ToR, prefixes ...string) map[netip.Prefix]bgptest.Path {
 	t.Helper()
 	sort.Strings(prefixes)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		best, err := tor.Best(l.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	var best map[netip.Prefix]bgptest.Path
+	testutil.Eventually(t, 10*time.Second, func() string {
+		best = l.best(t, tor)
 		var got []string
 		for p := range best {
 			got = append(got, p.String())
 		}
 		sort.Strings(got)
-		if slices.Equal(got, prefixes) {
-			return best
+		if !slices.Equal(got, prefixes) {
+			return fmt.Sprintf("ToR AS %d has %v, want %v", tor.ASN, got, prefixes)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ToR AS %d has %v, want %v", tor.ASN, got, prefixes)
+		return ""
+	})
+	return best
+}
+
+// waitUnannounced waits until the daemon's report lists each named domain
+// as running, and fails the test if any of them has a route. The report's
+// domains and routes are those of the reconciler's last finished pass, so
+// the pass that saw these domains start has applied what it decided.
+func (l *lab) waitUnannounced(t *testing.T, names ...string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() string {
+		rep, err := l.d.Report(l.ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		for _, n := range names {
+			i := slices.IndexFunc(rep.Domains, func(d status.Domain) bool { return d.Name == n })
+			if i < 0 || rep.Domains[i].State != "running" {
+				return fmt.Sprintf("domain %s not reported running: %+v", n, rep.Domains)
+			}
+			if d := rep.Domains[i]; d.Routes != 0 {
+				t.Fatalf("domain %s (vm %q) has %d routes announced", n, d.VM, d.Routes)
+			}
+		}
+		return ""
+	})
 }
 
 func (l *lab) wantAll(t *testing.T, prefixes ...string) (ebgp, ibgp map[netip.Prefix]bgptest.Path) {
@@ -353,10 +376,16 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("uuid pin", func(t *testing.T) {
 		forged := l.define(t, "e2e-pinned", "99999999-2222-3333-4444-555555555555")
 		do(t, "create forged", forged.Create())
-		// Give the daemon a real chance to (wrongly) announce, then check.
 		unmapped := l.define(t, "e2e-unmapped", "")
 		do(t, "create unmapped", unmapped.Create())
-		time.Sleep(300 * time.Millisecond)
+		// The reconciler has seen both run and announced nothing. Then a
+		// barrier: web, started after them, reaches the ToRs after
+		// anything sent for them, so once the ToRs have exactly web's
+		// routes, nothing was.
+		l.waitUnannounced(t, "e2e-pinned", "e2e-unmapped")
+		do(t, "create web", web.Create())
+		l.wantAll(t, all...)
+		do(t, "destroy web", web.Destroy())
 		l.wantAll(t)
 		do(t, "destroy forged", forged.Destroy())
 		do(t, "undefine forged", forged.Undefine())
@@ -386,25 +415,25 @@ func TestMappingReload(t *testing.T) {
 	if err := l.d.Reload(l.ctx); err != nil {
 		t.Fatalf("reload good edit: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, func() string {
 		best := l.waitRIB(t, l.ebgp, "192.0.2.10/32", "192.0.2.11/32", "2001:db8::10/128")
-		if med := best[netip.MustParsePrefix("192.0.2.10/32")].MED; med != nil && *med == 51 {
-			break
+		if med := best[netip.MustParsePrefix("192.0.2.10/32")].MED; med == nil || *med != 51 {
+			return fmt.Sprintf("MED edit did not reach the ToR: MED %v, want 51", deref(med))
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("MED edit did not reach the ToR")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ""
+	})
 
 	writeFile(t, path, strings.Replace(e2eMapping, "med: 50", "med: fifty", 1))
 	err := l.d.Reload(l.ctx)
 	if err == nil || !strings.Contains(err.Error(), path+":7: vm \"e2e-web\": med:") {
 		t.Fatalf("broken edit: err = %v, want a %s:7: med problem", err, path)
 	}
-	time.Sleep(200 * time.Millisecond)
-	best := l.waitRIB(t, l.ebgp, "192.0.2.10/32", "192.0.2.11/32", "2001:db8::10/128")
+	// Reload has returned: whatever the rejected edit changed was applied
+	// and sent before. A barrier: the pinned domain, started now, reaches
+	// the ToR after all of it.
+	pinned := l.define(t, "e2e-pinned", pinnedUUID)
+	do(t, "create pinned", pinned.Create())
+	best := l.waitRIB(t, l.ebgp, "192.0.2.10/32", "192.0.2.11/32", "192.0.2.20/32", "2001:db8::10/128")
 	if med := best[netip.MustParsePrefix("192.0.2.10/32")].MED; med == nil || *med != 51 {
 		t.Fatalf("after a rejected edit MED = %v, want the previous 51", deref(med))
 	}

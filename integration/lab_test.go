@@ -2,10 +2,12 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -185,6 +187,71 @@ func wantKernel(ctx context.Context, t *testing.T, l *vblab.Lab, mon *vblab.Rout
 		}
 	}
 	return evs
+}
+
+// kernelSettled returns once the route monitor has reported every change
+// the ToRs have made to their kernel tables so far for the prefixes of
+// have, which both ToRs must have installed. BIRD (2.x) writes its kernel
+// table while it changes its own, so what a caller read from BIRD is in
+// the kernel already; zebra installs FRR's best paths afterwards, in order
+// per prefix, so this waits until zebra reports each prefix installed and
+// nothing queued. Then a marker route the test adds to a spare table of
+// the tor namespace reaches ip monitor after every kernel change made
+// before it.
+func kernelSettled(ctx context.Context, t *testing.T, l *vblab.Lab, mon *vblab.RouteMonitor, have []netip.Prefix) {
+	t.Helper()
+	err := vblab.Eventually(ctx, 20*time.Millisecond, func(ctx context.Context) error {
+		for _, pfx := range have {
+			show := "show ip route "
+			if pfx.Addr().Is6() {
+				show = "show ipv6 route "
+			}
+			out, err := l.FRR.Vtysh(ctx, show+pfx.String()+" json")
+			if err != nil {
+				return err
+			}
+			var routes map[string][]struct {
+				Protocol          string
+				Installed, Queued bool
+			}
+			if err := json.Unmarshal([]byte(out), &routes); err != nil {
+				return vblab.Permanent(fmt.Errorf("zebra's route %s: %w", pfx, err))
+			}
+			installed := false
+			for _, r := range routes[pfx.String()] {
+				if r.Queued {
+					return fmt.Errorf("zebra has a change of %s queued", pfx)
+				}
+				installed = installed || (r.Protocol == "bgp" && r.Installed)
+			}
+			if !installed {
+				return fmt.Errorf("zebra has not installed %s: %s", pfx, out)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("FRR: %v", err)
+	}
+
+	const table = 4243
+	marker := netip.MustParsePrefix("198.18.0.253/32")
+	from := mon.Len()
+	ip := func(op string) error {
+		_, err := exec.CommandContext(ctx, "ip", "-n", l.TorNS, "route", op, "blackhole", marker.String(), "table", fmt.Sprint(table)).CombinedOutput()
+		return err
+	}
+	if err := ip("add"); err != nil {
+		t.Fatalf("marker route: %v", err)
+	}
+	defer func() { _ = ip("del") }()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := mon.Wait(wctx, from, func(ev vblab.RouteEvent) bool {
+		return ev.Prefix == marker && ev.Table == table && !ev.Deleted
+	}); err != nil {
+		t.Fatalf("marker route: %v", err)
+	}
 }
 
 func eventLines(evs []vblab.RouteEvent) string {

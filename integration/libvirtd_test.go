@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/bgptest"
 	"github.com/virtbgp/virtbgp/internal/libvirttest"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // TestLibvirtdRestart kills a real libvirtd under a running daemon: the
@@ -18,11 +21,12 @@ func TestLibvirtdRestart(t *testing.T) {
 	lvd := libvirttest.Start(t, dir)
 	lvd.WaitAnswering(t)
 	// The test driver starts with one running domain, "test".
-	l := startLabURI(t, libvirttest.URI(dir), `version: 1
+	const mappingText = `version: 1
 vms:
   test: {ips: [192.0.2.70]}
   gone-in-gap: {ips: [192.0.2.72]}
-`)
+`
+	l := startLabURI(t, libvirttest.URI(dir), mappingText)
 	gone := l.define(t, "gone-in-gap", "")
 	do(t, "create", gone.Create())
 	l.wantAll(t, "192.0.2.70/32", "192.0.2.72/32")
@@ -34,11 +38,23 @@ vms:
 	l.wantAll(t, "192.0.2.72/32")
 
 	do(t, "kill libvirtd", lvd.Close()) // SIGKILL: a crash
-	// Routes stay while libvirt is away.
-	for range 10 {
-		time.Sleep(100 * time.Millisecond)
-		l.wantAll(t, "192.0.2.72/32")
+	// Routes stay while libvirt is away. Once the daemon has noticed, a
+	// pass of the reconciler (a mapping reload that gives gone-in-gap a
+	// second address; Reload returns when the pass is done) keeps the
+	// route it has and adds the new one, which reaches the ToRs after
+	// anything sent before.
+	testutil.WaitFor(t, 5*time.Second, "the daemon to notice that libvirtd is gone", func() bool {
+		rep, err := l.d.Report(l.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !rep.Libvirt.Connected
+	})
+	writeFile(t, filepath.Join(l.dir, "mapping.yaml"), strings.Replace(mappingText, "[192.0.2.72]", "[192.0.2.72, 192.0.2.73]", 1))
+	if err := l.d.Reload(l.ctx); err != nil {
+		t.Fatalf("reload while libvirt is away: %v", err)
 	}
+	l.wantAll(t, "192.0.2.72/32", "192.0.2.73/32")
 	// A new libvirtd: fresh test-driver state, where "gone-in-gap" does not
 	// exist and "test" runs, as if one guest stopped and one started during
 	// the gap.
@@ -77,20 +93,12 @@ func TestToRRestart(t *testing.T) {
 	l.ebgp = tor
 	start := time.Now()
 	// GoBGP waits 5s after a session drops, then retries every few seconds.
-	deadline := time.Now().Add(40 * time.Second)
-	for {
-		best, err := tor.Best(l.ctx)
-		if err != nil {
-			t.Fatal(err)
+	testutil.Eventually(t, 40*time.Second, func() string {
+		if best := l.best(t, tor); len(best) != len(all) {
+			return fmt.Sprintf("restarted ToR has %d routes, want %d", len(best), len(all))
 		}
-		if len(best) == len(all) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted ToR has %d routes after 40s, want %d", len(best), len(all))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 	t.Logf("full set back on the restarted ToR after %v", time.Since(start).Round(time.Millisecond))
 	l.wantAll(t, all...)
 }

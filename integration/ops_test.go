@@ -6,27 +6,24 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"golang.org/x/sys/unix"
 	lv "libvirt.org/go/libvirt"
 
 	"github.com/virtbgp/virtbgp/internal/bgptest"
 	"github.com/virtbgp/virtbgp/internal/control"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 	"github.com/virtbgp/virtbgp/mapping"
 )
-
-// eventually polls cond (which says what is still wrong, or "") until it
-// holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() string) {
-	t.Helper()
-	bgptest.Eventually(t, timeout, cond)
-}
 
 func (l *lab) ctl() *control.Client {
 	return &control.Client{Path: l.cfg.Control.Socket}
@@ -39,6 +36,20 @@ func (l *lab) best(t *testing.T, tor *bgptest.ToR) map[netip.Prefix]bgptest.Path
 		t.Fatal(err)
 	}
 	return b
+}
+
+// updates returns how many UPDATEs the eBGP ToR has received on its IPv4
+// session. GoBGP counts a message when it reads it, before it applies it
+// to its RIB, and a session delivers messages in order: once the ToR has
+// a route, the count includes the UPDATE that carried it and every one
+// sent before it on the session.
+func (l *lab) updates(t *testing.T) uint64 {
+	t.Helper()
+	n, err := l.ebgp.UpdatesReceived(l.ctx, v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestDrain drains a host through the control socket: every route first
@@ -56,7 +67,7 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("drain: %q, %v", msg, err)
 	}
 	start := time.Now()
-	eventually(t, 5*time.Second, func() string {
+	testutil.Eventually(t, 5*time.Second, func() string {
 		for p, path := range l.best(t, l.ebgp) {
 			if !slices.Contains(path.Communities, mapping.CommunityGracefulShutdown) {
 				return fmt.Sprintf("%s lacks GRACEFUL_SHUTDOWN: %s", p, path)
@@ -77,13 +88,15 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("status after drain: %v %v", rep.Drain, err)
 	}
 
-	// A restarted daemon stays drained.
+	// A restarted daemon stays drained. startDaemon returns once the
+	// sessions are up and the first pass, which the peers wait for, is
+	// done: the report shows what that pass announced.
+	before := l.updates(t)
 	l.stopDaemon()
 	stop := l.startDaemon(t)
-	time.Sleep(300 * time.Millisecond)
 	l.wantAll(t)
-	if rep, err := l.ctl().Status(l.ctx); err != nil || rep.Drain.State != reconcile.DrainDrained {
-		t.Fatalf("status after restart: %v %v", rep.Drain, err)
+	if rep, err := l.ctl().Status(l.ctx); err != nil || rep.Drain.State != reconcile.DrainDrained || len(rep.Routes) > 0 {
+		t.Fatalf("status after restart: %v, %d routes, %v", rep.Drain, len(rep.Routes), err)
 	}
 	if msg, err := l.ctl().Undrain(l.ctx); err != nil || !strings.Contains(msg, "undrained") {
 		t.Fatalf("undrain: %q, %v", msg, err)
@@ -91,6 +104,12 @@ func TestDrain(t *testing.T) {
 	best, _ := l.wantAll(t, all...)
 	if c := best[netip.MustParsePrefix("192.0.2.10/32")].Communities; slices.Contains(c, mapping.CommunityGracefulShutdown) {
 		t.Fatalf("undrained route still carries GRACEFUL_SHUTDOWN: %v", c)
+	}
+	// The undrain's routes are the barrier: they came after whatever the
+	// restarted daemon sent before it, and on the IPv4 session they are two
+	// UPDATEs (192.0.2.10 and .11, whose attributes differ).
+	if n := l.updates(t) - before; n != 2 {
+		t.Fatalf("the ToR received %d UPDATEs from the restart through the undrain, want the undrain's 2: the drained daemon announced at its start", n)
 	}
 	stop()
 }
@@ -123,7 +142,7 @@ func TestStatusEndpoint(t *testing.T) {
 	l.wantAll(t, "192.0.2.10/32", "192.0.2.11/32", "2001:db8::10/128")
 
 	var rep status.Report
-	eventually(t, 5*time.Second, func() string {
+	testutil.Eventually(t, 5*time.Second, func() string {
 		code, body := httpGet(t, base+"/status")
 		if code != 200 {
 			return fmt.Sprintf("/status: %d %s", code, body)
@@ -193,32 +212,35 @@ func TestStatusEndpoint(t *testing.T) {
 // daemon without any signal: a one-line MED edit reaches the ToR as exactly
 // one UPDATE; a broken edit is rejected with file:line, changes nothing and
 // is not retried; rewriting unchanged content sends nothing.
+//
+// Each count is read after a barrier: the pinned domain started or
+// destroyed after the step. Its one UPDATE reaches the ToR after whatever
+// the step sent, so the count then includes the step's UPDATEs and the
+// barrier's.
 func TestWatchReloadSendsOnlyTheDifference(t *testing.T) {
 	l := startLab(t, e2eMapping)
 	web := l.define(t, "e2e-web", "")
 	do(t, "create", web.Create())
-	l.wantAll(t, "192.0.2.10/32", "192.0.2.11/32", "2001:db8::10/128")
+	pinned := l.define(t, "e2e-pinned", pinnedUUID)
+	webRoutes := []string{"192.0.2.10/32", "192.0.2.11/32", "2001:db8::10/128"}
+	withPinned := append(slices.Clone(webRoutes), "192.0.2.20/32")
+	// The ToR has web's routes: it has received their UPDATEs, and the
+	// daemon has nothing else to send.
+	l.wantAll(t, webRoutes...)
 	path := filepath.Join(l.dir, "mapping.yaml")
-	updates := func() uint64 {
-		n, err := l.ebgp.UpdatesReceived(l.ctx, v4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	time.Sleep(200 * time.Millisecond) // let the initial UPDATEs settle
-	before := updates()
+	before := l.updates(t)
 
 	// One line: the MED of one IP (192.0.2.11 has its own med: 60).
 	writeFile(t, path, strings.Replace(e2eMapping, "med: 60", "med: 61", 1))
-	eventually(t, 5*time.Second, func() string {
+	testutil.Eventually(t, 5*time.Second, func() string {
 		if med := l.best(t, l.ebgp)[netip.MustParsePrefix("192.0.2.11/32")].MED; med == nil || *med != 61 {
 			return fmt.Sprintf("MED of 192.0.2.11/32 = %v, want 61", deref(med))
 		}
 		return ""
 	})
-	time.Sleep(500 * time.Millisecond)
-	if n := updates() - before; n != 1 {
+	do(t, "create pinned", pinned.Create())
+	l.wantAll(t, withPinned...)
+	if n := l.updates(t) - before - 1; n != 1 {
 		t.Fatalf("a one-line MED edit sent %d UPDATEs, want exactly 1", n)
 	}
 	rep, err := l.ctl().Status(l.ctx)
@@ -227,10 +249,10 @@ func TestWatchReloadSendsOnlyTheDifference(t *testing.T) {
 	}
 
 	// A broken edit: rejected with file:line, routes untouched.
-	before = updates()
+	before = l.updates(t)
 	broken := strings.Replace(e2eMapping, "med: 60", "med: sixty", 1)
 	writeFile(t, path, broken)
-	eventually(t, 5*time.Second, func() string {
+	testutil.Eventually(t, 5*time.Second, func() string {
 		rep, err = l.ctl().Status(l.ctx)
 		if err != nil {
 			return err.Error()
@@ -245,13 +267,19 @@ func TestWatchReloadSendsOnlyTheDifference(t *testing.T) {
 		t.Fatalf("rejected reload: generation %d errors %q, want %q", rep.Mapping.Generation, rep.Mapping.LastReload.Errors, wantErr)
 	}
 	failedAt := rep.Mapping.LastReload.At
-	// Touching the file again with the same broken content is not retried.
+	// Touching the file again with the same broken content is not
+	// retried: the daemon reads the file again (the watcher saw the
+	// write), and once it has, its main loop, which also answers status,
+	// has decided.
+	closes := watchCloses(t, path)
 	writeFile(t, path, broken)
-	time.Sleep(800 * time.Millisecond)
+	closes.waitReadAfterWrite(t)
 	if rep, _ := l.ctl().Status(l.ctx); !rep.Mapping.LastReload.At.Equal(failedAt) {
 		t.Fatalf("the same broken content was loaded again at %v", rep.Mapping.LastReload.At)
 	}
-	if n := updates() - before; n != 0 {
+	do(t, "destroy pinned", pinned.Destroy())
+	l.wantAll(t, webRoutes...)
+	if n := l.updates(t) - before - 1; n != 0 {
 		t.Fatalf("a rejected edit sent %d UPDATEs", n)
 	}
 	if med := l.best(t, l.ebgp)[netip.MustParsePrefix("192.0.2.11/32")].MED; med == nil || *med != 61 {
@@ -259,16 +287,85 @@ func TestWatchReloadSendsOnlyTheDifference(t *testing.T) {
 	}
 
 	// Fixing it back to the content in force: accepted, nothing sent.
+	before = l.updates(t)
 	writeFile(t, path, strings.Replace(e2eMapping, "med: 60", "med: 61", 1))
-	eventually(t, 5*time.Second, func() string {
+	testutil.Eventually(t, 5*time.Second, func() string {
 		if rep, _ := l.ctl().Status(l.ctx); !rep.Mapping.LastReload.OK {
 			return "fixed content not reloaded"
 		}
 		return ""
 	})
-	time.Sleep(300 * time.Millisecond)
-	if n := updates() - before; n != 0 {
+	do(t, "create pinned", pinned.Create())
+	l.wantAll(t, withPinned...)
+	if n := l.updates(t) - before - 1; n != 0 {
 		t.Fatalf("reloading unchanged routes sent %d UPDATEs, want 0", n)
+	}
+}
+
+// fileCloses reports the closes of one file, from inotify.
+type fileCloses struct {
+	f  *os.File
+	ev chan uint32 // IN_CLOSE_WRITE or IN_CLOSE_NOWRITE, in order
+}
+
+// watchCloses starts watching path for closes: of a writer
+// (IN_CLOSE_WRITE) and of a reader (IN_CLOSE_NOWRITE). The kernel queues
+// them in the order they happen.
+func watchCloses(t *testing.T, path string) *fileCloses {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatalf("inotify: %v", err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_CLOSE_WRITE|unix.IN_CLOSE_NOWRITE); err != nil {
+		unix.Close(fd)
+		t.Fatalf("inotify watch %s: %v", path, err)
+	}
+	w := &fileCloses{f: os.NewFile(uintptr(fd), "inotify"), ev: make(chan uint32, 64)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := w.f.Read(buf) // the runtime poller waits; Close ends it
+			if err != nil {
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				if m := ev.Mask & (unix.IN_CLOSE_WRITE | unix.IN_CLOSE_NOWRITE); m != 0 {
+					w.ev <- m
+				}
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		w.f.Close()
+		<-done
+	})
+	return w
+}
+
+// waitReadAfterWrite waits for a writer's close of the file and then for a
+// reader's.
+func (w *fileCloses) waitReadAfterWrite(t *testing.T) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	want := uint32(unix.IN_CLOSE_WRITE)
+	for {
+		select {
+		case m := <-w.ev:
+			if m&want == 0 {
+				continue
+			}
+			if want == unix.IN_CLOSE_NOWRITE {
+				return
+			}
+			want = unix.IN_CLOSE_NOWRITE
+		case <-timeout:
+			t.Fatal("the daemon did not read the mapping file within 10s of the write")
+		}
 	}
 }
 
@@ -295,7 +392,7 @@ func TestConfigReloadTouchesOnlyTheChangedPeer(t *testing.T) {
 	if msg, err := l.ctl().Reload(l.ctx); err != nil {
 		t.Fatalf("reload: %q %v", msg, err)
 	}
-	eventually(t, 20*time.Second, func() string {
+	testutil.Eventually(t, 20*time.Second, func() string {
 		p := peers()["127.0.0.2"]
 		if p.State != "established" || p.LastDown == "" {
 			return fmt.Sprintf("iBGP peer: %s, last down %q; want reset and re-established", p.State, p.LastDown)
@@ -318,6 +415,7 @@ func TestBurstOfLifecycleEvents(t *testing.T) {
 	for i := range 20 {
 		fmt.Fprintf(&b, "  burst-%02d: {ips: [198.51.100.%d]}\n", i, i+1)
 	}
+	b.WriteString("  burst-barrier: {ips: [198.51.100.100]}\n")
 	l := startLab(t, b.String())
 	doms := make([]*domainRef, 20)
 	for i := range doms {
@@ -353,8 +451,13 @@ func TestBurstOfLifecycleEvents(t *testing.T) {
 	}
 	t.Logf("%d lifecycle events; %d domains end up running", events, len(want))
 	l.waitRIB(t, l.ebgp, want...)
-	time.Sleep(500 * time.Millisecond)
-	l.waitRIB(t, l.ebgp, want...) // and it stays right
+	// And it stays right: a barrier domain started after the burst. Its
+	// event comes after every event of the burst, so the pass that
+	// announces it has read every domain's final state (or, had the hint
+	// buffer overflowed, a full resync reads it again): once the ToR has
+	// its route, the burst's routes can no longer change.
+	do(t, "create barrier", l.define(t, "burst-barrier", "").Create())
+	l.waitRIB(t, l.ebgp, append(want, "198.51.100.100/32")...)
 }
 
 type domainRef struct {

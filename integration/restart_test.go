@@ -415,7 +415,7 @@ func grRestart(t *testing.T, sig syscall.Signal, gone string) {
 
 	// The kernel tables: not one delete of the running guest's routes, on
 	// either ToR; the stopped guest's routes deleted from both.
-	time.Sleep(200 * time.Millisecond) // let ip monitor catch up
+	kernelSettled(ctx, t, l, mon, grKeep)
 	evs := mon.Events()
 	for _, ev := range evs {
 		for _, pfx := range grKeep {

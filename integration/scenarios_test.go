@@ -26,6 +26,8 @@ import (
 	"time"
 
 	vblab "github.com/virtbgp/virtbgp/integration/lab"
+	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/status"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -136,25 +138,55 @@ func scWaitRIB(ctx context.Context, l *vblab.Lab, within time.Duration, want map
 	})
 }
 
-// scHold checks that both ToRs keep matching want for d (a negative check,
-// after a barrier).
-func scHold(ctx context.Context, t *testing.T, l *vblab.Lab, d time.Duration, want map[string]*vblab.Host) {
+// scReported waits until the report of host h's virtbgp lists each named
+// domain in state with that many routes announced. The report's domains
+// and routes are those of virtbgp's last finished pass, so the pass that
+// saw the domains reach that state has applied what it decided.
+func scReported(ctx context.Context, t *testing.T, h *vblab.Host, state string, routes int, names ...string) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for {
+	ctl := control.Client{Path: h.VirtbgpSocket()}
+	var last []status.Domain
+	err := vblab.Eventually(ctx, 20*time.Millisecond, func(ctx context.Context) error {
+		rep, err := ctl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		last = rep.Domains
+		for _, n := range names {
+			i := slices.IndexFunc(rep.Domains, func(d status.Domain) bool { return d.Name == n })
+			if i < 0 || rep.Domains[i].State != state {
+				return fmt.Errorf("domain %s not reported %s", n, state)
+			}
+			if d := rep.Domains[i]; d.Routes != routes {
+				return vblab.Permanent(fmt.Errorf("domain %s (vm %q) %s with %d routes announced, want %d", n, d.VM, state, d.Routes, routes))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("virtbgp on %s: %v; domains %+v", h.Name, err, last)
+	}
+}
+
+// scSessionsDown waits until neither ToR has a session with host h up.
+func scSessionsDown(ctx context.Context, t *testing.T, l *vblab.Lab, h *vblab.Host) {
+	t.Helper()
+	err := vblab.Eventually(ctx, 20*time.Millisecond, func(ctx context.Context) error {
 		for _, r := range l.Routers() {
-			rib, err := r.Routes(ctx)
+			ss, err := r.Sessions(ctx)
 			if err != nil {
-				t.Fatalf("%s: %v", r.Name(), err)
+				return err
 			}
-			if err := scCheckRIB(rib, want); err != nil {
-				t.Fatalf("%s: %v\n%s", r.Name(), err, rib)
+			for _, s := range ss {
+				if (s.Peer == h.IPv4 || s.Peer == h.IPv6) && s.Established {
+					return fmt.Errorf("%s: session %s with %s still %s", r.Name(), s.Name, s.Peer, s.State)
+				}
 			}
 		}
-		if time.Now().After(end) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -504,11 +536,15 @@ func TestScenarioLifecycle(t *testing.T) {
 		scDo(t, "create", A.CreateGuest(ctx, vblab.Guest{Name: "pinned", UUID: "0badc0de-0000-4000-8000-000000000001"}))
 		scDo(t, "create", A.CreateGuest(ctx, vblab.Guest{Name: "stranger"}))
 		scDo(t, "create", l.B.CreateGuest(ctx, vblab.Guest{Name: "stranger2"}))
-		// Barrier: a mapped guest started after them, on each host.
+		// Each host's virtbgp has seen them run and announced nothing.
+		scReported(ctx, t, A, "running", 0, "pinned", "stranger")
+		scReported(ctx, t, l.B, "running", 0, "stranger2")
+		// Barrier: a mapped guest started after them, on each host. Its
+		// routes reach the ToRs after anything sent for them, so once the
+		// ToRs have exactly these, nothing was.
 		scDo(t, "create", A.CreateGuest(ctx, vblab.Guest{Name: "web"}))
 		scDo(t, "create", l.B.CreateGuest(ctx, vblab.Guest{Name: "cold"}))
 		scWant(ctx, t, l, 5*time.Second, map[string]*vblab.Host{"web": A, "cold": l.B})
-		scHold(ctx, t, l, 500*time.Millisecond, map[string]*vblab.Host{"web": A, "cold": l.B})
 		t.Logf("pinned name with another UUID and unmapped domains: nothing announced, no unexpected prefix on either ToR")
 
 		scDo(t, "destroy", A.DestroyGuest(ctx, "pinned"))
@@ -542,13 +578,17 @@ func TestScenarioLifecycle(t *testing.T) {
 		if st, _ := A.GuestState(ctx, "web"); !strings.HasPrefix(st, "paused") {
 			t.Fatalf("web on hvA: %q", st)
 		}
-		// Barrier: a guest started after the suspend is announced, so
-		// virtbgp has seen the suspend.
+		// virtbgp has seen the suspend and kept the routes. Barrier: a
+		// guest started after the suspend is announced after anything
+		// sent for it.
+		scReported(ctx, t, A, "paused", 2, "web")
 		scDo(t, "create", A.CreateGuest(ctx, vblab.Guest{Name: "cold"}))
 		scWant(ctx, t, l, 5*time.Second, map[string]*vblab.Host{"web": A, "cold": A})
-		scHold(ctx, t, l, 500*time.Millisecond, map[string]*vblab.Host{"web": A, "cold": A})
 		scDo(t, "resume", A.ResumeGuest(ctx, "web"))
-		scHold(ctx, t, l, 300*time.Millisecond, map[string]*vblab.Host{"web": A, "cold": A})
+		// The same for the resume, with the pinned guest as the barrier.
+		scReported(ctx, t, A, "running", 2, "web")
+		scDo(t, "create", A.CreateGuest(ctx, vblab.Guest{Name: "pinned", UUID: scPinnedUUID}))
+		scWant(ctx, t, l, 5*time.Second, map[string]*vblab.Host{"web": A, "cold": A, "pinned": A})
 		t.Logf("policy.paused keep: suspended guest's routes kept")
 	})
 
@@ -566,8 +606,11 @@ func TestScenarioLifecycle(t *testing.T) {
 		}()
 		scDo(t, "create", A.CreateGuest(ctx, vblab.Guest{Name: "cold"}))
 		scDo(t, "create", l.B.CreateGuest(ctx, vblab.Guest{Name: "web"}))
+		// virtbgp on hvA has exited (StopVirtbgp waits for it): once the
+		// ToRs have seen its sessions go down, nothing of hvA's can reach
+		// them, and they have hvB's web only.
+		scSessionsDown(ctx, t, l, A)
 		scWant(ctx, t, l, 5*time.Second, map[string]*vblab.Host{"web": l.B})
-		scHold(ctx, t, l, 300*time.Millisecond, map[string]*vblab.Host{"web": l.B})
 		t0 := time.Now()
 		scDo(t, "start virtbgp", A.StartVirtbgp(ctx, cfg))
 		scDo(t, "sessions", l.WaitEstablished(ctx, A))
@@ -754,7 +797,16 @@ func TestScenarioMigration(t *testing.T) {
 			t.Fatalf("big on hvA after the abort: %q %v", st, err)
 		}
 		scWant(ctx, t, l, 5*time.Second, map[string]*vblab.Host{"big": A})
-		scHold(ctx, t, l, 300*time.Millisecond, map[string]*vblab.Host{"big": A})
+		// hvA's virtbgp has seen the guest run again. Barrier: a guest
+		// started on each host after the abort reaches the ToRs after
+		// anything either host sent for big; then the kernel tables
+		// settle, and ip monitor has reported every change of big's
+		// routes.
+		scReported(ctx, t, A, "running", 2, "big")
+		scDo(t, "create", A.CreateGuest(ctx, vblab.Guest{Name: "web"}))
+		scDo(t, "create", B.CreateGuest(ctx, vblab.Guest{Name: "cold"}))
+		scWant(ctx, t, l, 5*time.Second, map[string]*vblab.Host{"big": A, "web": A, "cold": B})
+		kernelSettled(ctx, t, l, mon, slices.Concat(vm.prefixes(), scVMs["web"].prefixes(), scVMs["cold"].prefixes()))
 		evs := scRouteEvents(mon, from, vm)
 		if len(evs) > 0 {
 			t.Errorf("the ToRs' best path changed during the aborted migration:\n%s", eventLines(evs))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/notify"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // notifySocket is a NOTIFY_SOCKET the test opens, as systemd would.
@@ -46,6 +47,22 @@ func listenNotify(t *testing.T) *notifySocket {
 	return n
 }
 
+// barrier sends a message of its own to the socket and waits until it is
+// read: the socket queues datagrams in order, so every message sent before
+// has been read too.
+func (n *notifySocket) barrier(t *testing.T) {
+	t.Helper()
+	c, err := net.DialUnix("unixgram", nil, n.conn.LocalAddr().(*net.UnixAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("BARRIER=1")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the barrier message", func() bool { return n.count("BARRIER=1") == 1 })
+}
+
 func (n *notifySocket) count(prefix string) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -71,7 +88,7 @@ func TestSystemdNotify(t *testing.T) {
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 	l.notifier = notify.New(logger(t))
 	stop := l.startDaemon(t) // returns after the first sync
-	eventually(t, 5*time.Second, func() string {
+	testutil.Eventually(t, 5*time.Second, func() string {
 		if ns.count("READY=1") != 1 {
 			return "no READY=1 after the first sync"
 		}
@@ -92,6 +109,7 @@ func TestSystemdNotify(t *testing.T) {
 		t.Errorf("READY message %q lacks the STATUS line", ready)
 	}
 	stop()
+	ns.barrier(t)
 	if ns.count("STOPPING=1") != 1 {
 		t.Errorf("no STOPPING=1 on shutdown")
 	}

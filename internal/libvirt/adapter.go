@@ -81,15 +81,14 @@ import (
 // for the Hint{All: true} that follows the reconnect.
 var ErrNotConnected = reconcile.ErrNotConnected
 
-// Defaults for the adapter's tunables.
 const (
 	// DefaultHintBuffer is the capacity of the hint channel.
 	DefaultHintBuffer = 1024
-	// DefaultBackoffMin is the first reconnect delay.
-	DefaultBackoffMin = 100 * time.Millisecond
-	// DefaultBackoffMax caps the reconnect delay, so that virtbgp is back
+	// reconnectMin is the first reconnect delay.
+	reconnectMin = 100 * time.Millisecond
+	// reconnectMax caps the reconnect delay, so that virtbgp is back
 	// within about a second of libvirtd answering again.
-	DefaultBackoffMax = time.Second
+	reconnectMax = time.Second
 
 	// keepaliveInterval and keepaliveCount: a peer that stops answering is
 	// declared dead after about interval*(count+1) = 20 s.
@@ -119,19 +118,6 @@ func WithHintBuffer(n int) Option {
 	}
 }
 
-// WithBackoff sets the reconnect backoff: the first delay and the cap. Each
-// delay doubles the previous one and is shortened by up to 20% of jitter.
-func WithBackoff(initial, maxDelay time.Duration) Option {
-	return func(a *Adapter) {
-		if initial > 0 {
-			a.backoffMin = initial
-		}
-		if maxDelay > 0 {
-			a.backoffMax = maxDelay
-		}
-	}
-}
-
 // Adapter connects virtbgp to one libvirt URI. It implements
 // reconcile.Hypervisor. Create it with New and start it with Run; Domains,
 // Domain, Hints, Connected and WaitConnected are safe for concurrent use.
@@ -139,8 +125,6 @@ type Adapter struct {
 	uri        string
 	log        *slog.Logger
 	hintBuffer int
-	backoffMin time.Duration
-	backoffMax time.Duration
 
 	hints chan reconcile.Hint
 
@@ -185,8 +169,6 @@ func New(uri string, log *slog.Logger, opts ...Option) *Adapter {
 		uri:        uri,
 		log:        log.With("uri", uri),
 		hintBuffer: DefaultHintBuffer,
-		backoffMin: DefaultBackoffMin,
-		backoffMax: DefaultBackoffMax,
 		resyncKick: make(chan struct{}, 1),
 		up:         make(chan struct{}),
 		incoming:   make(map[string]bool),
@@ -194,7 +176,6 @@ func New(uri string, log *slog.Logger, opts ...Option) *Adapter {
 	for _, o := range opts {
 		o(a)
 	}
-	a.backoffMax = max(a.backoffMax, a.backoffMin)
 	a.hints = make(chan reconcile.Hint, a.hintBuffer)
 	ensureEventLoop(a.log)
 	return a
@@ -235,7 +216,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		return err
 	}
 	if !a.running.CompareAndSwap(false, true) {
-		return errors.New("libvirt: adapter is already running")
+		return errors.New("already running")
 	}
 	defer a.running.Store(false)
 
@@ -247,7 +228,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	}()
 	defer wg.Wait()
 
-	bo := backoff{min: a.backoffMin, max: a.backoffMax}
+	bo := backoff{min: reconnectMin, max: reconnectMax}
 	var (
 		downSince time.Time // zero until the first connection was lost
 		attempts  int
@@ -261,9 +242,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 		if err != nil {
 			d := bo.next()
 			if attempts == 1 || attempts%60 == 0 { // then about once a minute
-				a.log.Warn("cannot connect to libvirt, retrying", "err", err, "attempt", attempts, "retry_in", d)
+				a.log.Warn("cannot connect to libvirt, retrying", "error", err, "attempt", attempts, "retry_in", d)
 			} else {
-				a.log.Debug("cannot connect to libvirt, retrying", "err", err, "attempt", attempts, "retry_in", d)
+				a.log.Debug("cannot connect to libvirt, retrying", "error", err, "attempt", attempts, "retry_in", d)
 			}
 			if !sleepCtx(ctx, d) {
 				return ctx.Err()
@@ -308,9 +289,9 @@ func (a *Adapter) connect() (*session, error) {
 
 	if err := conn.SetKeepAlive(keepaliveInterval, keepaliveCount); err != nil {
 		if errors.Is(err, lv.ERR_NO_SUPPORT) {
-			a.log.Debug("keepalive not supported by this driver", "err", err)
+			a.log.Debug("keepalive not supported by this driver", "error", err)
 		} else {
-			a.log.Warn("cannot enable keepalive", "err", err)
+			a.log.Warn("cannot enable keepalive", "error", err)
 		}
 	}
 
@@ -390,7 +371,7 @@ func (a *Adapter) deliverResyncs(ctx context.Context) {
 		h := reconcile.Hint{All: true, Event: resyncText(reasons)}
 		select {
 		case a.hints <- h:
-			a.log.Debug("full resync requested", "why", h.Event)
+			a.log.Debug("full resync requested", "reason", h.Event)
 		case <-ctx.Done():
 			return
 		}
@@ -442,7 +423,7 @@ func (s *session) teardown(log *slog.Logger) {
 		// On a dead remote connection the local deregistration succeeds
 		// and only the RPC to the daemon fails.
 		if err := s.conn.DomainEventDeregister(s.lifecycleID); err != nil {
-			log.Debug("deregister lifecycle callback", "err", err)
+			log.Debug("cannot deregister lifecycle callback", "error", err)
 		}
 		s.lifecycleID = -1
 	}
@@ -457,7 +438,7 @@ func (s *session) teardown(log *slog.Logger) {
 		// connection it reports an error (the remote driver first tells
 		// the daemon, which fails) but still waited for the lock.
 		if err := s.conn.UnregisterCloseCallback(); err != nil {
-			log.Debug("unregister close callback", "err", err)
+			log.Debug("cannot unregister close callback", "error", err)
 		}
 		s.closeCB = false
 	}
@@ -469,7 +450,7 @@ func (s *session) teardown(log *slog.Logger) {
 	refs, err := s.conn.Close()
 	switch {
 	case err != nil:
-		log.Warn("close libvirt connection", "err", err)
+		log.Warn("cannot close libvirt connection", "error", err)
 	case refs > 0:
 		log.Warn("libvirt connection still referenced after close (leak)", "refs", refs)
 	default:

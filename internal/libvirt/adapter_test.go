@@ -11,6 +11,7 @@ import (
 	lv "libvirt.org/go/libvirt"
 
 	"github.com/virtbgp/virtbgp/internal/reconcile"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // TestLifecycle drives a domain through its life on a second connection to
@@ -301,47 +302,69 @@ func TestHintBurst(t *testing.T) {
 	t.Logf("%d create+destroy in %v", ops, time.Since(start))
 
 	// 2*ops events for a buffer of 4: events must have been lost, and one
-	// Hint{All: true} must follow as soon as there is room.
-	waitFor(t, "lost events", 5*time.Second, func() bool { return a.lost.Load() > 0 })
+	// Hint{All: true} must follow as soon as there is room. Read hints
+	// until every event is accounted for, delivered or lost.
+	testutil.WaitFor(t, 5*time.Second, "lost events", func() bool { return a.lost.Load() > 0 })
 	var got, all int
-	deadline := time.After(5 * time.Second)
-	idle := time.NewTimer(time.Second)
-	defer idle.Stop()
-drain:
-	for {
+	resync := func(h reconcile.Hint) {
+		all++
+		if !strings.Contains(h.Event, "Events Lost") {
+			t.Errorf("resync hint %+v does not say events were lost", h)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for uint64(got)+a.lost.Load() < 2*ops || all == 0 {
 		select {
 		case h := <-a.Hints():
 			if h.All {
-				all++
-				if !strings.Contains(h.Event, "Events Lost") {
-					t.Errorf("resync hint %+v does not say events were lost", h)
-				}
+				resync(h)
 			} else {
 				got++
 			}
-			idle.Reset(time.Second)
-		case <-idle.C:
-			break drain // nothing for a second: the burst is over
 		case <-deadline:
-			break drain
+			if all == 0 {
+				t.Fatalf("%d events lost but no Hint{All: true} arrived", a.lost.Load())
+			}
+			t.Fatalf("after 10s: %d hints delivered + %d lost of %d events", got, a.lost.Load(), 2*ops)
 		}
 	}
 	lost := a.lost.Load()
 	t.Logf("buffer %d: %d hints delivered, %d lost, %d full-resync hints", buffer, got, lost, all)
-	if all == 0 {
-		t.Fatalf("%d events lost but no Hint{All: true} arrived", lost)
-	}
 	if uint64(got)+lost != 2*ops {
 		t.Errorf("delivered %d + lost %d != %d events", got, lost, 2*ops)
 	}
 
-	// After the burst the adapter still works and events flow again.
+	// After the burst the adapter still works and events flow again. The
+	// new domain's event comes after every event of the burst, so its
+	// hint is the first one that is not a resync: no hint of the burst
+	// may come late, and no event may be lost late.
 	dom, err := c.DomainCreateXML(domainXML(prefix+"-after"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = dom.Free() }()
-	waitHint(t, a, domUUID(t, dom), "Started Booted")
+	uuid := domUUID(t, dom)
+	timeout := time.After(5 * time.Second)
+	for done := false; !done; {
+		select {
+		case h := <-a.Hints():
+			switch {
+			case h.All:
+				resync(h)
+			case h.UUID != uuid:
+				t.Errorf("hint %+v after all %d events of the burst were accounted for", h, 2*ops)
+			case h.Event != "Started Booted":
+				t.Fatalf("hint for %s: event %q, want %q", uuid, h.Event, "Started Booted")
+			default:
+				done = true
+			}
+		case <-timeout:
+			t.Fatalf("no hint %q for %s within 5s", "Started Booted", uuid)
+		}
+	}
+	if n := a.lost.Load(); n != lost {
+		t.Errorf("%d events lost after all %d events of the burst were accounted for", n-lost, 2*ops)
+	}
 	if err := dom.Destroy(); err != nil {
 		t.Fatal(err)
 	}

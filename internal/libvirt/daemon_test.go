@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"runtime"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	lv "libvirt.org/go/libvirt"
 
 	"github.com/virtbgp/virtbgp/internal/libvirttest"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // TestReconnect runs the adapter against a real libvirtd, kills the daemon
@@ -24,7 +26,7 @@ func TestReconnect(t *testing.T) {
 	d := libvirttest.Start(t, dir)
 	d.WaitAnswering(t)
 
-	a, _ := startAdapter(t, uri, slog.LevelDebug)
+	a, sink := startAdapter(t, uri, slog.LevelDebug)
 	waitAllHint(t, a, 5*time.Second)
 	ctx := context.Background()
 	if doms, err := a.Domains(ctx); err != nil || len(doms) != 1 || doms[0].Name != "test" {
@@ -35,10 +37,11 @@ func TestReconnect(t *testing.T) {
 	var goroutines []int
 	var worst time.Duration
 	for i := range cycles {
+		logged := sink.mark()
 		if err := d.Close(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "adapter to notice the dead daemon", 5*time.Second, func() bool { return !a.Connected() })
+		testutil.WaitFor(t, 5*time.Second, "the adapter to notice the dead daemon", func() bool { return !a.Connected() })
 		if _, err := a.Domains(ctx); !errors.Is(err, ErrNotConnected) {
 			t.Fatalf("cycle %d: Domains while disconnected: %v, want ErrNotConnected", i, err)
 		}
@@ -47,9 +50,14 @@ func TestReconnect(t *testing.T) {
 		}
 		drainHints(a)
 
-		// Stay down for a while so that the backoff grows to its cap:
-		// the worst case for the reconnect time.
-		time.Sleep(time.Duration(i) * 700 * time.Millisecond)
+		// Stay down until the reconnect backoff has grown: cycle 0
+		// restarts at once, cycle 1 once a retry is due after twice the
+		// first delay, the last cycle once the delay has reached its cap,
+		// the worst case for the reconnect time. Each delay is shortened
+		// by up to 20% of jitter: a capped one is at least 0.8 s, the one
+		// before the cap at most 0.8 s.
+		grown := []time.Duration{0, 2 * reconnectMin * 8 / 10, reconnectMax*8/10 + time.Millisecond}[i]
+		waiting := waitRetry(t, sink, logged, grown)
 
 		d = libvirttest.Start(t, dir)
 		answering := d.WaitAnswering(t)
@@ -61,7 +69,7 @@ func TestReconnect(t *testing.T) {
 		}
 		took := time.Since(answering)
 		worst = max(worst, took)
-		t.Logf("cycle %d: reconnected %v after libvirtd answered (down %v before restart)", i, took.Round(time.Millisecond), time.Duration(i)*700*time.Millisecond)
+		t.Logf("cycle %d: reconnected %v after libvirtd answered (restarted while the adapter waited %v to retry)", i, took.Round(time.Millisecond), waiting.Round(time.Millisecond))
 
 		if h := waitAllHint(t, a, 5*time.Second); h.Event != "Connected" {
 			t.Errorf("cycle %d: resync hint %+v", i, h)
@@ -80,7 +88,16 @@ func TestReconnect(t *testing.T) {
 			t.Fatalf("cycle %d: Domains = %+v, %v; want test and the new domain", i, doms, err)
 		}
 
-		time.Sleep(50 * time.Millisecond) // let goroutines of the old session end
+		// The goroutines of the old session end soon after the new one
+		// is up; wait for that rather than for a fixed time.
+		if i > 0 {
+			testutil.Eventually(t, 5*time.Second, func() string {
+				if n := runtime.NumGoroutine(); n > goroutines[0]+2 {
+					return fmt.Sprintf("goroutines pile up over reconnects: %d after cycle %d, %d after cycle 0", n, i, goroutines[0])
+				}
+				return ""
+			})
+		}
 		goroutines = append(goroutines, runtime.NumGoroutine())
 	}
 	t.Logf("worst reconnect after libvirtd answered: %v; goroutines after each reconnect: %v", worst.Round(time.Millisecond), goroutines)
@@ -92,6 +109,31 @@ func TestReconnect(t *testing.T) {
 	if goroutines[cycles-1] > goroutines[0]+2 {
 		t.Errorf("goroutines pile up over reconnects: %v", goroutines)
 	}
+}
+
+// retryIn matches the delay of a logged reconnect attempt.
+var retryIn = regexp.MustCompile(`msg="cannot connect to libvirt, retrying".* retry_in=(\S+)`)
+
+// waitRetry waits until the adapter has logged, from line from on, a
+// failed connection attempt whose next retry is at least min away, and
+// returns that delay.
+func waitRetry(t *testing.T, sink *logSink, from int, min time.Duration) time.Duration {
+	t.Helper()
+	var longest time.Duration
+	testutil.Eventually(t, 10*time.Second, func() string {
+		for _, line := range sink.since(from) {
+			if m := retryIn.FindStringSubmatch(line); m != nil {
+				if d, err := time.ParseDuration(m[1]); err == nil {
+					longest = max(longest, d)
+				}
+			}
+		}
+		if longest < min {
+			return fmt.Sprintf("longest reconnect delay logged %v, want at least %v", longest, min)
+		}
+		return ""
+	})
+	return longest
 }
 
 // TestDeadConnectionDetectedByCall checks the second way a dead connection

@@ -206,7 +206,7 @@ func (a *Adapter) callFailed(s *session, what string, err error) error {
 	alive, aerr := s.conn.IsAlive()
 	if aerr != nil || !alive {
 		s.markDead(fmt.Sprintf("%s failed on a dead connection: %v", what, err))
-		return fmt.Errorf("libvirt: %s: %w (%w)", what, err, ErrNotConnected)
+		return fmt.Errorf("%w: %s: %w", ErrNotConnected, what, err)
 	}
 	return fmt.Errorf("libvirt: %s: %w", what, err)
 }

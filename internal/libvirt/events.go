@@ -36,12 +36,12 @@ var (
 func ensureEventLoop(log *slog.Logger) {
 	eventLoopOnce.Do(func() {
 		if err := lv.EventRegisterDefaultImpl(); err != nil {
-			eventLoopInitErr = fmt.Errorf("libvirt: register default event loop: %w", err)
-			log.Error("cannot register libvirt event loop", "err", err)
+			eventLoopInitErr = fmt.Errorf("register the default event loop: %w", err)
+			log.Error("cannot register libvirt event loop", "error", err)
 			return
 		}
 		if id, err := lv.EventAddTimeout(-1, barrierFired); err != nil {
-			log.Warn("cannot add event loop barrier timer", "err", err)
+			log.Warn("cannot add event loop barrier timer", "error", err)
 		} else {
 			barrier.timer, barrier.ok = id, true
 		}
@@ -92,13 +92,22 @@ func eventLoopErr() error {
 }
 
 // runEventLoop dispatches libvirt's events (socket I/O, keepalive timers,
-// domain event and close callbacks) forever.
+// domain event and close callbacks) for the life of the process. It takes
+// no context on purpose: libvirt allows one event loop registration per
+// process, shared by every adapter and connection, so the end of one
+// adapter's Run must not end it. An iteration fails only on an internal
+// error of libvirt's poll loop; the loop then backs off (100 ms doubling
+// to 1 s) instead of spinning, and starts over at the first success.
 func runEventLoop(log *slog.Logger) {
+	bo := backoff{min: 100 * time.Millisecond, max: time.Second}
 	for {
 		if err := lv.EventRunDefaultImpl(); err != nil {
-			log.Error("libvirt event loop iteration failed", "err", err)
-			time.Sleep(100 * time.Millisecond) // do not spin on a persistent error
+			d := bo.next()
+			log.Error("libvirt event loop iteration failed", "error", err, "retry_in", d)
+			time.Sleep(d)
+			continue
 		}
+		bo.reset()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,11 +24,12 @@ const testURI = "test:///default"
 
 // logSink is an io.Writer for a slog handler that forwards lines to t.Log
 // while the test runs (the process-wide event loop goroutine may keep the
-// logger of the first adapter) and remembers warnings.
+// logger of the first adapter) and remembers every line and the warnings.
 type logSink struct {
 	mu    sync.Mutex
 	t     testing.TB
 	done  bool
+	lines []string
 	warns []string
 }
 
@@ -35,6 +37,7 @@ func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	line := string(bytes.TrimRight(p, "\n"))
+	s.lines = append(s.lines, line)
 	if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 		s.warns = append(s.warns, line)
 	}
@@ -55,6 +58,20 @@ func (s *logSink) warnings(substr string) []string {
 		}
 	}
 	return out
+}
+
+// mark returns how many lines were logged so far: an index for since.
+func (s *logSink) mark() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
+}
+
+// since returns the lines logged from index i on.
+func (s *logSink) since(i int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.lines[i:])
 }
 
 func newTestLogger(t testing.TB, level slog.Level) (*slog.Logger, *logSink) {
@@ -210,15 +227,4 @@ func checkDomain(t *testing.T, a *Adapter, uuid, name string, state reconcile.St
 		}
 	}
 	t.Fatalf("Domains() lacks %s (%s): %+v", name, uuid, all)
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -163,7 +163,11 @@ func (d *Daemon) WaitAnswering(t testing.TB) time.Time {
 }
 
 // Ready polls until the daemon accepts a client connection and returns
-// the moment it did.
+// the moment it did. It is the one poll of this package, for callers that
+// are not tests (the benchmark rig) as well as tests, so it cannot use
+// testutil.Eventually; it polls every 2 ms so that the moment it returns
+// is close to the one libvirtd began to answer (tests measure reconnect
+// times from it).
 func (d *Daemon) Ready(timeout time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
