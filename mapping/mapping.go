@@ -6,18 +6,20 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/fileerr"
 )
 
 // Error is one problem found while loading a mapping, at one line of one
 // file. Its text is "file:line: problem" ("file: problem" when no line
-// applies, as for a file that cannot be read).
-type Error = yamlutil.Error
+// applies, as for a file that cannot be read). It is the error type of the
+// public package fileerr, which the daemon's config reports with too.
+type Error = fileerr.Error
 
 // ErrorList is every problem found while loading a mapping, sorted by file
 // and line. Load and Parse return one (as an error) when anything is wrong;
-// its Error method renders one problem per line.
-type ErrorList = yamlutil.ErrorList
+// its Error method renders one problem per line. fileerr.Errors gets it out
+// of a wrapped error.
+type ErrorList = fileerr.ErrorList
 
 // Mapping is a loaded and validated mapping: which VM owns which service
 // IPs, with their BGP attributes resolved. A Mapping is never modified after

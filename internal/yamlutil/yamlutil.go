@@ -6,9 +6,9 @@ package yamlutil
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"regexp"
@@ -18,55 +18,19 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/virtbgp/virtbgp/fileerr"
 )
 
-// Error is one problem at one place in one file.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
+// Error, ErrorList and Errors are those of the public package fileerr,
+// under the names the internal callers use.
+type (
+	Error     = fileerr.Error
+	ErrorList = fileerr.ErrorList
+)
 
-func (e Error) Error() string {
-	if e.Line <= 0 {
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-}
-
-// ErrorList is every problem found, sorted by file and line. It is returned
-// as an error only when it is not empty.
-type ErrorList []Error
-
-func (l ErrorList) Error() string {
-	s := make([]string, len(l))
-	for i, e := range l {
-		s[i] = e.Error()
-	}
-	return strings.Join(s, "\n")
-}
-
-// Sort orders the list by file, then line; problems on one line keep the
-// order they were found in.
-func (l ErrorList) Sort() {
-	slices.SortStableFunc(l, func(a, b Error) int {
-		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
-	})
-}
-
-// Errors returns the individual problems inside err (an ErrorList, an Error,
-// or anything wrapping them), or nil.
-func Errors(err error) ErrorList {
-	var l ErrorList
-	if errors.As(err, &l) {
-		return l
-	}
-	var e Error
-	if errors.As(err, &e) {
-		return ErrorList{e}
-	}
-	return nil
-}
+// Errors returns the individual problems inside err, as fileerr.Errors.
+func Errors(err error) ErrorList { return fileerr.Errors(err) }
 
 // Reader collects problems while walking the nodes of one file.
 type Reader struct {
@@ -101,7 +65,7 @@ func (r *Reader) Parse(data []byte) *yaml.Node {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data)) // no copy of data
 	if err := dec.Decode(&doc); err != nil {
-		if err.Error() == "EOF" {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		r.syntax(err)
@@ -110,7 +74,7 @@ func (r *Reader) Parse(data []byte) *yaml.Node {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		r.Errorf(&extra, "more than one YAML document in the file")
-	} else if err.Error() != "EOF" {
+	} else if !errors.Is(err, io.EOF) {
 		r.syntax(err) // a broken second document is still an error
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
