@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -278,22 +277,6 @@ func (r *Reader) Bool(n *yaml.Node, what string) (bool, bool) {
 	}
 	r.Errorf(n, "%s: want true or false, got %s", what, Describe(n))
 	return false, false
-}
-
-// Duration returns a Go duration ("90s", "5m") in [lo, hi]. A bare 0 is
-// accepted as zero.
-func (r *Reader) Duration(n *yaml.Node, what string, lo, hi time.Duration) (time.Duration, bool) {
-	if n.Kind == yaml.ScalarNode && (n.Tag == "!!str" || n.Tag == "!!int") {
-		d, err := time.ParseDuration(n.Value)
-		if n.Value == "0" {
-			d, err = 0, nil
-		}
-		if err == nil && d >= lo && d <= hi {
-			return d, true
-		}
-	}
-	r.Errorf(n, "%s: want a duration from %s to %s like \"90s\", got %s", what, lo, hi, Describe(n))
-	return 0, false
 }
 
 // Addr returns an IP address scalar (no zone).
