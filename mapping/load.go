@@ -13,9 +13,8 @@ import (
 )
 
 // Load reads the mapping at path: a YAML file, or a directory, which means
-// every *.yaml and *.yml file directly in it (not in subdirectories; names
-// starting with a dot are ignored), read in name order and merged into one
-// mapping. Each file has its own version and defaults; an entry or a prefix
+// every file directly in it (not in subdirectories) whose name IsMappingFile
+// accepts, read in name order and merged into one mapping. Each file has its own version and defaults; an entry or a prefix
 // defined in two files is an error, reported with both places.
 //
 // On failure the error is an ErrorList with every problem found in every
@@ -95,7 +94,7 @@ func mappingFiles(path string) ([]string, error) {
 	var files []string
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+		if !IsMappingFile(name) {
 			continue
 		}
 		full := filepath.Join(path, name)
@@ -112,6 +111,16 @@ func mappingFiles(path string) ([]string, error) {
 		files = append(files, full)
 	}
 	return files, nil
+}
+
+// IsMappingFile reports whether a file of this name in a mapping directory
+// is one of the mapping's files: its name ends in ".yaml" or ".yml" and does
+// not start with a dot (editors' and tools' temporary files do). For a path,
+// its last element is the name. A watcher of a mapping directory can use it
+// to ignore changes to other files.
+func IsMappingFile(name string) bool {
+	name = filepath.Base(name)
+	return !strings.HasPrefix(name, ".") && (strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml"))
 }
 
 // fileError reports an error reading file (or the file the error names),
