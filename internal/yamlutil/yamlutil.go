@@ -112,7 +112,7 @@ func (r *Reader) Map(n *yaml.Node, what string, fields ...Field) {
 // called for a message.
 func (r *Reader) MapFunc(n *yaml.Node, what func() string, fields ...Field) {
 	if n.Kind != yaml.MappingNode {
-		r.Kind(n, yaml.MappingNode, what(), "a mapping")
+		r.kind(n, yaml.MappingNode, what(), "a mapping")
 		return
 	}
 	seen := map[string]int{}
@@ -144,7 +144,7 @@ func (r *Reader) MapFunc(n *yaml.Node, what func() string, fields ...Field) {
 // Pairs walks a mapping node whose keys are free-form (names): it checks
 // duplicates and calls do for each key/value in file order.
 func (r *Reader) Pairs(n *yaml.Node, what string, do func(key, value *yaml.Node)) {
-	if !r.Kind(n, yaml.MappingNode, what, "a mapping") {
+	if !r.kind(n, yaml.MappingNode, what, "a mapping") {
 		return
 	}
 	seen := make(map[string]int, len(n.Content)/2)
@@ -189,7 +189,7 @@ func (r *Reader) noAlias(n *yaml.Node) bool {
 // Seq returns the items of a sequence node, or records an error and returns
 // nil. Alias items are rejected and left out.
 func (r *Reader) Seq(n *yaml.Node, what string) []*yaml.Node {
-	if !r.Kind(n, yaml.SequenceNode, what, "a list") {
+	if !r.kind(n, yaml.SequenceNode, what, "a list") {
 		return nil
 	}
 	out := make([]*yaml.Node, 0, len(n.Content))
@@ -201,9 +201,9 @@ func (r *Reader) Seq(n *yaml.Node, what string) []*yaml.Node {
 	return out
 }
 
-// Kind checks that n has the given kind; what and want make the message.
-func (r *Reader) Kind(n *yaml.Node, kind yaml.Kind, what, want string) bool {
-	if n.Kind == kind {
+// kind checks that n has the given kind; what and want make the message.
+func (r *Reader) kind(n *yaml.Node, k yaml.Kind, what, want string) bool {
+	if n.Kind == k {
 		return true
 	}
 	if n.Kind == yaml.AliasNode {
