@@ -6,7 +6,6 @@ import (
 	"io"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 
@@ -205,8 +204,9 @@ func readAt(r io.ReaderAt, start, end int64) ([]byte, error) {
 	return nil, err
 }
 
-// Parallel parsing of chunks: at most chunkWorkers goroutines parse, at most
-// chunkWindow pieces ahead of the walk, so that few trees are alive at once.
+// Parallel parsing of chunks: at most chunkWorkers pieces are parsed at
+// once, and at most chunkWindow ahead of the walk, so that few trees are
+// alive at a time.
 const (
 	chunkWorkers = 4
 	chunkWindow  = 2 * chunkWorkers
@@ -215,63 +215,44 @@ const (
 // parseChunks parses the chunks of src, with their lines numbered as in the
 // whole file, and calls walk with each tree (nil for an empty one) and the
 // problems found, in order, until walk returns false. Parsing, the bulk of
-// the work, runs on up to chunkWorkers goroutines, all gone when it returns.
+// the work, runs on other goroutines, all gone when it returns.
 func parseChunks(file string, src io.ReaderAt, chunks []chunkSpan, walk func(*yaml.Node, ErrorList) bool) {
-	parse := func(c chunkSpan) (*yaml.Node, ErrorList) {
+	type result struct {
+		n    *yaml.Node
+		errs ErrorList
+	}
+	parse := func(c chunkSpan) result {
 		data, err := readAt(src, c.start, c.end)
 		if err != nil {
-			return nil, ErrorList{{File: file, Msg: err.Error()}} // the walk gives up
+			return result{errs: ErrorList{{File: file, Msg: err.Error()}}} // the walk gives up
 		}
 		r := yamlutil.Reader{File: file}
 		n := parseYAML(&r, data)
 		if n != nil {
 			shiftLines(n, c.line-1)
 		}
-		return n, r.Errs
-	}
-	workers := min(runtime.GOMAXPROCS(0), chunkWorkers, len(chunks)-1)
-	if workers < 1 {
-		for _, c := range chunks {
-			if !walk(parse(c)) {
-				return
-			}
-		}
-		return
-	}
-	type result struct {
-		n    *yaml.Node
-		errs ErrorList
+		return result{n, r.Errs}
 	}
 	results := make([]chan result, len(chunks))
-	for i := range results {
-		results[i] = make(chan result, 1)
-	}
-	var next atomic.Int64                      // the next chunk to parse
-	window := make(chan struct{}, chunkWindow) // a slot per chunk parsed and not walked
-	done := make(chan struct{})
+	workers := make(chan struct{}, min(runtime.GOMAXPROCS(0), chunkWorkers)) // a slot per parse running
 	var wg sync.WaitGroup
-	for range workers {
+	defer wg.Wait()
+	start := func(i int) {
+		results[i] = make(chan result, 1)
 		wg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				case window <- struct{}{}:
-				}
-				i := int(next.Add(1) - 1)
-				if i >= len(chunks) {
-					return
-				}
-				n, errs := parse(chunks[i])
-				results[i] <- result{n, errs}
-			}
+			workers <- struct{}{}
+			results[i] <- parse(chunks[i])
+			<-workers
 		})
 	}
-	defer wg.Wait()
-	defer close(done)
+	for i := range min(chunkWindow, len(chunks)) {
+		start(i)
+	}
 	for i := range chunks {
 		r := <-results[i]
-		<-window
+		if next := i + chunkWindow; next < len(chunks) {
+			start(next)
+		}
 		if !walk(r.n, r.errs) {
 			return
 		}
