@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"gopkg.in/yaml.v3"
@@ -73,13 +74,8 @@ func planChunks(r io.ReaderAt, size int64, chunk int) (chunkPlan, bool) {
 		}
 		lineStart := off
 		off += int64(len(l))
-		// Line breaks other than \n, and byte order marks, would put lines
-		// elsewhere than this cutting counts them. (Their encodings hold
-		// no \n: none is cut in two.)
-		for _, odd := range [...]string{"\r", "\u0085", "\u2028", "\u2029", "\ufeff"} {
-			if bytes.Contains(l, []byte(odd)) {
-				return plan, false
-			}
+		if oddLine(l) {
+			return plan, false
 		}
 		l = bytes.TrimSuffix(l, []byte("\n"))
 		n := 0
@@ -125,6 +121,19 @@ func planChunks(r io.ReaderAt, size int64, chunk int) (chunkPlan, bool) {
 	return plan, true
 }
 
+// oddLine reports whether the line l holds a line break other than \n, or a
+// byte order mark: they would put lines elsewhere than planChunks counts
+// them. (Their encodings hold no \n: none is cut in two.)
+func oddLine(l []byte) bool {
+	for _, c := range l {
+		if c == '\r' || c >= 0x80 { // only then, the slower search
+			return slices.ContainsFunc([]string{"\r", "\u0085", "\u2028", "\u2029", "\ufeff"},
+				func(odd string) bool { return bytes.Contains(l, []byte(odd)) })
+		}
+	}
+	return false
+}
+
 // isVMsLine reports whether l is "vms:" alone, maybe with a comment.
 func isVMsLine(l []byte) bool {
 	rest, ok := bytes.CutPrefix(l, []byte("vms:"))
@@ -153,14 +162,15 @@ func (b *builder) addChunked(file string, r io.ReaderAt, size int64) bool {
 	if !ok {
 		return false
 	}
-	vms0, ents0 := len(b.vms), len(b.ents)
+	vms, vmx, ents := b.vms, b.vmx, b.ents
 	b.reserve(plan.entries, plan.items)
 	p := newFileParser(b, file)
-	if p.walkChunked(r, plan) && b.commit(vms0, true) {
+	if p.walkChunked(r, plan) && b.commit(len(vms), true) {
 		b.chunked++
 		return true
 	}
-	b.truncate(vms0, ents0)
+	clear(b.vms[len(vms):]) // let the garbage collector have what they hold
+	b.vms, b.vmx, b.ents = vms, vmx, ents
 	return false
 }
 

@@ -66,6 +66,7 @@ func TestPlanChunks(t *testing.T) {
 		{name: "only comments after vms", src: "version: 1\nvms:\n# nothing\n\n"},
 		{name: "carriage returns", src: "version: 1\r\nvms:\r\n  a: {}\r\n"},
 		{name: "line separator", src: "version: 1\nvms:\n  a: {x: \"\u2028\"}\n"},
+		{name: "next line", src: "version: 1\nvms:\n  a: {}\n  b: {x: \"\u0085\"}\n"},
 		{name: "byte order mark", src: "\ufeffversion: 1\nvms:\n  a: {}\n"},
 		{name: "directive", src: "%YAML 1.2\n---\nvms:\n  a: {}\n"},
 		{name: "tab", src: "vms:\n  a: {}\n\tb: {}\n"},

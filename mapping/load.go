@@ -210,14 +210,6 @@ func (b *builder) reserve(vms, ents int) {
 	}
 }
 
-// truncate drops the entries from vms[nvms] and the prefixes from
-// ents[nents] on.
-func (b *builder) truncate(nvms, nents int) {
-	clear(b.vms[nvms:]) // let the garbage collector have what they hold
-	b.vms, b.vmx = b.vms[:nvms], b.vmx[:nvms]
-	b.ents = b.ents[:nents]
-}
-
 // allocRoutes returns an empty slice with room for n routes, carved out of a
 // block shared with other entries: fewer, bigger allocations.
 func (b *builder) allocRoutes(n int) []Route {
