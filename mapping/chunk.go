@@ -177,7 +177,7 @@ func (b *builder) addChunked(file string, r io.ReaderAt, size int64) bool {
 // walkChunked reads the file in the pieces of plan. It returns false, with
 // the builder in an unknown state, if the file must be read in one piece.
 func (p *fileParser) walkChunked(r io.ReaderAt, plan chunkPlan) bool {
-	header, err := readAt(r, 0, plan.headerEnd)
+	header, err := readAt(r, 0, plan.headerEnd, nil)
 	if err != nil {
 		return false
 	}
@@ -204,9 +204,10 @@ func (p *fileParser) walkChunked(r io.ReaderAt, plan chunkPlan) bool {
 	return ok
 }
 
-// readAt returns the bytes of r from start to end.
-func readAt(r io.ReaderAt, start, end int64) ([]byte, error) {
-	buf := make([]byte, end-start)
+// readAt returns the bytes of r from start to end, in buf if it is big
+// enough.
+func readAt(r io.ReaderAt, start, end int64, buf []byte) ([]byte, error) {
+	buf = slices.Grow(buf[:0], int(end-start))[:end-start]
 	n, err := r.ReadAt(buf, start)
 	if n == len(buf) {
 		return buf, nil // err may be io.EOF at the end
@@ -231,29 +232,34 @@ func parseChunks(file string, src io.ReaderAt, chunks []chunkSpan, walk func(*ya
 		n    *yaml.Node
 		errs ErrorList
 	}
+	// The parser copies what it keeps of the text: a buffer is free for
+	// the next piece once the parse is done. The buffers are the tokens
+	// of the parses that may run at once.
+	bufs := make(chan []byte, min(runtime.GOMAXPROCS(0), chunkWorkers))
+	for range cap(bufs) {
+		bufs <- nil
+	}
 	parse := func(c chunkSpan) result {
-		data, err := readAt(src, c.start, c.end)
+		buf := <-bufs
+		data, err := readAt(src, c.start, c.end, buf)
 		if err != nil {
+			bufs <- buf
 			return result{errs: ErrorList{{File: file, Msg: err.Error()}}} // the walk gives up
 		}
 		r := yamlutil.Reader{File: file}
 		n := parseYAML(&r, data)
+		bufs <- data
 		if n != nil {
 			shiftLines(n, c.line-1)
 		}
 		return result{n, r.Errs}
 	}
 	results := make([]chan result, len(chunks))
-	workers := make(chan struct{}, min(runtime.GOMAXPROCS(0), chunkWorkers)) // a slot per parse running
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	start := func(i int) {
 		results[i] = make(chan result, 1)
-		wg.Go(func() {
-			workers <- struct{}{}
-			results[i] <- parse(chunks[i])
-			<-workers
-		})
+		wg.Go(func() { results[i] <- parse(chunks[i]) })
 	}
 	for i := range min(chunkWindow, len(chunks)) {
 		start(i)

@@ -14,8 +14,9 @@ import (
 
 // Load reads the mapping at path: a YAML file, or a directory, which means
 // every file directly in it (not in subdirectories) whose name IsMappingFile
-// accepts, read in name order and merged into one mapping. Each file has its own version and defaults; an entry or a prefix
-// defined in two files is an error, reported with both places.
+// accepts, read in name order and merged into one mapping. Each file has its
+// own version and defaults; an entry or a prefix defined in two files is an
+// error, reported with both places.
 //
 // On failure the error is an ErrorList with every problem found in every
 // file, sorted by file and line.
