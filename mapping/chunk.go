@@ -1,10 +1,12 @@
 package mapping
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"runtime"
+	"slices"
 	"sync"
-	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 
@@ -18,8 +20,9 @@ import (
 // tree of over 120 MB. A big file of the usual shape (top-level keys, "vms:"
 // last, then one indented block per entry) is therefore read in pieces: the
 // header up to and including the "vms:" line, then the body cut at lines
-// where an entry starts, each piece parsed on its own and walked and
-// dropped before the next. Only one piece's tree is alive at a time.
+// where an entry starts, each piece read from the file, parsed on its own,
+// walked and dropped before the next. Only a few pieces' trees, and none of
+// the file's text but theirs, are alive at a time.
 //
 // Cutting YAML text without parsing it is only safe for what the cut does
 // not change, so the result of a chunked read is used only when everything
@@ -35,91 +38,100 @@ import (
 
 // chunkPlan is how to read a file in pieces.
 type chunkPlan struct {
-	headerEnd int // data[:headerEnd] ends with the "vms:" line
-	vmsLine   int // the line number of "vms:"
-	indent    int // the indentation of the entries under vms
-	entries   int // about how many entries there are (for sizing)
-	items     int // about how many list items there are (for sizing)
+	headerEnd int64 // the file up to headerEnd ends with the "vms:" line
+	vmsLine   int   // the line number of "vms:"
+	indent    int   // the indentation of the entries under vms
+	entries   int   // about how many entries there are (for sizing)
+	items     int   // about how many list items there are (for sizing)
 	chunks    []chunkSpan
 }
 
-// chunkSpan is one piece of the body: data[start:end], whose first line is
-// line number line.
-type chunkSpan struct{ start, end, line int }
+// chunkSpan is one piece of the body: the bytes from start to end, whose
+// first line is line number line.
+type chunkSpan struct {
+	start, end int64
+	line       int
+}
 
-// planChunks cuts data into pieces of at least size bytes, if the file has
-// the shape that allows it.
-func planChunks(data []byte, size int) (chunkPlan, bool) {
+// maxPlanLine is the longest line planChunks reads; a file with a longer
+// one is read in one piece.
+const maxPlanLine = 64 << 10
+
+// planChunks cuts the size bytes of r into pieces of at least size bytes
+// (chunk), if the file has the shape that allows it. It reads the file once,
+// a line at a time.
+func planChunks(r io.ReaderAt, size int64, chunk int) (chunkPlan, bool) {
 	var plan chunkPlan
-	// Line breaks other than \n, and byte order marks, would put lines
-	// elsewhere than this cutting counts them.
-	for _, odd := range [...]string{"\r", "\u0085", "\u2028", "\u2029", "\ufeff"} {
-		if bytes.Contains(data, []byte(odd)) {
+	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), maxPlanLine)
+	plan.headerEnd = -1 // no "vms:" line yet, or a line in column 0 after it
+	var start int64     // where the current piece starts
+	startLine := 0
+	off, line := int64(0), 0
+	for ; off < size; line++ {
+		l, err := br.ReadSlice('\n')
+		if err != nil && (err != io.EOF || len(l) == 0) {
+			return plan, false // a line too long, or the file shrank
+		}
+		lineStart := off
+		off += int64(len(l))
+		if oddLine(l) {
 			return plan, false
 		}
-	}
-	// The last line with content in column 0 must be "vms:", and the rest
-	// of the file its value: lines that are blank, comments, or indented.
-	lastStart, lastEnd, lastLine := -1, 0, 0
-	line := 0
-	for off := 0; off < len(data); {
-		line++
-		end := lineEnd(data, off)
-		if end > off && data[off] != ' ' && data[off] != '#' {
-			lastStart, lastEnd, lastLine = off, end, line
-		}
-		off = end + 1
-	}
-	if lastStart < 0 || !isVMsLine(data[lastStart:lastEnd]) || lastEnd+1 >= len(data) {
-		return plan, false
-	}
-	plan.headerEnd, plan.vmsLine = lastEnd+1, lastLine
-	if data[0] == '%' || bytes.Contains(data[:plan.headerEnd], []byte("\n%")) {
-		return plan, false // directives: the pieces would not have them
-	}
-	plan.indent = -1
-	start, startLine := plan.headerEnd, lastLine+1
-	line = lastLine
-	for off := plan.headerEnd; off < len(data); {
-		line++
-		end := lineEnd(data, off)
+		l = bytes.TrimSuffix(l, []byte("\n"))
 		n := 0
-		for off+n < end && data[off+n] == ' ' {
+		for n < len(l) && l[n] == ' ' {
 			n++
 		}
 		switch {
-		case off+n == end || data[off+n] == '#':
+		case n == len(l) || l[n] == '#':
 			// blank or comment
-		case data[off+n] == '\t':
+		case n == 0:
+			// A top-level key: the body is what follows the last one, which
+			// must be "vms:" alone. Directives would be missing from the
+			// pieces.
+			if l[0] == '%' {
+				return plan, false
+			}
+			plan.headerEnd = -1
+			if isVMsLine(l) {
+				plan = chunkPlan{headerEnd: off, vmsLine: line + 1, indent: -1}
+				start, startLine = off, line+2
+			}
+		case plan.headerEnd < 0:
+			// the value of a key other than vms
+		case l[n] == '\t':
 			return plan, false
 		case plan.indent < 0:
 			plan.indent = n
 			plan.entries++
-		case n == plan.indent && keyStart(data[off+n]):
+		case n == plan.indent && keyStart(l[n]):
 			plan.entries++
-			if off-start >= size {
-				plan.chunks = append(plan.chunks, chunkSpan{start, off, startLine})
-				start, startLine = off, line
+			if lineStart-start >= int64(chunk) {
+				plan.chunks = append(plan.chunks, chunkSpan{start, lineStart, startLine})
+				start, startLine = lineStart, line+1
 			}
-		case n > plan.indent && data[off+n] == '-' && (off+n+1 == end || data[off+n+1] == ' '):
+		case n > plan.indent && l[n] == '-' && (n+1 == len(l) || l[n+1] == ' '):
 			plan.items++ // most likely an IP of a block list of ips
 		}
-		off = end + 1
 	}
-	if plan.indent < 0 {
+	if plan.headerEnd < 0 || plan.indent < 0 {
 		return plan, false
 	}
-	plan.chunks = append(plan.chunks, chunkSpan{start, len(data), startLine})
+	plan.chunks = append(plan.chunks, chunkSpan{start, size, startLine})
 	return plan, true
 }
 
-// lineEnd returns the offset of the \n that ends the line at off, or
-// len(data).
-func lineEnd(data []byte, off int) int {
-	if i := bytes.IndexByte(data[off:], '\n'); i >= 0 {
-		return off + i
+// oddLine reports whether the line l holds a line break other than \n, or a
+// byte order mark: they would put lines elsewhere than planChunks counts
+// them. (Their encodings hold no \n: none is cut in two.)
+func oddLine(l []byte) bool {
+	for _, c := range l {
+		if c == '\r' || c >= 0x80 { // only then, the slower search
+			return slices.ContainsFunc([]string{"\r", "\u0085", "\u2028", "\u2029", "\ufeff"},
+				func(odd string) bool { return bytes.Contains(l, []byte(odd)) })
+		}
 	}
-	return len(data)
+	return false
 }
 
 // isVMsLine reports whether l is "vms:" alone, maybe with a comment.
@@ -142,10 +154,34 @@ func keyStart(c byte) bool {
 	return c == '_' || c == '"' || c == '\'' || c == '.' || c == '/'
 }
 
+// addChunked reads the file of size bytes that r reads in chunks, and
+// reports whether it could: if not, it leaves the builder as it was, for
+// the caller to read the file in one piece.
+func (b *builder) addChunked(file string, r io.ReaderAt, size int64) bool {
+	plan, ok := planChunks(r, size, b.chunkSize)
+	if !ok {
+		return false
+	}
+	vms, vmx, ents := b.vms, b.vmx, b.ents
+	b.reserve(plan.entries, plan.items)
+	p := newFileParser(b, file)
+	if p.walkChunked(r, plan) && b.commit(len(vms), true) {
+		b.chunked++
+		return true
+	}
+	clear(b.vms[len(vms):]) // let the garbage collector have what they hold
+	b.vms, b.vmx, b.ents = vms, vmx, ents
+	return false
+}
+
 // walkChunked reads the file in the pieces of plan. It returns false, with
 // the builder in an unknown state, if the file must be read in one piece.
-func (p *fileParser) walkChunked(data []byte, plan chunkPlan) bool {
-	root := parseYAML(&p.r, data[:plan.headerEnd])
+func (p *fileParser) walkChunked(r io.ReaderAt, plan chunkPlan) bool {
+	header, err := readAt(r, 0, plan.headerEnd, nil)
+	if err != nil {
+		return false
+	}
+	root := parseYAML(&p.r, header)
 	if len(p.r.Errs) > 0 || root == nil || root.Kind != yaml.MappingNode || root.Column != 1 {
 		return false
 	}
@@ -154,8 +190,8 @@ func (p *fileParser) walkChunked(data []byte, plan chunkPlan) bool {
 		!isNull(vms) || vms.Value != "" {
 		return false
 	}
-	ok, i := true, 0
-	parseChunks(p.r.File, data, plan.chunks, func(n *yaml.Node, errs ErrorList) bool {
+	ok := true
+	parseChunks(p.r.File, r, plan.chunks, func(n *yaml.Node, errs ErrorList) bool {
 		if len(errs) > 0 || n == nil || n.Kind != yaml.MappingNode || n.Style != 0 ||
 			n.Tag != "!!map" || n.Anchor != "" || n.Column != plan.indent+1 {
 			ok = false
@@ -163,78 +199,76 @@ func (p *fileParser) walkChunked(data []byte, plan chunkPlan) bool {
 		}
 		p.r.Pairs(n, "vms", p.vm)
 		ok = len(p.r.Errs) == 0
-		// The chunks up to this one are parsed: their text is not needed
-		// any more, unless the file must be read again in one piece.
-		p.b.dropped(plan.chunks[i].end)
-		i++
 		return ok
 	})
 	return ok
 }
 
-// Parallel parsing of chunks: at most chunkWorkers goroutines parse, at most
-// chunkWindow pieces ahead of the walk, so that few trees are alive at once.
+// readAt returns the bytes of r from start to end, in buf if it is big
+// enough.
+func readAt(r io.ReaderAt, start, end int64, buf []byte) ([]byte, error) {
+	buf = slices.Grow(buf[:0], int(end-start))[:end-start]
+	n, err := r.ReadAt(buf, start)
+	if n == len(buf) {
+		return buf, nil // err may be io.EOF at the end
+	}
+	return nil, err
+}
+
+// Parallel parsing of chunks: at most chunkWorkers pieces are parsed at
+// once, and at most chunkWindow ahead of the walk, so that few trees are
+// alive at a time.
 const (
 	chunkWorkers = 4
 	chunkWindow  = 2 * chunkWorkers
 )
 
-// parseChunks parses the chunks of data, with their lines numbered as in the
+// parseChunks parses the chunks of src, with their lines numbered as in the
 // whole file, and calls walk with each tree (nil for an empty one) and the
 // problems found, in order, until walk returns false. Parsing, the bulk of
-// the work, runs on up to chunkWorkers goroutines, all gone when it returns.
-func parseChunks(file string, data []byte, chunks []chunkSpan, walk func(*yaml.Node, ErrorList) bool) {
-	parse := func(c chunkSpan) (*yaml.Node, ErrorList) {
-		r := yamlutil.Reader{File: file}
-		n := parseYAML(&r, data[c.start:c.end])
-		if n != nil {
-			shiftLines(n, c.line-1)
-		}
-		return n, r.Errs
-	}
-	workers := min(runtime.GOMAXPROCS(0), chunkWorkers, len(chunks)-1)
-	if workers < 1 {
-		for _, c := range chunks {
-			if !walk(parse(c)) {
-				return
-			}
-		}
-		return
-	}
+// the work, runs on other goroutines, all gone when it returns.
+func parseChunks(file string, src io.ReaderAt, chunks []chunkSpan, walk func(*yaml.Node, ErrorList) bool) {
 	type result struct {
 		n    *yaml.Node
 		errs ErrorList
 	}
+	// The parser copies what it keeps of the text: a buffer is free for
+	// the next piece once the parse is done. The buffers are the tokens
+	// of the parses that may run at once.
+	bufs := make(chan []byte, min(runtime.GOMAXPROCS(0), chunkWorkers))
+	for range cap(bufs) {
+		bufs <- nil
+	}
+	parse := func(c chunkSpan) result {
+		buf := <-bufs
+		data, err := readAt(src, c.start, c.end, buf)
+		if err != nil {
+			bufs <- buf
+			return result{errs: ErrorList{{File: file, Msg: err.Error()}}} // the walk gives up
+		}
+		r := yamlutil.Reader{File: file}
+		n := parseYAML(&r, data)
+		bufs <- data
+		if n != nil {
+			shiftLines(n, c.line-1)
+		}
+		return result{n, r.Errs}
+	}
 	results := make([]chan result, len(chunks))
-	for i := range results {
-		results[i] = make(chan result, 1)
-	}
-	var next atomic.Int64                      // the next chunk to parse
-	window := make(chan struct{}, chunkWindow) // a slot per chunk parsed and not walked
-	done := make(chan struct{})
 	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				case window <- struct{}{}:
-				}
-				i := int(next.Add(1) - 1)
-				if i >= len(chunks) {
-					return
-				}
-				n, errs := parse(chunks[i])
-				results[i] <- result{n, errs}
-			}
-		})
-	}
 	defer wg.Wait()
-	defer close(done)
+	start := func(i int) {
+		results[i] = make(chan result, 1)
+		wg.Go(func() { results[i] <- parse(chunks[i]) })
+	}
+	for i := range min(chunkWindow, len(chunks)) {
+		start(i)
+	}
 	for i := range chunks {
 		r := <-results[i]
-		<-window
+		if next := i + chunkWindow; next < len(chunks) {
+			start(next)
+		}
 		if !walk(r.n, r.errs) {
 			return
 		}

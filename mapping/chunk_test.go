@@ -19,7 +19,7 @@ func parseWith(data []byte, chunked bool) (m *Mapping, err error, usedChunks boo
 	} else {
 		b.chunkMin = math.MaxInt
 	}
-	b.addFile("m.yaml", data)
+	b.addData("m.yaml", data)
 	m, err = b.finish()
 	return m, err, b.chunked > 0
 }
@@ -66,15 +66,18 @@ func TestPlanChunks(t *testing.T) {
 		{name: "only comments after vms", src: "version: 1\nvms:\n# nothing\n\n"},
 		{name: "carriage returns", src: "version: 1\r\nvms:\r\n  a: {}\r\n"},
 		{name: "line separator", src: "version: 1\nvms:\n  a: {x: \"\u2028\"}\n"},
+		{name: "next line", src: "version: 1\nvms:\n  a: {}\n  b: {x: \"\u0085\"}\n"},
 		{name: "byte order mark", src: "\ufeffversion: 1\nvms:\n  a: {}\n"},
 		{name: "directive", src: "%YAML 1.2\n---\nvms:\n  a: {}\n"},
 		{name: "tab", src: "vms:\n  a: {}\n\tb: {}\n"},
 		{name: "tab indented body", src: "vms:\n \ta: {}\n"},
 		{name: "tab at start", src: "vms:\n\ta: {}\n"},
 		{name: "empty", src: ""},
+		{name: "line too long", src: "version: 1\nvms:\n  a: {ips: [" + strings.Repeat(" ", maxPlanLine) + "]}\n"},
+		{name: "no final line break", src: "version: 1\nvms:\n  a: {}\n  b: {}", want: []int{3, 4}, indent: 2, entries: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			plan, ok := planChunks([]byte(tc.src), tc.size)
+			plan, ok := planChunks(strings.NewReader(tc.src), int64(len(tc.src)), tc.size)
 			if !ok {
 				if tc.want != nil {
 					t.Fatalf("cannot cut, want chunks at lines %v", tc.want)
@@ -96,7 +99,7 @@ func TestPlanChunks(t *testing.T) {
 				}
 				end = c.end
 			}
-			if end != len(tc.src) {
+			if end != int64(len(tc.src)) {
 				t.Errorf("chunks end at %d, want %d", end, len(tc.src))
 			}
 			if !reflect.DeepEqual(lines, tc.want) || plan.indent != tc.indent || plan.entries != tc.entries {
@@ -202,8 +205,8 @@ func FuzzChunked(f *testing.F) {
 }
 
 // TestLoadBigFile checks that Load of a file big enough to be read in
-// chunks (in memory apart from the heap, given back as the read goes) gives
-// what Parse of its contents gives: the same mapping when the file is
+// chunks (straight from the file, a piece at a time) gives what Parse of its
+// contents gives: the same mapping when the file is
 // good, and, when the chunked read gives up late (a key defined twice, far
 // apart), the same problems, which Load finds by reading the file again.
 func TestLoadBigFile(t *testing.T) {
@@ -243,10 +246,15 @@ func TestLoadBigFile(t *testing.T) {
 			} else {
 				t.Log(strings.SplitN(werr.Error(), "\n", 2)[0])
 			}
-			b := newBuilder()
-			b.addFile(path, []byte(tc.src))
-			if used := b.chunked > 0; used != tc.wantChunked {
-				t.Errorf("chunked read used: %v, want %v", used, tc.wantChunked)
+			for name, add := range map[string]func(b *builder){
+				"Load":  func(b *builder) { b.loadFile(path) },
+				"Parse": func(b *builder) { b.addData(path, []byte(tc.src)) },
+			} {
+				b := newBuilder()
+				add(b)
+				if used := b.chunked > 0; used != tc.wantChunked {
+					t.Errorf("%s: chunked read used: %v, want %v", name, used, tc.wantChunked)
+				}
 			}
 		})
 	}

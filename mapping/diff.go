@@ -90,10 +90,10 @@ func diffRoutes(a, b []Route, n *RouteChanges) bool {
 	}
 	for len(a) > 0 || len(b) > 0 {
 		switch {
-		case len(b) == 0 || (len(a) > 0 && comparePrefix(a[0].Prefix, b[0].Prefix) < 0):
+		case len(b) == 0 || (len(a) > 0 && a[0].Prefix.Compare(b[0].Prefix) < 0):
 			n.Removed++
 			a = a[1:]
-		case len(a) == 0 || comparePrefix(b[0].Prefix, a[0].Prefix) < 0:
+		case len(a) == 0 || b[0].Prefix.Compare(a[0].Prefix) < 0:
 			n.Added++
 			b = b[1:]
 		default:

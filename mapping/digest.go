@@ -28,7 +28,7 @@ func Digest(path string) (string, error) {
 		_, err = io.Copy(h, fh)
 		fh.Close()
 		if err != nil {
-			return "", fmt.Errorf("digest of mapping %s: read %s: %w", path, f, err)
+			return "", fmt.Errorf("digest of mapping %s: %w", path, err) // err names the file
 		}
 		h.Write([]byte{0})
 	}

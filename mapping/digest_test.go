@@ -46,4 +46,13 @@ func TestDigest(t *testing.T) {
 	if _, err := Digest(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Fatal("digest of a missing file: no error")
 	}
+	// A file that cannot be read is named once.
+	dangling := filepath.Join(dir, "c.yaml")
+	if err := os.Symlink("nowhere", dangling); err != nil {
+		t.Fatal(err)
+	}
+	want := "digest of mapping " + dir + ": open " + dangling + ": no such file or directory"
+	if _, err := Digest(dir); err == nil || err.Error() != want {
+		t.Fatalf("digest with a dangling link: %v, want %q", err, want)
+	}
 }

@@ -73,7 +73,7 @@ func checkMapping(t *testing.T, m *mapping.Mapping) {
 			if !p.IsValid() || p != p.Masked() || p.Addr().Zone() != "" || p.Addr().Is4In6() {
 				t.Errorf("vm %q: prefix %s is not canonical", v.Key, p)
 			}
-			if j > 0 && v.Routes[j-1].Prefix.Addr().Compare(p.Addr()) > 0 {
+			if j > 0 && v.Routes[j-1].Prefix.Compare(p) >= 0 {
 				t.Errorf("vm %q: routes not sorted", v.Key)
 			}
 			if key, ok := m.Owner(p); !ok || key != v.Key {

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,10 +13,10 @@ import (
 )
 
 // Load reads the mapping at path: a YAML file, or a directory, which means
-// every *.yaml and *.yml file directly in it (not in subdirectories; names
-// starting with a dot are ignored), read in name order and merged into one
-// mapping. Each file has its own version and defaults; an entry or a prefix
-// defined in two files is an error, reported with both places.
+// every file directly in it (not in subdirectories) whose name IsMappingFile
+// accepts, read in name order and merged into one mapping. Each file has its
+// own version and defaults; an entry or a prefix defined in two files is an
+// error, reported with both places.
 //
 // On failure the error is an ErrorList with every problem found in every
 // file, sorted by file and line.
@@ -29,49 +30,49 @@ func Load(path string) (*Mapping, error) {
 		return nil, ErrorList{{File: path, Msg: "no *.yaml or *.yml file in the directory"}}
 	}
 	for _, f := range files {
-		fd, err := readFile(f)
-		if err != nil {
-			b.sources = append(b.sources, f)
-			b.errs = append(b.errs, fileError(f, err))
-			continue
-		}
-		b.file = fd
-		b.addFile(f, fd.data)
-		b.file.release() // nothing read from the file refers to its data
-		b.file = nil
+		b.loadFile(f)
 	}
 	return b.finish()
 }
 
-// reread returns the contents of the file that Load is reading again, when
-// some of them are already given back (fileData.drop), or data.
-func (b *builder) reread(file string, data []byte) ([]byte, error) {
-	if b.file == nil || b.file.dropped == 0 {
-		return data, nil
+// loadFile reads the file at path into the builder: in chunks straight
+// from the file if it is big (see chunk.go), else, or if that fails, in one
+// piece.
+func (b *builder) loadFile(path string) {
+	b.sources = append(b.sources, path)
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() >= int64(b.chunkMin) {
+		if f, err := os.Open(path); err == nil {
+			done := b.addChunked(path, f, st.Size())
+			f.Close()
+			if done {
+				return
+			}
+		}
 	}
-	b.file.release()
-	fd, err := readFile(file)
+	data, err := os.ReadFile(path) // the reference, whose errors are reported
 	if err != nil {
-		return nil, err
+		b.errs = append(b.errs, fileError(path, err))
+		return
 	}
-	b.file = fd
-	return fd.data, nil
-}
-
-// dropped tells that data[:end] of the file read in chunks is no longer
-// needed: Load gives its memory back.
-func (b *builder) dropped(end int) {
-	if b.file != nil {
-		b.file.drop(end)
-	}
+	b.addWhole(path, data)
 }
 
 // Parse reads a mapping from the contents of one file; file names it in
 // messages. On failure the error is an ErrorList with every problem found.
 func Parse(file string, data []byte) (*Mapping, error) {
 	b := newBuilder()
-	b.addFile(file, data)
+	b.addData(file, data)
 	return b.finish()
+}
+
+// addData reads the contents of one file into the builder: in chunks if
+// they are big, else, or if that fails, in one piece.
+func (b *builder) addData(file string, data []byte) {
+	b.sources = append(b.sources, file)
+	if len(data) >= b.chunkMin && b.addChunked(file, bytes.NewReader(data), int64(len(data))) {
+		return
+	}
+	b.addWhole(file, data)
 }
 
 // errNotRegular is why a directory member that is neither a regular file nor
@@ -94,7 +95,7 @@ func mappingFiles(path string) ([]string, error) {
 	var files []string
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+		if !IsMappingFile(name) {
 			continue
 		}
 		full := filepath.Join(path, name)
@@ -111,6 +112,16 @@ func mappingFiles(path string) ([]string, error) {
 		files = append(files, full)
 	}
 	return files, nil
+}
+
+// IsMappingFile reports whether a file of this name in a mapping directory
+// is one of the mapping's files: its name ends in ".yaml" or ".yml" and does
+// not start with a dot (editors' and tools' temporary files do). For a path,
+// its last element is the name. A watcher of a mapping directory can use it
+// to ignore changes to other files.
+func IsMappingFile(name string) bool {
+	name = filepath.Base(name)
+	return !strings.HasPrefix(name, ".") && (strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml"))
 }
 
 // fileError reports an error reading file (or the file the error names),
@@ -148,8 +159,6 @@ type builder struct {
 	nums    map[uint32]*uint32 // MED and local-pref values, shared
 	block   []Route            // the free part of the current block of routes
 	routes  int
-	// file is the file that Load is reading (nil for Parse).
-	file *fileData
 
 	// chunkMin and chunkSize tune the chunked reading (tests lower them).
 	chunkMin, chunkSize int
@@ -202,14 +211,6 @@ func (b *builder) reserve(vms, ents int) {
 	}
 }
 
-// truncate drops the entries from vms[nvms] and the prefixes from
-// ents[nents] on.
-func (b *builder) truncate(nvms, nents int) {
-	clear(b.vms[nvms:]) // let the garbage collector have what they hold
-	b.vms, b.vmx = b.vms[:nvms], b.vmx[:nvms]
-	b.ents = b.ents[:nents]
-}
-
 // allocRoutes returns an empty slice with room for n routes, carved out of a
 // block shared with other entries: fewer, bigger allocations.
 func (b *builder) allocRoutes(n int) []Route {
@@ -224,29 +225,9 @@ func (b *builder) allocRoutes(n int) []Route {
 	return r
 }
 
-// addFile reads one file into the builder.
-func (b *builder) addFile(file string, data []byte) {
-	b.sources = append(b.sources, file)
-	vms0, ents0 := len(b.vms), len(b.ents)
-	if len(data) >= b.chunkMin {
-		if plan, ok := planChunks(data, b.chunkSize); ok {
-			b.reserve(plan.entries, plan.items)
-			p := newFileParser(b, file)
-			if p.walkChunked(data, plan) && b.commit(vms0, true) {
-				b.chunked++
-				return
-			}
-			// Anything unexpected: read the file again in one piece, which
-			// is the reference for what the file means and says what is
-			// wrong with it.
-			b.truncate(vms0, ents0)
-			var err error
-			if data, err = b.reread(file, data); err != nil {
-				b.errs = append(b.errs, fileError(file, err))
-				return
-			}
-		}
-	}
+// addWhole reads one file into the builder in one piece.
+func (b *builder) addWhole(file string, data []byte) {
+	vms0 := len(b.vms)
 	p := newFileParser(b, file)
 	p.walkWhole(data)
 	b.errs = append(b.errs, p.r.Errs...)

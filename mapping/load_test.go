@@ -77,6 +77,18 @@ func TestLoadDirectoryMerges(t *testing.T) {
 	}
 }
 
+func TestIsMappingFile(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a.yaml": true, "b.yml": true, "/etc/virtbgp/mapping.d/web.yaml": true, "x.y.yaml": true,
+		".hidden.yaml": false, "/dir/.a.yaml.swp": false, ".yaml": false, "notes.txt": false,
+		"c.yaml~": false, "c.yaml.bak": false, "4913": false, "": false, "YAML": false,
+	} {
+		if got := mapping.IsMappingFile(name); got != want {
+			t.Errorf("IsMappingFile(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 func TestLoadDirectoryConflicts(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"a.yaml": string(doc(

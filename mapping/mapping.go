@@ -6,18 +6,20 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/fileerr"
 )
 
 // Error is one problem found while loading a mapping, at one line of one
 // file. Its text is "file:line: problem" ("file: problem" when no line
-// applies, as for a file that cannot be read).
-type Error = yamlutil.Error
+// applies, as for a file that cannot be read). It is the error type of the
+// public package fileerr, which the daemon's config reports with too.
+type Error = fileerr.Error
 
 // ErrorList is every problem found while loading a mapping, sorted by file
 // and line. Load and Parse return one (as an error) when anything is wrong;
-// its Error method renders one problem per line.
-type ErrorList = yamlutil.ErrorList
+// its Error method renders one problem per line. fileerr.Errors gets it out
+// of a wrapped error.
+type ErrorList = fileerr.ErrorList
 
 // Mapping is a loaded and validated mapping: which VM owns which service
 // IPs, with their BGP attributes resolved. A Mapping is never modified after
@@ -26,7 +28,7 @@ type ErrorList = yamlutil.ErrorList
 type Mapping struct {
 	vms      []VM             // sorted by key
 	keys     map[string]int32 // key -> index in vms
-	prefixes []prefixEntry    // every mapped prefix, sorted (compareEntry)
+	prefixes []prefixEntry    // every mapped prefix, sorted by compareEntry
 	sources  []string
 	routes   int
 }
@@ -44,7 +46,7 @@ type VM struct {
 	File string
 	Line int
 	// Routes are the entry's routes with resolved attributes, sorted by
-	// prefix. They share memory with the Mapping: do not modify them (use
+	// prefix (netip.Prefix.Compare). They share memory with the Mapping: do not modify them (use
 	// Route.Clone to get a copy to change).
 	Routes []Route
 }
@@ -88,7 +90,10 @@ func (e *prefixEntry) prefix() netip.Prefix {
 	return netip.PrefixFrom(addr, int(e.bits))
 }
 
-// compareEntry orders entries as comparePrefix orders their prefixes.
+// compareEntry orders entries as netip.Prefix.Compare orders their
+// prefixes (which are masked): by address (IPv4 first), then by length,
+// shortest first. A prefix thus comes right before the prefixes it
+// contains, which the overlap check relies on.
 func compareEntry(x, y *prefixEntry) int {
 	switch {
 	case x.is6 != y.is6:
@@ -102,16 +107,6 @@ func compareEntry(x, y *prefixEntry) int {
 		return cmp.Compare(x.lo, y.lo)
 	}
 	return cmp.Compare(x.bits, y.bits)
-}
-
-// comparePrefix orders prefixes by address (IPv4 before IPv6), then by
-// length, shortest first. A prefix thus comes right before the prefixes it
-// contains, which the overlap check relies on.
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
 
 // Lookup returns the entry that maps the libvirt domain with this name and

@@ -227,7 +227,7 @@ func (p *fileParser) vmBody(rec *vmRec, k, v *yaml.Node) {
 	for i, it := range items {
 		routes = p.ip(rec.Key, i, it, &vmAttrs, idx, routes)
 	}
-	slices.SortFunc(routes, func(a, b Route) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(routes, func(a, b Route) int { return a.Prefix.Compare(b.Prefix) })
 	rec.Routes = slices.Clip(routes)
 }
 

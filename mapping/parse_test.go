@@ -189,6 +189,22 @@ func TestParseResolvesAttributes(t *testing.T) {
 			"6695eb01-f6a4-8304-79aa-97f2502e193f": {"192.0.2.3/32 next-hop self"},
 		},
 	}, {
+		name: "routes in netip.Prefix.Compare order",
+		src: doc(
+			"version: 1",
+			"vms:",
+			"  a: {ips: [2001:db8:1::1, 198.51.100.1, 192.0.2.64/28, 2001:db8::/48, 192.0.2.10]}",
+		),
+		want: map[string][]string{
+			"a": {
+				"192.0.2.10/32 next-hop self",
+				"192.0.2.64/28 next-hop self",
+				"198.51.100.1/32 next-hop self",
+				"2001:db8::/48 next-hop self",
+				"2001:db8:1::1/128 next-hop self",
+			},
+		},
+	}, {
 		name: "no VMs",
 		src:  doc("version: 1", "vms: {}"),
 		want: map[string][]string{},

@@ -98,7 +98,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		r.Fixtures[n] = fx
 	}
 
-	env.Log.Info("fleet: virtbgp check", "runs per size", s.count)
+	env.Log.Info("fleet: virtbgp check", "runs_per_size", s.count)
 	t0 := time.Now()
 	for _, n := range all { // one unmeasured run each: page cache, binary
 		if _, err := runCheck(ctx, bin, r.Fixtures[n]); err != nil {

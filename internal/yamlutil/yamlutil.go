@@ -6,67 +6,30 @@ package yamlutil
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/virtbgp/virtbgp/fileerr"
 )
 
-// Error is one problem at one place in one file.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
+// Error, ErrorList and Errors are those of the public package fileerr,
+// under the names the internal callers use.
+type (
+	Error     = fileerr.Error
+	ErrorList = fileerr.ErrorList
+)
 
-func (e Error) Error() string {
-	if e.Line <= 0 {
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-}
-
-// ErrorList is every problem found, sorted by file and line. It is returned
-// as an error only when it is not empty.
-type ErrorList []Error
-
-func (l ErrorList) Error() string {
-	s := make([]string, len(l))
-	for i, e := range l {
-		s[i] = e.Error()
-	}
-	return strings.Join(s, "\n")
-}
-
-// Sort orders the list by file, then line; problems on one line keep the
-// order they were found in.
-func (l ErrorList) Sort() {
-	slices.SortStableFunc(l, func(a, b Error) int {
-		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
-	})
-}
-
-// Errors returns the individual problems inside err (an ErrorList, an Error,
-// or anything wrapping them), or nil.
-func Errors(err error) ErrorList {
-	var l ErrorList
-	if errors.As(err, &l) {
-		return l
-	}
-	var e Error
-	if errors.As(err, &e) {
-		return ErrorList{e}
-	}
-	return nil
-}
+// Errors returns the individual problems inside err, as fileerr.Errors.
+func Errors(err error) ErrorList { return fileerr.Errors(err) }
 
 // Reader collects problems while walking the nodes of one file.
 type Reader struct {
@@ -101,7 +64,7 @@ func (r *Reader) Parse(data []byte) *yaml.Node {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data)) // no copy of data
 	if err := dec.Decode(&doc); err != nil {
-		if err.Error() == "EOF" {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		r.syntax(err)
@@ -110,7 +73,7 @@ func (r *Reader) Parse(data []byte) *yaml.Node {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		r.Errorf(&extra, "more than one YAML document in the file")
-	} else if err.Error() != "EOF" {
+	} else if !errors.Is(err, io.EOF) {
 		r.syntax(err) // a broken second document is still an error
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
@@ -149,7 +112,7 @@ func (r *Reader) Map(n *yaml.Node, what string, fields ...Field) {
 // called for a message.
 func (r *Reader) MapFunc(n *yaml.Node, what func() string, fields ...Field) {
 	if n.Kind != yaml.MappingNode {
-		r.Kind(n, yaml.MappingNode, what(), "a mapping")
+		r.kind(n, yaml.MappingNode, what(), "a mapping")
 		return
 	}
 	seen := map[string]int{}
@@ -181,7 +144,7 @@ func (r *Reader) MapFunc(n *yaml.Node, what func() string, fields ...Field) {
 // Pairs walks a mapping node whose keys are free-form (names): it checks
 // duplicates and calls do for each key/value in file order.
 func (r *Reader) Pairs(n *yaml.Node, what string, do func(key, value *yaml.Node)) {
-	if !r.Kind(n, yaml.MappingNode, what, "a mapping") {
+	if !r.kind(n, yaml.MappingNode, what, "a mapping") {
 		return
 	}
 	seen := make(map[string]int, len(n.Content)/2)
@@ -226,7 +189,7 @@ func (r *Reader) noAlias(n *yaml.Node) bool {
 // Seq returns the items of a sequence node, or records an error and returns
 // nil. Alias items are rejected and left out.
 func (r *Reader) Seq(n *yaml.Node, what string) []*yaml.Node {
-	if !r.Kind(n, yaml.SequenceNode, what, "a list") {
+	if !r.kind(n, yaml.SequenceNode, what, "a list") {
 		return nil
 	}
 	out := make([]*yaml.Node, 0, len(n.Content))
@@ -238,9 +201,9 @@ func (r *Reader) Seq(n *yaml.Node, what string) []*yaml.Node {
 	return out
 }
 
-// Kind checks that n has the given kind; what and want make the message.
-func (r *Reader) Kind(n *yaml.Node, kind yaml.Kind, what, want string) bool {
-	if n.Kind == kind {
+// kind checks that n has the given kind; what and want make the message.
+func (r *Reader) kind(n *yaml.Node, k yaml.Kind, what, want string) bool {
+	if n.Kind == k {
 		return true
 	}
 	if n.Kind == yaml.AliasNode {
@@ -314,22 +277,6 @@ func (r *Reader) Bool(n *yaml.Node, what string) (bool, bool) {
 	}
 	r.Errorf(n, "%s: want true or false, got %s", what, Describe(n))
 	return false, false
-}
-
-// Duration returns a Go duration ("90s", "5m") in [lo, hi]. A bare 0 is
-// accepted as zero.
-func (r *Reader) Duration(n *yaml.Node, what string, lo, hi time.Duration) (time.Duration, bool) {
-	if n.Kind == yaml.ScalarNode && (n.Tag == "!!str" || n.Tag == "!!int") {
-		d, err := time.ParseDuration(n.Value)
-		if n.Value == "0" {
-			d, err = 0, nil
-		}
-		if err == nil && d >= lo && d <= hi {
-			return d, true
-		}
-	}
-	r.Errorf(n, "%s: want a duration from %s to %s like \"90s\", got %s", what, lo, hi, Describe(n))
-	return 0, false
 }
 
 // Addr returns an IP address scalar (no zone).
