@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // watchDebounce is how long the file watcher waits after the last change
@@ -35,11 +36,10 @@ func (d *Daemon) watchMapping(ctx context.Context, path string) error {
 	}
 	d.log.Info("watching the mapping for changes", "dir", dir)
 	relevant := func(name string) bool {
-		base := filepath.Base(name)
 		if file != "" {
-			return base == file
+			return filepath.Base(name) == file
 		}
-		return !strings.HasPrefix(base, ".") && (strings.HasSuffix(base, ".yaml") || strings.HasSuffix(base, ".yml"))
+		return mapping.IsMappingFile(name)
 	}
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
