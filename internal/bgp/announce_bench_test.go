@@ -119,7 +119,7 @@ func BenchmarkWithdraw(b *testing.B) {
 		}
 		b.StartTimer()
 		for _, r := range routes {
-			if err := sp.Withdraw(ctx, r); err != nil {
+			if err := sp.Withdraw(ctx, r.Prefix); err != nil {
 				b.Fatal(err)
 			}
 		}
