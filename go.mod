@@ -18,6 +18,11 @@ require (
 	github.com/magiconair/properties v1.8.7 // indirect
 	github.com/matttproud/golang_protobuf_extensions v1.0.4 // indirect
 	github.com/mitchellh/mapstructure v1.5.0 // indirect
+	// GoBGP: internal/bgp relies on more than its API, pinned by tests that
+	// fail if an upgrade changes it: when GoBGP ends a graceful restart and
+	// what its ListPeer and watch events show then (grsync.go,
+	// TestRestartingTwoPeers), and its "Peer Down" log message, the only
+	// place it says why a session went down (logger.go, TestPeers).
 	github.com/osrg/gobgp/v3 v3.37.0 // indirect
 	github.com/pelletier/go-toml/v2 v2.0.8 // indirect
 	github.com/prometheus/client_golang v1.16.0 // indirect

@@ -90,3 +90,39 @@ func BenchmarkBuildPath(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWithdraw measures Speaker.Withdraw: one op withdraws
+// announceBenchRoutes IPv4 /32 routes from a started speaker without peers
+// (the routes are announced again, untimed, before each op).
+func BenchmarkWithdraw(b *testing.B) {
+	log := slog.New(slog.DiscardHandler)
+	sp := startSpeaker(b, config.BGP{ASN: localAS, RouterID: addr(routerID)}, log, bgp.StartOptions{})
+	routes := make([]mapping.Route, announceBenchRoutes)
+	base := netip.MustParseAddr("10.0.0.0").As4()
+	for i := range routes {
+		a := base
+		a[1], a[2], a[3] = byte(i>>16), byte(i>>8), byte(i)
+		routes[i] = mapping.Route{
+			Prefix:      netip.PrefixFrom(netip.AddrFrom4(a), 32),
+			Communities: []uint32{65001<<16 | 100},
+			MED:         u32(10),
+		}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for _, r := range routes {
+			if err := sp.Announce(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		for _, r := range routes {
+			if err := sp.Withdraw(ctx, r.Prefix); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*announceBenchRoutes), "ns/route")
+}

@@ -12,38 +12,49 @@ import (
 
 // Graceful restart with several peers.
 //
-// GoBGP ends its restarting mode ("sync finished") for all peers at once,
-// as soon as every peer it knows has sent End-of-RIB; a peer whose session
-// is not up yet counts as having sent it. So when the first ToR session
-// comes up and its End-of-RIB arrives, GoBGP clears LocalRestarting for
-// the peers that are still connecting, and their OPEN then goes out
-// without the Restart State and Forwarding State bits. A helper that gets
-// an OPEN without the Forwarding State bit for a family must drop the
-// routes it kept at once (RFC 4724 4.2): BIRD and FRR do, and the routes
-// come back only with the UPDATEs that follow, after a moment without them.
+// GoBGP ends its restarting mode for all peers at once, as soon as every
+// peer it knows has sent End-of-RIB; a peer whose session is not up yet
+// counts as having sent it. So when the first ToR session comes up and its
+// End-of-RIB arrives, GoBGP clears LocalRestarting for the peers that are
+// still connecting, and their OPEN then goes out without the Restart State
+// and Forwarding State bits. A helper that gets an OPEN without the
+// Forwarding State bit for a family must drop the routes it kept at once
+// (RFC 4724 4.2): BIRD and FRR do, and the routes come back only with the
+// UPDATEs that follow, after a moment without them.
 //
 // The speaker therefore remembers the peers added in restarting mode whose
-// session has not come up since (grPending); when GoBGP logs "sync
-// finished", each of them that is not yet sending its OPEN and lost its
-// restarting mode is deleted and added again in restarting mode.
+// session has not come up since (grPending), and deletes and adds again, in
+// restarting mode, each of them that is not yet sending its OPEN and lost
+// its restarting mode.
+//
+// When to look, from GoBGP's API alone (GoBGP v3.37.0, server.go
+// handleFSMMessage): GoBGP ends the restart either when a session becomes
+// established or when an End-of-RIB arrives, and then sends a watch event
+// (the peer's state event, or the table's End-of-RIB event) from the same
+// step of its main loop. A ListPeer made after that event is answered by
+// the main loop once that step is done, so it sees LocalRestarting cleared.
+// The only other place that clears LocalRestarting is the deferral timer,
+// for established peers, which are not pending. So after each such event
+// (watchRestarting), a pending peer that ListPeer shows not restarting is
+// one whose restart GoBGP ended early. TestRestartingTwoPeers pins this.
 
-// onSyncFinished is called by the GoBGP logger adapter when GoBGP logs
-// "sync finished" (from GoBGP's main loop: it must not call GoBGP).
-func (s *Speaker) onSyncFinished() {
+// kickRestarting asks watchRestarting to look at the pending peers. It is
+// called from GoBGP's watch goroutine: it must not call GoBGP.
+func (s *Speaker) kickRestarting() {
 	select {
-	case s.syncFinished <- struct{}{}:
+	case s.grCheck <- struct{}{}:
 	default:
 	}
 }
 
-// watchSyncFinished re-adds pending restarting peers after each "sync
-// finished" until ctx ends.
-func (s *Speaker) watchSyncFinished(ctx context.Context) {
+// watchRestarting re-adds pending restarting peers after each event that
+// may follow the end of the restart, until ctx ends.
+func (s *Speaker) watchRestarting(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.syncFinished:
+		case <-s.grCheck:
 			s.restoreRestarting(ctx)
 		}
 	}
@@ -87,7 +98,7 @@ func (s *Speaker) restoreRestarting(ctx context.Context) {
 			continue
 		}
 		if st.GetGracefulRestart().GetLocalRestarting() {
-			continue
+			continue // the restart goes on
 		}
 		opts := s.startOpts
 		opts.Restarting = true
@@ -98,11 +109,11 @@ func (s *Speaker) restoreRestarting(ctx context.Context) {
 		}
 		cancel()
 		if err != nil {
-			s.log.Error("adding a peer again in restarting mode failed", "peer", a, "error", err)
+			s.log.Error("cannot add a peer again in restarting mode", "peer", a, "error", err)
 			delete(s.grPending, a)
 			continue
 		}
-		s.log.Info("peer added again in restarting mode: GoBGP ended the restart when another peer sent End-of-RIB, before this session came up",
-			"peer", a)
+		s.log.Info("peer added again in restarting mode", "peer", a,
+			"reason", "GoBGP ended the restart when another peer sent End-of-RIB, before this session came up")
 	}
 }

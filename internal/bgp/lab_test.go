@@ -22,6 +22,7 @@ import (
 	"github.com/virtbgp/virtbgp/internal/bgp"
 	"github.com/virtbgp/virtbgp/internal/bgptest"
 	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/testutil"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -43,23 +44,23 @@ const (
 	famV6 = "ipv6"
 )
 
-var eventually = bgptest.Eventually
+var eventually = testutil.Eventually
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // ---------------------------------------------------------------- logging
 
 // testLog is a slog handler that writes to t.Log while the test runs and
-// keeps the messages for assertions. Once the test's cleanup has run it
+// keeps the records for assertions. Once the test's cleanup has run it
 // drops everything: GoBGP goroutines outlive StopBgp, and t.Log after the
 // end of a test panics.
 type testLog struct {
 	t     testing.TB
 	level slog.Level
 
-	mu   sync.Mutex
-	done bool
-	msgs []string
+	mu    sync.Mutex
+	done  bool
+	lines []string // "LEVEL msg key=value ..."
 }
 
 func newTestLog(t testing.TB) (*slog.Logger, *testLog) {
@@ -76,10 +77,29 @@ func newTestLog(t testing.TB) (*slog.Logger, *testLog) {
 	return slog.New(&testLogHandler{root: h}), h
 }
 
-func (h *testLog) messages() []string {
+// logged reports whether a record with message msg was logged whose
+// attributes contain every one of attrs ("key=value", or the start of one:
+// "reason=notification-received code 6").
+func (h *testLog) logged(msg string, attrs ...string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.msgs)
+	for _, l := range h.lines {
+		_, rest, _ := strings.Cut(l, " ") // after the level
+		if rest != msg && !strings.HasPrefix(rest, msg+" ") {
+			continue
+		}
+		rest = rest[len(msg):]
+		if !slices.ContainsFunc(attrs, func(a string) bool { return !strings.Contains(rest, " "+a) }) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *testLog) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.lines, "\n")
 }
 
 type testLogHandler struct {
@@ -104,7 +124,7 @@ func (h *testLogHandler) Handle(_ context.Context, r slog.Record) error {
 	if h.root.done {
 		return nil
 	}
-	h.root.msgs = append(h.root.msgs, r.Message)
+	h.root.lines = append(h.root.lines, b.String())
 	h.root.t.Log(b.String())
 	return nil
 }

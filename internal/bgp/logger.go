@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
@@ -16,7 +17,9 @@ import (
 const levelFollowHandler = -1
 
 // slogLogger adapts a *slog.Logger to GoBGP's pkg/log.Logger interface.
-// GoBGP's log fields become slog attributes (sorted by key). GoBGP's Panic
+// GoBGP's log fields become slog attributes, sorted by key, with virtbgp's
+// key style: snake_case ("Topic" -> "topic", "adminState" -> "admin_state")
+// and "error" for an error. GoBGP's Panic
 // logs at error level and then panics, its Fatal logs at error level and
 // exits the process, as the logrus-based default logger does: GoBGP only
 // uses them for "code logic bug" situations it cannot continue from.
@@ -26,11 +29,10 @@ type slogLogger struct {
 	level atomic.Int32
 	// onPeerDown, if set, receives the neighbor address and reason of
 	// GoBGP's "Peer Down" message, which is the only place GoBGP reports why
-	// a session went down (the WatchEvent peer event carries no reason).
+	// a session went down: the WatchEvent peer event leaves out the reason
+	// GoBGP has (server.go WatchEvent), and ListPeer has none. TestPeers
+	// fails if GoBGP renames the message or its Key and Reason fields.
 	onPeerDown func(addr, reason string)
-	// onSyncFinished, if set, is called when GoBGP logs "sync finished"
-	// (the end of its graceful-restart restarting mode).
-	onSyncFinished func()
 	// exit is os.Exit; replaced in tests.
 	exit func(code int)
 }
@@ -67,9 +69,6 @@ func (a *slogLogger) Warn(msg string, fields gobgplog.Fields) {
 
 // Info logs at slog.LevelInfo.
 func (a *slogLogger) Info(msg string, fields gobgplog.Fields) {
-	if msg == "sync finished" && a.onSyncFinished != nil {
-		a.onSyncFinished()
-	}
 	if msg == "Peer Down" && a.onPeerDown != nil {
 		addr, _ := fields["Key"].(string)
 		reason, _ := fields["Reason"].(string)
@@ -127,23 +126,51 @@ func (a *slogLogger) log(gl gobgplog.LogLevel, sl slog.Level, msg string, fields
 	a.l.LogAttrs(ctx, sl, msg, attrs(fields)...)
 }
 
-// attrs turns GoBGP's fields into slog attributes, sorted by key so that
-// the output is stable. Errors and Stringers become strings (GoBGP passes
-// paths, IPs and messages that render badly or hugely as JSON).
+// attrs turns GoBGP's fields into slog attributes with snake_case keys,
+// sorted by key, so that the output is stable. Errors and Stringers become
+// strings (GoBGP passes paths, IPs and messages that render badly or hugely
+// as JSON).
 func attrs(fields gobgplog.Fields) []slog.Attr {
 	if len(fields) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
+	out := make([]slog.Attr, 0, len(fields))
+	for k, v := range fields {
+		out = append(out, attr(snakeKey(k), v))
 	}
-	slices.Sort(keys)
-	out := make([]slog.Attr, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, attr(k, fields[k]))
-	}
+	slices.SortFunc(out, func(a, b slog.Attr) int { return strings.Compare(a.Key, b.Key) })
 	return out
+}
+
+// snakeKey turns one of GoBGP's field names into virtbgp's key style:
+// "Topic" -> "topic", "adminState" -> "admin_state", "RouterID" ->
+// "router_id", "IPAddr" -> "ip_addr"; "Err" and "Error" -> "error".
+func snakeKey(k string) string {
+	switch k {
+	case "Err", "err", "Error":
+		return "error"
+	}
+	var b strings.Builder
+	b.Grow(len(k) + 4)
+	for i := range len(k) {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			// A word starts at an upper-case letter after a lower-case
+			// letter or digit, or at the last upper-case letter of an
+			// acronym that a lower-case letter follows.
+			if i > 0 {
+				prev := k[i-1]
+				lowerBefore := 'a' <= prev && prev <= 'z' || '0' <= prev && prev <= '9'
+				acronymEnd := 'A' <= prev && prev <= 'Z' && i+1 < len(k) && 'a' <= k[i+1] && k[i+1] <= 'z'
+				if lowerBefore || acronymEnd {
+					b.WriteByte('_')
+				}
+			}
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 func attr(k string, v any) slog.Attr {

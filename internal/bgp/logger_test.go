@@ -67,9 +67,29 @@ func TestLoggerFields(t *testing.T) {
 		got = append(got, a.Key+"="+a.Value.String())
 		return true
 	})
-	want := []string{"Count=3", "Err=boom", "IP=2001:db8::1", "Key=192.0.2.1", "Nil=<nil>", "Topic=Peer"}
+	want := []string{"count=3", "error=boom", "ip=2001:db8::1", "key=192.0.2.1", "nil=<nil>", "topic=Peer"}
 	if !slices.Equal(got, want) {
 		t.Errorf("attrs %v, want %v", got, want)
+	}
+}
+
+func TestSnakeKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"Topic":      "topic",
+		"Key":        "key",
+		"Err":        "error",
+		"Error":      "error",
+		"adminState": "admin_state",
+		"OldLevel":   "old_level",
+		"RouterID":   "router_id",
+		"IPAddr":     "ip_addr",
+		"IP":         "ip",
+		"Peer2Peer":  "peer2_peer",
+		"as_path":    "as_path",
+	} {
+		if got := snakeKey(in); got != want {
+			t.Errorf("snakeKey(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 // normalizeRoute returns a deep copy of r with the prefix masked and the
 // community lists sorted and de-duplicated, so that it compares with
-// mapping.Route.Equal and keys the announced map consistently.
+// mapping.Route.Equal and encodes to the same path as any equal route.
 func normalizeRoute(r mapping.Route) (mapping.Route, error) {
 	if !r.Prefix.IsValid() {
 		return mapping.Route{}, errors.New("invalid prefix")
@@ -68,19 +68,7 @@ func family(p netip.Prefix) *api.Family {
 // with time.Now()).
 func buildPath(r mapping.Route, localAS uint32) (*api.Path, error) {
 	p := r.Prefix
-	var nlri bgp.AddrPrefixInterface
-	nexthop := r.NextHop
-	if p.Addr().Is4() {
-		nlri = bgp.NewIPAddrPrefix(uint8(p.Bits()), p.Addr().String())
-		if !nexthop.IsValid() {
-			nexthop = netip.IPv4Unspecified()
-		}
-	} else {
-		nlri = bgp.NewIPv6AddrPrefix(uint8(p.Bits()), p.Addr().String())
-		if !nexthop.IsValid() {
-			nexthop = netip.IPv6Unspecified()
-		}
-	}
+	nlri, nextHop := nlriAndNextHop(p, r.NextHop)
 
 	var segments []bgp.AsPathParamInterface
 	if r.ASPathPrepend > 0 {
@@ -95,12 +83,8 @@ func buildPath(r mapping.Route, localAS uint32) (*api.Path, error) {
 	attrs = append(attrs,
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
 		bgp.NewPathAttributeAsPath(segments),
+		nextHop,
 	)
-	if p.Addr().Is4() {
-		attrs = append(attrs, bgp.NewPathAttributeNextHop(nexthop.String()))
-	} else {
-		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nexthop.String(), []bgp.AddrPrefixInterface{nlri}))
-	}
 	if r.MED != nil {
 		attrs = append(attrs, bgp.NewPathAttributeMultiExitDisc(*r.MED))
 	}
@@ -118,14 +102,44 @@ func buildPath(r mapping.Route, localAS uint32) (*api.Path, error) {
 		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(lc))
 	}
 
+	return encodePath(p, nlri, attrs)
+}
+
+// withdrawPath is the path that withdraws prefix p (masked): its NLRI and
+// the next hop attribute GoBGP's decoding of a path wants, nothing else.
+func withdrawPath(p netip.Prefix) (*api.Path, error) {
+	nlri, nextHop := nlriAndNextHop(p, netip.Addr{})
+	return encodePath(p, nlri, []bgp.PathAttributeInterface{nextHop})
+}
+
+// nlriAndNextHop returns the NLRI of prefix p and the attribute that
+// carries nextHop (the unspecified address, GoBGP's "self", when invalid):
+// NEXT_HOP for IPv4, MP_REACH_NLRI for IPv6.
+func nlriAndNextHop(p netip.Prefix, nextHop netip.Addr) (bgp.AddrPrefixInterface, bgp.PathAttributeInterface) {
+	if p.Addr().Is4() {
+		if !nextHop.IsValid() {
+			nextHop = netip.IPv4Unspecified()
+		}
+		return bgp.NewIPAddrPrefix(uint8(p.Bits()), p.Addr().String()), bgp.NewPathAttributeNextHop(nextHop.String())
+	}
+	if !nextHop.IsValid() {
+		nextHop = netip.IPv6Unspecified()
+	}
+	nlri := bgp.NewIPv6AddrPrefix(uint8(p.Bits()), p.Addr().String())
+	return nlri, bgp.NewPathAttributeMpReachNLRI(nextHop.String(), []bgp.AddrPrefixInterface{nlri})
+}
+
+// encodePath puts the NLRI and the attributes of prefix p, in their wire
+// encoding, into an API path.
+func encodePath(p netip.Prefix, nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface) (*api.Path, error) {
 	nlriBin, err := nlri.Serialize()
 	if err != nil {
-		return nil, fmt.Errorf("encode NLRI %s: %w", r.Prefix, err)
+		return nil, fmt.Errorf("encode NLRI %s: %w", p, err)
 	}
 	pattrs := make([][]byte, len(attrs))
 	for i, a := range attrs {
 		if pattrs[i], err = a.Serialize(); err != nil {
-			return nil, fmt.Errorf("encode %s attribute of %s: %w", a.GetType(), r.Prefix, err)
+			return nil, fmt.Errorf("encode %s attribute of %s: %w", a.GetType(), p, err)
 		}
 	}
 	return &api.Path{

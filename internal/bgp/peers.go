@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -53,8 +54,8 @@ type PeerStatus struct {
 	ASN uint32
 	// State is the session state.
 	State SessionState
-	// Uptime is how long the session has been established (whole seconds,
-	// as GoBGP records it); zero unless State is StateEstablished.
+	// Uptime is how long the session has been established, in whole
+	// seconds; zero unless State is StateEstablished.
 	Uptime time.Duration
 	// RoutesSent is the number of routes advertised to the peer (GoBGP's
 	// adj-RIB-out, without End-of-RIB markers); zero unless established.
@@ -74,8 +75,10 @@ type peerTrack struct {
 	addr netip.Addr // cfg.Address unmapped; also GoBGP's neighbor key
 
 	state SessionState
+	up    time.Time // when state became StateEstablished
 	// pendingReason is the reason of GoBGP's last "Peer Down" log line,
-	// waiting for the matching state event.
+	// waiting for the matching state event (logger.go: GoBGP's API does
+	// not say why a session went down).
 	pendingReason  string
 	lastDownReason string
 }
@@ -170,57 +173,54 @@ func (s *Speaker) warnSelfNextHop(p config.Peer) {
 	}
 	for _, f := range families(p) {
 		if f == config.FamilyIPv6 && local.Is4() || f == config.FamilyIPv4 && !local.Is4() {
-			s.log.Warn("session carries "+string(f)+" over the other address family: routes of that family with next-hop self get an unusable next hop; give them an explicit next hop or peer over "+string(f),
-				"peer", p.Address.Unmap(), "family", f)
+			s.log.Warn("session carries a family over the other address family: its routes with next-hop self get an unusable next hop",
+				"peer", p.Address.Unmap(), "family", f,
+				"hint", "give those routes an explicit next hop, or peer over "+string(f))
 		}
 	}
 }
 
-// Peers reports the configured peers in config order.
+// Peers reports the configured peers in config order. The session states
+// are the ones GoBGP's watch events reported (onPeerState); GoBGP is asked
+// only for the routes sent to established peers. (Its ListPeer reads a
+// peer's configuration while the session's goroutine writes it when it
+// builds an OPEN, a data race in GoBGP v3.37.0: fsm.go capabilitiesFromConfig
+// against server.go toConfig.)
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
-	out := make([]PeerStatus, len(s.cfg.Peers))
-	index := make(map[string]int, len(out))
+	s.mu.Lock()
+	peers := s.cfg.Peers // SetPeers replaces the slice, never changes it
+	running := s.state == lifecycleRunning
+	s.mu.Unlock()
+
+	out := make([]PeerStatus, len(peers))
+	now := time.Now()
 	s.peerMu.Lock()
-	for i, p := range s.cfg.Peers {
-		t := s.peers[p.Address.Unmap()]
+	for i, p := range peers {
 		out[i] = PeerStatus{
-			Address:        p.Address,
-			ASN:            p.ASN,
-			State:          StateIdle,
-			Families:       append([]config.Family(nil), families(p)...),
-			LastDownReason: t.lastDownReason,
+			Address:  p.Address,
+			ASN:      p.ASN,
+			State:    StateIdle,
+			Families: append([]config.Family(nil), families(p)...),
 		}
-		index[t.addr.String()] = i
+		t := s.peers[p.Address.Unmap()]
+		if t == nil {
+			continue // SetPeers could not add it
+		}
+		out[i].LastDownReason = t.lastDownReason
+		if running {
+			out[i].State = t.state
+			if t.state == StateEstablished {
+				out[i].Uptime = max(now.Sub(t.up).Truncate(time.Second), 0)
+			}
+		}
 	}
 	s.peerMu.Unlock()
 
-	s.mu.Lock()
-	running := s.state == lifecycleRunning
-	s.mu.Unlock()
-	if !running {
-		return out, nil
-	}
-
-	var established []int
-	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		i, ok := index[p.GetConf().GetNeighborAddress()]
-		if !ok {
-			return
+	for i := range out {
+		if out[i].State != StateEstablished {
+			continue
 		}
-		st := sessionState(p.GetState().GetSessionState())
-		out[i].State = st
-		if st == StateEstablished {
-			if up := p.GetTimers().GetState().GetUptime(); up != nil {
-				out[i].Uptime = max(time.Since(up.AsTime()).Truncate(time.Second), 0)
-			}
-			established = append(established, i)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list bgp peers: %w", err)
-	}
-	for _, i := range established {
-		addr := s.cfg.Peers[i].Address.Unmap().String()
+		addr := peers[i].Address.Unmap().String()
 		for _, f := range out[i].Families {
 			t, err := s.srv.GetTable(ctx, &api.GetTableRequest{
 				TableType: api.TableType_ADJ_OUT,
@@ -250,19 +250,30 @@ func (s *Speaker) onPeerDownLogged(addr, reason string) {
 	s.peerMu.Unlock()
 }
 
-// onPeerEvent handles GoBGP peer state events: it records the state and
-// logs sessions coming up and going down.
-func (s *Speaker) onPeerEvent(ev *api.WatchEventResponse) {
+// onWatchEvent handles the events of GoBGP's watch: peer state events, and
+// the End-of-RIBs the peers send while the speaker is restarting. It is
+// called from GoBGP's watch goroutine, one event at a time.
+func (s *Speaker) onWatchEvent(ev *api.WatchEventResponse) {
+	if ev.GetTable() != nil { // only End-of-RIBs are watched
+		s.kickRestarting()
+		return
+	}
 	pe := ev.GetPeer()
 	if pe == nil || pe.GetType() != api.WatchEventResponse_PeerEvent_STATE {
 		return
 	}
-	a, err := netip.ParseAddr(pe.GetPeer().GetState().GetNeighborAddress())
+	s.onPeerState(pe.GetPeer().GetState())
+}
+
+// onPeerState records a peer's new session state and logs sessions coming
+// up and going down.
+func (s *Speaker) onPeerState(ps *api.PeerState) {
+	a, err := netip.ParseAddr(ps.GetNeighborAddress())
 	if err != nil {
 		return
 	}
 	a = a.Unmap()
-	next := sessionState(pe.GetPeer().GetState().GetSessionState())
+	next := sessionState(ps.GetSessionState())
 
 	s.peerMu.Lock()
 	t := s.peers[a]
@@ -272,6 +283,9 @@ func (s *Speaker) onPeerEvent(ev *api.WatchEventResponse) {
 	}
 	prev := t.state
 	t.state = next
+	if next == StateEstablished && prev != StateEstablished {
+		t.up = time.Now()
+	}
 	reason := ""
 	if prev == StateEstablished && next != StateEstablished {
 		reason = t.pendingReason
@@ -290,17 +304,17 @@ func (s *Speaker) onPeerEvent(ev *api.WatchEventResponse) {
 		s.mu.Lock()
 		delete(s.grPending, a)
 		s.mu.Unlock()
-		s.log.Info(fmt.Sprintf("peer %s (AS %d) established", a, asn), "peer", a, "asn", asn)
+		s.kickRestarting() // grsync.go: GoBGP may have ended the restart
+		s.log.Info("peer established", "peer", a, "asn", asn)
 	case prev == StateEstablished:
 		s.mu.Lock()
 		stopping := s.state != lifecycleRunning
 		s.mu.Unlock()
-		msg := fmt.Sprintf("peer %s (AS %d) down: %s", a, asn, reason)
+		level := slog.LevelWarn
 		if stopping {
-			s.log.Info(msg, "peer", a, "asn", asn, "reason", reason)
-		} else {
-			s.log.Warn(msg, "peer", a, "asn", asn, "reason", reason)
+			level = slog.LevelInfo
 		}
+		s.log.Log(context.Background(), level, "peer down", "peer", a, "asn", asn, "reason", reason)
 	default:
 		s.log.Debug("peer state changed", "peer", a, "asn", asn, "from", prev, "to", next)
 	}

@@ -19,15 +19,13 @@ import (
 // with a Cease), and a peer whose configuration changed is replaced (only
 // its session resets). Sessions of unchanged peers stay up. The first call
 // after StartWith with DeferPeers adds the initial peers, in restarting
-// mode if the start asked for it.
+// mode if the start asked for it. The peers must be valid (config.Load
+// checks them).
 func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != lifecycleRunning {
-		return errors.New("set bgp peers: the speaker is not running")
-	}
-	if err := validatePeers(peers); err != nil {
-		return fmt.Errorf("set bgp peers: %w", err)
+		return errors.New("the bgp speaker is not running")
 	}
 	want := make(map[netip.Addr]config.Peer, len(peers))
 	for _, p := range peers {
@@ -61,10 +59,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 		errs = append(errs, err)
 	}
 	s.cfg.Peers = slices.Clone(peers)
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("set bgp peers: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // addPeers adds peers to GoBGP and to the watch state. Only the peers of

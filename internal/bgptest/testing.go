@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // MustStart is Start for a test: it fails the test if the ToR does not
@@ -18,19 +20,10 @@ func MustStart(t testing.TB, cfg Config, neighbors ...Neighbor) *ToR {
 	return tor
 }
 
-// Eventually calls cond every 10ms until it returns "" and fails the test
-// with cond's last message if that has not happened within timeout.
+// Eventually is testutil.Eventually.
+//
+// Deprecated: use testutil.Eventually.
 func Eventually(t testing.TB, timeout time.Duration, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, timeout, cond)
 }

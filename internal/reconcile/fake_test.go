@@ -15,14 +15,13 @@ var errDown = fmt.Errorf("fake libvirt: %w", ErrNotConnected)
 
 // fakeHV is an in-memory Hypervisor for unit tests of the reconciler.
 type fakeHV struct {
-	mu       sync.Mutex
-	domains  map[string]Domain
-	down     bool
-	hints    chan Hint
-	lists    int            // Domains calls
-	lookups  map[string]int // Domain calls per UUID
-	gate     chan struct{}  // when non-nil, Domain/Domains wait on it
-	gateOnce sync.Once
+	mu      sync.Mutex
+	domains map[string]Domain
+	down    bool
+	hints   chan Hint
+	lists   int            // Domains calls
+	lookups map[string]int // Domain calls per UUID
+	gate    chan struct{}  // when non-nil, Domain/Domains wait on it
 }
 
 func newFakeHV(ds ...Domain) *fakeHV {
@@ -117,15 +116,15 @@ func (s *fakeSpeaker) Announce(ctx context.Context, r mapping.Route) error {
 	return nil
 }
 
-func (s *fakeSpeaker) Withdraw(ctx context.Context, r mapping.Route) error {
+func (s *fakeSpeaker) Withdraw(ctx context.Context, p netip.Prefix) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail > 0 {
 		s.fail--
-		return fmt.Errorf("fake speaker: withdraw %s failed", r.Prefix)
+		return fmt.Errorf("fake speaker: withdraw %s failed", p)
 	}
-	delete(s.routes, r.Prefix)
-	s.ops = append(s.ops, "withdraw "+r.Prefix.String())
+	delete(s.routes, p)
+	s.ops = append(s.ops, "withdraw "+p.String())
 	return nil
 }
 
@@ -139,7 +138,7 @@ func (s *fakeSpeaker) prefixes() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for _, p := range sortedKeys(s.routes) {
+	for _, p := range slices.SortedFunc(maps.Keys(s.routes), netip.Prefix.Compare) {
 		out = append(out, p.String())
 	}
 	return out
@@ -148,5 +147,11 @@ func (s *fakeSpeaker) prefixes() []string {
 func (s *fakeSpeaker) resetOps() {
 	s.mu.Lock()
 	s.ops = nil
+	s.mu.Unlock()
+}
+
+func (s *fakeSpeaker) setFail(n int) {
+	s.mu.Lock()
+	s.fail = n
 	s.mu.Unlock()
 }

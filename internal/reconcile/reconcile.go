@@ -17,6 +17,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/virtbgp/virtbgp/mapping"
@@ -372,7 +373,7 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 			return true
 		}
 		if err != nil {
-			r.log.Warn("cannot list domains; keeping routes as they are", "err", err)
+			r.log.Warn("cannot list domains; keeping routes as they are", "error", err)
 			return false
 		}
 		fresh := make(map[string]Domain, len(ds))
@@ -394,7 +395,7 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 			return true
 		}
 		if err != nil {
-			r.log.Warn("cannot read domain; keeping its routes", "uuid", uuid, "event", event, "err", err)
+			r.log.Warn("cannot read domain; keeping its routes", "uuid", uuid, "event", event, "error", err)
 			ok = false
 			continue
 		}
@@ -407,7 +408,7 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 			continue
 		}
 		if event != "" {
-			r.log.Debug("domain event", "domain", d.Name, "event", event, "state", d.State.String(), "reason", d.Reason)
+			r.log.Debug("domain event", "domain", d.Name, "event", event, "state", d.State.String(), "state_reason", d.Reason)
 		}
 		st.domains[uuid] = d
 	}
@@ -420,6 +421,8 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 const logEachUpTo = 32
 
 // apply makes the speaker's routes equal to want, one prefix at a time.
+// Each change is logged as "route announced" or "route withdrawn" with the
+// domain, VM, prefix, action, reason and the route's attributes as fields.
 func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix]Want) bool {
 	var announce, withdraw []netip.Prefix
 	for p, w := range want {
@@ -453,27 +456,27 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 			continue
 		}
 		if err := r.opts.Speaker.Announce(ctx, w.Route); err != nil {
-			r.log.Error("announce failed", "domain", w.Domain, "prefix", p, "err", err)
+			r.log.Error("announce failed", "domain", w.Domain, "vm", w.VM, "prefix", p, "error", err)
 			ok = false
 			continue
 		}
 		st.observeEvent(r.opts.Observer, w.UUID)
 		if r.log.Enabled(ctx, level) {
-			r.log.Log(ctx, level, fmt.Sprintf("domain %s %s -> announce %s", w.Domain, r.describe(st, w), w.Route), "vm", w.VM)
+			r.log.LogAttrs(ctx, level, "route announced", announcedAttrs(w)...)
 		}
 		st.announced[p] = w
 		announced++
 	}
 	for _, p := range withdraw {
 		have := st.announced[p]
-		if err := r.opts.Speaker.Withdraw(ctx, have.Route); err != nil {
-			r.log.Error("withdraw failed", "domain", have.Domain, "prefix", p, "err", err)
+		if err := r.opts.Speaker.Withdraw(ctx, p); err != nil {
+			r.log.Error("withdraw failed", "domain", have.Domain, "vm", have.VM, "prefix", p, "error", err)
 			ok = false
 			continue
 		}
 		st.observeEvent(r.opts.Observer, have.UUID)
 		if r.log.Enabled(ctx, level) {
-			r.log.Log(ctx, level, fmt.Sprintf("%s -> withdraw %s", st.whyGone(have), p), "vm", have.VM)
+			r.log.LogAttrs(ctx, level, "route withdrawn", st.withdrawnAttrs(have)...)
 		}
 		delete(st.announced, p)
 		withdrawn++
@@ -492,34 +495,78 @@ func (st *state) observeEvent(o Observer, uuid string) {
 	}
 }
 
-func (r *Reconciler) describe(st *state, w Want) string {
-	switch w.Why {
-	case WhyStandby:
-		return "paused (incoming migration), standby"
-	case WhySwitchover:
-		return "paused (outgoing migration switch-over), depreferenced"
-	case WhyPausedKeep:
-		return "paused, policy keep"
+// announcedAttrs are the log fields of an announce: reason is why the
+// route is wanted (WhyRunning, WhyStandby, ...), then the attributes.
+func announcedAttrs(w Want) []slog.Attr {
+	rt := w.Route
+	out := make([]slog.Attr, 0, 11)
+	out = append(out,
+		slog.String("domain", w.Domain),
+		slog.String("vm", w.VM),
+		slog.Any("prefix", rt.Prefix),
+		slog.String("action", "announce"),
+		slog.String("reason", w.Why),
+	)
+	if rt.NextHop.IsValid() {
+		out = append(out, slog.Any("next_hop", rt.NextHop))
+	} else {
+		out = append(out, slog.String("next_hop", "self"))
 	}
-	return w.Why
+	if rt.MED != nil {
+		out = append(out, slog.Uint64("med", uint64(*rt.MED)))
+	}
+	if rt.LocalPref != nil {
+		out = append(out, slog.Uint64("local_pref", uint64(*rt.LocalPref)))
+	}
+	if rt.ASPathPrepend > 0 {
+		out = append(out, slog.Int("prepend", int(rt.ASPathPrepend)))
+	}
+	if len(rt.Communities) > 0 {
+		cs := make([]string, len(rt.Communities))
+		for i, c := range rt.Communities {
+			cs[i] = mapping.FormatCommunity(c)
+		}
+		out = append(out, slog.String("communities", strings.Join(cs, " ")))
+	}
+	if len(rt.LargeCommunities) > 0 {
+		cs := make([]string, len(rt.LargeCommunities))
+		for i, c := range rt.LargeCommunities {
+			cs[i] = c.String()
+		}
+		out = append(out, slog.String("large_communities", strings.Join(cs, " ")))
+	}
+	return out
 }
 
-// whyGone explains, for the log, why an announced route is no longer wanted.
-func (st *state) whyGone(have Want) string {
+// withdrawnAttrs are the log fields of a withdraw. reason says why the
+// route is no longer wanted:
+//   - "unmapped": the mapping no longer names the prefix;
+//   - "domain-gone": the domain no longer exists;
+//   - "domain-renamed" (new_name: the domain's name now);
+//   - "entry-mismatch": the domain no longer matches the mapping entry vm;
+//   - else the domain's state, "off", "paused" or "running" (drained), with
+//     libvirt's state_reason.
+func (st *state) withdrawnAttrs(have Want) []slog.Attr {
+	out := []slog.Attr{
+		slog.String("domain", have.Domain),
+		slog.String("vm", have.VM),
+		slog.Any("prefix", have.Route.Prefix),
+		slog.String("action", "withdraw"),
+	}
 	if !names(st.mapping, have.Route.Prefix) {
-		return fmt.Sprintf("mapping no longer names %s (was domain %s)", have.Route.Prefix, have.Domain)
+		return append(out, slog.String("reason", "unmapped"))
 	}
 	d, ok := st.domains[have.UUID]
 	switch {
 	case !ok:
-		return fmt.Sprintf("domain %s gone", have.Domain)
+		return append(out, slog.String("reason", "domain-gone"))
 	case d.Name != have.Domain:
-		return fmt.Sprintf("domain %s renamed to %s", have.Domain, d.Name)
+		return append(out, slog.String("reason", "domain-renamed"), slog.String("new_name", d.Name))
 	}
 	if vm, _ := st.mapping.Lookup(d.Name, d.UUID); vm != have.VM {
-		return fmt.Sprintf("domain %s no longer matches mapping entry %s", d.Name, have.VM)
+		return append(out, slog.String("reason", "entry-mismatch"))
 	}
-	return fmt.Sprintf("domain %s %s (%s)", d.Name, d.State, d.Reason)
+	return append(out, slog.String("reason", d.State.String()), slog.String("state_reason", d.Reason))
 }
 
 func names(m *mapping.Mapping, p netip.Prefix) bool {
@@ -528,10 +575,4 @@ func names(m *mapping.Mapping, p netip.Prefix) bool {
 	}
 	_, ok := m.Owner(p)
 	return ok
-}
-
-func sortedKeys[V any](m map[netip.Prefix]V) []netip.Prefix {
-	ks := slices.Collect(maps.Keys(m))
-	slices.SortFunc(ks, netip.Prefix.Compare)
-	return ks
 }

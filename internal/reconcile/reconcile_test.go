@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/testutil"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -253,93 +255,126 @@ func TestMappingChangeAppliesOnlyTheDifference(t *testing.T) {
 }
 
 func TestLibvirtAwayKeepsRoutesAndResyncsOnReconnect(t *testing.T) {
-	web := dom("web-01", uuidWeb, StateRunning, "booted")
-	db := dom("db-01", uuidDB, StateOff, "shutoff")
-	h := start(t, Options{}, web, db)
-	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+	synctest.Test(t, func(t *testing.T) {
+		web := dom("web-01", uuidWeb, StateRunning, "booted")
+		db := dom("db-01", uuidDB, StateOff, "shutoff")
+		h := start(t, Options{}, web, db)
+		h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+		h.sp.resetOps()
 
-	h.hv.setDown(true)
-	h.hv.hints <- Hint{All: true} // e.g. a periodic tick while down
-	h.hv.hints <- Hint{UUID: uuidWeb}
-	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128") // kept while away
-	// Changes while away, whose events are lost.
-	web.State = StateOff
-	db.State = StateRunning
-	h.hv.set(web, false)
-	h.hv.set(db, false)
-	time.Sleep(30 * time.Millisecond) // several retries while down
-	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+		h.hv.setDown(true)
+		h.hv.hints <- Hint{All: true} // e.g. a periodic tick while down
+		h.hv.hints <- Hint{UUID: uuidWeb}
+		h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128") // kept while away
+		// Changes while away, whose events are lost.
+		web.State = StateOff
+		db.State = StateRunning
+		h.hv.set(web, false)
+		h.hv.set(db, false)
+		// Whatever timers the reconciler has set fire (fake clock, far past
+		// RetryMax); Wait returns once it is idle again: it never touched
+		// the routes.
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+		if _, ops := h.sp.snapshot(); len(ops) != 0 {
+			t.Fatalf("while libvirt was away the speaker got %q, want nothing", ops)
+		}
 
-	h.hv.setDown(false)
-	h.hv.hints <- Hint{All: true} // what the adapter sends after reconnecting
-	h.wantPrefixes("192.0.2.20/32")
+		h.hv.setDown(false)
+		h.hv.hints <- Hint{All: true} // what the adapter sends after reconnecting
+		h.wantPrefixes("192.0.2.20/32")
+	})
 }
 
+// TestRetryAfterSpeakerFailure: a pass whose speaker calls fail is retried
+// after RetryMin, not before, and then converges.
 func TestRetryAfterSpeakerFailure(t *testing.T) {
-	h := start(t, Options{})
-	h.sp.mu.Lock()
-	h.sp.fail = 2
-	h.sp.mu.Unlock()
-	h.hv.set(dom("web-01", uuidWeb, StateRunning, "booted"), true)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(h.sp.prefixes()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("routes after speaker failures = %v, want both web-01 routes", h.sp.prefixes())
+	synctest.Test(t, func(t *testing.T) {
+		const retryMin = 200 * time.Millisecond
+		h := start(t, Options{RetryMin: retryMin, RetryMax: 10 * retryMin})
+		h.wantPrefixes()
+		h.sp.setFail(2)
+		h.hv.set(dom("web-01", uuidWeb, StateRunning, "booted"), true)
+		synctest.Wait() // the pass ran: both announces failed
+		if got := h.sp.prefixes(); len(got) != 0 {
+			t.Fatalf("routes after two failed announces = %v, want none", got)
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		time.Sleep(retryMin - time.Nanosecond)
+		synctest.Wait()
+		if got := h.sp.prefixes(); len(got) != 0 {
+			t.Fatalf("retried before RetryMin: routes %v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if got := h.sp.prefixes(); len(got) != 2 {
+			t.Fatalf("routes after the retry = %v, want both web-01 routes", got)
+		}
+	})
 }
 
+// TestBurstCoalesces: hints that queue up while a pass reads libvirt are
+// coalesced into one pass after it.
 func TestBurstCoalesces(t *testing.T) {
-	web := dom("web-01", uuidWeb, StateOff, "shutoff")
-	h := start(t, Options{}, web)
-	h.wantPrefixes()
+	synctest.Test(t, func(t *testing.T) {
+		web := dom("web-01", uuidWeb, StateOff, "shutoff")
+		h := start(t, Options{}, web)
+		h.wantPrefixes()
 
-	// Hold libvirt reads while 1000 events queue up, as in a burst.
-	gate := make(chan struct{})
-	h.hv.mu.Lock()
-	h.hv.gate = gate
-	before := h.hv.lookups[uuidWeb]
-	h.hv.mu.Unlock()
-	h.hv.hints <- Hint{UUID: uuidWeb} // the pass that blocks on the gate
-	time.Sleep(10 * time.Millisecond)
-	for i := range 1000 {
-		if i%2 == 0 {
-			web.State = StateRunning
-		} else {
-			web.State = StateOff
+		// Hold libvirt reads while 1000 events queue up, as in a burst.
+		gate := make(chan struct{})
+		h.hv.mu.Lock()
+		h.hv.gate = gate
+		before := h.hv.lookups[uuidWeb]
+		h.hv.mu.Unlock()
+		h.hv.hints <- Hint{UUID: uuidWeb} // the pass that blocks on the gate
+		synctest.Wait()                   // it does
+		for i := range 1000 {
+			if i%2 == 0 {
+				web.State = StateRunning
+			} else {
+				web.State = StateOff
+			}
+			h.hv.set(web, true)
 		}
+		web.State = StateRunning
 		h.hv.set(web, true)
-	}
-	web.State = StateRunning
-	h.hv.set(web, true)
-	h.hv.mu.Lock()
-	h.hv.gate = nil
-	h.hv.mu.Unlock()
-	close(gate)
+		h.hv.mu.Lock()
+		h.hv.gate = nil
+		h.hv.mu.Unlock()
+		close(gate)
 
-	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
-	h.hv.mu.Lock()
-	reads := h.hv.lookups[uuidWeb] - before
-	h.hv.mu.Unlock()
-	if reads > 3 {
-		t.Fatalf("1001 hints for one domain caused %d reads, want them coalesced into a few", reads)
-	}
+		h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+		h.hv.mu.Lock()
+		reads := h.hv.lookups[uuidWeb] - before
+		h.hv.mu.Unlock()
+		if reads > 2 {
+			t.Fatalf("1001 hints for one domain caused %d reads, want 2 (the blocked pass, then one for all the rest)", reads)
+		}
+	})
 }
 
+// TestPeriodicResyncRepairsLostEvents: a change whose event was lost is
+// applied at the next periodic resync, not before.
 func TestPeriodicResyncRepairsLostEvents(t *testing.T) {
-	web := dom("web-01", uuidWeb, StateOff, "shutoff")
-	h := start(t, Options{ResyncInterval: 20 * time.Millisecond}, web)
-	h.wantPrefixes()
-	web.State = StateRunning
-	h.hv.set(web, false) // no event at all
-	deadline := time.Now().Add(5 * time.Second)
-	for len(h.sp.prefixes()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("periodic resync did not announce a domain whose event was lost")
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Minute
+		web := dom("web-01", uuidWeb, StateOff, "shutoff")
+		h := start(t, Options{ResyncInterval: interval}, web) // the ticker starts now
+		h.wantPrefixes()
+		web.State = StateRunning
+		h.hv.set(web, false) // no event at all
+		time.Sleep(interval - time.Nanosecond)
+		synctest.Wait()
+		if got := h.sp.prefixes(); len(got) != 0 {
+			t.Fatalf("announced %v before the resync", got)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if got := h.sp.prefixes(); len(got) != 2 {
+			t.Fatalf("periodic resync did not announce a domain whose event was lost: routes %v", got)
+		}
+	})
 }
 
 func TestDesired(t *testing.T) {
@@ -494,30 +529,32 @@ func (o *recObserver) EventApplied(l time.Duration) {
 }
 
 func TestObserverGetsEventLatency(t *testing.T) {
-	obs := &recObserver{}
-	web := dom("web-01", uuidWeb, StateOff, "shutoff")
-	h := start(t, Options{Observer: obs}, web)
-	h.wantPrefixes()
-	web.State = StateRunning
-	h.hv.mu.Lock()
-	h.hv.domains[uuidWeb] = web
-	h.hv.mu.Unlock()
-	sent := time.Now().Add(-5 * time.Millisecond) // the event arrived 5ms ago
-	h.hv.hints <- Hint{UUID: uuidWeb, Event: "Started Booted", At: sent}
-	h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
-	obs.mu.Lock()
-	defer obs.mu.Unlock()
-	if len(obs.latencies) != 2 {
-		t.Fatalf("EventApplied called %d times, want 2 (one per route)", len(obs.latencies))
-	}
-	for _, l := range obs.latencies {
-		if l < 5*time.Millisecond || l > 5*time.Second {
-			t.Errorf("latency %v, want >= 5ms (event age) and sane", l)
+	synctest.Test(t, func(t *testing.T) {
+		obs := &recObserver{}
+		web := dom("web-01", uuidWeb, StateOff, "shutoff")
+		h := start(t, Options{Observer: obs}, web)
+		h.wantPrefixes()
+		web.State = StateRunning
+		h.hv.mu.Lock()
+		h.hv.domains[uuidWeb] = web
+		h.hv.mu.Unlock()
+		sent := time.Now().Add(-5 * time.Millisecond) // the event arrived 5ms ago
+		h.hv.hints <- Hint{UUID: uuidWeb, Event: "Started Booted", At: sent}
+		h.wantPrefixes("192.0.2.10/32", "2001:db8::10/128")
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		if len(obs.latencies) != 2 {
+			t.Fatalf("EventApplied called %d times, want 2 (one per route)", len(obs.latencies))
 		}
-	}
-	if obs.passes < 2 {
-		t.Errorf("Reconciled called %d times, want one per pass (>= 2)", obs.passes)
-	}
+		for _, l := range obs.latencies {
+			if l != 5*time.Millisecond { // the fake clock did not move since
+				t.Errorf("latency %v, want 5ms (the event's age)", l)
+			}
+		}
+		if obs.passes < 2 {
+			t.Errorf("Reconciled called %d times, want one per pass (>= 2)", obs.passes)
+		}
+	})
 }
 
 func TestDrain(t *testing.T) {
@@ -556,30 +593,12 @@ func TestDrain(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink several goroutines may write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A pass that changes a few routes logs each at info; a big one (a cold
 // start of a full host) logs one summary at info, each route at debug.
 func TestLogVolumeOfAPass(t *testing.T) {
 	for _, tc := range []struct {
 		vms         int
-		perRoute    int // info lines "-> announce"
+		perRoute    int // info lines "route announced"
 		summaryLine bool
 	}{
 		{vms: 1, perRoute: 1},
@@ -595,7 +614,7 @@ func TestLogVolumeOfAPass(t *testing.T) {
 				fmt.Fprintf(&text, "  vm%d:\n    ips: [10.9.%d.%d]\n", i, i/250, i%250+1)
 				ds = append(ds, dom(fmt.Sprintf("vm%d", i), fmt.Sprintf("00000000-0000-0000-0000-%012d", i), StateRunning, "booted"))
 			}
-			var buf syncBuffer
+			var buf testutil.SyncBuffer
 			hv, sp := newFakeHV(ds...), newFakeSpeaker()
 			r := New(Options{Hypervisor: hv, Speaker: sp, Mapping: parseMapping(t, text.String()),
 				Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))})
@@ -608,7 +627,7 @@ func TestLogVolumeOfAPass(t *testing.T) {
 				t.Fatalf("announced %d routes, want %d", got, tc.vms)
 			}
 			out := buf.String()
-			if got := strings.Count(out, "-> announce "); got != tc.perRoute {
+			if got := strings.Count(out, `msg="route announced"`); got != tc.perRoute {
 				t.Errorf("%d per-route info lines, want %d:\n%s", got, tc.perRoute, out)
 			}
 			summary := fmt.Sprintf("announced=%d withdrawn=0 failed=0 now=%d", tc.vms, tc.vms)
@@ -616,5 +635,57 @@ func TestLogVolumeOfAPass(t *testing.T) {
 				t.Errorf("summary %q logged: %v, want %v:\n%s", summary, got, tc.summaryLine, out)
 			}
 		})
+	}
+}
+
+// TestRouteLog: each route change is one record with a constant message and
+// the domain, VM, prefix, action, reason and attributes as fields.
+func TestRouteLog(t *testing.T) {
+	log, buf := testutil.Logger()
+	web := dom("web-01", uuidWeb, StateRunning, "booted")
+	hv, sp := newFakeHV(web), newFakeSpeaker()
+	m := parseMapping(t, strings.Replace(testMapping, "    med: 10\n", "    med: 10\n    local-pref: 200\n    large-communities: [\"65001:1:2\"]\n", 1))
+	r := New(Options{Hypervisor: hv, Speaker: sp, Mapping: m, Log: log, Policy: Policy{StandbyPrepend: 2}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-r.Synced()
+
+	// settle returns after the pass that follows the hints sent before it.
+	settle := func() {
+		t.Helper()
+		for range 2 {
+			if _, err := r.Snapshot(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	web.State, web.Reason, web.Migration = StatePaused, "migration", MigrationIncoming
+	hv.set(web, true)
+	settle()
+	web.State, web.Reason, web.Migration = StateOff, "destroyed", MigrationNone
+	hv.set(web, true)
+	settle()
+	out := buf.String()
+	for _, want := range []string{
+		`level=INFO msg="route announced" domain=web-01 vm=web-01 prefix=192.0.2.10/32 action=announce reason=running next_hop=self med=10 local_pref=200 communities=65001:100 large_communities=65001:1:2` + "\n",
+		`level=INFO msg="route announced" domain=web-01 vm=web-01 prefix=192.0.2.10/32 action=announce reason=standby next_hop=self med=10 local_pref=200 prepend=2 communities=65001:100 large_communities=65001:1:2` + "\n",
+		`level=INFO msg="route withdrawn" domain=web-01 vm=web-01 prefix=2001:db8::10/128 action=withdraw reason=off state_reason=destroyed` + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log has no\n%s\nlog:\n%s", want, out)
+		}
+	}
+
+	// The mapping drops the VM: reason unmapped.
+	hv.set(dom("db-01", uuidDB, StateRunning, "booted"), true)
+	settle()
+	noDB := strings.Replace(testMapping, "  db-01:\n    uuid: 00000000-0000-0000-0000-0000000000d1\n    ips: [192.0.2.20]\n", "", 1)
+	if err := r.SetMapping(ctx, parseMapping(t, noDB)); err != nil {
+		t.Fatal(err)
+	}
+	if want := `msg="route withdrawn" domain=db-01 vm=db-01 prefix=192.0.2.20/32 action=withdraw reason=unmapped`; !strings.Contains(buf.String(), want) {
+		t.Errorf("log has no\n%s\nlog:\n%s", want, buf.String())
 	}
 }

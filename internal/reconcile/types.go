@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/virtbgp/virtbgp/mapping"
@@ -116,11 +117,13 @@ type Hypervisor interface {
 	Hints() <-chan Hint
 }
 
-// Speaker is the reconciler's view of the BGP speaker.
+// Speaker is the reconciler's view of the BGP speaker. The reconciler owns
+// what is announced (state.announced): the speaker keeps no routes of its
+// own, and is told each change once.
 type Speaker interface {
 	// Announce adds the route, or replaces the route announced for the same
 	// prefix with these attributes.
 	Announce(ctx context.Context, r mapping.Route) error
-	// Withdraw removes exactly the route for this prefix.
-	Withdraw(ctx context.Context, r mapping.Route) error
+	// Withdraw removes exactly the route announced for this prefix.
+	Withdraw(ctx context.Context, p netip.Prefix) error
 }
