@@ -4,8 +4,10 @@ BIN     := bin/virtbgp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
+# staticcheck, pinned (the Go proxy here serves pinned versions only).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all deps build run check test unit vet fuzz clean
+.PHONY: all deps build run check test unit vet lint fuzz clean
 
 all: build
 
@@ -29,10 +31,15 @@ vet: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
+# staticcheck clean, and go.mod/go.sum exactly what `go mod tidy` writes.
+lint: vet
+	$(GO) run $(STATICCHECK) ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
 # Every test: unit, real libvirt, real BGP, the lab, end to end; with the race
 # detector. One package at a time: the integration packages run whole labs and
 # BGP sessions with real timers, which must not starve each other on 2 cores.
-test: vet
+test: lint
 	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz
 

@@ -26,11 +26,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/control"
 	"github.com/virtbgp/virtbgp/internal/daemon"
 	"github.com/virtbgp/virtbgp/internal/notify"
-	"github.com/virtbgp/virtbgp/internal/yamlutil"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -104,7 +104,7 @@ func versionString() string {
 
 // printErrors writes each problem of err on its own line.
 func printErrors(w io.Writer, what string, err error) {
-	if list := yamlutil.Errors(err); len(list) > 0 {
+	if list := fileerr.Errors(err); len(list) > 0 {
 		for _, e := range list {
 			fmt.Fprintln(w, e.Error())
 		}

@@ -3,9 +3,6 @@ package bgptest
 import (
 	"context"
 	"testing"
-	"time"
-
-	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 // MustStart is Start for a test: it fails the test if the ToR does not
@@ -18,12 +15,4 @@ func MustStart(t testing.TB, cfg Config, neighbors ...Neighbor) *ToR {
 	}
 	t.Cleanup(tor.Stop)
 	return tor
-}
-
-// Eventually is testutil.Eventually.
-//
-// Deprecated: use testutil.Eventually.
-func Eventually(t testing.TB, timeout time.Duration, cond func() string) {
-	t.Helper()
-	testutil.Eventually(t, timeout, cond)
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/fileerr"
 )
 
 // doc joins lines into a YAML document; line i of the slice is line i+1 of
@@ -24,9 +24,9 @@ func doc(lines ...string) []byte { return []byte(strings.Join(lines, "\n") + "\n
 // fails the test when err is not an ErrorList.
 func errLines(t *testing.T, err error) []string {
 	t.Helper()
-	var l yamlutil.ErrorList
+	var l fileerr.ErrorList
 	if !errors.As(err, &l) {
-		t.Fatalf("error %v (%T) is not a yamlutil.ErrorList", err, err)
+		t.Fatalf("error %v (%T) is not a fileerr.ErrorList", err, err)
 	}
 	out := make([]string, len(l))
 	for i, e := range l {

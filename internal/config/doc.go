@@ -5,7 +5,7 @@
 // the wrong type or out of range, a missing required key or an unreadable
 // password file is an error, and every such problem in the file is reported,
 // not only the first, each as "file:line: problem", sorted by line (see
-// [yamlutil.ErrorList]). A missing required key is reported at the line of
+// [fileerr.ErrorList]). A missing required key is reported at the line of
 // the mapping that lacks it, or at line 1 for a top-level key. YAML anchors,
 // aliases and merge keys are not accepted, nor is more than one document.
 //

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/fileerr"
 )
 
 // fuzzPassword stands in for reading password files so that the fuzzer
@@ -82,14 +82,14 @@ resync-interval: 0
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := parse(file, data, fuzzPassword)
 		cfg2, err2 := parse(file, data, fuzzPassword)
-		if !reflect.DeepEqual(cfg, cfg2) || !reflect.DeepEqual(yamlutil.Errors(err), yamlutil.Errors(err2)) {
+		if !reflect.DeepEqual(cfg, cfg2) || !reflect.DeepEqual(fileerr.Errors(err), fileerr.Errors(err2)) {
 			t.Fatalf("Parse is not deterministic")
 		}
 		if err != nil {
 			if cfg != nil {
 				t.Fatalf("config and error both returned")
 			}
-			list := yamlutil.Errors(err)
+			list := fileerr.Errors(err)
 			if len(list) == 0 {
 				t.Fatalf("error %q (%T) is not an ErrorList", err, err)
 			}
@@ -98,7 +98,7 @@ resync-interval: 0
 					t.Errorf("bad problem %q (%+v)", e.Error(), e)
 				}
 			}
-			if !slices.IsSortedFunc(list, func(a, b yamlutil.Error) int { return a.Line - b.Line }) {
+			if !slices.IsSortedFunc(list, func(a, b fileerr.Error) int { return a.Line - b.Line }) {
 				t.Errorf("problems not sorted: %q", err)
 			}
 			if strings.Count(err.Error(), "\n") != len(list)-1 {

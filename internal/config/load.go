@@ -48,7 +48,7 @@ const maxPasswordFile = 4096
 
 // Load reads and validates the configuration file at path. Relative paths in
 // the file (mapping.path, password-file) are resolved against the directory
-// of path. On failure the error is a [yamlutil.ErrorList] with every problem
+// of path. On failure the error is a [fileerr.ErrorList] with every problem
 // found, except when the file itself cannot be read.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -61,7 +61,7 @@ func Load(path string) (*Config, error) {
 // Parse validates the configuration in data, read from file: file names the
 // source in messages, becomes Config.File, and its directory is the base of
 // relative paths. Password files are read. On failure the error is a sorted
-// [yamlutil.ErrorList] with every problem found.
+// [fileerr.ErrorList] with every problem found.
 func Parse(file string, data []byte) (*Config, error) {
 	return parse(file, data, readPasswordFile)
 }

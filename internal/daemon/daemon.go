@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/internal/bgp"
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/control"
@@ -28,7 +29,6 @@ import (
 	"github.com/virtbgp/virtbgp/internal/notify"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
-	"github.com/virtbgp/virtbgp/internal/yamlutil"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -277,7 +277,7 @@ func call[T any](ctx context.Context, d *Daemon, what string, fn func(context.Co
 
 // Reload reloads the config file (peers, mapping path) and the mapping, as
 // SIGHUP does. On any error what is in force stays, and the error (a
-// yamlutil.ErrorList for content problems) is returned and logged.
+// fileerr.ErrorList for content problems) is returned and logged.
 func (d *Daemon) Reload(ctx context.Context) error {
 	_, err := call(ctx, d, "reload", d.reload)
 	return err
@@ -432,7 +432,7 @@ func (d *Daemon) recordReload(ok bool, err error) {
 	now := time.Now()
 	d.lastReload = status.Reload{At: now, OK: ok}
 	if err != nil {
-		if list := yamlutil.Errors(err); len(list) > 0 {
+		if list := fileerr.Errors(err); len(list) > 0 {
 			for _, e := range list {
 				d.lastReload.Errors = append(d.lastReload.Errors, e.Error())
 			}
@@ -444,7 +444,7 @@ func (d *Daemon) recordReload(ok bool, err error) {
 }
 
 func logProblems(log *slog.Logger, msg string, err error) {
-	if list := yamlutil.Errors(err); len(list) > 0 {
+	if list := fileerr.Errors(err); len(list) > 0 {
 		for _, e := range list {
 			log.Error(msg, "problem", e.Error())
 		}

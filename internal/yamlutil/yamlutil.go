@@ -21,20 +21,10 @@ import (
 	"github.com/virtbgp/virtbgp/fileerr"
 )
 
-// Error, ErrorList and Errors are those of the public package fileerr,
-// under the names the internal callers use.
-type (
-	Error     = fileerr.Error
-	ErrorList = fileerr.ErrorList
-)
-
-// Errors returns the individual problems inside err, as fileerr.Errors.
-func Errors(err error) ErrorList { return fileerr.Errors(err) }
-
 // Reader collects problems while walking the nodes of one file.
 type Reader struct {
 	File string
-	Errs ErrorList
+	Errs fileerr.ErrorList
 }
 
 // Errorf records a problem at node n (n may be nil: no line).
@@ -43,10 +33,10 @@ func (r *Reader) Errorf(n *yaml.Node, format string, args ...any) {
 	if n != nil {
 		line = n.Line
 	}
-	r.Errs = append(r.Errs, Error{File: r.File, Line: line, Msg: fmt.Sprintf(format, args...)})
+	r.Errs = append(r.Errs, fileerr.Error{File: r.File, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
-// Err returns the sorted problems as an ErrorList, or nil.
+// Err returns the sorted problems as an fileerr.ErrorList, or nil.
 func (r *Reader) Err() error {
 	if len(r.Errs) == 0 {
 		return nil
@@ -89,10 +79,10 @@ func (r *Reader) syntax(err error) {
 	msg := err.Error()
 	if m := syntaxLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		r.Errs = append(r.Errs, Error{File: r.File, Line: line, Msg: "YAML syntax: " + m[2]})
+		r.Errs = append(r.Errs, fileerr.Error{File: r.File, Line: line, Msg: "YAML syntax: " + m[2]})
 		return
 	}
-	r.Errs = append(r.Errs, Error{File: r.File, Line: 1, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")})
+	r.Errs = append(r.Errs, fileerr.Error{File: r.File, Line: 1, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")})
 }
 
 // Field is one allowed key of a YAML mapping and what to do with its value.
