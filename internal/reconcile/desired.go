@@ -46,7 +46,7 @@ const (
 )
 
 // serving decides from a domain's state whether its routes are wanted, and
-// how: the table "When is a domain serving here?" of DESIGN.md.
+// how: the table "When is a domain serving here?" of docs/design.md.
 func serving(d Domain, p Policy) (why string, ok bool) {
 	switch d.State {
 	case StateRunning:
