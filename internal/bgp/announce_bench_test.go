@@ -26,6 +26,19 @@ const announceBenchRoutes = 10_000
 //
 // Every op changes the MED, so that every Announce replaces the route
 // (AddPath) instead of being skipped as unchanged.
+// benchRoutes returns announceBenchRoutes routes, the i-th for the /32
+// 10.0.0.0 + i, built by route.
+func benchRoutes(route func(i int, p netip.Prefix) mapping.Route) []mapping.Route {
+	routes := make([]mapping.Route, announceBenchRoutes)
+	base := netip.MustParseAddr("10.0.0.0").As4()
+	for i := range routes {
+		a := base
+		a[1], a[2], a[3] = byte(i>>16), byte(i>>8), byte(i)
+		routes[i] = route(i, netip.PrefixFrom(netip.AddrFrom4(a), 32))
+	}
+	return routes
+}
+
 func BenchmarkAnnounce(b *testing.B) {
 	b.Run("peer", func(b *testing.B) { benchmarkAnnounce(b, true) })
 	b.Run("nopeer", func(b *testing.B) { benchmarkAnnounce(b, false) })
@@ -45,18 +58,14 @@ func benchmarkAnnounce(b *testing.B, withPeer bool) {
 		waitEstablished(b, sp)
 	}
 
-	routes := make([]mapping.Route, announceBenchRoutes)
-	base := netip.MustParseAddr("10.0.0.0").As4()
-	for i := range routes {
-		a := base
-		a[1], a[2], a[3] = byte(i>>16), byte(i>>8), byte(i)
-		routes[i] = mapping.Route{
-			Prefix:           netip.PrefixFrom(netip.AddrFrom4(a), 32),
+	routes := benchRoutes(func(i int, p netip.Prefix) mapping.Route {
+		return mapping.Route{
+			Prefix:           p,
 			Communities:      []uint32{65001<<16 | 100, mapping.CommunityNoExport},
 			LargeCommunities: []mapping.LargeCommunity{{GlobalAdmin: 65001, LocalData1: 1, LocalData2: uint32(i)}},
 			ASPathPrepend:    1,
 		}
-	}
+	})
 	ctx := context.Background()
 	var med uint32
 	b.ReportAllocs()
@@ -97,17 +106,9 @@ func BenchmarkBuildPath(b *testing.B) {
 func BenchmarkWithdraw(b *testing.B) {
 	log := slog.New(slog.DiscardHandler)
 	sp := startSpeaker(b, config.BGP{ASN: localAS, RouterID: addr(routerID)}, log, bgp.StartOptions{})
-	routes := make([]mapping.Route, announceBenchRoutes)
-	base := netip.MustParseAddr("10.0.0.0").As4()
-	for i := range routes {
-		a := base
-		a[1], a[2], a[3] = byte(i>>16), byte(i>>8), byte(i)
-		routes[i] = mapping.Route{
-			Prefix:      netip.PrefixFrom(netip.AddrFrom4(a), 32),
-			Communities: []uint32{65001<<16 | 100},
-			MED:         u32(10),
-		}
-	}
+	routes := benchRoutes(func(_ int, p netip.Prefix) mapping.Route {
+		return mapping.Route{Prefix: p, Communities: []uint32{65001<<16 | 100}, MED: u32(10)}
+	})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

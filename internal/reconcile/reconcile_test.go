@@ -104,6 +104,23 @@ func (h *harness) settle() Snapshot {
 	return s
 }
 
+// appliedAt checks, on the fake clock, that the speaker still has no routes
+// just before d from now, and exactly want routes at d: what names the step
+// that must happen at d.
+func (h *harness) appliedAt(d time.Duration, want int, what string) {
+	h.t.Helper()
+	time.Sleep(d - time.Nanosecond)
+	synctest.Wait()
+	if got := h.sp.prefixes(); len(got) != 0 {
+		h.t.Fatalf("routes %v before %s (due after %v)", got, what, d)
+	}
+	time.Sleep(time.Nanosecond)
+	synctest.Wait()
+	if got := h.sp.prefixes(); len(got) != want {
+		h.t.Fatalf("routes after %s = %v, want %d", what, got, want)
+	}
+}
+
 func (h *harness) wantPrefixes(want ...string) {
 	h.t.Helper()
 	h.settle()
@@ -300,16 +317,7 @@ func TestRetryAfterSpeakerFailure(t *testing.T) {
 		if got := h.sp.prefixes(); len(got) != 0 {
 			t.Fatalf("routes after two failed announces = %v, want none", got)
 		}
-		time.Sleep(retryMin - time.Nanosecond)
-		synctest.Wait()
-		if got := h.sp.prefixes(); len(got) != 0 {
-			t.Fatalf("retried before RetryMin: routes %v", got)
-		}
-		time.Sleep(time.Nanosecond)
-		synctest.Wait()
-		if got := h.sp.prefixes(); len(got) != 2 {
-			t.Fatalf("routes after the retry = %v, want both web-01 routes", got)
-		}
+		h.appliedAt(retryMin, 2, "the retry")
 	})
 }
 
@@ -364,16 +372,7 @@ func TestPeriodicResyncRepairsLostEvents(t *testing.T) {
 		h.wantPrefixes()
 		web.State = StateRunning
 		h.hv.set(web, false) // no event at all
-		time.Sleep(interval - time.Nanosecond)
-		synctest.Wait()
-		if got := h.sp.prefixes(); len(got) != 0 {
-			t.Fatalf("announced %v before the resync", got)
-		}
-		time.Sleep(time.Nanosecond)
-		synctest.Wait()
-		if got := h.sp.prefixes(); len(got) != 2 {
-			t.Fatalf("periodic resync did not announce a domain whose event was lost: routes %v", got)
-		}
+		h.appliedAt(interval, 2, "the periodic resync of a domain whose event was lost")
 	})
 }
 
