@@ -71,15 +71,19 @@ func TestToRConfigsAreTheGuides(t *testing.T) {
 
 	// The daemons' parsers: bird -p reads the config with the guide's
 	// file included; vtysh --dryrun checks every line of bgpd.conf against
-	// FRR's grammar.
+	// FRR's grammar (with an empty vtysh.conf of its own: /etc/frr's is not
+	// readable for everyone).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := os.WriteFile(filepath.Join(dir, "vtysh.conf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		bin, file, text string
 		args            []string
 	}{
 		{"bird", "bird.conf", bird, []string{"-p", "-c"}},
-		{"vtysh", "bgpd.conf", frr, []string{"--dryrun", "-f"}},
+		{"vtysh", "bgpd.conf", frr, []string{"--config_dir", dir, "--dryrun", "-f"}},
 	} {
 		if _, err := exec.LookPath(c.bin); err != nil {
 			t.Errorf("%s: %v (the lab needs it: scripts/deps.sh installs it)", c.bin, err)
@@ -107,7 +111,7 @@ func TestToRConfigsAreTheGuides(t *testing.T) {
 	if err := os.WriteFile(f, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.CommandContext(ctx, "vtysh", "--dryrun", "-f", f).CombinedOutput(); err == nil {
+	if out, err := exec.CommandContext(ctx, "vtysh", "--config_dir", dir, "--dryrun", "-f", f).CombinedOutput(); err == nil {
 		t.Errorf("vtysh --dryrun accepted a broken config: %s", out)
 	}
 }
