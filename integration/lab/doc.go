@@ -37,6 +37,15 @@
 // worth copying, so that a migration can be slowed, aborted or switched to
 // post-copy on purpose.
 //
+// The ToRs run the configs of the guide docs/tor as they are, so that what
+// the guide tells operators is what every lab test runs: BIRD's config
+// includes [DocsBIRDConf] of the source tree, FRR's bgpd.conf contains
+// [DocsFRRConf] verbatim, and the lab adds only its own parts (logs, router
+// IDs, kernel tables, one neighbor per hypervisor session). FRR's start
+// fails if bgpd refuses a line ([FRR.ConfigErrors]). With FRR's
+// maximum-paths, an anycast prefix of both hosts is an ECMP route in the
+// main table; BIRD's kernel protocols install one best path.
+//
 // The ToRs are read with [BIRD.Routes] and [FRR.Routes], both returning a
 // [RIB]: per prefix, every path with its next hop, AS path, MED, local
 // preference, communities, large communities and whether it is the best

@@ -526,13 +526,9 @@ func (l *Lab) buildVirtbgp(ctx context.Context) error {
 
 // build builds a package of the module into the lab's bin directory.
 func (l *Lab) build(ctx context.Context, pkg string) error {
-	root := l.opts.SourceRoot
-	if root == "" {
-		r, err := findModuleRoot()
-		if err != nil {
-			return err
-		}
-		root = r
+	root, err := l.sourceRoot()
+	if err != nil {
+		return err
 	}
 	bin := filepath.Join(l.Dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -546,6 +542,15 @@ func (l *Lab) build(ctx context.Context, pkg string) error {
 	}
 	l.log.Info("built", "pkg", pkg, "dir", bin, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// sourceRoot returns the root of the virtbgp module: Options.SourceRoot,
+// or found upwards from the working directory.
+func (l *Lab) sourceRoot() (string, error) {
+	if l.opts.SourceRoot != "" {
+		return filepath.Abs(l.opts.SourceRoot)
+	}
+	return findModuleRoot()
 }
 
 // VirtbgpBinary is the path of the virtbgp binary the lab built.

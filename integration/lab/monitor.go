@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,9 +27,14 @@ type RouteEvent struct {
 	// blackhole, unreachable, ...
 	Type   string
 	Prefix netip.Prefix
-	// Gateway is the next hop ("via"), if any.
+	// Gateway is the next hop ("via") of a route with one next hop. An
+	// ECMP route (FRR with maximum-paths) has none: its next hops are in
+	// Nexthops.
 	Gateway netip.Addr
-	Dev     string
+	// Nexthops are the next hops of an ECMP route, from the "nexthop via"
+	// lines ip prints under it; empty for a route with one next hop.
+	Nexthops []netip.Addr
+	Dev      string
 	// Table is the routing table: 254 for main, [BIRDTable] for BIRD's.
 	Table int
 	// Proto is the route's protocol: "bird" for BIRD, "bgp" for FRR.
@@ -198,15 +204,70 @@ func (l *Lab) MonitorRoutes(ctx context.Context) (*RouteMonitor, error) {
 	return m, nil
 }
 
+// ParseNexthopLine parses a line under an ECMP route of "ip monitor
+// route", "\tnexthop via 198.18.0.11 dev br0 weight 1", into its next hop.
+func ParseNexthopLine(line string) (netip.Addr, bool) {
+	f := strings.Fields(line)
+	if len(f) < 3 || f[0] != "nexthop" || f[1] != "via" || (line[0] != ' ' && line[0] != '\t') {
+		return netip.Addr{}, false
+	}
+	v := f[2]
+	if (v == "inet" || v == "inet6") && len(f) > 3 {
+		v = f[3]
+	}
+	a, err := netip.ParseAddr(v)
+	return a, err == nil
+}
+
 func (m *RouteMonitor) read(r io.Reader, sawMarker chan struct{}) {
 	defer close(m.done)
 	marker := netip.MustParsePrefix(monitorMarker)
 	saw := false
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		ev, ok := ParseRouteEvent(sc.Text())
+	br := bufio.NewReaderSize(r, 1<<16)
+	next := func() (string, bool) {
+		line, err := br.ReadString('\n')
+		if line == "" && err != nil {
+			return "", false
+		}
+		return strings.TrimRight(line, "\n"), true
+	}
+	published := false // the last line was an event that went out
+	for {
+		line, ok := next()
+		if !ok {
+			break
+		}
+		if nh, ok := ParseNexthopLine(line); ok {
+			// A next hop whose line came in a later read than its
+			// route's: the route's event is out already.
+			if published {
+				m.mu.Lock()
+				last := &m.events[len(m.events)-1]
+				last.Nexthops = append(slices.Clip(last.Nexthops), nh)
+				close(m.changed)
+				m.changed = make(chan struct{})
+				m.mu.Unlock()
+			}
+			continue
+		}
+		published = false
+		ev, ok := ParseRouteEvent(line)
 		if !ok {
 			continue
+		}
+		// ip writes a route and its next-hop lines at once: take those
+		// that came in the same read before the event goes out.
+		for br.Buffered() > 0 {
+			if b, _ := br.Peek(1); len(b) == 0 || (b[0] != '\t' && b[0] != ' ') {
+				break
+			}
+			line, ok := next()
+			if !ok {
+				break
+			}
+			if nh, ok := ParseNexthopLine(line); ok {
+				ev.Nexthops = append(ev.Nexthops, nh)
+			}
 		}
 		if ev.Table == monitorTable && ev.Prefix == marker {
 			if !saw {
@@ -220,8 +281,11 @@ func (m *RouteMonitor) read(r io.Reader, sawMarker chan struct{}) {
 		close(m.changed)
 		m.changed = make(chan struct{})
 		m.mu.Unlock()
+		published = true
 	}
-	_ = m.cmd.Wait()
+	if m.cmd != nil {
+		_ = m.cmd.Wait()
+	}
 }
 
 // readErrors counts the overruns ip reports ("netlink receive error No

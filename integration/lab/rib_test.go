@@ -1,11 +1,15 @@
 package lab
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/config"
@@ -368,5 +372,54 @@ func TestFillMemoryKernel(t *testing.T) {
 	}
 	if got := FillMemoryKernel(60); !slices.Equal(got, want) {
 		t.Errorf("got  % x\nwant % x", got, want)
+	}
+}
+
+// An ECMP route (FRR's, with maximum-paths: two hosts announce the same
+// prefix) comes with its next hops on the lines under it; the monitor
+// puts them into Nexthops, and leaves Gateway empty.
+func TestMonitorMultipath(t *testing.T) {
+	data := readTestdata(t, "ip-monitor-multipath.txt")
+	// All of ip's output in one read, and one byte a read (the next-hop
+	// lines come after their route's event went out).
+	for _, r := range []io.Reader{bytes.NewReader(data), iotest.OneByteReader(bytes.NewReader(data))} {
+		m := &RouteMonitor{changed: make(chan struct{}), done: make(chan struct{})}
+		m.read(r, make(chan struct{}))
+		checkMultipathEvents(t, m.Events())
+	}
+	if _, ok := ParseNexthopLine("nexthop via 198.18.0.11 dev br0"); ok {
+		t.Error("a next-hop line without its indentation")
+	}
+	if a, ok := ParseNexthopLine("\tnexthop via inet6 fd00:198:18::11 dev br0 weight 1"); !ok || a != netip.MustParseAddr("fd00:198:18::11") {
+		t.Errorf("via inet6: %v %v", a, ok)
+	}
+}
+
+func checkMultipathEvents(t *testing.T, evs []RouteEvent) {
+	t.Helper()
+	var got []string
+	for _, ev := range evs {
+		s := fmt.Sprintf("%s t%d %s", ev.Prefix, ev.Table, ev.Gateway)
+		if ev.Gateway.IsValid() == (len(ev.Nexthops) > 0) {
+			t.Errorf("%s: gateway %s and next hops %v", ev.Prefix, ev.Gateway, ev.Nexthops)
+		}
+		for _, nh := range ev.Nexthops {
+			s += " " + nh.String()
+		}
+		got = append(got, s)
+	}
+	want := []string{
+		"192.0.2.9/32 t100 198.18.0.11",
+		"192.0.2.9/32 t254 198.18.0.11",
+		"192.0.2.9/32 t254 invalid IP 198.18.0.11 198.18.0.12",
+		"192.0.2.9/32 t100 198.18.0.12",
+		"192.0.2.9/32 t254 198.18.0.12",
+		"192.0.2.9/32 t100 198.18.0.11",
+		"192.0.2.9/32 t254 invalid IP 198.18.0.11 198.18.0.12",
+		"2001:db8:9::9/128 t254 invalid IP fd00:198:18::11 fd00:198:18::12",
+		"2001:db8:9::9/128 t254 fd00:198:18::11",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,6 +152,29 @@ func (b *BIRD) Name() string { return "bird" }
 // Table returns the kernel table BIRD installs its best paths into.
 func (b *BIRD) Table() int { return BIRDTable }
 
+// The ToR configs of the guide docs/tor, which the lab runs as they are:
+// BIRD includes DocsBIRDConf; FRR's bgpd.conf has DocsFRRConf verbatim
+// (FRR has no include). The lab adds only what is its own: logs, router
+// IDs, kernel tables, and one neighbor per hypervisor session.
+const (
+	DocsBIRDConf = "docs/tor/bird.conf"
+	DocsFRRConf  = "docs/tor/frr.conf"
+)
+
+// torDoc returns the absolute path and the text of a file of docs/tor.
+func (l *Lab) torDoc(rel string) (path, text string, err error) {
+	root, err := l.sourceRoot()
+	if err != nil {
+		return "", "", fmt.Errorf("ToR config: %w", err)
+	}
+	path = filepath.Join(root, filepath.FromSlash(rel))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", fmt.Errorf("ToR config: %w", err)
+	}
+	return path, string(b), nil
+}
+
 var birdConf = template.Must(template.New("bird").Parse(`# BIRD ToR of the virtbgp lab (written by integration/lab)
 log "{{.Log}}" all;
 timeformat base iso long ms;
@@ -172,23 +196,39 @@ protocol kernel kernel6 {
 	ipv6 { import none; export all; };
 }
 
-# The hypervisors dial in; BIRD only listens, on its own addresses only
-# (FRR listens on the others in the same namespace).
-template bgp hv {
-	local as {{.ASN}};
-	passive on;
-	strict bind on;
-	graceful restart on;
-	debug { states, routes, events };
-}
-{{range .Peers}}
-protocol bgp {{.Name}} from hv {
+# The virtbgp-facing part of the ToR, as the guide has it: filters, limits,
+# timers, graceful restart, the templates virtbgp4 and virtbgp6.
+include "{{.Docs}}";
+
+# One protocol per hypervisor session. BIRD listens on its own addresses
+# only (strict bind): FRR listens on the others in the same namespace.
+{{- range .Peers}}
+
+protocol bgp {{.Name}} from virtbgp{{if .V6}}6{{else}}4{{end}} {
 	description "{{.Host}} IPv{{if .V6}}6{{else}}4{{end}}";
 	local {{.Local}} as {{$.ASN}};
 	neighbor {{.Addr}} as {{.ASN}};
-	ipv{{if .V6}}6{{else}}4{{end}} { import all; export none; };
+	strict bind on;
+	debug { states, routes, events };
 }
-{{end}}`))
+{{- end}}
+`))
+
+// config renders BIRD's config.
+func (b *BIRD) config() (string, error) {
+	l := b.lab
+	docs, _, err := l.torDoc(DocsBIRDConf)
+	if err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	if err := birdConf.Execute(&sb, map[string]any{
+		"Log": b.Log, "RouterID": BIRDv4, "Table": BIRDTable, "ASN": l.opts.ToRASN, "Peers": l.torPeers(true), "Docs": docs,
+	}); err != nil {
+		return "", fmt.Errorf("bird.conf: %w", err)
+	}
+	return sb.String(), nil
+}
 
 func (b *BIRD) start(ctx context.Context) error {
 	l := b.lab
@@ -198,13 +238,11 @@ func (b *BIRD) start(ctx context.Context) error {
 		return fmt.Errorf("bird dir: %w", err)
 	}
 	conf := filepath.Join(dir, "bird.conf")
-	var sb strings.Builder
-	if err := birdConf.Execute(&sb, map[string]any{
-		"Log": b.Log, "RouterID": BIRDv4, "Table": BIRDTable, "ASN": l.opts.ToRASN, "Peers": l.torPeers(true),
-	}); err != nil {
-		return fmt.Errorf("bird.conf: %w", err)
+	text, err := b.config()
+	if err != nil {
+		return err
 	}
-	if err := os.WriteFile(conf, []byte(sb.String()), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("bird.conf: %w", err)
 	}
 	p, err := startProcess(birdProc, filepath.Join(dir, "bird.out"), nil,
@@ -371,41 +409,48 @@ hostname tor-frr
 log file {{.Dir}}/bgpd.log
 log timestamp precision 6
 !
-route-map VB-IMPORT permit 10
-exit
-route-map VB-EXPORT deny 10
-exit
+! ---- {{.DocsPath}}, as it is ----
+{{.Docs}}! ---- end of {{.DocsPath}} ----
 !
+! One neighbor per hypervisor session, in the peer-group of its family.
 router bgp {{.ASN}}
  bgp router-id {{.RouterID}}
- bgp log-neighbor-changes
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
 {{- range .Peers}}
  neighbor {{.Addr}} remote-as {{.ASN}}
+ neighbor {{.Addr}} peer-group VIRTBGP{{if .V6}}6{{else}}4{{end}}
  neighbor {{.Addr}} description {{.Name}}
- neighbor {{.Addr}} passive
- neighbor {{.Addr}} graceful-restart-helper
 {{- end}}
- !
- address-family ipv4 unicast
-{{- range .Peers}}{{if not .V6}}
-  neighbor {{.Addr}} activate
-  neighbor {{.Addr}} route-map VB-IMPORT in
-  neighbor {{.Addr}} route-map VB-EXPORT out
-{{- end}}{{end}}
- exit-address-family
- !
- address-family ipv6 unicast
-{{- range .Peers}}{{if .V6}}
-  neighbor {{.Addr}} activate
-  neighbor {{.Addr}} route-map VB-IMPORT in
-  neighbor {{.Addr}} route-map VB-EXPORT out
-{{- end}}{{end}}
- exit-address-family
 exit
 !
 `))
+
+var frrRouterBGP = regexp.MustCompile(`(?m)^router bgp (\d+)\s*$`)
+
+// config renders bgpd's config.
+func (f *FRR) config() (string, error) {
+	l := f.lab
+	path, docs, err := l.torDoc(DocsFRRConf)
+	if err != nil {
+		return "", err
+	}
+	m := frrRouterBGP.FindStringSubmatch(docs)
+	if m == nil {
+		return "", fmt.Errorf("ToR config: %s has no router bgp", path)
+	}
+	if m[1] != strconv.FormatUint(uint64(l.opts.ToRASN), 10) {
+		return "", fmt.Errorf("ToR config: %s is for AS %s, the lab's ToRs are AS %d", path, m[1], l.opts.ToRASN)
+	}
+	if !strings.HasSuffix(docs, "\n") {
+		docs += "\n"
+	}
+	var sb strings.Builder
+	if err := bgpdConf.Execute(&sb, map[string]any{
+		"Dir": f.Dir, "ASN": l.opts.ToRASN, "RouterID": FRRv4, "Peers": l.torPeers(false), "Docs": docs, "DocsPath": DocsFRRConf,
+	}); err != nil {
+		return "", fmt.Errorf("bgpd.conf: %w", err)
+	}
+	return sb.String(), nil
+}
 
 func (f *FRR) start(ctx context.Context) error {
 	l := f.lab
@@ -417,13 +462,11 @@ func (f *FRR) start(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(f.Dir, "zebra.conf"), []byte(zebra), 0o644); err != nil {
 		return fmt.Errorf("zebra.conf: %w", err)
 	}
-	var sb strings.Builder
-	if err := bgpdConf.Execute(&sb, map[string]any{
-		"Dir": f.Dir, "ASN": l.opts.ToRASN, "RouterID": FRRv4, "Peers": l.torPeers(false),
-	}); err != nil {
-		return fmt.Errorf("bgpd.conf: %w", err)
+	bgpd, err := f.config()
+	if err != nil {
+		return err
 	}
-	if err := os.WriteFile(filepath.Join(f.Dir, "bgpd.conf"), []byte(sb.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(f.Dir, "bgpd.conf"), []byte(bgpd), 0o644); err != nil {
 		return fmt.Errorf("bgpd.conf: %w", err)
 	}
 	// The daemons drop to user frr (as root they would need to be in the
@@ -484,14 +527,42 @@ func (f *FRR) start(ctx context.Context) error {
 		if !bp.alive() {
 			return Permanent(fmt.Errorf("bgpd exited: %s", tail(bp.Log, 20)))
 		}
-		_, err := f.Sessions(ctx)
+		// Every neighbor there: bgpd has read its whole config.
+		ss, err := f.Sessions(ctx)
+		if err == nil && len(ss) != len(l.torPeers(false)) {
+			err = fmt.Errorf("frr has %d of %d neighbors", len(ss), len(l.torPeers(false)))
+		}
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("frr bgpd did not come up: %w", err)
 	}
+	// bgpd runs whatever part of its config it understands: a line it
+	// refused is an error of the lab (or of the guide's config).
+	if errs := f.ConfigErrors(); len(errs) > 0 {
+		return fmt.Errorf("frr bgpd refused its config: %s", strings.Join(errs, "; "))
+	}
 	l.log.Info("frr up", "zebra", zp.PID, "bgpd", bp.PID, "vty", f.Dir, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// ConfigErrors returns what bgpd and zebra reported about their config
+// files: the log lines "... on config line N: ..." and the "% ..." lines
+// on their output.
+func (f *FRR) ConfigErrors() []string {
+	var errs []string
+	for _, name := range []string{"bgpd.log", "zebra.log", "bgpd.out", "zebra.out"} {
+		b, err := os.ReadFile(filepath.Join(f.Dir, name))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "on config line") || strings.HasPrefix(line, "% ") {
+				errs = append(errs, name+": "+strings.TrimSpace(line))
+			}
+		}
+	}
+	return errs
 }
 
 // PIDs returns the PIDs of zebra and bgpd (0 for one that does not run).
