@@ -24,7 +24,7 @@ func BuildVirtbgp(ctx context.Context, env *Env, rev, dir string) (bin, short st
 	}
 	defer func() {
 		if _, rerr := git(context.WithoutCancel(ctx), env.Root, "worktree", "remove", "--force", wt); rerr != nil {
-			env.Log.Warn("remove the worktree", "dir", wt, "err", rerr)
+			env.Log.Warn("remove the worktree", "dir", wt, "error", rerr)
 		}
 	}()
 	bin = filepath.Join(dir, "virtbgp-"+short)

@@ -323,7 +323,7 @@ func (s *suite) runVariant(ctx context.Context, env *bench.Env, v variant, mp st
 		res.Migrations = append(res.Migrations, rec)
 		if rec.Err != "" {
 			res.Failed++
-			log.Warn("migration", "i", i, "from", from.Name, "to", to.Name, "err", rec.Err)
+			log.Warn("migration", "i", i, "from", from.Name, "to", to.Name, "error", rec.Err)
 			if strings.Contains(rec.Err, "migrate") {
 				// The guest did not move: try the same direction again
 				// would skew the alternation; stop here.

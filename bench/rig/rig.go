@@ -122,7 +122,7 @@ func (r *Rig) Down() {
 	}
 	if r.libvirtd != nil {
 		if err := r.libvirtd.Close(); err != nil {
-			r.log.Warn("rig: libvirtd", "err", err)
+			r.log.Warn("rig: libvirtd", "error", err)
 		}
 	}
 	keep := os.Getenv("VIRTBGP_BENCH_KEEP") != ""
@@ -136,7 +136,7 @@ func (r *Rig) Down() {
 	}
 	if r.Lab != nil {
 		if err := r.Lab.Down(ctx); err != nil {
-			r.log.Warn("rig: lab down", "err", err)
+			r.log.Warn("rig: lab down", "error", err)
 		}
 	}
 	if keep {

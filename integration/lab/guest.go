@@ -268,7 +268,7 @@ func (h *Host) destroyAll(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			if err := h.DestroyGuest(ctx, n); err != nil {
-				h.lab.log.Warn("teardown: destroy guest", "host", h.Name, "guest", n, "err", err)
+				h.lab.log.Warn("teardown: destroy guest", "host", h.Name, "guest", n, "error", err)
 			}
 		}()
 	}

@@ -268,9 +268,9 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	}
 	defer func() {
 		if err != nil {
-			log.Warn("lab up failed; taking it down", "err", err)
+			log.Warn("lab up failed; taking it down", "error", err)
 			if derr := l.Down(context.WithoutCancel(ctx)); derr != nil {
-				log.Warn("lab down after a failed up", "err", derr)
+				log.Warn("lab down after a failed up", "error", derr)
 			}
 			l = nil
 		}
@@ -844,10 +844,10 @@ func cleanStale(ctx context.Context, log *slog.Logger) {
 		dead[m[1]] = true
 		log.Warn("removing a stale lab namespace of a dead process", "ns", e.Name(), "pid", pid)
 		if err := killNamespace(ctx, e.Name(), log); err != nil {
-			log.Warn("stale namespace", "ns", e.Name(), "err", err)
+			log.Warn("stale namespace", "ns", e.Name(), "error", err)
 		}
 		if _, err := run(ctx, "ip", "netns", "delete", e.Name()); err != nil {
-			log.Warn("stale namespace", "ns", e.Name(), "err", err)
+			log.Warn("stale namespace", "ns", e.Name(), "error", err)
 		}
 	}
 }

@@ -76,7 +76,7 @@ func main() {
 		t0 := time.Now()
 		sec, err := s.Run(ctx, env)
 		if err != nil {
-			log.Error("suite failed", "name", s.Name(), "err", err)
+			log.Error("suite failed", "name", s.Name(), "error", err)
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
 			continue
 		}

@@ -117,7 +117,7 @@ func up(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	fail := func(err error) error {
 		if derr := l.Down(context.WithoutCancel(ctx)); derr != nil {
-			log.Warn("take the lab down", "err", derr)
+			log.Warn("take the lab down", "error", derr)
 		}
 		return err
 	}
