@@ -32,6 +32,9 @@ type VirtbgpConfig struct {
 	NoGracefulRestart bool `json:"no_graceful_restart,omitempty"`
 	// RestartTime is graceful-restart.restart-time; 0 leaves the default.
 	RestartTime time.Duration `json:"restart_time,omitempty"`
+	// LongLivedStaleTime is graceful-restart.long-lived-stale-time; 0
+	// leaves the default (off).
+	LongLivedStaleTime time.Duration `json:"long_lived_stale_time,omitempty"`
 	// ResyncInterval is resync-interval; 0 leaves the default, negative
 	// disables the periodic resync.
 	ResyncInterval time.Duration `json:"resync_interval,omitempty"`
@@ -103,6 +106,9 @@ func (h *Host) VirtbgpYAML(c VirtbgpConfig) (string, error) {
 	fmt.Fprintf(&b, "  graceful-restart:\n    enabled: %t\n", !c.NoGracefulRestart)
 	if c.RestartTime > 0 {
 		fmt.Fprintf(&b, "    restart-time: %s\n", dur(c.RestartTime))
+	}
+	if c.LongLivedStaleTime > 0 {
+		fmt.Fprintf(&b, "    long-lived-stale-time: %s\n", dur(c.LongLivedStaleTime))
 	}
 	b.WriteString("  peers:\n")
 	tor := h.lab.opts.ToRASN

@@ -3,6 +3,7 @@ package bgp_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -124,4 +125,66 @@ func receivedRestartFlags(t *testing.T, r *bgptest.ToR, neighbor string) (restar
 	}
 	t.Fatalf("ToR got no graceful restart capability from %s", neighbor)
 	return false, false
+}
+
+// TestLongLivedGracefulRestartCapability: with long-lived-stale-time set,
+// each session's OPEN carries the LLGR capability (RFC 9494) with that
+// stale time for each of its families, beside graceful restart; without
+// it, none.
+func TestLongLivedGracefulRestartCapability(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stale time.Duration
+	}{{"on", 3600 * time.Second}, {"off", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			log, _ := newTestLog(t)
+			tor := bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.1", Listen: []string{tor1v4}, Log: log},
+				bgptest.Neighbor{Address: addr("127.0.0.1"), ASN: localAS, Families: []string{famV4, famV6}, GracefulRestart: true})
+			cfg := config.BGP{
+				ASN:      localAS,
+				RouterID: addr(routerID),
+				GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: time.Second,
+					LongLivedStaleTime: tc.stale},
+				Peers: []config.Peer{{Address: addr(tor1v4), Port: tor.Port, ASN: torAS, HoldTime: 9 * time.Second,
+					Keepalive: 3 * time.Second, Families: []config.Family{config.FamilyIPv4, config.FamilyIPv6}}},
+			}
+			sp := startSpeaker(t, cfg, log, bgp.StartOptions{})
+			waitEstablished(t, sp)
+			got := receivedLLGR(t, tor, "127.0.0.1")
+			want := map[packet.RouteFamily]uint32{}
+			if tc.stale > 0 {
+				want[packet.RF_IPv4_UC] = 3600
+				want[packet.RF_IPv6_UC] = 3600
+			}
+			if !maps.Equal(got, want) {
+				t.Fatalf("LLGR stale times the ToR received = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// receivedLLGR returns the stale time per family of the long-lived
+// graceful restart capability the ToR received from neighbor (none: empty).
+func receivedLLGR(t *testing.T, r *bgptest.ToR, neighbor string) map[packet.RouteFamily]uint32 {
+	t.Helper()
+	var caps []packet.ParameterCapabilityInterface
+	var derr error
+	err := r.Server.ListPeer(context.Background(), &api.ListPeerRequest{Address: neighbor}, func(p *api.Peer) {
+		caps, derr = apiutil.UnmarshalCapabilities(p.GetState().GetRemoteCap())
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[packet.RouteFamily]uint32{}
+	for _, c := range caps {
+		if l, ok := c.(*packet.CapLongLivedGracefulRestart); ok {
+			for _, tu := range l.Tuples {
+				out[packet.AfiSafiToRouteFamily(tu.AFI, tu.SAFI)] = tu.RestartTime
+			}
+		}
+	}
+	return out
 }

@@ -145,17 +145,29 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 	if p.MultihopTTL > 0 {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.MultihopTTL)}
 	}
+	// Long-lived graceful restart (RFC 9494): after the restart time a
+	// helper keeps our routes for the stale time, marked LLGR_STALE, so
+	// that they still forward while nothing else exists but lose to any
+	// fresh path at once (a VM started on another host).
+	llgr := gr && s.cfg.GracefulRestart.LongLivedStaleTime > 0
 	if gr {
 		ap.GracefulRestart = &api.GracefulRestart{
-			Enabled:         true,
-			RestartTime:     uint32(min(seconds(s.cfg.GracefulRestart.RestartTime, 1), 4095)),
-			LocalRestarting: opts.Restarting,
+			Enabled:          true,
+			RestartTime:      uint32(min(seconds(s.cfg.GracefulRestart.RestartTime, 1), 4095)),
+			LocalRestarting:  opts.Restarting,
+			LonglivedEnabled: llgr,
 		}
 	}
 	for _, f := range families(p) {
 		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}}
 		if gr {
 			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		if llgr {
+			af.LongLivedGracefulRestart = &api.LongLivedGracefulRestart{Config: &api.LongLivedGracefulRestartConfig{
+				Enabled:     true,
+				RestartTime: uint32(s.cfg.GracefulRestart.LongLivedStaleTime / time.Second),
+			}}
 		}
 		ap.AfiSafis = append(ap.AfiSafis, af)
 	}

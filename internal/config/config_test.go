@@ -53,6 +53,7 @@ func TestParseFull(t *testing.T) {
 		"  graceful-restart:",
 		"    enabled: false",
 		"    restart-time: 4095s",
+		"    long-lived-stale-time: 16777215s",
 		"  peers:",
 		"    - address: 198.18.0.1",
 		"      port: 1790",
@@ -98,8 +99,9 @@ func TestParseFull(t *testing.T) {
 			RouterID:   netip.MustParseAddr("192.0.2.1"),
 			ListenPort: 1179,
 			GracefulRestart: GracefulRestart{
-				Enabled:     false,
-				RestartTime: 4095 * time.Second,
+				Enabled:            false,
+				RestartTime:        4095 * time.Second,
+				LongLivedStaleTime: MaxLongLivedStaleTime,
 			},
 			Peers: []Peer{{
 				Address:      netip.MustParseAddr("198.18.0.1"),
@@ -313,6 +315,7 @@ func TestParseErrors(t *testing.T) {
 			"    enabled: yes",
 			"    restart-time: 4096s",
 			"    restart: 1s",
+			"    long-lived-stale-time: 16777216s",
 			"  peers: {}",
 			"mapping: {path: m.yaml}",
 		), []string{
@@ -321,8 +324,9 @@ func TestParseErrors(t *testing.T) {
 			`c.yaml:5: bgp.listen-port: want an integer from 0 to 65535, got 65536`,
 			`c.yaml:7: bgp.graceful-restart.enabled: want true or false, got "yes"`,
 			`c.yaml:8: bgp.graceful-restart.restart-time: want a whole number of seconds from 1s to 4095s like "120s", got "4096s"`,
-			`c.yaml:9: bgp.graceful-restart: unknown key "restart" (allowed: enabled, restart-time)`,
-			`c.yaml:10: bgp.peers: want a list, got a mapping`,
+			`c.yaml:9: bgp.graceful-restart: unknown key "restart" (allowed: enabled, restart-time, long-lived-stale-time)`,
+			`c.yaml:10: bgp.graceful-restart.long-lived-stale-time: want a whole number of seconds from 0s (off) to 16777215s like "3600s", got "16777216s"`,
+			`c.yaml:11: bgp.peers: want a list, got a mapping`,
 		}},
 		{"asn too large, router-id 0.0.0.0", doc(
 			"version: 1",

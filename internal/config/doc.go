@@ -23,6 +23,7 @@
 //	  graceful-restart:              # RFC 4724
 //	    enabled: true                # default true
 //	    restart-time: 120s           # default 120s; whole seconds, 1s..4095s
+//	    long-lived-stale-time: 0s    # RFC 9494 LLGR stale time; default 0s (off); whole seconds, up to 16777215s
 //	  peers:                         # default none
 //	    - address: 198.18.0.1        # required, a unicast IP address, unique among peers
 //	      port: 179                  # default 179; 1..65535

@@ -25,6 +25,9 @@ const (
 	// MaxRestartTime is the largest graceful-restart time: the field in the
 	// capability (RFC 4724) has 12 bits of seconds.
 	MaxRestartTime = 4095 * time.Second
+	// MaxLongLivedStaleTime is the largest long-lived stale time: the field
+	// in the LLGR capability has 24 bits of seconds (RFC 9494).
+	MaxLongLivedStaleTime = (1<<24 - 1) * time.Second
 	// MaxHoldTime is the largest hold time: a 16-bit count of seconds.
 	MaxHoldTime = 65535 * time.Second
 	// MinHoldTime is the smallest hold time other than 0 (RFC 4271).
@@ -299,6 +302,13 @@ func (l *loader) gracefulRestart(v *yaml.Node, gr *GracefulRestart) {
 				`a whole number of seconds from 1s to 4095s like "120s"`,
 				func(d time.Duration) bool { return wholeSeconds(d) && d >= time.Second && d <= MaxRestartTime }); ok {
 				gr.RestartTime = d
+			}
+		}},
+		yamlutil.Field{Key: "long-lived-stale-time", Do: func(_, v *yaml.Node) {
+			if d, ok := l.duration(v, "bgp.graceful-restart.long-lived-stale-time",
+				`a whole number of seconds from 0s (off) to 16777215s like "3600s"`,
+				func(d time.Duration) bool { return wholeSeconds(d) && d >= 0 && d <= MaxLongLivedStaleTime }); ok {
+				gr.LongLivedStaleTime = d
 			}
 		}},
 	)

@@ -88,6 +88,10 @@ type BGP struct {
 type GracefulRestart struct {
 	Enabled     bool          // enabled, default true
 	RestartTime time.Duration // restart-time, default 120s, at most 4095s
+	// LongLivedStaleTime is long-lived-stale-time (RFC 9494): when set,
+	// every session also announces long-lived graceful restart for each of
+	// its families with this stale time; 0 (the default) announces none.
+	LongLivedStaleTime time.Duration
 }
 
 // Peer is one item of bgp.peers.
