@@ -20,13 +20,7 @@ import (
 // libvirtd restart under running guests, a second Down, and that Down
 // leaves nothing behind.
 func TestHarness(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the real-world lab does not run with -short")
-	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
+	log := labTestLog(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	t0 := time.Now()
@@ -197,4 +191,17 @@ func TestHarness(t *testing.T) {
 	if _, err := os.Stat(l.Dir); err == nil {
 		t.Errorf("lab dir %s left", l.Dir)
 	}
+}
+
+// labTestLog skips a lab test under -short and returns the log for the lab:
+// progress on stderr with -v, nothing otherwise.
+func labTestLog(t *testing.T) *slog.Logger {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("the real-world lab does not run with -short")
+	}
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -24,13 +22,7 @@ import (
 // limits and graceful-restart capabilities are there, and bgpd refused no
 // line.
 func TestToRGuide(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the real-world lab does not run with -short")
-	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
+	log := labTestLog(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l, err := lab.Up(ctx, lab.Options{NoVirtbgp: true, Log: log})

@@ -99,18 +99,7 @@ func localRestarting(t *testing.T, sp *bgp.Speaker, peer string) bool {
 // State bit of its IPv4 unicast tuple.
 func receivedRestartFlags(t *testing.T, r *bgptest.ToR, neighbor string) (restart, forwarding bool) {
 	t.Helper()
-	var caps []packet.ParameterCapabilityInterface
-	var derr error
-	err := r.Server.ListPeer(context.Background(), &api.ListPeerRequest{Address: neighbor}, func(p *api.Peer) {
-		caps, derr = apiutil.UnmarshalCapabilities(p.GetState().GetRemoteCap())
-	})
-	if err == nil {
-		err = derr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range caps {
+	for _, c := range receivedCaps(t, r, neighbor) {
 		gr, ok := c.(*packet.CapGracefulRestart)
 		if !ok {
 			continue
@@ -167,6 +156,21 @@ func TestLongLivedGracefulRestartCapability(t *testing.T) {
 // graceful restart capability the ToR received from neighbor (none: empty).
 func receivedLLGR(t *testing.T, r *bgptest.ToR, neighbor string) map[packet.RouteFamily]uint32 {
 	t.Helper()
+	out := map[packet.RouteFamily]uint32{}
+	for _, c := range receivedCaps(t, r, neighbor) {
+		if l, ok := c.(*packet.CapLongLivedGracefulRestart); ok {
+			for _, tu := range l.Tuples {
+				out[packet.AfiSafiToRouteFamily(tu.AFI, tu.SAFI)] = tu.RestartTime
+			}
+		}
+	}
+	return out
+}
+
+// receivedCaps returns the capabilities of the OPEN the ToR received from
+// neighbor.
+func receivedCaps(t *testing.T, r *bgptest.ToR, neighbor string) []packet.ParameterCapabilityInterface {
+	t.Helper()
 	var caps []packet.ParameterCapabilityInterface
 	var derr error
 	err := r.Server.ListPeer(context.Background(), &api.ListPeerRequest{Address: neighbor}, func(p *api.Peer) {
@@ -178,13 +182,5 @@ func receivedLLGR(t *testing.T, r *bgptest.ToR, neighbor string) map[packet.Rout
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[packet.RouteFamily]uint32{}
-	for _, c := range caps {
-		if l, ok := c.(*packet.CapLongLivedGracefulRestart); ok {
-			for _, tu := range l.Tuples {
-				out[packet.AfiSafiToRouteFamily(tu.AFI, tu.SAFI)] = tu.RestartTime
-			}
-		}
-	}
-	return out
+	return caps
 }
