@@ -411,12 +411,8 @@ func (d *Daemon) reloadMapping(ctx context.Context, force bool) (string, error) 
 		d.log.Warn("previous mapping stays in force", "path", path, "generation", d.generation)
 		return "", err
 	}
-	old, err := d.rec.Snapshot(ctx)
+	change, err := d.rec.SetMapping(ctx, m)
 	if err != nil {
-		return "", fmt.Errorf("read the mapping in force: %w", err)
-	}
-	change := mapping.Diff(old.Mapping, m)
-	if err := d.rec.SetMapping(ctx, m); err != nil {
 		return "", fmt.Errorf("put the reloaded mapping in force: %w", err)
 	}
 	d.mappingDigest, d.failedDigest = digest, ""

@@ -92,13 +92,20 @@ type updateMsg struct {
 
 type snapshotMsg struct{ reply chan Snapshot }
 
-// SetMapping puts a new mapping in force and returns after the resulting
-// route changes were applied (or ctx ended). The caller validated it.
-func (r *Reconciler) SetMapping(ctx context.Context, m *mapping.Mapping) error {
-	return r.update(ctx, "set mapping", func(st *state) {
-		r.log.Info("mapping in force", "change", mapping.Diff(st.mapping, m).String())
+// SetMapping puts a new mapping in force and returns, after the resulting
+// route changes were applied (or ctx ended), how it differs from the
+// mapping it replaced. The caller validated it.
+func (r *Reconciler) SetMapping(ctx context.Context, m *mapping.Mapping) (mapping.Changes, error) {
+	var change mapping.Changes
+	err := r.update(ctx, "set mapping", func(st *state) {
+		change = mapping.Diff(st.mapping, m)
 		st.mapping = m
 	})
+	if err != nil {
+		// change is the reconciler's until it has run the update.
+		return mapping.Changes{}, err
+	}
+	return change, nil
 }
 
 // Drain is the host's drain state. Its text form, "none", "draining" or

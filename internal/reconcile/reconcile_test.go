@@ -243,7 +243,7 @@ func TestMappingChangeAppliesOnlyTheDifference(t *testing.T) {
 	h.sp.resetOps()
 
 	edited := strings.Replace(testMapping, "med: 10", "med: 20", 1)
-	if err := h.r.SetMapping(h.ctx, parseMapping(t, edited)); err != nil {
+	if _, err := h.r.SetMapping(h.ctx, parseMapping(t, edited)); err != nil {
 		t.Fatal(err)
 	}
 	_, ops := h.sp.snapshot()
@@ -253,7 +253,7 @@ func TestMappingChangeAppliesOnlyTheDifference(t *testing.T) {
 	}
 
 	h.sp.resetOps()
-	if err := h.r.SetMapping(h.ctx, parseMapping(t, edited)); err != nil {
+	if _, err := h.r.SetMapping(h.ctx, parseMapping(t, edited)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ops := h.sp.snapshot(); len(ops) != 0 {
@@ -262,7 +262,7 @@ func TestMappingChangeAppliesOnlyTheDifference(t *testing.T) {
 
 	// Remove db-01 from the mapping: its route goes, nothing else moves.
 	noDB := strings.Replace(edited, "  db-01:\n    uuid: 00000000-0000-0000-0000-0000000000d1\n    ips: [192.0.2.20]\n", "", 1)
-	if err := h.r.SetMapping(h.ctx, parseMapping(t, noDB)); err != nil {
+	if _, err := h.r.SetMapping(h.ctx, parseMapping(t, noDB)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ops := h.sp.snapshot(); !slices.Equal(ops, []string{"withdraw 192.0.2.20/32"}) {
@@ -681,7 +681,7 @@ func TestRouteLog(t *testing.T) {
 	hv.set(dom("db-01", uuidDB, StateRunning, "booted"), true)
 	settle()
 	noDB := strings.Replace(testMapping, "  db-01:\n    uuid: 00000000-0000-0000-0000-0000000000d1\n    ips: [192.0.2.20]\n", "", 1)
-	if err := r.SetMapping(ctx, parseMapping(t, noDB)); err != nil {
+	if _, err := r.SetMapping(ctx, parseMapping(t, noDB)); err != nil {
 		t.Fatal(err)
 	}
 	if want := `msg="route withdrawn" domain=db-01 vm=db-01 prefix=192.0.2.20/32 action=withdraw reason=unmapped`; !strings.Contains(buf.String(), want) {
