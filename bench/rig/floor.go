@@ -78,7 +78,7 @@ func parseCommunity(s string) (uint32, error) {
 // when it is established (BIRD's KEEPALIVE answered ours).
 func (r *Rig) StartFloor(ctx context.Context) (*Floor, error) {
 	conn, err := dialInNS(ctx, filepath.Join("/run/netns", r.Host.NS),
-		netip.AddrPortFrom(r.Host.IPv4, 0), netip.AddrPortFrom(lab.BIRDv4, 179))
+		netip.AddrPortFrom(r.Host.IPv4, 0), netip.AddrPortFrom(r.Host.ToR(lab.BIRDv4), 179))
 	if err != nil {
 		return nil, fmt.Errorf("floor: %w", err)
 	}

@@ -114,7 +114,7 @@ func (h *Host) StartExaBGP(ctx context.Context, c ExaBGPConfig) (*ExaBGP, error)
 		}
 		routers = append(routers, r)
 		fmt.Fprintf(&b, "neighbor %s {\n\trouter-id %s;\n\tlocal-address %s;\n\tlocal-as %d;\n\tpeer-as %d;\n\thold-time %d;\n",
-			p, h.IPv4, h.IPv4, h.ASN, l.opts.ToRASN, int(hold.Seconds()))
+			h.ToR(p), h.IPv4, h.IPv4, h.ASN, l.opts.ToRASN, int(hold.Seconds()))
 		b.WriteString("\tfamily {\n\t\tipv4 unicast;\n\t}\n\tapi {\n\t\tprocesses [ feed ];\n\t}\n}\n")
 	}
 	conf := filepath.Join(e.Dir, "exabgp.conf")

@@ -22,6 +22,11 @@ import (
 )
 
 // Addresses of the lab. They are configured only inside its namespaces.
+// Each hypervisor has its own routed link to the tor namespace, as a server
+// has its own port on a layer-3 ToR: BIRDv4, BIRDv6, FRRv4 and FRRv6 are the
+// ToRs' addresses on host A's link, and on host B's link they have the next
+// ones (198.18.0.3 and .4, fd00:198:18::3 and ::4); [Host.ToR] gives the
+// address of a ToR on a host's link.
 var (
 	BIRDv4  = netip.MustParseAddr("198.18.0.1")
 	BIRDv6  = netip.MustParseAddr("fd00:198:18::1")
@@ -133,9 +138,15 @@ type Lab struct {
 type Host struct {
 	// Name is "hvA" or "hvB"; NS the name of its network namespace.
 	Name, NS string
-	// IPv4 and IPv6 are its addresses on the ToR bridge; IPv4 is also its
-	// BGP router ID.
+	// IPv4 and IPv6 are its addresses on its link to the ToRs; IPv4 is
+	// also its BGP router ID.
 	IPv4, IPv6 netip.Addr
+	// Link is the name of its link in the tor namespace (the ToR's port):
+	// vA or vB. The host's end is eth0 in its namespace.
+	Link string
+	// tor is the ToRs' address on this host's link, by the name of the
+	// address on host A's link (BIRDv4, BIRDv6, FRRv4, FRRv6).
+	tor map[netip.Addr]netip.Addr
 	// ASN is virtbgp's AS number on this host.
 	ASN uint32
 	// Dir is the host's directory in the lab directory.
@@ -162,6 +173,16 @@ func (l *Lab) Host(name string) *Host {
 		}
 	}
 	return nil
+}
+
+// ToR returns the address on h's link of the ToR address a, one of BIRDv4,
+// BIRDv6, FRRv4 and FRRv6 (their addresses on host A's link); any other
+// address is returned as it is.
+func (h *Host) ToR(a netip.Addr) netip.Addr {
+	if b, ok := h.tor[a]; ok {
+		return b
+	}
+	return a
 }
 
 // Other returns the other hypervisor.
@@ -196,17 +217,26 @@ func newLab(opts Options, log *slog.Logger) *Lab {
 		procs:   map[string]*process{},
 		virtbgp: map[string]VirtbgpConfig{},
 	}
-	mk := func(name string, v4, v6 netip.Addr, asn uint32) *Host {
+	mk := func(name string, v4, v6 netip.Addr, asn uint32, torOffset int) *Host {
 		dir := filepath.Join(opts.Dir, name)
+		tor := map[netip.Addr]netip.Addr{}
+		for _, a := range []netip.Addr{BIRDv4, BIRDv6, FRRv4, FRRv6} {
+			b := a
+			for range torOffset {
+				b = b.Next()
+			}
+			tor[a] = b
+		}
 		return &Host{
 			Name: name, NS: opts.Prefix + name, IPv4: v4, IPv6: v6, ASN: asn, Dir: dir,
+			Link: "v" + name[len(name)-1:], tor: tor,
 			URI:    "qemu:///system?socket=" + filepath.Join(dir, "run", "libvirt-sock"),
 			TCPURI: "qemu+tcp://" + v4.String() + "/system",
 			lab:    l,
 		}
 	}
-	l.A = mk("hvA", HostAv4, HostAv6, opts.HostAASN)
-	l.B = mk("hvB", HostBv4, HostBv6, opts.HostBASN)
+	l.A = mk("hvA", HostAv4, HostAv6, opts.HostAASN, 0)
+	l.B = mk("hvB", HostBv4, HostBv6, opts.HostBASN, 2)
 	torDir := filepath.Join(opts.Dir, "tor")
 	l.BIRD = &BIRD{Socket: filepath.Join(torDir, "bird.ctl"), Log: filepath.Join(torDir, "bird.log"), lab: l}
 	l.FRR = &FRR{Dir: filepath.Join(torDir, "frr"), lab: l}
@@ -445,9 +475,14 @@ func KVMUsable() bool {
 	return errno == 0 && v == 12
 }
 
-// setupNetwork creates the namespaces, the bridge in tor and a veth from
-// each hypervisor into it, and the addresses (IPv6 without duplicate address
-// detection, so they are usable at once).
+// setupNetwork creates the namespaces and a routed link from each
+// hypervisor to tor: a veth whose tor end (Host.Link) carries the ToRs'
+// addresses for that host as point-to-point addresses with the host as
+// peer, so that the host's link going down is the ToRs' interface going
+// down. The host's end (eth0) has a /24 and a /64 on it: tor answers for
+// the other host's addresses (proxy ARP and NDP) and routes between the
+// two, so the libvirtds reach each other for migrations. IPv6 addresses go
+// without duplicate address detection, so they are usable at once.
 func (l *Lab) setupNetwork(ctx context.Context) error {
 	for _, ns := range l.Namespaces() {
 		if _, err := run(ctx, "ip", "netns", "add", ns); err != nil {
@@ -458,25 +493,38 @@ func (l *Lab) setupNetwork(ctx context.Context) error {
 			return err
 		}
 	}
-	tor := []string{
-		"link set lo up",
-		"link add br0 type bridge mcast_snooping 0",
-		fmt.Sprintf("addr add %s/24 dev br0", BIRDv4),
-		fmt.Sprintf("addr add %s/24 dev br0", FRRv4),
-		fmt.Sprintf("addr add %s/64 dev br0 nodad", BIRDv6),
-		fmt.Sprintf("addr add %s/64 dev br0 nodad", FRRv6),
-		"link set br0 up",
-	}
+	sysctls := []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv6.conf.all.proxy_ndp=1"}
+	tor := []string{"link set lo up"}
 	for _, h := range l.Hosts() {
-		port := "v" + h.Name[len(h.Name)-1:] // vA, vB
+		o := l.Other(h)
+		tor = append(tor, fmt.Sprintf("link add %s type veth peer name eth0 netns %s", h.Link, h.NS))
+		for _, a := range []netip.Addr{BIRDv4, FRRv4} {
+			tor = append(tor, fmt.Sprintf("addr add %s/32 peer %s/32 dev %s", h.ToR(a), h.IPv4, h.Link))
+		}
+		for _, a := range []netip.Addr{BIRDv6, FRRv6} {
+			tor = append(tor, fmt.Sprintf("addr add %s/128 peer %s/128 dev %s nodad", h.ToR(a), h.IPv6, h.Link))
+		}
 		tor = append(tor,
-			fmt.Sprintf("link add %s type veth peer name eth0 netns %s", port, h.NS),
-			fmt.Sprintf("link set %s master br0 up", port))
+			fmt.Sprintf("link set %s up", h.Link),
+			fmt.Sprintf("route replace %s/128 dev %s", h.IPv6, h.Link),
+			fmt.Sprintf("neigh add proxy %s dev %s", o.IPv6, h.Link))
+		sysctls = append(sysctls, fmt.Sprintf("net.ipv4.conf.%s.proxy_arp=1", h.Link),
+			fmt.Sprintf("net.ipv4.conf.%s.rp_filter=0", h.Link))
 	}
 	if err := ipBatch(ctx, l.TorNS, tor); err != nil {
 		return err
 	}
+	if _, err := run(ctx, append([]string{"ip", "netns", "exec", l.TorNS, "sysctl", "-q", "-w"}, sysctls...)...); err != nil {
+		return fmt.Errorf("configure namespace %s: %w", l.TorNS, err)
+	}
 	for _, h := range l.Hosts() {
+		// The host's IPv6 addresses survive its link going down and up
+		// (Host.Fail, Host.Recover), as an IPv4 address does.
+		if _, err := run(ctx, "ip", "netns", "exec", h.NS, "sysctl", "-q", "-w",
+			"net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"); err != nil {
+			return fmt.Errorf("configure namespace %s: %w", h.NS, err)
+		}
 		if err := ipBatch(ctx, h.NS, []string{
 			"link set lo up",
 			fmt.Sprintf("addr add %s/24 dev eth0", h.IPv4),

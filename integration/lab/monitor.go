@@ -130,6 +130,7 @@ type RouteMonitor struct {
 
 	mu      sync.Mutex
 	events  []RouteEvent
+	markers int           // marker route events seen (Sync)
 	changed chan struct{} // closed and replaced on each new event
 	done    chan struct{} // closed when ip's output ended
 }
@@ -274,6 +275,11 @@ func (m *RouteMonitor) read(r io.Reader, sawMarker chan struct{}) {
 				saw = true
 				close(sawMarker)
 			}
+			m.mu.Lock()
+			m.markers++
+			close(m.changed)
+			m.changed = make(chan struct{})
+			m.mu.Unlock()
 			continue
 		}
 		m.mu.Lock()

@@ -67,9 +67,9 @@ type torPeer struct {
 func (l *Lab) torPeers(birdSide bool) []torPeer {
 	var out []torPeer
 	for _, h := range l.Hosts() {
-		l4, l6 := BIRDv4, BIRDv6
+		l4, l6 := h.ToR(BIRDv4), h.ToR(BIRDv6)
 		if !birdSide {
-			l4, l6 = FRRv4, FRRv6
+			l4, l6 = h.ToR(FRRv4), h.ToR(FRRv6)
 		}
 		out = append(out,
 			torPeer{Name: h.Name + "4", Host: h.Name, Addr: h.IPv4, Local: l4, ASN: h.ASN},
@@ -516,7 +516,7 @@ func (f *FRR) start(ctx context.Context) error {
 		return fmt.Errorf("frr zebra did not come up: %w", err)
 	}
 	bp, err := startProcess(bgpdProc, filepath.Join(f.Dir, "bgpd.out"), nil,
-		append(common("bgpd"), "-l", FRRv4.String(), "-l", FRRv6.String())...)
+		append(common("bgpd"), f.listen()...)...)
 	if err != nil {
 		return err
 	}
@@ -544,6 +544,16 @@ func (f *FRR) start(ctx context.Context) error {
 	}
 	l.log.Info("frr up", "zebra", zp.PID, "bgpd", bp.PID, "vty", f.Dir, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// listen returns bgpd's -l options: FRR's addresses on both hosts' links
+// (BIRD listens on the others of the namespace).
+func (f *FRR) listen() []string {
+	var out []string
+	for _, h := range f.lab.Hosts() {
+		out = append(out, "-l", h.ToR(FRRv4).String(), "-l", h.ToR(FRRv6).String())
+	}
+	return out
 }
 
 // ConfigErrors returns what bgpd and zebra reported about their config

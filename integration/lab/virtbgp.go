@@ -54,7 +54,8 @@ type VirtbgpConfig struct {
 	// libvirtd of a benchmark); empty: the host's.
 	LibvirtURI string `json:"libvirt_uri,omitempty"`
 	// Peers are the ToR addresses to peer with, out of BIRDv4, BIRDv6,
-	// FRRv4 and FRRv6; empty: all four.
+	// FRRv4 and FRRv6 (on host B, the ToRs' addresses on its link stand in
+	// for them: [Host.ToR]); empty: all four.
 	Peers []netip.Addr `json:"peers,omitempty"`
 	// Binary is a virtbgp binary to run instead of the lab's (a benchmark's
 	// build of an earlier revision); empty: the lab's.
@@ -120,7 +121,7 @@ func (h *Host) VirtbgpYAML(c VirtbgpConfig) (string, error) {
 			continue
 		}
 		fmt.Fprintf(&b, "    - {address: %q, asn: %d, families: [%s], hold-time: %s, local-address: %q}\n",
-			p.addr, tor, p.fam, dur(hold), p.local)
+			h.ToR(p.addr), tor, p.fam, dur(hold), p.local)
 	}
 	fmt.Fprintf(&b, "mapping:\n  path: %q\n", mp)
 	if c.NoMappingWatch {
