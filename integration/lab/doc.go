@@ -2,14 +2,23 @@
 // hypervisors with real live migration and two real top-of-rack routers,
 // BIRD 2 and FRR, all in network namespaces.
 //
-//	         tor (namespace): bridge br0
-//	         BIRD 198.18.0.1  fd00:198:18::1   AS 65000, best paths -> kernel table 100
-//	         FRR  198.18.0.2  fd00:198:18::2   AS 65000, best paths -> kernel main table
+//	         tor (namespace): a routed port per hypervisor, vA and vB
+//	         BIRD 198.18.0.1 (.3 on vB)  fd00:198:18::1 (::3)  AS 65000, best paths -> kernel table 100
+//	         FRR  198.18.0.2 (.4 on vB)  fd00:198:18::2 (::4)  AS 65000, best paths -> kernel main table
 //	            /                       \
 //	hvA (namespace)                  hvB (namespace)
 //	198.18.0.11 fd00:198:18::11      198.18.0.12 fd00:198:18::12
 //	libvirtd (own mount+UTS ns)      libvirtd (own mount+UTS ns)
 //	virtbgp run, AS 65011            virtbgp run, AS 65012
+//
+// Each hypervisor's link is its own: the ToRs' addresses on it are
+// point-to-point addresses with the host as peer ([Host.ToR] gives them),
+// so the host's link going down is the ToRs' port going down, as on a
+// layer-3 ToR. The tor namespace answers ARP and NDP for the other host
+// and routes between the two (live migration). [Host.Fail] makes a host
+// fail in each way a ToR can see ([Failures]): its link goes down, it
+// falls silent (the sessions end by hold timer), its connections are
+// reset, or its virtbgp is killed; [Host.Recover] brings it back.
 //
 // [Up] creates the namespaces (named with a per-lab prefix, "vb<pid>-<n>-"
 // by default, so two labs never collide), starts one libvirtd per

@@ -243,7 +243,7 @@ func newLab(opts Options, log *slog.Logger) *Lab {
 	return l
 }
 
-// Up builds and starts a lab: namespaces, bridge and veths, a libvirtd per
+// Up builds and starts a lab: namespaces and routed links, a libvirtd per
 // hypervisor, BIRD and FRR, and builds virtbgp. It starts no virtbgp
 // ([Host.StartVirtbgp] does) and no guest. On error everything started is
 // taken down again.

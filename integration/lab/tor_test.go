@@ -62,6 +62,21 @@ func TestToRConfigsAreTheGuides(t *testing.T) {
 		}
 	}
 
+	// README's "Configure your ToR" has both files as they are.
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	birdText, err := os.ReadFile(birdDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string][]byte{"docs/tor/bird.conf": birdText, "docs/tor/frr.conf": frrDoc} {
+		if !strings.Contains(string(readme), "\n```\n"+string(text)+"```\n") {
+			t.Errorf("README.md does not have %s as it is in a code block", name)
+		}
+	}
+
 	// A lab whose ToRs are of another AS than the guide's is refused
 	// rather than run with a config that is not the guide's.
 	other := newLab(Options{Dir: dir, Prefix: "p-", ToRASN: 64999, HostAASN: DefaultHostAASN, HostBASN: DefaultHostBASN}, nil)
