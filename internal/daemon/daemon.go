@@ -62,11 +62,19 @@ type Daemon struct {
 	watch   chan struct{}              // the file watcher's hint, capacity 1
 
 	// Owned by the main loop (Run).
+	//
+	// The generation counts the mapping contents put in force:
+	// contentDigest (what the mapping says) decides whether a reload is a
+	// new one, and is what status and metrics export. fileDigest and
+	// failedDigest are mapping.Digest of the files' bytes, to skip reading
+	// files that did not change at all.
 	generation    int
 	loadedAt      time.Time
 	lastReload    status.Reload
-	mappingDigest string // digest of the mapping in force
-	failedDigest  string // digest of the last content that failed to load
+	contentDigest string // contentDigest of the mapping in force
+	fileDigest    string // mapping.Digest of the files in force
+	failedDigest  string // mapping.Digest of the last files that failed to load
+	origins       *origins
 	drain         *drainer
 	peersAdded    bool
 }
@@ -85,8 +93,9 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		metrics:    status.NewMetrics(),
 	}
 	if digest, err := mapping.Digest(cfg.Mapping.Path); err == nil {
-		d.mappingDigest = digest
+		d.fileDigest = digest
 	}
+	d.contentDigest = contentDigest(m)
 	d.metrics.ReloadResult(true, d.loadedAt)
 	d.speaker = bgp.New(cfg.BGP, log.With("part", "bgp"))
 	d.hv = libvirt.New(cfg.Libvirt.URI, log.With("part", "libvirt"))
@@ -385,13 +394,16 @@ func restartOnly(old, nc *config.Config) []string {
 }
 
 // reloadMapping loads the mapping again and puts it in force. Unless force,
-// content that is unchanged, or that already failed, is not loaded again
-// (the file watcher must not retry a broken file in a loop). Runs in the
-// main loop.
+// files that are unchanged, or that already failed, are not loaded again
+// (the file watcher must not retry a broken file in a loop). A mapping
+// whose content is the same as the one in force (contentDigest: only
+// layout, formatting, comments or lines changed) is put in force, so that
+// status shows the entries' new lines, but is not a new generation. Runs
+// in the main loop.
 func (d *Daemon) reloadMapping(ctx context.Context, force bool) (string, error) {
 	path := d.cfg.Mapping.Path
 	digest, derr := mapping.Digest(path)
-	if !force && derr == nil && digest == d.mappingDigest {
+	if !force && derr == nil && digest == d.fileDigest {
 		if !d.lastReload.OK && !d.lastReload.At.IsZero() {
 			// The files are back to what is in force: nothing is broken.
 			d.failedDigest = ""
@@ -411,16 +423,22 @@ func (d *Daemon) reloadMapping(ctx context.Context, force bool) (string, error) 
 		d.log.Warn("previous mapping stays in force", "path", path, "generation", d.generation)
 		return "", err
 	}
+	content := contentDigest(m)
 	change, err := d.rec.SetMapping(ctx, m)
 	if err != nil {
 		return "", fmt.Errorf("put the reloaded mapping in force: %w", err)
 	}
-	d.mappingDigest, d.failedDigest = digest, ""
+	d.fileDigest, d.failedDigest = digest, ""
+	d.recordReload(true, nil)
+	if content == d.contentDigest {
+		d.log.Info("mapping reloaded", "generation", d.generation, "new_generation", false, "change", change.String(), "digest", content)
+		return fmt.Sprintf("mapping generation %d stays in force: same content", d.generation), nil
+	}
+	d.contentDigest = content
 	d.generation++
 	d.loadedAt = time.Now()
-	d.recordReload(true, nil)
 	msg := fmt.Sprintf("mapping generation %d in force: %s", d.generation, change)
-	d.log.Info("mapping reloaded", "generation", d.generation, "change", change.String())
+	d.log.Info("mapping reloaded", "generation", d.generation, "new_generation", true, "change", change.String(), "digest", content)
 	return msg, nil
 }
 

@@ -32,6 +32,7 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 		Mapping: status.Mapping{
 			Path:       d.cfg.Mapping.Path,
 			Generation: d.generation,
+			Digest:     d.contentDigest,
 			LoadedAt:   d.loadedAt,
 			Files:      snap.Mapping.Sources(),
 			VMs:        vms,
@@ -62,6 +63,9 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 		perDomain[w.UUID]++
 		r.Routes = append(r.Routes, reportRoute(w))
 	}
+	if d.origins == nil || d.origins.m != snap.Mapping {
+		d.origins = newOrigins(snap.Mapping)
+	}
 	for _, dom := range snap.Domains {
 		vm, _ := snap.Mapping.Lookup(dom.Name, dom.UUID)
 		sd := status.Domain{
@@ -72,8 +76,17 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			VM:     vm,
 			Routes: perDomain[dom.UUID],
 		}
+		if vm != "" {
+			sd.Source, sd.Origin = status.SourceFile, d.origins.of(vm)
+		}
 		if dom.Migration != reconcile.MigrationNone {
 			sd.Migration = dom.Migration.String()
+		}
+		if a, ok := snap.Arrivals[dom.UUID]; ok {
+			sd.MigratedIn = true
+			if a.Unmapped {
+				sd.Problem = status.ProblemUnmappedArrival
+			}
 		}
 		r.Domains = append(r.Domains, sd)
 	}

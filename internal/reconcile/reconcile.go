@@ -46,6 +46,7 @@ type nopObserver struct{}
 
 func (nopObserver) Reconciled(time.Duration, int, bool) {}
 func (nopObserver) EventApplied(time.Duration)          {}
+func (nopObserver) UnmappedArrival()                    {}
 
 // Reconciler keeps the speaker's routes equal to Desired(domains, mapping,
 // policy). Create it with New and start it with Run; every other method may
@@ -206,6 +207,9 @@ type Snapshot struct {
 	Drain     Drain
 	Synced    bool
 	LastSync  time.Time // last successful full sync
+	// Arrivals are the domains that arrived on this host by live
+	// migration, by UUID (see Arrival).
+	Arrivals map[string]Arrival
 }
 
 // Snapshot returns a copy of the current state.
@@ -230,6 +234,9 @@ type state struct {
 	drain     Drain
 	domains   map[string]Domain // by UUID
 	announced map[netip.Prefix]Want
+	// arrivals are the domains that arrived by live migration, by UUID:
+	// TrackArrivals of st.domains and st.mapping after each read.
+	arrivals map[string]Arrival
 	// dirty domains (UUID -> the first hint that marked it) and the
 	// full-resync flag.
 	dirty    map[string]Hint
@@ -337,6 +344,7 @@ func (st *state) snapshot() Snapshot {
 		Drain:     st.drain,
 		Synced:    st.synced,
 		LastSync:  st.lastSync,
+		Arrivals:  maps.Clone(st.arrivals),
 	}
 	slices.SortFunc(s.Domains, func(a, b Domain) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(s.Announced, func(a, b Want) int { return a.Route.Prefix.Compare(b.Route.Prefix) })
@@ -351,6 +359,7 @@ func (st *state) snapshot() Snapshot {
 func (r *Reconciler) pass(ctx context.Context, st *state) {
 	start := time.Now()
 	readOK := r.read(ctx, st)
+	r.trackArrivals(st)
 	want := WithDrain(Desired(slices.Collect(maps.Values(st.domains)), st.mapping, r.opts.Policy), st.drain)
 	applyOK := r.apply(ctx, st, want)
 	clear(st.eventAt)
@@ -420,6 +429,23 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 		st.domains[uuid] = d
 	}
 	return ok
+}
+
+// trackArrivals updates the record of domains that arrived by live
+// migration (TrackArrivals) and reports each arrival that the mapping does
+// not name, once: a warning in the log and the Observer's count.
+func (r *Reconciler) trackArrivals(st *state) {
+	var ch ArrivalChanges
+	st.arrivals, ch = TrackArrivals(st.arrivals, st.domains, st.mapping)
+	for _, d := range ch.Unmapped {
+		r.log.Warn("migrated-in domain has no mapping here", "domain", d.Name, "uuid", d.UUID,
+			"state", d.State.String(), "state_reason", d.Reason)
+		r.opts.Observer.UnmappedArrival()
+	}
+	for _, d := range ch.Mapped {
+		vm, _ := st.mapping.Lookup(d.Name, d.UUID)
+		r.log.Info("migrated-in domain is mapped now", "domain", d.Name, "uuid", d.UUID, "vm", vm)
+	}
 }
 
 // logEachUpTo is how many route changes of one pass are logged one line

@@ -524,6 +524,19 @@ type recObserver struct {
 	mu        sync.Mutex
 	passes    int
 	latencies []time.Duration
+	unmapped  int
+}
+
+func (o *recObserver) UnmappedArrival() {
+	o.mu.Lock()
+	o.unmapped++
+	o.mu.Unlock()
+}
+
+func (o *recObserver) unmappedArrivals() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.unmapped
 }
 
 func (o *recObserver) Reconciled(took time.Duration, announced int, ok bool) {

@@ -100,6 +100,10 @@ type Observer interface {
 	// event, with the time from the event's arrival to the speaker call's
 	// return.
 	EventApplied(latency time.Duration)
+	// UnmappedArrival reports a domain that arrived on this host by live
+	// migration and that the mapping in force does not name: once per
+	// arrival (see Arrival).
+	UnmappedArrival()
 }
 
 // ErrNotConnected is what a Hypervisor returns (wrapped or not) while it has

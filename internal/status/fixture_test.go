@@ -12,9 +12,13 @@ func u32(v uint32) *uint32 { return &v }
 // exactly.
 func at(hour, min, sec int) time.Time { return time.Date(2025, 6, 4, hour, min, sec, 0, time.UTC) }
 
+// sampleDigest is the mapping digest of sampleReport.
+const sampleDigest = "5d41402abc4b2a76b9719d911017c592ae1f3c8e2b0e7d7a6b5c4d3e2f1a0b9c"
+
 // sampleReport is a realistic Report: two ToRs up (one over IPv6), a third
 // peer down; a running VM, both ends of migrations, an unmapped and a
-// stopped domain; a rejected reload.
+// stopped domain, a domain that arrived by migration and is not in the
+// mapping; a rejected reload.
 func sampleReport() Report {
 	return Report{
 		Version: "1.4.0",
@@ -28,11 +32,17 @@ func sampleReport() Report {
 			{Address: "198.18.0.1", ASN: 65000, State: "established", Since: time.Date(2025, 6, 1, 9, 0, 3, 0, time.UTC), RoutesSent: 5, Families: []string{"ipv4", "ipv6"}, LastDown: "peer sent NOTIFICATION: cease/administrative reset"},
 		},
 		Domains: []Domain{
-			{Name: "web-01", UUID: "6695eb01-f6a4-8304-79aa-97f2502e193f", State: "running", Reason: "booted", VM: "web-01", Routes: 3},
-			{Name: "db-02", UUID: "0c1a5e2e-7f9b-4d5c-8f1e-2a3b4c5d6e7f", State: "paused", Reason: "migration", Migration: "incoming", VM: "db-02", Routes: 1},
-			{Name: "cache-03", UUID: "9b2f6c1d-1111-4a2b-8c3d-4e5f60718293", State: "paused", Reason: "migration", Migration: "outgoing", VM: "cache-03", Routes: 1},
+			{Name: "web-01", UUID: "6695eb01-f6a4-8304-79aa-97f2502e193f", State: "running", Reason: "booted", VM: "web-01",
+				Source: SourceFile, Origin: "/etc/virtbgp/mapping.d/web.yaml:4", Routes: 3},
+			{Name: "db-02", UUID: "0c1a5e2e-7f9b-4d5c-8f1e-2a3b4c5d6e7f", State: "paused", Reason: "migration", Migration: "incoming", VM: "db-02",
+				Source: SourceFile, Origin: "/etc/virtbgp/mapping.d/db.yaml:2", Routes: 1, MigratedIn: true},
+			{Name: "cache-03", UUID: "9b2f6c1d-1111-4a2b-8c3d-4e5f60718293", State: "paused", Reason: "migration", Migration: "outgoing", VM: "cache-03",
+				Source: SourceFile, Origin: "/etc/virtbgp/mapping.d/web.yaml:20", Routes: 1},
 			{Name: "build-07", UUID: "aa0e1d3c-2222-4b3c-9d4e-5f6071829304", State: "off", Reason: "shutdown"},
-			{Name: "old-04", UUID: "bb1f2e4d-3333-4c4d-8e5f-607182930415", State: "off", Reason: "destroyed", VM: "old-04"},
+			{Name: "old-04", UUID: "bb1f2e4d-3333-4c4d-8e5f-607182930415", State: "off", Reason: "destroyed", VM: "old-04",
+				Source: SourceFile, Origin: "/etc/virtbgp/mapping.d/zz-legacy.yaml:7"},
+			{Name: "lost-09", UUID: "cc2a3f5e-4444-4d5e-9f60-718293041526", State: "running", Reason: "migrated", Routes: 0,
+				MigratedIn: true, Problem: ProblemUnmappedArrival},
 		},
 		Routes: []Route{
 			{Prefix: "2001:db8::10/128", NextHop: "self", Communities: []string{"65001:100"}, LargeCommunities: []string{"65001:1:2"}, MED: u32(10), Domain: "web-01", VM: "web-01", Why: "running"},
@@ -44,6 +54,7 @@ func sampleReport() Report {
 		Mapping: Mapping{
 			Path:       "/etc/virtbgp/mapping.d",
 			Generation: 7,
+			Digest:     sampleDigest,
 			LoadedAt:   at(11, 30, 0),
 			Files:      []string{"/etc/virtbgp/mapping.d/db.yaml", "/etc/virtbgp/mapping.d/web.yaml", "/etc/virtbgp/mapping.d/zz-legacy.yaml"},
 			VMs:        12,

@@ -24,8 +24,8 @@ const namespace = "virtbgp"
 // Three kinds of series live in it:
 //
 //   - what the reconciler reports as it works, through the reconcile.Observer
-//     methods Reconciled and EventApplied (pass duration, failed passes,
-//     event-to-announce latency);
+//     methods Reconciled, EventApplied and UnmappedArrival (pass duration,
+//     failed passes, event-to-announce latency, unmapped arrivals);
 //   - what the daemon reports about mapping reloads, through ReloadResult;
 //   - the daemon's state (peers, routes, domains, mapping, drain, libvirt,
 //     readiness), read from the Server's Source at scrape time, so that it
@@ -40,6 +40,7 @@ type Metrics struct {
 	reconcileDuration prometheus.Histogram
 	reconcileErrors   prometheus.Counter
 	eventToAnnounce   prometheus.Histogram
+	unmappedArrivals  prometheus.Counter
 
 	reloadSuccess     prometheus.Gauge
 	reloadTimestamp   prometheus.Gauge
@@ -79,6 +80,11 @@ func NewMetrics() *Metrics {
 			Help:      "Time from a libvirt lifecycle event's arrival to the return of the announce or withdraw it caused.",
 			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		unmappedArrivals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "unmapped_arrivals_total",
+			Help:      "Domains that arrived on this host by live migration and that the mapping in force did not name (nothing announced for them), each arrival counted once.",
+		}),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "mapping_reload_success",
@@ -112,6 +118,7 @@ func NewMetrics() *Metrics {
 		m.reconcileDuration,
 		m.reconcileErrors,
 		m.eventToAnnounce,
+		m.unmappedArrivals,
 		m.reloadSuccess,
 		m.reloadTimestamp,
 		m.reloadOKTimestamp,
@@ -140,6 +147,12 @@ func (m *Metrics) Reconciled(took time.Duration, _ int, ok bool) {
 // libvirt event's arrival to the announce or withdraw it caused.
 func (m *Metrics) EventApplied(latency time.Duration) {
 	m.eventToAnnounce.Observe(latency.Seconds())
+}
+
+// UnmappedArrival implements reconcile.Observer: it counts a domain that
+// arrived by live migration without an entry in the mapping in force.
+func (m *Metrics) UnmappedArrival() {
+	m.unmappedArrivals.Inc()
 }
 
 // ReloadResult records a mapping load or reload attempt made at at: ok is
@@ -183,8 +196,10 @@ type stateCollector struct {
 	routes         *prometheus.Desc
 	domains        *prometheus.Desc
 	mappingGen     *prometheus.Desc
+	mappingInfo    *prometheus.Desc
 	mappingVMs     *prometheus.Desc
 	mappingRoutes  *prometheus.Desc
+	unmappedNow    *prometheus.Desc
 }
 
 func newStateCollector() *stateCollector {
@@ -202,9 +217,11 @@ func newStateCollector() *stateCollector {
 		peerRoutesSent: d("peer_routes_sent", "Routes currently advertised to the peer.", "peer"),
 		routes:         d("routes_announced", "Routes announced by this host, by address family; sum() for the total.", "family"),
 		domains:        d("domains", "libvirt domains on this host by state (running, paused, off).", "state"),
-		mappingGen:     d("mapping_generation", "Generation of the mapping in force: 1 at start, +1 per successful reload."),
+		mappingGen:     d("mapping_generation", "Generation of the mapping in force: 1 at start, +1 per reload that changed its content."),
+		mappingInfo:    d("mapping_info", "Always 1; the digest label is the SHA-256 of the mapping's content (entries, UUID pins, routes with resolved attributes; not the files' layout): equal on hosts that map the same VMs to the same routes.", "digest"),
 		mappingVMs:     d("mapping_vms", "VMs named by the mapping in force."),
 		mappingRoutes:  d("mapping_routes", "Routes (IPs) named by the mapping in force, on this host or not."),
+		unmappedNow:    d("unmapped_arrival_domains", "Domains on this host that arrived by live migration and that the mapping in force does not name: nothing is announced for them."),
 	}
 }
 
@@ -219,7 +236,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.sourceUp, c.buildInfo, c.ready, c.libvirt, c.drainState,
 		c.peerUp, c.peerSince, c.peerRoutesSent, c.routes, c.domains,
-		c.mappingGen, c.mappingVMs, c.mappingRoutes,
+		c.mappingGen, c.mappingInfo, c.mappingVMs, c.mappingRoutes, c.unmappedNow,
 	} {
 		ch <- d
 	}
@@ -276,18 +293,26 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	byState := map[string]int{"running": 0, "paused": 0, "off": 0}
+	unmapped := 0
 	for _, d := range r.Domains {
 		s := d.State
 		if s == "" {
 			s = "unknown"
 		}
 		byState[s]++
+		if d.Problem == ProblemUnmappedArrival {
+			unmapped++
+		}
 	}
 	for s, n := range byState {
 		ch <- gauge(c.domains, float64(n), s)
 	}
+	ch <- gauge(c.unmappedNow, float64(unmapped))
 
 	ch <- gauge(c.mappingGen, float64(r.Mapping.Generation))
+	if r.Mapping.Digest != "" {
+		ch <- gauge(c.mappingInfo, 1, r.Mapping.Digest)
+	}
 	ch <- gauge(c.mappingVMs, float64(r.Mapping.VMs))
 	ch <- gauge(c.mappingRoutes, float64(r.Mapping.Routes))
 }

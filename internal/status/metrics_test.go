@@ -128,7 +128,7 @@ virtbgp_build_info{version="1.4.0"} 1
 # TYPE virtbgp_domains gauge
 virtbgp_domains{state="off"} 2
 virtbgp_domains{state="paused"} 2
-virtbgp_domains{state="running"} 1
+virtbgp_domains{state="running"} 2
 # HELP virtbgp_drain_state The host's drain state: 1 for the current state (none, draining or drained), 0 for the others.
 # TYPE virtbgp_drain_state gauge
 virtbgp_drain_state{state="drained"} 0
@@ -137,9 +137,12 @@ virtbgp_drain_state{state="none"} 1
 # HELP virtbgp_libvirt_connected 1 if the connection to libvirtd is up, else 0.
 # TYPE virtbgp_libvirt_connected gauge
 virtbgp_libvirt_connected 1
-# HELP virtbgp_mapping_generation Generation of the mapping in force: 1 at start, +1 per successful reload.
+# HELP virtbgp_mapping_generation Generation of the mapping in force: 1 at start, +1 per reload that changed its content.
 # TYPE virtbgp_mapping_generation gauge
 virtbgp_mapping_generation 7
+# HELP virtbgp_mapping_info Always 1; the digest label is the SHA-256 of the mapping's content (entries, UUID pins, routes with resolved attributes; not the files' layout): equal on hosts that map the same VMs to the same routes.
+# TYPE virtbgp_mapping_info gauge
+virtbgp_mapping_info{digest="5d41402abc4b2a76b9719d911017c592ae1f3c8e2b0e7d7a6b5c4d3e2f1a0b9c"} 1
 # HELP virtbgp_mapping_routes Routes (IPs) named by the mapping in force, on this host or not.
 # TYPE virtbgp_mapping_routes gauge
 virtbgp_mapping_routes 31
@@ -171,6 +174,9 @@ virtbgp_routes_announced{family="ipv6"} 1
 # HELP virtbgp_status_source_up 1 if the daemon's state could be read for this scrape (its main loop answered in time), else 0 and the state series are absent.
 # TYPE virtbgp_status_source_up gauge
 virtbgp_status_source_up 1
+# HELP virtbgp_unmapped_arrival_domains Domains on this host that arrived by live migration and that the mapping in force does not name: nothing is announced for them.
+# TYPE virtbgp_unmapped_arrival_domains gauge
+virtbgp_unmapped_arrival_domains 1
 `
 	if err := testutil.CollectAndCompare(m.state, strings.NewReader(want)); err != nil {
 		t.Error(err)
@@ -192,7 +198,43 @@ virtbgp_peer_up{asn="65000",peer="198.18.0.1"} 0
 # HELP virtbgp_ready 1 once the first full sync from libvirt was applied, else 0.
 # TYPE virtbgp_ready gauge
 virtbgp_ready 0
-`), "virtbgp_drain_state", "virtbgp_peer_up", "virtbgp_ready"); err != nil {
+# HELP virtbgp_unmapped_arrival_domains Domains on this host that arrived by live migration and that the mapping in force does not name: nothing is announced for them.
+# TYPE virtbgp_unmapped_arrival_domains gauge
+virtbgp_unmapped_arrival_domains 0
+`), "virtbgp_drain_state", "virtbgp_peer_up", "virtbgp_ready", "virtbgp_unmapped_arrival_domains", "virtbgp_mapping_info"); err != nil {
+		t.Error(err) // freshReport has no digest: no virtbgp_mapping_info
+	}
+}
+
+// TestUnmappedArrivalMetrics: virtbgp_unmapped_arrivals_total counts what
+// the reconciler reports (each arrival once), from 0; the gauge
+// virtbgp_unmapped_arrival_domains is the number of domains the Report
+// flags now; virtbgp_mapping_info carries the Report's digest.
+func TestUnmappedArrivalMetrics(t *testing.T) {
+	m := NewMetrics()
+	r := sampleReport()
+	r.Domains = append(r.Domains, Domain{Name: "lost-10", UUID: "dd3b4a6f-5555-4e6f-8a71-829304152637", State: "paused",
+		Reason: "migration", Migration: "incoming", MigratedIn: true, Problem: ProblemUnmappedArrival})
+	r.Mapping.Digest = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	m.setSource(staticSource(r), time.Second, slog.New(slog.DiscardHandler))
+	const counterHead = `
+# HELP virtbgp_unmapped_arrivals_total Domains that arrived on this host by live migration and that the mapping in force did not name (nothing announced for them), each arrival counted once.
+# TYPE virtbgp_unmapped_arrivals_total counter
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(counterHead+"virtbgp_unmapped_arrivals_total 0\n"),
+		"virtbgp_unmapped_arrivals_total"); err != nil {
+		t.Errorf("before any arrival: %v", err)
+	}
+	m.UnmappedArrival()
+	m.UnmappedArrival()
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(counterHead+`virtbgp_unmapped_arrivals_total 2
+# HELP virtbgp_unmapped_arrival_domains Domains on this host that arrived by live migration and that the mapping in force does not name: nothing is announced for them.
+# TYPE virtbgp_unmapped_arrival_domains gauge
+virtbgp_unmapped_arrival_domains 2
+# HELP virtbgp_mapping_info Always 1; the digest label is the SHA-256 of the mapping's content (entries, UUID pins, routes with resolved attributes; not the files' layout): equal on hosts that map the same VMs to the same routes.
+# TYPE virtbgp_mapping_info gauge
+virtbgp_mapping_info{digest="0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"} 1
+`), "virtbgp_unmapped_arrivals_total", "virtbgp_unmapped_arrival_domains", "virtbgp_mapping_info"); err != nil {
 		t.Error(err)
 	}
 }
@@ -257,6 +299,7 @@ func TestPromlint(t *testing.T) {
 		"virtbgp_drain_state", "virtbgp_peer_up", "virtbgp_peer_established_timestamp_seconds",
 		"virtbgp_peer_routes_sent", "virtbgp_routes_announced", "virtbgp_domains",
 		"virtbgp_mapping_generation", "virtbgp_mapping_vms", "virtbgp_mapping_routes",
+		"virtbgp_mapping_info", "virtbgp_unmapped_arrivals_total", "virtbgp_unmapped_arrival_domains",
 		"go_goroutines", "process_start_time_seconds",
 	} {
 		if !names[want] {

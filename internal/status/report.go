@@ -54,8 +54,36 @@ type Domain struct {
 	Reason    string `json:"reason"` // libvirt's state reason
 	Migration string `json:"migration,omitempty"`
 	VM        string `json:"vm,omitempty"` // the mapping entry it matches
-	Routes    int    `json:"routes"`       // routes announced for it
+	// Source says where the domain's routes come from, Origin where in
+	// that source: SourceFile and "path:line" of the entry's key in the
+	// mapping. Both are empty when nothing maps the domain.
+	Source string `json:"source,omitempty"`
+	Origin string `json:"origin,omitempty"`
+	Routes int    `json:"routes"` // routes announced for it
+	// MigratedIn: the domain arrived on this host by live migration and
+	// has not stopped or been started anew here since.
+	MigratedIn bool `json:"migrated_in,omitempty"`
+	// Problem names what is wrong with the domain's routes on this host,
+	// for people and alerts; empty if nothing is: ProblemUnmappedArrival.
+	Problem string `json:"problem,omitempty"`
 }
+
+// Sources of a domain's routes (Domain.Source). Only the mapping file for
+// now; VM metadata or an orchestrator would be sources of their own, with
+// an Origin in their terms.
+const (
+	// SourceFile: an entry of the mapping file (or directory); Origin is
+	// "path:line" of the entry's key.
+	SourceFile = "file"
+)
+
+// Problems of a domain (Domain.Problem).
+const (
+	// ProblemUnmappedArrival: the domain arrived by live migration and the
+	// mapping in force here has no entry for it, so this host announces
+	// nothing for it (and the host it left no longer does either).
+	ProblemUnmappedArrival = "unmapped-arrival"
+)
 
 // Route is one announced route with its attributes.
 type Route struct {
@@ -75,8 +103,16 @@ type Route struct {
 
 // Mapping is the mapping in force and the last reload.
 type Mapping struct {
-	Path       string    `json:"path"`
-	Generation int       `json:"generation"` // 1 at start, +1 per successful reload
+	Path string `json:"path"`
+	// Generation is 1 at start, +1 per reload that changed the content.
+	Generation int `json:"generation"`
+	// Digest is the SHA-256 (hex) of the mapping's content: its entries
+	// with their UUID pins and their routes with every attribute resolved,
+	// not the files' bytes. Hosts whose mappings name the same VMs with the
+	// same routes have the same digest, however the files are laid out,
+	// formatted or commented.
+	Digest string `json:"digest"`
+	// LoadedAt is when this generation was put in force.
 	LoadedAt   time.Time `json:"loaded_at"`
 	Files      []string  `json:"files"`
 	VMs        int       `json:"vms"`

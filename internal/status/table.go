@@ -21,9 +21,11 @@ const (
 
 // WriteTable writes r for humans, in the spirit of `birdc show protocols`:
 // a header (host, version, uptime, readiness, libvirt, drain state, mapping
-// in force and the last reload with its problems), then the BGP peers, the
-// libvirt domains and the announced routes with their attributes, each as
-// an aligned table. Durations are measured up to r.Time, the moment of the
+// in force with its digest, the domains that arrived by migration without
+// a mapping entry, and the last reload with its problems), then the BGP
+// peers, the libvirt domains (with the source of their routes and how they
+// arrived) and the announced routes with their attributes, each as an
+// aligned table. Durations are measured up to r.Time, the moment of the
 // report. Rows are sorted (peers by address, domains by name, routes by
 // prefix) so that two reports compare line by line. It returns the first
 // write error.
@@ -69,9 +71,10 @@ func WriteTable(w io.Writer, r Report) error {
 			return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.UUID, b.UUID))
 		})
 		tw := newTabWriter(ew)
-		row(tw, "Name", "State", "Reason", "Migration", "VM", "Routes")
+		row(tw, "Name", "State", "Reason", "Migration", "VM", "Routes", "Source", "Note")
 		for _, d := range domains {
-			row(tw, d.Name, dash(d.State), dash(d.Reason), dash(d.Migration), dash(d.VM), strconv.Itoa(d.Routes))
+			row(tw, d.Name, dash(d.State), dash(d.Reason), dash(d.Migration), dash(d.VM), strconv.Itoa(d.Routes),
+				source(d), dash(note(d)))
 		}
 		_ = tw.Flush()
 	}
@@ -128,12 +131,19 @@ func writeHeader(w io.Writer, r Report, now time.Time) {
 		mapping += ", loaded " + m.LoadedAt.Format(tableTime)
 	}
 	row(tw, "Mapping:", mapping)
+	if m.Digest != "" {
+		row(tw, "Mapping digest:", m.Digest)
+	}
 	if m.Path != "" {
 		path := m.Path
 		if len(m.Files) > 1 || (len(m.Files) == 1 && m.Files[0] != m.Path) {
 			path += " (" + plural(len(m.Files), "file") + ")"
 		}
 		row(tw, "Mapping path:", path)
+	}
+	if lost := unmappedArrivals(r.Domains); len(lost) > 0 {
+		row(tw, "Problems:", fmt.Sprintf("%s arrived by live migration without an entry in this host's mapping, nothing announced: %s",
+			plural(len(lost), "domain"), strings.Join(lost, ", ")))
 	}
 	last := m.LastReload
 	switch {
@@ -151,6 +161,38 @@ func writeHeader(w io.Writer, r Report, now time.Time) {
 			fmt.Fprintf(w, "  %s\n", e)
 		}
 	}
+}
+
+// source is the Source cell of a domain: the source and the origin in it
+// ("file /etc/virtbgp/mapping.yaml:12"), "-" if nothing maps it.
+func source(d Domain) string {
+	return dash(strings.TrimSpace(d.Source + " " + d.Origin))
+}
+
+// note is the Note cell of a domain: how it arrived and its problem.
+func note(d Domain) string {
+	switch {
+	case d.Problem == ProblemUnmappedArrival:
+		return "migrated in, NOT IN THE MAPPING here"
+	case d.Problem != "":
+		return d.Problem
+	case d.MigratedIn:
+		return "migrated in"
+	}
+	return ""
+}
+
+// unmappedArrivals are the names of the domains with ProblemUnmappedArrival,
+// sorted.
+func unmappedArrivals(ds []Domain) []string {
+	var names []string
+	for _, d := range ds {
+		if d.Problem == ProblemUnmappedArrival {
+			names = append(names, d.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func newTabWriter(w io.Writer) *tabwriter.Writer {
