@@ -3,6 +3,7 @@ package mapping
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -151,6 +152,9 @@ const (
 	keyPrepend          = "as-path-prepend"
 	keyNextHop          = "next-hop"
 
+	attrKeyList = keyCommunities + ", " + keyLargeCommunities + ", " + keyMED + ", " +
+		keyLocalPref + ", " + keyPrepend + ", " + keyNextHop
+
 	// maxPrepend is the most extra copies of the local AS a level may ask for.
 	maxPrepend = 16
 
@@ -158,10 +162,76 @@ const (
 	wantLargeCommunity = "GA:LD1:LD2, each from 0 to 4294967295"
 )
 
+// setText sets the attribute key (one of the attribute keys) of the level
+// lvl from its text form, as the metadata's XML writes it: lists separated
+// by white space, numbers in decimal, the next hop "self" or an address.
+// line is where the value is, for the next hop's origin in messages. It
+// returns what is wrong with the value, nil if nothing; a list reports each
+// bad item. A key given twice is the caller's to refuse.
+func (a *attrs) setText(key, value string, lvl level, line int) []string {
+	switch key {
+	case keyCommunities:
+		list, problems := parseFields(value, "community", wantCommunity, parseCommunity)
+		a.comms = normComms(list)
+		a.set = true
+		return problems
+	case keyLargeCommunities:
+		list, problems := parseFields(value, "large community", wantLargeCommunity, parseLargeCommunity)
+		a.large = normLarge(list)
+		a.set = true
+		return problems
+	case keyMED, keyLocalPref:
+		v, err := strconv.ParseUint(value, 10, 32)
+		if err != nil {
+			return []string{fmt.Sprintf("want an integer from 0 to %d, got %q", uint32(math.MaxUint32), value)}
+		}
+		n := uint32(v)
+		if key == keyMED {
+			a.med = &n
+		} else {
+			a.localPref = &n
+		}
+	case keyPrepend:
+		v, err := strconv.ParseUint(value, 10, 8)
+		if err != nil || v > maxPrepend {
+			return []string{fmt.Sprintf("want an integer from 0 to %d, got %q", maxPrepend, value)}
+		}
+		a.prepend, a.hasPrepend = uint8(v), true
+	case keyNextHop:
+		var nh netip.Addr
+		if value != "self" {
+			var problem string
+			if nh, problem = parseNextHop(value); problem != "" {
+				return []string{problem}
+			}
+		}
+		a.nextHop, a.hasNextHop, a.nhLevel, a.nhLine = nh, true, lvl, line
+	}
+	a.set = true
+	return nil
+}
+
+// parseFields parses a white-space separated list of items that parse
+// accepts, and says what is wrong with each that it rejects (an invalid
+// noun, wanting want).
+func parseFields[T any](value, noun, want string, parse func(string) (T, bool)) ([]T, []string) {
+	var list []T
+	var problems []string
+	for f := range strings.FieldsSeq(value) {
+		v, ok := parse(f)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("invalid %s %q (want %s)", noun, f, want))
+			continue
+		}
+		list = append(list, v)
+	}
+	return list, problems
+}
+
 // Attributes are the BGP attributes that one level gives, for routes that
 // do not come from a mapping file: the defaults that a program (the
 // daemon's config) sets for the routes of another source, below the
-// source's own levels. The zero value
+// source's own levels (see MetadataOptions and NovaOptions). The zero value
 // gives nothing. A nil pointer or an empty list does not give that
 // attribute, and lower levels or the default (no MED, no local-pref, no
 // prepend, next hop self) apply. The rules are those of a mapping file's
