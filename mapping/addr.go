@@ -3,6 +3,7 @@ package mapping
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -66,7 +67,7 @@ func parsePrefix(s string) (netip.Prefix, string) {
 	var p netip.Prefix
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		if strings.IndexByte(s[:i], '%') >= 0 {
-			return p, fmt.Sprintf("%s: IPv6 zones are not allowed", s)
+			return p, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(s))
 		}
 		var err error
 		if p, err = netip.ParsePrefix(s); err != nil {
@@ -81,7 +82,7 @@ func parsePrefix(s string) (netip.Prefix, string) {
 			return p, fmt.Sprintf("invalid IP address %q", s)
 		}
 		if a.Zone() != "" {
-			return p, fmt.Sprintf("%s: IPv6 zones are not allowed", s)
+			return p, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(s))
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
@@ -101,7 +102,7 @@ func parseNextHop(s string) (netip.Addr, string) {
 		return a, fmt.Sprintf("want \"self\" or an IP address, got %q", s)
 	}
 	if a.Zone() != "" {
-		return a, fmt.Sprintf("%s: IPv6 zones are not allowed", s)
+		return a, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(s))
 	}
 	if r, bad := reservedOverlap(netip.PrefixFrom(a, a.BitLen())); bad {
 		return a, fmt.Sprintf("%s is a reserved address (%s)", a, r.why)
@@ -144,6 +145,41 @@ func lowerUUID(s string) string {
 	for i := 0; i < len(s); i++ {
 		if 'A' <= s[i] && s[i] <= 'Z' {
 			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// nestedConflicts finds the prefixes that are mapped twice: in a list of n
+// prefixes sorted as netip.Prefix.Compare sorts them, it calls conflict(i,
+// outer) for each i whose prefix is that of an earlier outer, or lies
+// inside it. prefix(i) gives the i-th prefix, and false to leave it out.
+//
+// Prefixes nest or are disjoint. In this order a prefix comes before those
+// inside it, so each prefix is checked against the outermost one still
+// open: the last one not inside another. One sweep, O(n).
+func nestedConflicts(n int, prefix func(i int) (netip.Prefix, bool), conflict func(i, outer int)) {
+	outer := -1
+	var op netip.Prefix // the prefix of outer
+	for i := range n {
+		p, ok := prefix(i)
+		if !ok {
+			continue
+		}
+		if outer >= 0 && op.Bits() <= p.Bits() && op.Contains(p.Addr()) {
+			conflict(i, outer)
+			continue
+		}
+		outer, op = i, p
+	}
+}
+
+// printable returns s, quoted if it has a control character, so that a
+// message stays on one line.
+func printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return strconv.Quote(s)
 		}
 	}
 	return s

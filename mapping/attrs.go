@@ -1,7 +1,9 @@
 package mapping
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -109,14 +111,222 @@ func (a *attrs) route(p netip.Prefix) Route {
 }
 
 // nextHopOrigin describes where the next hop of a comes from, for messages.
+// A next hop without a line (nhLine 0) comes from outside a file: the
+// defaults a caller gives for routes of another source (Attributes).
 func (a *attrs) nextHopOrigin() string {
-	switch a.nhLevel {
-	case levelDefaults:
+	switch {
+	case a.nhLine == 0 && a.nhLevel == levelDefaults:
+		return "from the defaults"
+	case a.nhLevel == levelDefaults:
 		return fmt.Sprintf("from the file's defaults, line %d", a.nhLine)
-	case levelVM:
+	case a.nhLevel == levelVM:
 		return fmt.Sprintf("from the vm, line %d", a.nhLine)
 	}
 	return fmt.Sprintf("set on this IP, line %d", a.nhLine)
+}
+
+// familyProblem returns what is wrong with announcing p with the resolved
+// attributes a, "" if nothing: an explicit next hop must be of p's family.
+func (a *attrs) familyProblem(p netip.Prefix) string {
+	if nh := a.nextHop; nh.IsValid() && nh.Is4() != p.Addr().Is4() {
+		return fmt.Sprintf("%s is %s but its next-hop %s (%s) is %s",
+			p, family(p.Addr().Is4()), nh, a.nextHopOrigin(), family(nh.Is4()))
+	}
+	return ""
+}
+
+func family(is4 bool) string {
+	if is4 {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// The attribute keys, as the mapping's YAML and the metadata's XML spell
+// them, and what their values must be, for messages.
+const (
+	keyCommunities      = "communities"
+	keyLargeCommunities = "large-communities"
+	keyMED              = "med"
+	keyLocalPref        = "local-pref"
+	keyPrepend          = "as-path-prepend"
+	keyNextHop          = "next-hop"
+
+	attrKeyList = keyCommunities + ", " + keyLargeCommunities + ", " + keyMED + ", " +
+		keyLocalPref + ", " + keyPrepend + ", " + keyNextHop
+
+	// maxPrepend is the most extra copies of the local AS a level may ask for.
+	maxPrepend = 16
+
+	wantCommunity      = "ASN:value, each from 0 to 65535, or no-export, no-advertise, blackhole, graceful-shutdown"
+	wantLargeCommunity = "GA:LD1:LD2, each from 0 to 4294967295"
+)
+
+// setText sets the attribute key (one of the attribute keys) of the level
+// lvl from its text form, as the metadata's XML writes it: lists separated
+// by white space, numbers in decimal, the next hop "self" or an address.
+// line is where the value is, for the next hop's origin in messages. It
+// returns what is wrong with the value, nil if nothing; a list reports each
+// bad item. A key given twice is the caller's to refuse.
+func (a *attrs) setText(key, value string, lvl level, line int) []string {
+	switch key {
+	case keyCommunities:
+		list, problems := parseFields(value, "community", wantCommunity, parseCommunity)
+		a.comms = normComms(list)
+		a.set = true
+		return problems
+	case keyLargeCommunities:
+		list, problems := parseFields(value, "large community", wantLargeCommunity, parseLargeCommunity)
+		a.large = normLarge(list)
+		a.set = true
+		return problems
+	case keyMED, keyLocalPref:
+		v, err := strconv.ParseUint(value, 10, 32)
+		if err != nil {
+			return []string{fmt.Sprintf("want an integer from 0 to %d, got %q", uint32(math.MaxUint32), value)}
+		}
+		n := uint32(v)
+		if key == keyMED {
+			a.med = &n
+		} else {
+			a.localPref = &n
+		}
+	case keyPrepend:
+		v, err := strconv.ParseUint(value, 10, 8)
+		if err != nil || v > maxPrepend {
+			return []string{fmt.Sprintf("want an integer from 0 to %d, got %q", maxPrepend, value)}
+		}
+		a.prepend, a.hasPrepend = uint8(v), true
+	case keyNextHop:
+		var nh netip.Addr
+		if value != "self" {
+			var problem string
+			if nh, problem = parseNextHop(value); problem != "" {
+				return []string{problem}
+			}
+		}
+		a.nextHop, a.hasNextHop, a.nhLevel, a.nhLine = nh, true, lvl, line
+	}
+	a.set = true
+	return nil
+}
+
+// parseFields parses a white-space separated list of items that parse
+// accepts, and says what is wrong with each that it rejects (an invalid
+// noun, wanting want).
+func parseFields[T any](value, noun, want string, parse func(string) (T, bool)) ([]T, []string) {
+	var list []T
+	var problems []string
+	for f := range strings.FieldsSeq(value) {
+		v, ok := parse(f)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("invalid %s %q (want %s)", noun, f, want))
+			continue
+		}
+		list = append(list, v)
+	}
+	return list, problems
+}
+
+// Attributes are the BGP attributes that one level gives, for routes that
+// do not come from a mapping file: the defaults that a program (the
+// daemon's config) sets for the routes of another source, below the
+// source's own levels (see MetadataOptions and NovaOptions). The zero value
+// gives nothing. A nil pointer or an empty list does not give that
+// attribute, and lower levels or the default (no MED, no local-pref, no
+// prepend, next hop self) apply. The rules are those of a mapping file's
+// defaults: communities add up with the other levels', the rest is
+// overridden by a stronger level.
+type Attributes struct {
+	// Communities are standard communities (ParseCommunity).
+	Communities []uint32
+	// LargeCommunities are large communities (ParseLargeCommunity).
+	LargeCommunities []LargeCommunity
+	MED              *uint32
+	// LocalPref is sent to iBGP peers only.
+	LocalPref *uint32
+	// ASPathPrepend is how many extra copies of the local AS, 0 to 16.
+	ASPathPrepend *uint8
+	// NextHop is an explicit next hop: a unicast address, not reserved,
+	// of the family of the prefixes it is used for. NextHopSelf gives the
+	// next hop "self" (the session's address). At most one of the two.
+	NextHop     netip.Addr
+	NextHopSelf bool
+}
+
+// Validate reports what is wrong with the attributes, nil if nothing: an
+// AS-path prepend over 16, an explicit next hop that is not a unicast
+// address (the reserved ranges of the mapping's IPs) or has a zone, both an
+// explicit next hop and NextHopSelf.
+func (x *Attributes) Validate() error {
+	_, err := x.level()
+	return err
+}
+
+// level returns the attributes as the defaults level of a resolution.
+func (x *Attributes) level() (attrs, error) {
+	var a attrs
+	if x == nil {
+		return a, nil
+	}
+	var errs []error
+	if len(x.Communities) > 0 {
+		a.comms, a.set = normComms(slices.Clone(x.Communities)), true
+	}
+	if len(x.LargeCommunities) > 0 {
+		a.large, a.set = normLarge(slices.Clone(x.LargeCommunities)), true
+	}
+	if x.MED != nil {
+		v := *x.MED
+		a.med, a.set = &v, true
+	}
+	if x.LocalPref != nil {
+		v := *x.LocalPref
+		a.localPref, a.set = &v, true
+	}
+	if x.ASPathPrepend != nil {
+		if *x.ASPathPrepend > maxPrepend {
+			errs = append(errs, fmt.Errorf("%s: want an integer from 0 to %d, got %d", keyPrepend, maxPrepend, *x.ASPathPrepend))
+		}
+		a.prepend, a.hasPrepend, a.set = *x.ASPathPrepend, true, true
+	}
+	switch {
+	case x.NextHop.IsValid() && x.NextHopSelf:
+		errs = append(errs, fmt.Errorf("%s: both %s and self", keyNextHop, x.NextHop))
+	case x.NextHop.IsValid():
+		if _, problem := parseNextHop(x.NextHop.String()); problem != "" {
+			errs = append(errs, fmt.Errorf("%s: %s", keyNextHop, problem))
+		}
+		a.nextHop, a.hasNextHop, a.nhLevel, a.set = x.NextHop, true, levelDefaults, true
+	case x.NextHopSelf:
+		a.hasNextHop, a.nhLevel, a.set = true, levelDefaults, true
+	}
+	if len(errs) > 0 {
+		return attrs{}, fmt.Errorf("attributes: %w", errors.Join(errs...))
+	}
+	return (&attrs{}).with(&a), nil
+}
+
+// ParseCommunity parses a standard community as a mapping writes it:
+// "ASN:value", each part a decimal from 0 to 65535, or one of the names
+// no-export, no-advertise, blackhole (65535:666) and graceful-shutdown
+// (65535:0). FormatCommunity is its inverse.
+func ParseCommunity(s string) (uint32, error) {
+	c, ok := parseCommunity(s)
+	if !ok {
+		return 0, fmt.Errorf("invalid community %q (want %s)", s, wantCommunity)
+	}
+	return c, nil
+}
+
+// ParseLargeCommunity parses a large community as a mapping writes it:
+// "GA:LD1:LD2", each part a decimal from 0 to 4294967295.
+func ParseLargeCommunity(s string) (LargeCommunity, error) {
+	c, ok := parseLargeCommunity(s)
+	if !ok {
+		return LargeCommunity{}, fmt.Errorf("invalid large community %q (want %s)", s, wantLargeCommunity)
+	}
+	return c, nil
 }
 
 // Names of the well-known communities, as the mapping accepts them.

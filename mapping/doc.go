@@ -78,6 +78,18 @@
 // YAML anchors, aliases, merge keys and multi-document files are not
 // accepted.
 //
+// # Metadata in the domain
+//
+// The IPs of a VM can also come with the VM: ParseMetadata reads virtbgp's
+// element in a libvirt domain's metadata (namespace MetadataNS), which
+// holds what an entry of a mapping file holds and resolves with the same
+// rules, and ParseNova reads the ports and IPs that OpenStack Nova writes
+// (namespace NovaNS), which NovaInstance.Routes turns into routes with the
+// caller's attributes. Both are strict, and report every problem with its
+// line and column (a MetadataErrorList). Allow is what the operator lets
+// such a source claim: the routes outside its pools are refused, as
+// Refusal values. docs/metadata.md describes the element.
+//
 // # Use
 //
 // A [Mapping] is immutable once loaded and safe for concurrent use. Lookup

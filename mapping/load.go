@@ -326,25 +326,9 @@ func (b *builder) checkPrefixes() {
 		}
 		return int(x.line - y.line)
 	})
-	// Prefixes nest or are disjoint. In this order a prefix comes before
-	// those inside it, so each prefix is checked against the outermost one
-	// still open: the last one not inside another.
-	outer := -1
-	var op netip.Prefix // the prefix of ents[outer]
-	for i := range ents {
-		e := &ents[i]
-		if b.vmx[e.vm].dup {
-			continue
-		}
-		ep := e.prefix()
-		if outer >= 0 {
-			if op.Bits() <= ep.Bits() && op.Contains(ep.Addr()) {
-				b.prefixConflict(e, &ents[outer])
-				continue
-			}
-		}
-		outer, op = i, ep
-	}
+	nestedConflicts(len(ents),
+		func(i int) (netip.Prefix, bool) { return ents[i].prefix(), !b.vmx[ents[i].vm].dup },
+		func(i, outer int) { b.prefixConflict(&ents[i], &ents[outer]) })
 }
 
 // prefixConflict reports that e is o's prefix again, or lies inside it.

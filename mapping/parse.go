@@ -53,12 +53,12 @@ func newFileParser(b *builder, file string) *fileParser {
 	p := &fileParser{b: b, r: yamlutil.Reader{File: file}}
 	p.whatFn = p.what
 	attr := []yamlutil.Field{
-		{Key: "communities", Do: p.communities},
-		{Key: "large-communities", Do: p.largeCommunities},
-		{Key: "med", Do: p.med},
-		{Key: "local-pref", Do: p.localPref},
-		{Key: "as-path-prepend", Do: p.prepend},
-		{Key: "next-hop", Do: p.nextHop},
+		{Key: keyCommunities, Do: p.communities},
+		{Key: keyLargeCommunities, Do: p.largeCommunities},
+		{Key: keyMED, Do: p.med},
+		{Key: keyLocalPref, Do: p.localPref},
+		{Key: keyPrepend, Do: p.prepend},
+		{Key: keyNextHop, Do: p.nextHop},
 	}
 	p.defaultFields = attr
 	p.vmFields = slices.Concat(
@@ -265,9 +265,8 @@ func (p *fileParser) ip(key string, i int, it *yaml.Node, vmAttrs *attrs, vm int
 		p.r.Errorf(at, "%s: %s", vmWhat(key), problem)
 		return routes
 	}
-	if nh := a.nextHop; nh.IsValid() && nh.Is4() != pfx.Addr().Is4() {
-		p.r.Errorf(at, "%s: %s is %s but its next-hop %s (%s) is %s",
-			vmWhat(key), pfx, family(pfx.Addr().Is4()), nh, a.nextHopOrigin(), family(nh.Is4()))
+	if problem := a.familyProblem(pfx); problem != "" {
+		p.r.Errorf(at, "%s: %s", vmWhat(key), problem)
 		return routes
 	}
 	p.b.ents = append(p.b.ents, newPrefixEntry(pfx, vm, int32(at.Line)))
@@ -308,24 +307,15 @@ func (p *fileParser) seq(n *yaml.Node, key string) []*yaml.Node {
 
 func isAlias(n *yaml.Node) bool { return n.Kind == yaml.AliasNode }
 
-func family(is4 bool) string {
-	if is4 {
-		return "IPv4"
-	}
-	return "IPv6"
-}
-
 // The attribute fields, shared by the three levels: they set p.cur.
 
 func (p *fileParser) communities(_, v *yaml.Node) {
-	list := parseList(p, v, "communities", "community",
-		"ASN:value, each from 0 to 65535, or no-export, no-advertise, blackhole, graceful-shutdown", parseCommunity)
+	list := parseList(p, v, keyCommunities, "community", wantCommunity, parseCommunity)
 	p.cur.comms, p.cur.set = normComms(list), true
 }
 
 func (p *fileParser) largeCommunities(_, v *yaml.Node) {
-	list := parseList(p, v, "large-communities", "large community",
-		"GA:LD1:LD2, each from 0 to 4294967295", parseLargeCommunity)
+	list := parseList(p, v, keyLargeCommunities, "large community", wantLargeCommunity, parseLargeCommunity)
 	p.cur.large, p.cur.set = normLarge(list), true
 }
 
@@ -350,25 +340,25 @@ func parseList[T any](p *fileParser, v *yaml.Node, key, noun, want string, parse
 }
 
 func (p *fileParser) med(_, v *yaml.Node) {
-	if n, ok := p.uint(v, "med", 0, math.MaxUint32); ok {
+	if n, ok := p.uint(v, keyMED, 0, math.MaxUint32); ok {
 		p.cur.med, p.cur.set = p.b.number(uint32(n)), true
 	}
 }
 
 func (p *fileParser) localPref(_, v *yaml.Node) {
-	if n, ok := p.uint(v, "local-pref", 0, math.MaxUint32); ok {
+	if n, ok := p.uint(v, keyLocalPref, 0, math.MaxUint32); ok {
 		p.cur.localPref, p.cur.set = p.b.number(uint32(n)), true
 	}
 }
 
 func (p *fileParser) prepend(_, v *yaml.Node) {
-	if n, ok := p.uint(v, "as-path-prepend", 0, 16); ok {
+	if n, ok := p.uint(v, keyPrepend, 0, maxPrepend); ok {
 		p.cur.prepend, p.cur.hasPrepend, p.cur.set = uint8(n), true, true
 	}
 }
 
 func (p *fileParser) nextHop(_, v *yaml.Node) {
-	s, ok := p.string(v, "next-hop")
+	s, ok := p.string(v, keyNextHop)
 	if !ok {
 		return
 	}
@@ -376,7 +366,7 @@ func (p *fileParser) nextHop(_, v *yaml.Node) {
 	if s != "self" {
 		a, problem := parseNextHop(s)
 		if problem != "" {
-			p.r.Errorf(v, "%s: next-hop: %s", p.what(), problem)
+			p.r.Errorf(v, "%s: %s: %s", p.what(), keyNextHop, problem)
 			return
 		}
 		c.nextHop = a

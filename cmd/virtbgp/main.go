@@ -4,6 +4,8 @@
 //
 //	virtbgp run     --config FILE   run the daemon
 //	virtbgp check   --config FILE   validate config and mapping, print every error
+//	virtbgp check   --domain-xml F  validate a domain XML's virtbgp and Nova metadata
+//	virtbgp metadata show|set|clear  a domain's virtbgp metadata, through libvirt
 //	virtbgp status  [--json]        show the running daemon's peers, domains and routes
 //	virtbgp drain                   drain this host (GRACEFUL_SHUTDOWN, then withdraw)
 //	virtbgp undrain                 undo a drain
@@ -49,6 +51,11 @@ func usage(w io.Writer) {
 commands:
   run     --config FILE   run the daemon (default config %s)
   check   --config FILE   validate the config and the mapping; print every error; exit 1 on any
+  check   --mapping PATH  validate a mapping file or directory alone
+  check   --domain-xml F  validate the virtbgp and Nova metadata of a domain XML file (or of a
+                          bare element), optionally against --allowed-prefixes; for orchestrator CI
+  metadata show|set|clear --domain NAME [--live] [--config]
+                          a domain's virtbgp metadata through libvirt (virtbgp metadata help)
   status  [--json]        show the running daemon: peers, domains, announced routes, drain, mapping
   drain                   drain this host: routes carry GRACEFUL_SHUTDOWN, then are withdrawn
   undrain                 undo a drain: announce the routes normally again
@@ -71,6 +78,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args, stderr)
 	case "check":
 		return cmdCheck(args, stdout, stderr)
+	case "metadata":
+		return cmdMetadata(args, stdout, stderr)
 	case "status":
 		return cmdStatus(args, stdout, stderr)
 	case control.OpDrain, control.OpUndrain, control.OpReload:
@@ -119,18 +128,46 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", defaultConfig, "daemon config `file`")
 	mapPath := fs.String("mapping", "", "check this mapping `path` instead of the config's mapping.path (config not needed)")
+	domainXML := domainXMLFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	path := *mapPath
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "virtbgp check: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if len(domainXML.files) > 0 {
+		// Domain XML alone, unless --config or --mapping asks for more.
+		more := false
+		fs.Visit(func(f *flag.Flag) { more = more || f.Name == "config" || f.Name == "mapping" })
+		code := 0
+		if !domainXML.run(stdout, stderr) {
+			code = 1
+		}
+		if more && checkMapping(*cfgPath, *mapPath, stdout, stderr) != 0 {
+			code = 1
+		}
+		return code
+	}
+	if domainXML.allow != nil {
+		fmt.Fprintln(stderr, "virtbgp check: --allowed-prefixes and its companions need --domain-xml")
+		return 2
+	}
+	return checkMapping(*cfgPath, *mapPath, stdout, stderr)
+}
+
+// checkMapping checks the config at cfgPath and the mapping it names, or
+// the mapping at mapPath alone.
+func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
+	path := mapPath
 	if path == "" {
-		cfg, err := config.Load(*cfgPath)
+		cfg, err := config.Load(cfgPath)
 		if err != nil {
-			printErrors(stderr, "config "+*cfgPath, err)
+			printErrors(stderr, "config "+cfgPath, err)
 			return 1
 		}
 		fmt.Fprintf(stdout, "config %s: ok (AS %d, router-id %s, %d peer(s), libvirt %s)\n",
-			*cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
+			cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
 		path = cfg.Mapping.Path
 	}
 	m, err := mapping.Load(path)

@@ -1,0 +1,232 @@
+package mapping
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// The shortest prefixes that an Allow may list: an operator allows a
+// source its service pools, never "everything" nor a range so broad that it
+// holds the infrastructure's own addresses. A /16 of IPv4 is 65,536
+// addresses; a /32 of IPv6 is a whole LIR allocation.
+const (
+	MinAllowedBits4 = 16
+	MinAllowedBits6 = 32
+)
+
+// Allow is what the operator lets one source of routes other than the
+// mapping files claim: virtbgp metadata, Nova's metadata. Whoever can write
+// a domain's metadata (an orchestrator, a tenant with the right API) would
+// otherwise announce any prefix; Allow keeps each route inside the pools
+// the operator gives that source. The zero Allow allows nothing.
+type Allow struct {
+	// Prefixes are the pools: a claimed prefix must be one of them or lie
+	// inside one. Each must be at least MinAllowedBits4 (IPv4) or
+	// MinAllowedBits6 (IPv6) long, without host bits, and hold no reserved
+	// address (those a mapping file refuses).
+	Prefixes []netip.Prefix
+	// MinBits4 and MinBits6 are the shortest IPv4 and IPv6 prefix the
+	// source may claim. 0 means host routes only (/32, /128), as Nova's
+	// IPs are; else from MinAllowedBits4 to 32, MinAllowedBits6 to 128.
+	MinBits4, MinBits6 int
+	// NextHops are where the source may send traffic: an explicit next
+	// hop (rather than self) must lie inside one of them. None: explicit
+	// next hops are refused. The rules of Prefixes apply.
+	NextHops []netip.Prefix
+}
+
+// Refusal is a route that was not accepted from a source: the domain it
+// came from, its prefix, and why, for the caller to log and report.
+type Refusal struct {
+	Domain string
+	Prefix netip.Prefix
+	Reason string
+}
+
+func (r Refusal) String() string {
+	return fmt.Sprintf("domain %s: %s refused: %s", strconv.Quote(r.Domain), r.Prefix, r.Reason)
+}
+
+// AllowError is one problem of an Allow: the field (Prefixes, NextHops,
+// MinBits4, MinBits6) and, in a list, the index of the item.
+type AllowError struct {
+	Field string
+	Index int
+	Msg   string
+}
+
+func (e AllowError) Error() string {
+	if e.Field == "Prefixes" || e.Field == "NextHops" {
+		return fmt.Sprintf("%s[%d]: %s", e.Field, e.Index, e.Msg)
+	}
+	return e.Field + ": " + e.Msg
+}
+
+// AllowErrorList is every problem of an Allow, in the order of its fields.
+type AllowErrorList []AllowError
+
+func (l AllowErrorList) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Validate reports every problem of the allowed lists and lengths, as an
+// AllowErrorList; nil if there is none. Besides each prefix's own rules
+// (see Allow), a prefix listed twice or inside another of the same list is
+// a problem: it means the list is not what its author thinks.
+func (a *Allow) Validate() error {
+	var errs AllowErrorList
+	for _, list := range []struct {
+		field string
+		ps    []netip.Prefix
+	}{{"Prefixes", a.Prefixes}, {"NextHops", a.NextHops}} {
+		for i, p := range list.ps {
+			if problem := allowedProblem(p); problem != "" {
+				errs = append(errs, AllowError{Field: list.field, Index: i, Msg: problem})
+			}
+		}
+		errs = append(errs, nestedAllowed(list.field, list.ps)...)
+	}
+	for _, f := range []struct {
+		field    string
+		v, lo, n int
+	}{{"MinBits4", a.MinBits4, MinAllowedBits4, 32}, {"MinBits6", a.MinBits6, MinAllowedBits6, 128}} {
+		if f.v != 0 && (f.v < f.lo || f.v > f.n) {
+			errs = append(errs, AllowError{Field: f.field, Msg: fmt.Sprintf("want 0 (host routes only) or from %d to %d, got %d", f.lo, f.n, f.v)})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// allowedProblem returns what is wrong with p as an allowed prefix, "" if
+// nothing.
+func allowedProblem(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "not a valid prefix"
+	}
+	if p.Addr().Zone() != "" {
+		return p.String() + ": IPv6 zones are not allowed"
+	}
+	if m := p.Masked(); m != p {
+		return fmt.Sprintf("%s has host bits set (the prefix is %s)", p, m)
+	}
+	if min := minAllowed(p.Addr().Is4()); p.Bits() < min {
+		return fmt.Sprintf("%s is too broad: an allowed %s prefix must be /%d or longer", p, family(p.Addr().Is4()), min)
+	}
+	if r, bad := reservedOverlap(p); bad {
+		return fmt.Sprintf("%s contains reserved addresses (%s %s)", p, r.why, r.prefix)
+	}
+	return ""
+}
+
+func minAllowed(is4 bool) int {
+	if is4 {
+		return MinAllowedBits4
+	}
+	return MinAllowedBits6
+}
+
+// nestedAllowed reports the prefixes of the list that are listed twice or
+// lie inside another, among those without a problem of their own: pairs,
+// for the short lists of a config.
+func nestedAllowed(field string, ps []netip.Prefix) []AllowError {
+	var errs []AllowError
+	for i, p := range ps {
+		if allowedProblem(p) != "" {
+			continue
+		}
+		for j, o := range ps[:i] {
+			switch {
+			case allowedProblem(o) != "":
+				continue
+			case p == o:
+				errs = append(errs, AllowError{Field: field, Index: i, Msg: fmt.Sprintf("%s is listed twice (first at %d)", p, j)})
+			case o.Bits() <= p.Bits() && o.Contains(p.Addr()):
+				errs = append(errs, AllowError{Field: field, Index: i, Msg: fmt.Sprintf("%s lies inside %s (at %d)", p, o, j)})
+			case p.Bits() < o.Bits() && p.Contains(o.Addr()):
+				errs = append(errs, AllowError{Field: field, Index: i, Msg: fmt.Sprintf("%s holds %s (at %d)", p, o, j)})
+			default:
+				continue
+			}
+			break
+		}
+	}
+	return errs
+}
+
+// Filter splits the routes that the source claims for the domain (the
+// name is only used in refusals) into those it may announce and those it
+// may not, with the reason: a prefix shorter than MinBits4 or MinBits6, or
+// outside Prefixes; an explicit next hop outside NextHops. A list item that
+// Validate refuses allows nothing here, whether or not the caller checked.
+// When every route is accepted, accepted is routes itself.
+func (a *Allow) Filter(domain string, routes []Route) (accepted []Route, refused []Refusal) {
+	for i := range routes {
+		r := &routes[i]
+		reason := a.refuse(r)
+		if reason == "" {
+			if refused != nil {
+				accepted = append(accepted, *r)
+			}
+			continue
+		}
+		if refused == nil {
+			accepted = append(make([]Route, 0, len(routes)-1), routes[:i]...)
+		}
+		refused = append(refused, Refusal{Domain: domain, Prefix: r.Prefix, Reason: reason})
+	}
+	if refused == nil {
+		return routes, nil
+	}
+	return accepted, refused
+}
+
+// refuse returns why r may not be announced, "" if it may.
+func (a *Allow) refuse(r *Route) string {
+	p := r.Prefix
+	if !p.IsValid() {
+		return "not a valid prefix"
+	}
+	min := a.MinBits6
+	if p.Addr().Is4() {
+		min = a.MinBits4
+	}
+	if min == 0 {
+		min = p.Addr().BitLen() // host routes only
+	}
+	switch {
+	case p.Bits() < min:
+		if min == p.Addr().BitLen() {
+			return fmt.Sprintf("a /%d, and this source may claim host routes (/%d) only", p.Bits(), min)
+		}
+		return fmt.Sprintf("a /%d, and this source may claim /%d or longer only", p.Bits(), min)
+	case !inside(p, a.Prefixes):
+		return "outside the prefixes allowed to this source"
+	}
+	if nh := r.NextHop; nh.IsValid() && !inside(netip.PrefixFrom(nh, nh.BitLen()), a.NextHops) {
+		if len(a.NextHops) == 0 {
+			return fmt.Sprintf("next hop %s: this source may not set a next hop (only self)", nh)
+		}
+		return fmt.Sprintf("next hop %s is outside the next hops allowed to this source", nh)
+	}
+	return ""
+}
+
+// inside reports whether p is one of the valid allowed prefixes, or lies
+// inside one.
+func inside(p netip.Prefix, allowed []netip.Prefix) bool {
+	for _, o := range allowed {
+		if o.Bits() <= p.Bits() && o.Contains(p.Addr()) && allowedProblem(o) == "" {
+			return true
+		}
+	}
+	return false
+}
