@@ -45,7 +45,9 @@ test: lint
 
 # A short run of each fuzz target on top of its seed corpus.
 fuzz: deps
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseMetadata$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseNova$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
 
 clean:
