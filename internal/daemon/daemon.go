@@ -37,12 +37,13 @@ type Options struct {
 	// Version is reported in logs and status.
 	Version string
 	// StopBGP stops the BGP speaker when Run ends, with a Cease
-	// NOTIFICATION that makes peers drop the routes at once. `virtbgp run`
-	// leaves it false when graceful restart is on: the process then ends
-	// with its sessions open and the kernel closes them without a
-	// NOTIFICATION, so graceful-restart peers keep the routes for the
-	// restart time (a planned restart, not a withdrawal). Tests that run
-	// several daemons in one process set it.
+	// NOTIFICATION (a Hard Reset where RFC 8538 is negotiated) that makes
+	// peers drop the routes at once. `virtbgp run` leaves it false when
+	// graceful restart is on: the process then ends with its sessions open
+	// and the kernel closes them without a NOTIFICATION, so graceful-restart
+	// peers keep the routes for the restart time, and LLGR helpers for the
+	// long-lived stale time after it (a planned restart, not a
+	// withdrawal). Tests that run several daemons in one process set it.
 	StopBGP bool
 	// Notifier sends systemd notifications (nil: none).
 	Notifier *notify.Notifier
@@ -185,11 +186,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // loop is the main loop: it serves requests and timers until ctx ends.
 func (d *Daemon) loop(ctx context.Context) {
-	// Peers wait for the first sync, but not for ever: after half the
-	// restart time the peers would flush our routes anyway.
-	wait := max(d.cfg.BGP.GracefulRestart.RestartTime/2, time.Second)
-	peerWait := time.NewTimer(wait)
-	defer peerWait.Stop()
+	wait := peerWait(d.cfg.BGP.GracefulRestart)
+	peerTimer := time.NewTimer(wait)
+	defer peerTimer.Stop()
 	synced := d.rec.Synced()
 	for {
 		select {
@@ -199,7 +198,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			synced = nil
 			d.addPeers(ctx, "first sync done")
 			d.ready(ctx, "")
-		case <-peerWait.C:
+		case <-peerTimer.C:
 			if !d.peersAdded {
 				d.log.Warn("no full sync from libvirt yet; bringing the BGP sessions up anyway", "waited", wait)
 				d.addPeers(ctx, "waited for libvirt")
@@ -215,11 +214,26 @@ func (d *Daemon) loop(ctx context.Context) {
 	}
 }
 
+// maxPeerWait bounds peerWait: READY=1 comes with the peers, well within
+// the unit's TimeoutStartSec=2min (systemd/virtbgp.service).
+const maxPeerWait = time.Minute
+
+// peerWait is how long the peers wait for the first full sync from libvirt
+// before they are brought up anyway (with what the reconciler has, maybe
+// nothing, which makes the peers flush what they kept): half the time the
+// peers keep our routes, the restart time and, at peers that do LLGR, the
+// long-lived stale time, at least 1s and at most maxPeerWait. Waiting
+// longer for libvirt costs nothing: without its state nothing is announced.
+func peerWait(gr config.GracefulRestart) time.Duration {
+	keep := gr.RestartTime + gr.LongLivedStaleTime
+	return min(max(keep/2, time.Second), maxPeerWait)
+}
+
 func (d *Daemon) stopSpeaker() {
-	if !d.opts.StopBGP && d.cfg.BGP.GracefulRestart.Enabled {
+	if gr := d.cfg.BGP.GracefulRestart; !d.opts.StopBGP && gr.Enabled {
 		d.log.Info("leaving BGP sessions to close with the process, without a NOTIFICATION",
-			"reason", "graceful-restart peers keep the routes for the restart time; `virtbgp drain` withdraws them",
-			"restart_time", d.cfg.BGP.GracefulRestart.RestartTime)
+			"reason", "graceful-restart peers keep the routes for the restart time, then LLGR helpers for the long-lived stale time; `virtbgp drain` withdraws them",
+			"restart_time", gr.RestartTime, "long_lived_stale_time", gr.LongLivedStaleTime)
 		return
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
