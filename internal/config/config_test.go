@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -54,6 +55,7 @@ func TestParseFull(t *testing.T) {
 		"    enabled: false",
 		"    restart-time: 4095s",
 		"    long-lived-stale-time: 16777215s",
+		"    notification: false",
 		"  peers:",
 		"    - address: 198.18.0.1",
 		"      port: 1790",
@@ -156,10 +158,11 @@ func TestParseDefaults(t *testing.T) {
 		File:    "/etc/virtbgp/virtbgp.yaml",
 		Libvirt: Libvirt{URI: DefaultLibvirtURI},
 		BGP: BGP{
-			ASN:             65001,
-			RouterID:        netip.MustParseAddr("192.0.2.1"),
-			ListenPort:      0,
-			GracefulRestart: GracefulRestart{Enabled: true, RestartTime: DefaultRestartTime},
+			ASN:        65001,
+			RouterID:   netip.MustParseAddr("192.0.2.1"),
+			ListenPort: 0,
+			GracefulRestart: GracefulRestart{Enabled: true, RestartTime: DefaultRestartTime,
+				LongLivedStaleTime: DefaultLongLivedStaleTime, Notification: true},
 			Peers: []Peer{{
 				Address:   netip.MustParseAddr("198.18.0.1"),
 				Port:      DefaultPeerPort,
@@ -181,6 +184,45 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
 	}
 	checkConfig(t, got)
+}
+
+// TestShippedDefaults pins the defaults of issue 11 ("host failure without
+// blackholes") to the values doc.go, the README and docs/tor state: a dead
+// host's routes are ordinary paths at the ToRs for 1s, then LLGR-stale for
+// an hour (BIRD's default), and a hung host is found after 9s.
+func TestShippedDefaults(t *testing.T) {
+	cfg, err := Parse("c.yaml", withPeer("asn: 65000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docText, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, peer := cfg.BGP.GracefulRestart, cfg.BGP.Peers[0]
+	for _, c := range []struct {
+		key       string
+		got, want any
+		doc       string // the value as doc.go's format block states it
+	}{
+		{"enabled", gr.Enabled, true, "true"},
+		{"restart-time", gr.RestartTime, time.Second, "1s"},
+		{"long-lived-stale-time", gr.LongLivedStaleTime, time.Hour, "3600s"},
+		{"notification", gr.Notification, true, "true"},
+		{"hold-time", peer.HoldTime, 9 * time.Second, "9s"},
+		{"keepalive", peer.Keepalive, 3 * time.Second, ""},
+	} {
+		if c.got != c.want {
+			t.Errorf("default %s = %v, want %v", c.key, c.got, c.want)
+		}
+		if c.doc == "" {
+			continue
+		}
+		line := regexp.MustCompile(`(?m)^//\s+` + c.key + `: ` + regexp.QuoteMeta(c.doc) + `\s+# default ` + regexp.QuoteMeta(c.doc) + `\b`)
+		if !line.Match(docText) {
+			t.Errorf("doc.go's format block does not show %s: %s with \"# default %s\"", c.key, c.doc, c.doc)
+		}
+	}
 }
 
 // TestParseKeepaliveDefault checks that the default keepalive is a third of
@@ -323,8 +365,8 @@ func TestParseErrors(t *testing.T) {
 			`c.yaml:4: bgp.router-id: want an IPv4 address other than 0.0.0.0, got "2001:db8::1"`,
 			`c.yaml:5: bgp.listen-port: want an integer from 0 to 65535, got 65536`,
 			`c.yaml:7: bgp.graceful-restart.enabled: want true or false, got "yes"`,
-			`c.yaml:8: bgp.graceful-restart.restart-time: want a whole number of seconds from 1s to 4095s like "120s", got "4096s"`,
-			`c.yaml:9: bgp.graceful-restart: unknown key "restart" (allowed: enabled, restart-time, long-lived-stale-time)`,
+			`c.yaml:8: bgp.graceful-restart.restart-time: want a whole number of seconds from 1s to 4095s like "1s", got "4096s"`,
+			`c.yaml:9: bgp.graceful-restart: unknown key "restart" (allowed: enabled, restart-time, long-lived-stale-time, notification)`,
 			`c.yaml:10: bgp.graceful-restart.long-lived-stale-time: want a whole number of seconds from 0s (off) to 16777215s like "3600s", got "16777216s"`,
 			`c.yaml:11: bgp.peers: want a list, got a mapping`,
 		}},
@@ -348,7 +390,7 @@ func TestParseErrors(t *testing.T) {
 			"mapping: {path: m.yaml}",
 		), []string{
 			`c.yaml:4: bgp.router-id: want an IP address, got "x"`,
-			`c.yaml:5: bgp.graceful-restart.restart-time: want a whole number of seconds from 1s to 4095s like "120s", got 0`,
+			`c.yaml:5: bgp.graceful-restart.restart-time: want a whole number of seconds from 1s to 4095s like "1s", got 0`,
 			`c.yaml:6: bgp: duplicate key "graceful-restart" (first at line 5)`,
 		}},
 		{"peer missing keys", doc(
@@ -417,26 +459,26 @@ func TestParseErrors(t *testing.T) {
 			`c.yaml:8: bgp.peers[0].password-file: want a file name, got ""`,
 		}},
 		{"hold-time too short", withPeer("asn: 65000", "hold-time: 2s"), []string{
-			`c.yaml:8: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "90s", got "2s"`,
+			`c.yaml:8: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "9s", got "2s"`,
 		}},
 		{"hold-time too long", withPeer("asn: 65000", "hold-time: 65536s"), []string{
-			`c.yaml:8: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "90s", got "65536s"`,
+			`c.yaml:8: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "9s", got "65536s"`,
 		}},
 		{"hold-time fraction", withPeer("asn: 65000", "hold-time: 3.5s"), []string{
-			`c.yaml:8: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "90s", got "3.5s"`,
+			`c.yaml:8: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "9s", got "3.5s"`,
 		}},
 		{"hold-time no unit", withPeer("asn: 65000", "hold-time: 90"), []string{
-			`c.yaml:8: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "90s", got 90`,
+			`c.yaml:8: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "9s", got 90`,
 		}},
-		{"keepalive not below hold-time", withPeer("asn: 65000", "keepalive: 90s"), []string{
-			`c.yaml:8: bgp.peers[0].keepalive: want at least 1s and less than hold-time (1m30s), got "90s"`,
+		{"keepalive not below the default hold-time", withPeer("asn: 65000", "keepalive: 9s"), []string{
+			`c.yaml:8: bgp.peers[0].keepalive: want at least 1s and less than hold-time (9s), got "9s"`,
 		}},
 		{"keepalive 0", withPeer("asn: 65000", "keepalive: 0", "hold-time: 9s"), []string{
 			`c.yaml:8: bgp.peers[0].keepalive: want at least 1s and less than hold-time (9s), got 0`,
 		}},
 		{"keepalive bad", withPeer("asn: 65000", "keepalive: -1s", "hold-time: 1s"), []string{
-			`c.yaml:8: bgp.peers[0].keepalive: want a whole number of seconds from 0s to 65534s like "30s", got "-1s"`,
-			`c.yaml:9: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "90s", got "1s"`,
+			`c.yaml:8: bgp.peers[0].keepalive: want a whole number of seconds from 0s to 65534s like "3s", got "-1s"`,
+			`c.yaml:9: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "9s", got "1s"`,
 		}},
 		{"families", doc(
 			"version: 1",
@@ -545,7 +587,7 @@ func TestParseErrors(t *testing.T) {
 			`c.yaml:1: top level: missing required key "mapping"`,
 			`c.yaml:2: bgp: missing required key "asn"`,
 			`c.yaml:3: bgp.router-id: want an IP address, got "192.0.2.300"`,
-			`c.yaml:7: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "90s", got "1s"`,
+			`c.yaml:7: bgp.peers[0].hold-time: want 0 or a whole number of seconds from 3s to 65535s like "9s", got "1s"`,
 			`c.yaml:8: bgp.peers[0].families: duplicate family ipv4 (first at line 8)`,
 			`c.yaml:9: policy.paused: want withdraw or keep, got "drop"`,
 			`c.yaml:11: status.listen: want host:port like "127.0.0.1:9479" (port 1..65535), or "" to disable, got "nope"`,

@@ -20,10 +20,21 @@
 //	  asn: 65001                     # required, 1..4294967295
 //	  router-id: 192.0.2.1           # required, an IPv4 address other than 0.0.0.0
 //	  listen-port: 179               # 0..65535; omitted or 0: no listener, all sessions are active
-//	  graceful-restart:              # RFC 4724
+//	  graceful-restart:              # RFC 4724: when the session ends without a Hard Reset
+//	                                 # (virtbgp restarted or dead), helpers keep its routes
 //	    enabled: true                # default true
-//	    restart-time: 120s           # default 120s; whole seconds, 1s..4095s
-//	    long-lived-stale-time: 0s    # RFC 9494 LLGR stale time; default 0s (off); whole seconds, up to 16777215s
+//	    restart-time: 1s             # default 1s; whole seconds, 1s..4095s. How long helpers keep
+//	                                 # the routes as ordinary (stale) paths. 1s is the least GoBGP
+//	                                 # can announce (0 would announce the hold time)
+//	    long-lived-stale-time: 3600s # default 3600s (BIRD's default for its own long lived stale
+//	                                 # time); 0 off; whole seconds, up to 16777215s. RFC 9494 LLGR:
+//	                                 # after restart-time, helpers that do LLGR keep the routes
+//	                                 # this long marked LLGR_STALE: they forward while no other
+//	                                 # path exists and lose to any fresh one at once
+//	    notification: true           # default true; RFC 8538 N bit: where the peer sets it too, a
+//	                                 # hold-timer expiry or a NOTIFICATION other than a Hard Reset
+//	                                 # also leaves the routes stale at the peer; removing a peer or
+//	                                 # stopping the speaker sends a Hard Reset (routes withdrawn)
 //	  peers:                         # default none
 //	    - address: 198.18.0.1        # required, a unicast IP address, unique among peers
 //	      port: 179                  # default 179; 1..65535
@@ -33,8 +44,9 @@
 //	                                 # surrounding white space trimmed; a relative path is
 //	                                 # relative to the directory of this file; not with password
 //	      passive: false             # default false; true needs bgp.listen-port
-//	      hold-time: 90s             # default 90s; 0 (no keepalives) or whole seconds, 3s..65535s
-//	      keepalive: 30s             # default hold-time/3 rounded down to whole seconds;
+//	      hold-time: 9s              # default 9s (FRR's datacenter profile); 0 (no keepalives)
+//	                                 # or whole seconds, 3s..65535s
+//	      keepalive: 3s              # default hold-time/3 rounded down to whole seconds;
 //	                                 # whole seconds, at least 1s and less than hold-time
 //	                                 # (unused when hold-time is 0)
 //	      multihop-ttl: 2            # default 0: directly connected; 0..255
@@ -60,7 +72,7 @@
 //	  graceful-shutdown-time: 60s    # default; 0..1h: how long `virtbgp drain` announces every route
 //	                                 # with GRACEFUL_SHUTDOWN (65535:0) before withdrawing them all
 //
-// Durations are Go durations ("90s", "2m", "1h30m"); a bare 0 is zero.
+// Durations are Go durations ("9s", "2m", "1h30m"); a bare 0 is zero.
 //
 // Only version, bgp (with its asn and router-id) and mapping (with its path)
 // are required; a minimal file is:

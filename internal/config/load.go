@@ -120,8 +120,10 @@ func (l *loader) config(n *yaml.Node) *Config {
 	cfg := &Config{
 		Libvirt: Libvirt{URI: DefaultLibvirtURI},
 		BGP: BGP{GracefulRestart: GracefulRestart{
-			Enabled:     true,
-			RestartTime: DefaultRestartTime,
+			Enabled:            true,
+			RestartTime:        DefaultRestartTime,
+			LongLivedStaleTime: DefaultLongLivedStaleTime,
+			Notification:       true,
 		}},
 		Policy: Policy{
 			Paused:         PausedWithdraw,
@@ -299,7 +301,7 @@ func (l *loader) gracefulRestart(v *yaml.Node, gr *GracefulRestart) {
 		}},
 		yamlutil.Field{Key: "restart-time", Do: func(_, v *yaml.Node) {
 			if d, ok := l.duration(v, "bgp.graceful-restart.restart-time",
-				`a whole number of seconds from 1s to 4095s like "120s"`,
+				`a whole number of seconds from 1s to 4095s like "1s"`,
 				func(d time.Duration) bool { return wholeSeconds(d) && d >= time.Second && d <= MaxRestartTime }); ok {
 				gr.RestartTime = d
 			}
@@ -309,6 +311,11 @@ func (l *loader) gracefulRestart(v *yaml.Node, gr *GracefulRestart) {
 				`a whole number of seconds from 0s (off) to 16777215s like "3600s"`,
 				func(d time.Duration) bool { return wholeSeconds(d) && d >= 0 && d <= MaxLongLivedStaleTime }); ok {
 				gr.LongLivedStaleTime = d
+			}
+		}},
+		yamlutil.Field{Key: "notification", Do: func(_, v *yaml.Node) {
+			if b, ok := l.r.Bool(v, "bgp.graceful-restart.notification"); ok {
+				gr.Notification = b
 			}
 		}},
 	)
@@ -400,7 +407,7 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		}},
 		yamlutil.Field{Key: "hold-time", Do: func(_, v *yaml.Node) {
 			d, ok := l.duration(v, what+".hold-time",
-				`0 or a whole number of seconds from 3s to 65535s like "90s"`,
+				`0 or a whole number of seconds from 3s to 65535s like "9s"`,
 				func(d time.Duration) bool {
 					return d == 0 || wholeSeconds(d) && d >= MinHoldTime && d <= MaxHoldTime
 				})
@@ -411,7 +418,7 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		}},
 		yamlutil.Field{Key: "keepalive", Do: func(_, v *yaml.Node) {
 			if d, ok := l.duration(v, what+".keepalive",
-				`a whole number of seconds from 0s to 65534s like "30s"`,
+				`a whole number of seconds from 0s to 65534s like "3s"`,
 				func(d time.Duration) bool { return wholeSeconds(d) && d >= 0 && d < MaxHoldTime }); ok {
 				p.Keepalive, pn.keepalive = d, v
 			}

@@ -9,13 +9,28 @@ import (
 const (
 	DefaultLibvirtURI     = "qemu:///system"
 	DefaultPeerPort       = 179
-	DefaultHoldTime       = 90 * time.Second
-	DefaultRestartTime    = 120 * time.Second
 	DefaultResyncInterval = 5 * time.Minute
 	DefaultStandbyPrepend = 3
 	DefaultStateDir       = "/var/lib/virtbgp"
 	DefaultControlSocket  = "/run/virtbgp/control.sock"
 	DefaultDrainTime      = 60 * time.Second
+)
+
+// The BGP timers' defaults: a dead host's routes must not blackhole its
+// VMs' traffic once they run elsewhere, and a virtbgp restart must not lose
+// a route (docs/tor, "Graceful restart").
+const (
+	// DefaultHoldTime is FRR's datacenter profile (keepalive 3s, hold 9s);
+	// the keepalive defaults to a third of the hold time.
+	DefaultHoldTime = 9 * time.Second
+	// DefaultRestartTime is the shortest graceful-restart time GoBGP can
+	// announce (it announces the hold time for 0): a dead host's routes
+	// stay ordinary paths at the helpers this long, then LLGR-stale.
+	DefaultRestartTime = time.Second
+	// DefaultLongLivedStaleTime is BIRD's default for its own "long lived
+	// stale time": a helper keeps a restarting or dead host's routes this
+	// long as LLGR-stale, where they lose to any fresh path.
+	DefaultLongLivedStaleTime = 3600 * time.Second
 )
 
 // Family is an address family carried on a BGP session.
@@ -87,11 +102,16 @@ type BGP struct {
 // GracefulRestart is bgp.graceful-restart (RFC 4724).
 type GracefulRestart struct {
 	Enabled     bool          // enabled, default true
-	RestartTime time.Duration // restart-time, default 120s, at most 4095s
+	RestartTime time.Duration // restart-time, default 1s, 1s..4095s
 	// LongLivedStaleTime is long-lived-stale-time (RFC 9494): when set,
 	// every session also announces long-lived graceful restart for each of
-	// its families with this stale time; 0 (the default) announces none.
+	// its families with this stale time; default 3600s, 0 announces none.
 	LongLivedStaleTime time.Duration
+	// Notification is notification (RFC 8538): every session announces the
+	// N bit, so that where the peer announces it too, a NOTIFICATION other
+	// than a Hard Reset and a hold-timer expiry end the session with
+	// graceful restart instead of a withdrawal; default true.
+	Notification bool
 }
 
 // Peer is one item of bgp.peers.
@@ -103,7 +123,7 @@ type Peer struct {
 	// file is read at load time; surrounding white space is trimmed).
 	Password     string
 	Passive      bool
-	HoldTime     time.Duration // hold-time, default 90s; 0 or >= 3s
+	HoldTime     time.Duration // hold-time, default 9s; 0 or >= 3s
 	Keepalive    time.Duration // keepalive, default hold-time/3 in whole seconds
 	MultihopTTL  uint8         // multihop-ttl, 0 = directly connected
 	LocalAddress netip.Addr    // local-address, optional
