@@ -156,6 +156,23 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 			RestartTime:      uint32(min(seconds(s.cfg.GracefulRestart.RestartTime, 1), 4095)),
 			LocalRestarting:  opts.Restarting,
 			LonglivedEnabled: llgr,
+			// RFC 8538, the N bit (see the GracefulRestart.Notification
+			// doc). What GoBGP v3.37.0 does with it: it sets the bit in
+			// the OPEN (fsm.go capabilitiesFromConfig) and counts it
+			// negotiated when the peer's capability has it too (fsm.go
+			// opensent, State.NotificationEnabled). Then a Cease that it
+			// sends with subcode Maximum Number of Prefixes, Administrative
+			// Shutdown or Peer De-configured goes out as a Hard Reset
+			// (fsm.go sendMessageloop and established, packet/bgp
+			// ShouldHardReset): DeletePeer and StopBgp send Peer
+			// De-configured (server.go deleteNeighbor), so removing a peer
+			// and Stop still make the peer drop our routes at once. A
+			// hold-timer expiry and any other NOTIFICATION leave them
+			// stale at the peer (RFC 8538 4), like the close without a
+			// NOTIFICATION of a restart or a crash. Received, a
+			// NOTIFICATION other than a Hard Reset makes GoBGP keep the
+			// peer's routes, which the speaker does not import anyway.
+			NotificationEnabled: s.cfg.GracefulRestart.Notification,
 		}
 	}
 	for _, f := range families(p) {

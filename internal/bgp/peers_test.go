@@ -17,7 +17,8 @@ func TestAPIPeer(t *testing.T) {
 	h := &captureHandler{level: slog.LevelDebug}
 	s := New(config.BGP{
 		ASN: 65001, RouterID: netip.MustParseAddr("192.0.2.1"),
-		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: 90 * time.Second},
+		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: 90 * time.Second,
+			LongLivedStaleTime: 3600 * time.Second, Notification: true},
 	}, slog.New(h))
 	p := s.apiPeer(config.Peer{
 		Address:      netip.MustParseAddr("::ffff:192.0.2.1"),
@@ -44,14 +45,17 @@ func TestAPIPeer(t *testing.T) {
 	if m := p.EbgpMultihop; m == nil || !m.Enabled || m.MultihopTtl != 3 {
 		t.Errorf("multihop %v", m)
 	}
-	if g := p.GracefulRestart; g == nil || !g.Enabled || g.RestartTime != 90 || !g.LocalRestarting {
+	if g := p.GracefulRestart; g == nil || !g.Enabled || g.RestartTime != 90 || !g.LocalRestarting ||
+		!g.LonglivedEnabled || !g.NotificationEnabled {
 		t.Errorf("graceful restart %v", g)
 	}
-	// Default families: IPv4 and IPv6 unicast, each with MP graceful restart.
+	// Default families: IPv4 and IPv6 unicast, each with MP graceful restart
+	// and LLGR.
 	var fams []string
 	for _, af := range p.AfiSafis {
 		fams = append(fams, af.Config.Family.Afi.String())
-		if !af.Config.Enabled || af.MpGracefulRestart == nil || !af.MpGracefulRestart.Config.Enabled {
+		if !af.Config.Enabled || af.MpGracefulRestart == nil || !af.MpGracefulRestart.Config.Enabled ||
+			af.LongLivedGracefulRestart == nil || af.LongLivedGracefulRestart.Config.RestartTime != 3600 {
 			t.Errorf("afi-safi %v", af)
 		}
 	}
@@ -67,7 +71,7 @@ func TestAPIPeer(t *testing.T) {
 	if p.GracefulRestart != nil || p.EbgpMultihop != nil || p.Transport.LocalAddress != "" || p.Transport.PassiveMode {
 		t.Errorf("minimal peer %v", p)
 	}
-	if tm := p.Timers.Config; tm.ConnectRetry != 5 || tm.HoldTime != 0 {
+	if tm := p.Timers.Config; tm.ConnectRetry != 1 || tm.HoldTime != 0 {
 		t.Errorf("minimal timers %v", tm)
 	}
 	if len(p.AfiSafis) != 1 || p.AfiSafis[0].Config.Family.Afi != api.Family_AFI_IP6 || p.AfiSafis[0].MpGracefulRestart != nil {
@@ -75,6 +79,26 @@ func TestAPIPeer(t *testing.T) {
 	}
 	if !slices.ContainsFunc(h.messages(), func(m string) bool { return strings.Contains(m, "hold-time 0") }) {
 		t.Errorf("no hold-time warning in %v", h.messages())
+	}
+}
+
+// TestAPIPeerNotification: the N bit (RFC 8538) goes with graceful restart
+// and the notification setting.
+func TestAPIPeerNotification(t *testing.T) {
+	for _, c := range []struct {
+		enabled, notification, want bool
+	}{
+		{true, true, true},
+		{true, false, false},
+		{false, true, false}, // no graceful restart capability at all
+	} {
+		s := New(config.BGP{ASN: 65001, RouterID: netip.MustParseAddr("192.0.2.1"),
+			GracefulRestart: config.GracefulRestart{Enabled: c.enabled, RestartTime: time.Second, Notification: c.notification},
+		}, nil)
+		p := s.apiPeer(config.Peer{Address: netip.MustParseAddr("192.0.2.9"), ASN: 65000}, StartOptions{})
+		if got := p.GetGracefulRestart().GetNotificationEnabled(); got != c.want {
+			t.Errorf("enabled %v, notification %v: NotificationEnabled %v, want %v", c.enabled, c.notification, got, c.want)
+		}
 	}
 }
 

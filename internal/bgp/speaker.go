@@ -34,10 +34,13 @@ import (
 
 // DefaultConnectRetry is the connect-retry interval used when
 // StartOptions.ConnectRetry is zero. GoBGP's own default is 120s, and it
-// waits a random time between one and two intervals, so a ToR that comes
-// back after a reboot would wait up to four minutes for us; 5s makes it
-// 5-10s.
-const DefaultConnectRetry = 5 * time.Second
+// waits a random time between one and two intervals before each attempt
+// (fsm.go connectLoop), so a ToR that comes back after a reboot would wait
+// up to four minutes for us; 1s (GoBGP's least, minConnectRetryInterval)
+// makes it 1-2s. An attempt is one TCP SYN (the dial's timeout is the
+// interval less a second, at least 1s), cheap even against a ToR that is
+// away for long.
+const DefaultConnectRetry = time.Second
 
 // Names of the GoBGP policy objects the speaker creates.
 const (
@@ -214,9 +217,12 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 	}
 	s.stopWatches = cancel
 	s.state = lifecycleRunning
+	gr := s.cfg.GracefulRestart
 	s.log.Info("bgp speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID,
 		"listen_port", s.cfg.ListenPort, "peers", len(s.cfg.Peers),
-		"graceful_restart", s.cfg.GracefulRestart.Enabled, "restarting", opts.Restarting)
+		"graceful_restart", gr.Enabled, "restart_time", gr.RestartTime,
+		"long_lived_stale_time", gr.LongLivedStaleTime, "notification", gr.Notification,
+		"restarting", opts.Restarting)
 	return nil
 }
 
@@ -297,9 +303,10 @@ func (s *Speaker) setImportPolicy(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the BGP server: GoBGP sends a Cease NOTIFICATION to every
-// established peer, which makes the peers drop our routes at once
-// (graceful restart does not apply to a Cease). A planned restart that
+// Stop stops the BGP server: GoBGP sends a Cease NOTIFICATION (Peer
+// De-configured; a Hard Reset where the N bit of RFC 8538 was negotiated)
+// to every established peer, which makes the peers drop our routes at once
+// (graceful restart does not apply to it). A planned restart that
 // should keep the routes in the peers for the restart time must instead end
 // the process without calling Stop (the kernel then closes the sessions
 // without a NOTIFICATION) and start the next one with

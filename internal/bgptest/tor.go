@@ -48,6 +48,16 @@ type Neighbor struct {
 	// with per-family MP-GR; it also makes the ToR send End-of-RIB, which a
 	// speaker in restarting mode waits for.
 	GracefulRestart bool
+	// LongLivedGracefulRestart, with GracefulRestart, makes the ToR a
+	// long-lived graceful-restart helper (RFC 9494) too, as docs/tor makes
+	// BIRD and FRR: once the speaker's restart time is over, the ToR keeps
+	// its routes with LLGR_STALE for the stale time the speaker announced.
+	LongLivedGracefulRestart bool
+	// Notification, with GracefulRestart, sets the N bit of RFC 8538 in the
+	// ToR's graceful-restart capability, as FRR does: where the speaker sets
+	// it too, a NOTIFICATION other than a Hard Reset ends the session with
+	// graceful restart, and the ToR sends a Hard Reset when it stops.
+	Notification bool
 }
 
 // Config is the ToR's global configuration.
@@ -150,7 +160,12 @@ func (t *ToR) AddNeighbor(ctx context.Context, n Neighbor) error {
 		p.Transport.LocalAddress = n.LocalAddress.String()
 	}
 	if n.GracefulRestart {
-		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: 120}
+		p.GracefulRestart = &api.GracefulRestart{
+			Enabled:             true,
+			RestartTime:         120,
+			LonglivedEnabled:    n.LongLivedGracefulRestart,
+			NotificationEnabled: n.Notification,
+		}
 	}
 	for _, f := range n.Families {
 		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: Family(f), Enabled: true}}

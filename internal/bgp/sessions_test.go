@@ -1,0 +1,102 @@
+package bgp_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	packet "github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/virtbgp/virtbgp/internal/bgp"
+	"github.com/virtbgp/virtbgp/internal/bgptest"
+	"github.com/virtbgp/virtbgp/internal/config"
+)
+
+// grConfig is the speaker config of these tests: graceful restart as
+// shipped (restart time 1s, LLGR for an hour, the N bit), one peer per
+// item of peers.
+func grConfig(notification bool, stale time.Duration, peers ...config.Peer) config.BGP {
+	return config.BGP{
+		ASN:      localAS,
+		RouterID: addr(routerID),
+		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: time.Second,
+			LongLivedStaleTime: stale, Notification: notification},
+		Peers: peers,
+	}
+}
+
+// grPeer is a peer at a (port) with one family.
+func grPeer(a string, port uint16, fam config.Family) config.Peer {
+	return config.Peer{Address: addr(a), Port: port, ASN: torAS, HoldTime: 9 * time.Second,
+		Keepalive: 3 * time.Second, Families: []config.Family{fam}}
+}
+
+// TestNotificationBit: with graceful-restart notification on, the
+// speaker's graceful-restart capability has the N bit of RFC 8538. With a
+// ToR that sets it too (as FRR does), a NOTIFICATION other than a Hard
+// Reset (here an administrative reset, through GoBGP's API) ends the
+// session at the ToR with graceful restart, so the ToR keeps the routes,
+// while Stop still sends a Hard Reset, and the ToR drops them at once.
+// Without it, the ToR drops the routes on both.
+func TestNotificationBit(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		notification bool
+		stop         bool   // Stop the speaker; else reset the session
+		reason       string // the ToR's "Peer Down" reason, or its start
+	}{
+		{"reset, N negotiated", true, false, "graceful-restart"},
+		{"reset, N off", false, false, "notification-received code 6(cease) subcode 4(administrative reset)"},
+		{"stop, N negotiated", true, true, "hard-reset"},
+		{"stop, N off", false, true, "notification-received code 6(cease) subcode 3(peer deconfigured)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			log, tl := newTestLog(t)
+			tor := bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.1", Listen: []string{tor1v4}, Log: log},
+				bgptest.Neighbor{Address: addr("127.0.0.1"), ASN: localAS, Families: []string{famV4},
+					GracefulRestart: true, LongLivedGracefulRestart: true, Notification: true})
+			sp := startSpeaker(t, grConfig(tc.notification, time.Hour, grPeer(tor1v4, tor.Port, config.FamilyIPv4)), log, bgp.StartOptions{})
+			waitEstablished(t, sp)
+			if got := receivedNBit(t, tor, "127.0.0.1"); got != tc.notification {
+				t.Errorf("N bit in the OPEN the ToR received = %v, want %v", got, tc.notification)
+			}
+			if err := sp.Announce(ctx, route("198.51.100.21/32")); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 5*time.Second, func() string { return hasPrefixes(t, tor, famV4, "198.51.100.21/32") })
+
+			if tc.stop {
+				if err := sp.Stop(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := bgp.GoBGPServer(sp).ResetPeer(ctx, &api.ResetPeerRequest{Address: tor1v4}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 10*time.Second, func() string {
+				if !tl.logged("Peer Down", "router=tor-10.0.0.1", "reason="+tc.reason) {
+					return "the ToR logged no \"Peer Down\" with reason " + tc.reason
+				}
+				return ""
+			})
+			if tc.stop {
+				// At once, not LLGR-stale for an hour.
+				eventually(t, 5*time.Second, func() string { return hasPrefixes(t, tor, famV4) })
+			}
+		})
+	}
+}
+
+// receivedNBit reports the N bit of the graceful-restart capability the ToR
+// received from neighbor.
+func receivedNBit(t *testing.T, r *bgptest.ToR, neighbor string) bool {
+	t.Helper()
+	for _, c := range receivedCaps(t, r, neighbor) {
+		if gr, ok := c.(*packet.CapGracefulRestart); ok {
+			return gr.Flags&0x04 != 0
+		}
+	}
+	t.Fatalf("ToR got no graceful restart capability from %s", neighbor)
+	return false
+}
