@@ -81,8 +81,14 @@ func newTestLog(t testing.TB) (*slog.Logger, *testLog) {
 // attributes contain every one of attrs ("key=value", or the start of one:
 // "reason=notification-received code 6").
 func (h *testLog) logged(msg string, attrs ...string) bool {
+	return h.count(msg, attrs...) > 0
+}
+
+// count is how many records logged would match.
+func (h *testLog) count(msg string, attrs ...string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	n := 0
 	for _, l := range h.lines {
 		_, rest, _ := strings.Cut(l, " ") // after the level
 		if rest != msg && !strings.HasPrefix(rest, msg+" ") {
@@ -90,10 +96,10 @@ func (h *testLog) logged(msg string, attrs ...string) bool {
 		}
 		rest = rest[len(msg):]
 		if !slices.ContainsFunc(attrs, func(a string) bool { return !strings.Contains(rest, " "+a) }) {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 func (h *testLog) String() string {

@@ -66,6 +66,10 @@ type PeerStatus struct {
 	// ("hold-timer-expired", "notification-received cease/..."); empty if
 	// it never did since Start.
 	LastDownReason string
+	// GracefulRestart is what the peer announced in the OPEN of its last
+	// established session: whether it keeps this host's routes when virtbgp
+	// restarts or the host dies (GRUnknown until a session is up).
+	GracefulRestart GRSupport
 }
 
 // peerTrack is what the speaker keeps of one configured peer. Guarded by
@@ -81,6 +85,12 @@ type peerTrack struct {
 	// not say why a session went down).
 	pendingReason  string
 	lastDownReason string
+
+	// checkCaps marks the peer for watchSessions (sessions.go): its
+	// session came up. Set by onPeerState.
+	checkCaps bool
+	// gr is what the peer's last established session announced.
+	gr GRSupport
 }
 
 func families(p config.Peer) []config.Family {
@@ -236,6 +246,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			continue // SetPeers could not add it
 		}
 		out[i].LastDownReason = t.lastDownReason
+		out[i].GracefulRestart = t.gr
 		if running {
 			out[i].State = t.state
 			if t.state == StateEstablished {
@@ -314,6 +325,7 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 	t.state = next
 	if next == StateEstablished && prev != StateEstablished {
 		t.up = time.Now()
+		t.checkCaps = true
 	}
 	reason := ""
 	if prev == StateEstablished && next != StateEstablished {
@@ -323,9 +335,13 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 		}
 		t.lastDownReason = reason
 		t.pendingReason = ""
+		t.checkCaps = false
 	}
 	asn := t.cfg.ASN
 	s.peerMu.Unlock()
+	if next == StateEstablished && prev != next {
+		defer s.kickSessions() // sessions.go, after the log line below
+	}
 
 	switch {
 	case prev == next:

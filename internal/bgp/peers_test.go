@@ -9,6 +9,7 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
+	packet "github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/virtbgp/virtbgp/internal/config"
 )
@@ -98,6 +99,28 @@ func TestAPIPeerNotification(t *testing.T) {
 		p := s.apiPeer(config.Peer{Address: netip.MustParseAddr("192.0.2.9"), ASN: 65000}, StartOptions{})
 		if got := p.GetGracefulRestart().GetNotificationEnabled(); got != c.want {
 			t.Errorf("enabled %v, notification %v: NotificationEnabled %v, want %v", c.enabled, c.notification, got, c.want)
+		}
+	}
+}
+
+// TestGRSupport classifies the capabilities of a peer's OPEN.
+func TestGRSupport(t *testing.T) {
+	gr := packet.NewCapGracefulRestart(false, false, 120, nil)
+	llgr := packet.NewCapLongLivedGracefulRestart(nil)
+	other := packet.NewCapFourOctetASNumber(65000)
+	for _, c := range []struct {
+		name string
+		caps []packet.ParameterCapabilityInterface
+		want GRSupport
+	}{
+		{"nothing", nil, GRNone},
+		{"other capabilities", []packet.ParameterCapabilityInterface{other}, GRNone},
+		{"graceful restart", []packet.ParameterCapabilityInterface{other, gr}, GRHelper},
+		{"both", []packet.ParameterCapabilityInterface{llgr, other, gr}, GRLongLived},
+		{"LLGR without graceful restart", []packet.ParameterCapabilityInterface{llgr}, GRNone},
+	} {
+		if got := grSupport(c.caps); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package bgp_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -99,4 +100,58 @@ func receivedNBit(t *testing.T, r *bgptest.ToR, neighbor string) bool {
 	}
 	t.Fatalf("ToR got no graceful restart capability from %s", neighbor)
 	return false
+}
+
+// TestPeerGRSupport: once a session is up, the speaker reports what the
+// peer announced about graceful restart (llgr, gr, none) and, when it
+// announces long-lived graceful restart itself, warns once about each peer
+// that would drop this host's routes after the restart time or at once.
+func TestPeerGRSupport(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stale time.Duration
+		warn  int // warnings per peer that is not an LLGR helper
+	}{{"llgr on", time.Hour, 1}, {"llgr off", 0, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			log, tl := newTestLog(t)
+			t1 := bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.1", Listen: []string{tor1v4, tor1v6}, Log: log},
+				bgptest.Neighbor{Address: addr(tor1v4), ASN: localAS, Families: []string{famV4}, GracefulRestart: true, LongLivedGracefulRestart: true},
+				bgptest.Neighbor{Address: addr(tor1v6), ASN: localAS, Families: []string{famV6}, GracefulRestart: true})
+			t2 := bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.2", Listen: []string{tor2}, Log: log},
+				bgptest.Neighbor{Address: addr(ibgpLocal), ASN: localAS, Families: []string{famV4}})
+			p2 := grPeer(tor2, t2.Port, config.FamilyIPv4)
+			p2.LocalAddress = addr(ibgpLocal)
+			sp := startSpeaker(t, grConfig(true, tc.stale,
+				grPeer(tor1v4, t1.Port, config.FamilyIPv4), grPeer(tor1v6, t1.Port, config.FamilyIPv6), p2), log, bgp.StartOptions{})
+			want := map[string]bgp.GRSupport{tor1v4: bgp.GRLongLived, tor1v6: bgp.GRHelper, tor2: bgp.GRNone}
+			eventually(t, 10*time.Second, func() string {
+				ps, err := sp.Peers(context.Background())
+				if err != nil {
+					return err.Error()
+				}
+				for _, p := range ps {
+					if p.State != bgp.StateEstablished || p.GracefulRestart != want[p.Address.String()] {
+						return fmt.Sprintf("peer %s: %s, graceful restart %q, want established, %q",
+							p.Address, p.State, p.GracefulRestart, want[p.Address.String()])
+					}
+				}
+				return ""
+			})
+			// Peers reports the support after the warning is logged.
+			for peer, gr := range want {
+				n := tl.count("peer is not a long-lived graceful-restart helper", "peer="+peer)
+				wantN := tc.warn
+				if gr == bgp.GRLongLived {
+					wantN = 0
+				}
+				if n != wantN {
+					t.Errorf("peer %s (%s): %d warnings, want %d", peer, gr, n, wantN)
+				}
+				if wantN > 0 && !tl.logged("peer is not a long-lived graceful-restart helper",
+					"peer="+peer, "graceful_restart="+string(gr), "restart_time=1s") {
+					t.Errorf("peer %s: the warning lacks graceful_restart=%s or restart_time=1s:\n%s", peer, gr, tl)
+				}
+			}
+		})
+	}
 }

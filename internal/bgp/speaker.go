@@ -106,6 +106,9 @@ type Speaker struct {
 	// grCheck asks watchRestarting to look at the pending peers (capacity
 	// 1: one pending request covers any number of events).
 	grCheck chan struct{}
+	// sessionCheck asks watchSessions to look at the peers onPeerState
+	// marked (capacity 1, as grCheck).
+	sessionCheck chan struct{}
 
 	// peerMu owns peers (the session watch state).
 	peerMu sync.Mutex
@@ -124,6 +127,8 @@ func New(cfg config.BGP, log *slog.Logger) *Speaker {
 		peers:     make(map[netip.Addr]*peerTrack, len(cfg.Peers)),
 		grPending: make(map[netip.Addr]bool),
 		grCheck:   make(chan struct{}, 1),
+
+		sessionCheck: make(chan struct{}, 1),
 	}
 	for _, p := range cfg.Peers {
 		a := p.Address.Unmap()
@@ -215,6 +220,7 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 	if opts.Restarting {
 		go s.watchRestarting(watchCtx)
 	}
+	go s.watchSessions(watchCtx)
 	s.stopWatches = cancel
 	s.state = lifecycleRunning
 	gr := s.cfg.GracefulRestart

@@ -49,6 +49,8 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			State:      string(p.State),
 			RoutesSent: int(p.RoutesSent),
 			LastDown:   p.LastDownReason,
+			// What the peer does with our routes when we restart.
+			GracefulRestart: string(p.GracefulRestart),
 		}
 		if p.Uptime > 0 {
 			sp.Since = time.Now().Add(-p.Uptime).Truncate(time.Second)

@@ -44,6 +44,13 @@ type Peer struct {
 	RoutesSent int       `json:"routes_sent"`
 	Families   []string  `json:"families"`
 	LastDown   string    `json:"last_down,omitempty"`
+	// GracefulRestart is what the peer announced in the OPEN of its last
+	// established session: "llgr" (graceful restart and long-lived
+	// graceful restart: it keeps this host's routes through a virtbgp
+	// restart, LLGR-stale after the restart time), "gr" (graceful restart
+	// only: it drops them after the restart time) or "none" (it drops them
+	// when the session ends); empty until a session is up.
+	GracefulRestart string `json:"graceful_restart,omitempty"`
 }
 
 // Domain is one libvirt domain as the reconciler last read it.

@@ -47,7 +47,7 @@ func WriteTable(w io.Writer, r Report) error {
 			return compareParsed(a.Address, b.Address, netip.ParseAddr, netip.Addr.Compare)
 		})
 		tw := newTabWriter(ew)
-		row(tw, "Address", "ASN", "State", "Since", "Uptime", "Routes sent", "Families", "Last down")
+		row(tw, "Address", "ASN", "State", "Since", "Uptime", "Routes sent", "Families", "GR", "Last down")
 		for _, p := range peers {
 			since, uptime := "-", "-"
 			if !p.Since.IsZero() {
@@ -57,7 +57,7 @@ func WriteTable(w io.Writer, r Report) error {
 				}
 			}
 			row(tw, p.Address, strconv.FormatUint(uint64(p.ASN), 10), dash(p.State), since, uptime,
-				strconv.Itoa(p.RoutesSent), list(p.Families), dash(p.LastDown))
+				strconv.Itoa(p.RoutesSent), list(p.Families), dash(p.GracefulRestart), dash(p.LastDown))
 		}
 		_ = tw.Flush()
 	}
