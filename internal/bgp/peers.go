@@ -86,9 +86,11 @@ type peerTrack struct {
 	pendingReason  string
 	lastDownReason string
 
-	// checkCaps marks the peer for watchSessions (sessions.go): its
-	// session came up. Set by onPeerState.
-	checkCaps bool
+	// Marks for watchSessions (sessions.go), set by onPeerState:
+	// checkCaps, the session came up; reconnect, it went down.
+	checkCaps, reconnect bool
+	// lastReconnect is when watchSessions last re-added the peer.
+	lastReconnect time.Time
 	// gr is what the peer's last established session announced.
 	gr GRSupport
 }
@@ -325,7 +327,7 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 	t.state = next
 	if next == StateEstablished && prev != StateEstablished {
 		t.up = time.Now()
-		t.checkCaps = true
+		t.checkCaps, t.reconnect = true, false
 	}
 	reason := ""
 	if prev == StateEstablished && next != StateEstablished {
@@ -335,11 +337,11 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 		}
 		t.lastDownReason = reason
 		t.pendingReason = ""
-		t.checkCaps = false
+		t.checkCaps, t.reconnect = false, true
 	}
 	asn := t.cfg.ASN
 	s.peerMu.Unlock()
-	if next == StateEstablished && prev != next {
+	if prev != next && (prev == StateEstablished || next == StateEstablished) {
 		defer s.kickSessions() // sessions.go, after the log line below
 	}
 

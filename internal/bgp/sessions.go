@@ -12,11 +12,49 @@ import (
 	packet "github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
 
-// When a session comes up, the speaker reads the capabilities the peer
-// sent (GRSupport), for the status and for the warning about a peer that
-// would drop this host's routes when virtbgp restarts (checkCapabilities).
-// GoBGP's watch goroutine must not call GoBGP, so onPeerState marks the
-// peer and watchSessions does the work.
+// What the speaker does when a session comes up or goes down, beyond
+// recording its state (onPeerState): GoBGP's watch goroutine must not call
+// GoBGP, so onPeerState marks the peer and watchSessions does the work.
+//
+// Session up: read the capabilities the peer sent (GRSupport), for the
+// status and for the warning about a peer that would drop this host's
+// routes when virtbgp restarts (checkCapabilities).
+//
+// Session down: reconnect at once (reconnect). GoBGP v3.37.0 holds a
+// session that went down in Idle for 5s before it even starts connecting
+// (fsm.go: holdtimeIdle = 5; idle() arms its timer with fsm.idleHoldTime,
+// which is 0 for a new peer and 5 once that first timer has fired), then
+// waits 1-2s more before the first attempt (connectLoop). Only ResetPeer
+// changes the hold (to Timers.IdleHoldTimeAfterReset, server.go ResetPeer),
+// and only for the next time the session enters Idle: it cannot shorten a
+// hold that is running, and it would send a Cease on a session that is up.
+// Disable and enable (adminStateCh) restart the running hold with the same
+// 5s. A peer added anew starts with a hold of 0. So the speaker deletes the
+// peer from GoBGP and adds it again while its session is in Idle: the
+// session is then back 1-2s after the ToR is (connectLoop's first wait),
+// instead of 6-7s.
+//
+// Why this is safe:
+//   - It happens only while GoBGP reports the session Idle after OPENs
+//     were exchanged (not to a peer SetPeers has just added), and it is done
+//     well within the 5s hold (a ListPeer and a DeletePeer on GoBGP's main
+//     loop): the old session has no connection, so DeletePeer sends no
+//     NOTIFICATION. A session that is already connecting again is left
+//     alone.
+//   - A peer GoBGP still has in restarting mode (the session dropped before
+//     GoBGP ended the restart) is added again in restarting mode and
+//     becomes pending for grsync.go, so its next OPEN has the Restart State
+//     and Forwarding State bits, as the old session's would have had.
+//   - What GoBGP keeps per session is renegotiated by the next OPEN anyway:
+//     graceful restart and LLGR capabilities, the N bit, End-of-RIB state.
+//     What it kept of the peer's routes (stale, as the peer's helper) goes,
+//     but the speaker imports nothing.
+//   - A session that keeps failing is not re-added faster than once per
+//     fastReconnectInterval; in between GoBGP's own 5s hold applies.
+
+// fastReconnectInterval is the least time between two re-adds of a peer
+// for a fast reconnect.
+const fastReconnectInterval = 30 * time.Second
 
 // GRSupport is what a peer announced in the OPEN of its last established
 // session about keeping this host's routes when the session ends without a
@@ -82,18 +120,26 @@ func (s *Speaker) watchSessions(ctx context.Context) {
 	}
 }
 
-// serviceSessions takes the marks of every peer and acts on them.
+// serviceSessions takes the marks of every peer and acts on them: first the
+// reconnects, which are urgent, then the capability checks.
 func (s *Speaker) serviceSessions(ctx context.Context) {
-	var up []netip.Addr
+	var up, down []netip.Addr
 	s.peerMu.Lock()
 	for _, a := range slices.SortedFunc(maps.Keys(s.peers), netip.Addr.Compare) {
 		t := s.peers[a]
+		if t.reconnect {
+			down = append(down, a)
+			t.reconnect = false
+		}
 		if t.checkCaps {
 			up = append(up, a)
 			t.checkCaps = false
 		}
 	}
 	s.peerMu.Unlock()
+	for _, a := range down {
+		s.reconnect(ctx, a)
+	}
 	for _, a := range up {
 		s.checkCapabilities(ctx, a)
 	}
@@ -106,6 +152,73 @@ func (s *Speaker) listPeer(ctx context.Context, a netip.Addr) (*api.Peer, error)
 	var st *api.Peer
 	err := s.srv.ListPeer(cctx, &api.ListPeerRequest{Address: a.String()}, func(p *api.Peer) { st = p })
 	return st, err
+}
+
+// reconnect deletes the peer at a from GoBGP and adds it again, so that its
+// session, which went down, reconnects without GoBGP's 5s idle hold (see
+// the top of this file).
+func (s *Speaker) reconnect(ctx context.Context, a netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != lifecycleRunning {
+		return
+	}
+	p, ok := s.configured[a]
+	if !ok {
+		return // removed or being replaced (SetPeers)
+	}
+	now := time.Now()
+	s.peerMu.Lock()
+	t := s.peers[a]
+	var last time.Time
+	if t != nil {
+		last = t.lastReconnect
+	}
+	s.peerMu.Unlock()
+	if t == nil {
+		return
+	}
+	if !last.IsZero() && now.Sub(last) < fastReconnectInterval {
+		s.log.Debug("peer down again soon after a fast reconnect; leaving the reconnect to GoBGP",
+			"peer", a, "last_reconnect", last)
+		return
+	}
+	st, err := s.listPeer(ctx, a)
+	if err != nil || st == nil {
+		return
+	}
+	if st.GetState().GetSessionState() != api.PeerState_IDLE {
+		return // connecting again already, or back up
+	}
+	if msgs := st.GetState().GetMessages(); msgs.GetSent().GetOpen() == 0 && msgs.GetReceived().GetOpen() == 0 {
+		// A peer GoBGP has had no session with: one SetPeers added or
+		// replaced after the session went down. It has no idle hold.
+		return
+	}
+	opts := s.startOpts
+	opts.Restarting = st.GetGracefulRestart().GetLocalRestarting()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = s.srv.DeletePeer(cctx, &api.DeletePeerRequest{Address: a.String()})
+	if err == nil {
+		err = s.srv.AddPeer(cctx, &api.AddPeerRequest{Peer: s.apiPeer(p, opts)})
+		if err != nil {
+			// GoBGP has no such peer now: a config reload adds it again.
+			delete(s.configured, a)
+			delete(s.grPending, a)
+		}
+	}
+	cancel()
+	if err != nil {
+		s.log.Error("cannot add a peer again for a fast reconnect", "peer", a, "error", err)
+		return
+	}
+	if opts.Restarting {
+		s.grPending[a] = true
+	}
+	s.peerMu.Lock()
+	t.lastReconnect = now
+	s.peerMu.Unlock()
+	s.log.Info("peer added again to reconnect without GoBGP's idle hold", "peer", a, "restarting", opts.Restarting)
 }
 
 // checkCapabilities records what the peer at a announced about graceful

@@ -155,3 +155,96 @@ func TestPeerGRSupport(t *testing.T) {
 		})
 	}
 }
+
+// TestReconnectAfterToRRestart: a ToR restarts (its server stops, a new
+// one starts at the same address and port). GoBGP alone would hold the
+// session in Idle for 5s and wait 1-2s more before it connects; the
+// speaker instead adds the peer to GoBGP again, whose new session has no
+// idle hold. Structurally: the session that comes back is the re-added
+// peer's first (one OPEN sent). A second restart within
+// fastReconnectInterval is left to GoBGP: no second re-add, and the
+// session comes back on the same GoBGP peer (its second OPEN). The times
+// are logged, not asserted.
+func TestReconnectAfterToRRestart(t *testing.T) {
+	ctx := context.Background()
+	log, tl := newTestLog(t)
+	startToR := func(port uint16) *bgptest.ToR {
+		return bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.1", Listen: []string{tor1v4}, Port: port, Log: log},
+			bgptest.Neighbor{Address: addr("127.0.0.1"), ASN: localAS, Families: []string{famV4},
+				GracefulRestart: true, LongLivedGracefulRestart: true, Notification: true})
+	}
+	tor := startToR(0)
+	// The shipped connect retry (DefaultConnectRetry), not the test's 1s.
+	cfg := grConfig(true, time.Hour, grPeer(tor1v4, tor.Port, config.FamilyIPv4))
+	sp := startSpeaker(t, cfg, log, bgp.StartOptions{ConnectRetry: bgp.DefaultConnectRetry})
+	waitEstablished(t, sp)
+	if err := sp.Announce(ctx, route("198.51.100.22/32")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, tor, famV4, "198.51.100.22/32") })
+	if n := sentOpens(t, sp, tor1v4); n != 1 {
+		t.Fatalf("GoBGP sent %d OPENs to the ToR, want 1", n)
+	}
+
+	const readded = "peer added again to reconnect without GoBGP's idle hold"
+	downs := 0
+	restart := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		tor.Stop()
+		tor = startToR(tor.Port)
+		downs++
+		eventually(t, 5*time.Second, func() string {
+			if n := tl.count("peer down", "peer="+tor1v4); n != downs {
+				return fmt.Sprintf("%d \"peer down\", want %d", n, downs)
+			}
+			return ""
+		})
+		waitEstablished(t, sp)
+		took := time.Since(start)
+		eventually(t, 5*time.Second, func() string { return hasPrefixes(t, tor, famV4, "198.51.100.22/32") })
+		return took
+	}
+
+	fast := restart()
+	// The ToR stopped with a Hard Reset: the N bit was negotiated.
+	if !tl.logged("peer down", "peer="+tor1v4, "reason=hard-reset") {
+		t.Errorf("no \"peer down\" with reason hard-reset:\n%s", tl)
+	}
+	if n := tl.count(readded, "peer="+tor1v4); n != 1 {
+		t.Fatalf("%d %q, want 1", n, readded)
+	}
+	if n := sentOpens(t, sp, tor1v4); n != 1 {
+		t.Fatalf("after the ToR restarted, GoBGP's peer has sent %d OPENs, want 1 (the session of the re-added peer)", n)
+	}
+
+	slow := restart()
+	if n := tl.count(readded, "peer="+tor1v4); n != 1 {
+		t.Errorf("%d %q after a second restart within %v, want still 1", n, readded, 30*time.Second)
+	}
+	if n := sentOpens(t, sp, tor1v4); n != 2 {
+		t.Errorf("after the second restart, GoBGP's peer has sent %d OPENs, want 2 (its own reconnect)", n)
+	}
+	if tl.logged("peer is not a long-lived graceful-restart helper") {
+		t.Errorf("warned about an LLGR helper:\n%s", tl)
+	}
+	t.Logf("session back after a ToR restart: %v with the re-added peer, %v with GoBGP's own idle hold and connect retry",
+		fast.Round(time.Millisecond), slow.Round(time.Millisecond))
+}
+
+// sentOpens is how many OPENs the speaker's GoBGP peer at addr has sent.
+func sentOpens(t *testing.T, sp *bgp.Speaker, peer string) uint64 {
+	t.Helper()
+	var n uint64
+	found := false
+	err := bgp.GoBGPServer(sp).ListPeer(context.Background(), &api.ListPeerRequest{Address: peer}, func(p *api.Peer) {
+		n, found = p.GetState().GetMessages().GetSent().GetOpen(), true
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("no peer %s", peer)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
