@@ -87,10 +87,12 @@ type peerTrack struct {
 	lastDownReason string
 
 	// Marks for watchSessions (sessions.go), set by onPeerState:
-	// checkCaps, the session came up; reconnect, it went down.
+	// checkCaps, the session came up; reconnect, it went back to Idle
+	// after a connection (from OpenSent, OpenConfirm or Established).
 	checkCaps, reconnect bool
-	// lastReconnect is when watchSessions last re-added the peer.
-	lastReconnect time.Time
+	// reconnects are when watchSessions re-added the peer, within the last
+	// fastReconnectWindow.
+	reconnects []time.Time
 	// gr is what the peer's last established session announced.
 	gr GRSupport
 }
@@ -337,11 +339,15 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 		}
 		t.lastDownReason = reason
 		t.pendingReason = ""
-		t.checkCaps, t.reconnect = false, true
+		t.checkCaps = false
 	}
+	if next == StateIdle && (prev == StateOpenSent || prev == StateOpenConfirm || prev == StateEstablished) {
+		t.reconnect = true // sessions.go: GoBGP holds it in Idle for 5s now
+	}
+	kick := t.checkCaps || t.reconnect
 	asn := t.cfg.ASN
 	s.peerMu.Unlock()
-	if prev != next && (prev == StateEstablished || next == StateEstablished) {
+	if kick {
 		defer s.kickSessions() // sessions.go, after the log line below
 	}
 

@@ -145,3 +145,29 @@ func TestWarnSelfNextHop(t *testing.T) {
 		}
 	}
 }
+
+// TestRecentReconnects keeps the re-adds within fastReconnectWindow.
+func TestRecentReconnects(t *testing.T) {
+	now := time.Date(2025, 6, 4, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	for _, c := range []struct {
+		name string
+		at   []time.Time
+		want int
+	}{
+		{"none", nil, 0},
+		{"all recent", []time.Time{ago(20 * time.Second), ago(time.Second)}, 2},
+		{"one too old", []time.Time{ago(fastReconnectWindow), ago(29 * time.Second), ago(0)}, 2},
+		{"all too old", []time.Time{ago(time.Hour), ago(31 * time.Second)}, 0},
+	} {
+		got := recentReconnects(c.at, now)
+		if len(got) != c.want {
+			t.Errorf("%s: %d recent, want %d", c.name, len(got), c.want)
+		}
+		for _, at := range got {
+			if now.Sub(at) >= fastReconnectWindow {
+				t.Errorf("%s: kept %v, %v before now", c.name, at, now.Sub(at))
+			}
+		}
+	}
+}

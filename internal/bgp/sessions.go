@@ -21,7 +21,9 @@ import (
 // routes when virtbgp restarts (checkCapabilities).
 //
 // Session down: reconnect at once (reconnect). GoBGP v3.37.0 holds a
-// session that went down in Idle for 5s before it even starts connecting
+// session that went back to Idle after a connection (it was established,
+// or the peer refused it in OpenSent or OpenConfirm, as a ToR that is
+// still starting may) in Idle for 5s before it even starts connecting
 // (fsm.go: holdtimeIdle = 5; idle() arms its timer with fsm.idleHoldTime,
 // which is 0 for a new peer and 5 once that first timer has fired), then
 // waits 1-2s more before the first attempt (connectLoop). Only ResetPeer
@@ -49,12 +51,28 @@ import (
 //     graceful restart and LLGR capabilities, the N bit, End-of-RIB state.
 //     What it kept of the peer's routes (stale, as the peer's helper) goes,
 //     but the speaker imports nothing.
-//   - A session that keeps failing is not re-added faster than once per
-//     fastReconnectInterval; in between GoBGP's own 5s hold applies.
+//   - A session that keeps failing is re-added at most fastReconnectBurst
+//     times within fastReconnectWindow; beyond that GoBGP's own 5s hold
+//     applies.
 
-// fastReconnectInterval is the least time between two re-adds of a peer
-// for a fast reconnect.
-const fastReconnectInterval = 30 * time.Second
+// A peer is re-added for a fast reconnect at most fastReconnectBurst times
+// within fastReconnectWindow: enough for a ToR that restarts and refuses
+// the first attempt or two while it starts (FRR), not a loop against a
+// peer that refuses every session.
+const (
+	fastReconnectBurst  = 3
+	fastReconnectWindow = 30 * time.Second
+)
+
+// recentReconnects returns the times of at, oldest first, that are within
+// fastReconnectWindow before now.
+func recentReconnects(at []time.Time, now time.Time) []time.Time {
+	i := 0
+	for i < len(at) && now.Sub(at[i]) >= fastReconnectWindow {
+		i++
+	}
+	return at[i:]
+}
 
 // GRSupport is what a peer announced in the OPEN of its last established
 // session about keeping this host's routes when the session ends without a
@@ -155,8 +173,8 @@ func (s *Speaker) listPeer(ctx context.Context, a netip.Addr) (*api.Peer, error)
 }
 
 // reconnect deletes the peer at a from GoBGP and adds it again, so that its
-// session, which went down, reconnects without GoBGP's 5s idle hold (see
-// the top of this file).
+// session, which went back to Idle, reconnects without GoBGP's 5s idle
+// hold (see the top of this file).
 func (s *Speaker) reconnect(ctx context.Context, a netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -170,17 +188,18 @@ func (s *Speaker) reconnect(ctx context.Context, a netip.Addr) {
 	now := time.Now()
 	s.peerMu.Lock()
 	t := s.peers[a]
-	var last time.Time
+	var recent []time.Time
 	if t != nil {
-		last = t.lastReconnect
+		t.reconnects = recentReconnects(t.reconnects, now)
+		recent = t.reconnects
 	}
 	s.peerMu.Unlock()
 	if t == nil {
 		return
 	}
-	if !last.IsZero() && now.Sub(last) < fastReconnectInterval {
-		s.log.Debug("peer down again soon after a fast reconnect; leaving the reconnect to GoBGP",
-			"peer", a, "last_reconnect", last)
+	if len(recent) >= fastReconnectBurst {
+		s.log.Debug("peer re-added for fast reconnects too often; leaving the reconnect to GoBGP",
+			"peer", a, "reconnects", len(recent), "window", fastReconnectWindow)
 		return
 	}
 	st, err := s.listPeer(ctx, a)
@@ -216,7 +235,7 @@ func (s *Speaker) reconnect(ctx context.Context, a netip.Addr) {
 		s.grPending[a] = true
 	}
 	s.peerMu.Lock()
-	t.lastReconnect = now
+	t.reconnects = append(t.reconnects, now)
 	s.peerMu.Unlock()
 	s.log.Info("peer added again to reconnect without GoBGP's idle hold", "peer", a, "restarting", opts.Restarting)
 }

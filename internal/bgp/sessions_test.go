@@ -3,6 +3,8 @@ package bgp_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,80 +158,150 @@ func TestPeerGRSupport(t *testing.T) {
 	}
 }
 
+// reconnectLab is a speaker with one session, to a ToR that tests restart
+// at the same address and port: an LLGR helper with the N bit, as docs/tor
+// makes FRR.
+type reconnectLab struct {
+	t   *testing.T
+	log *slog.Logger
+	tl  *testLog
+	tor *bgptest.ToR
+	sp  *bgp.Speaker
+}
+
+const readded = "peer added again to reconnect without GoBGP's idle hold"
+
+// torNeighbor is the ToR's session with the speaker.
+var torNeighbor = bgptest.Neighbor{Address: addr("127.0.0.1"), ASN: localAS, Families: []string{famV4},
+	GracefulRestart: true, LongLivedGracefulRestart: true, Notification: true}
+
+func newReconnectLab(t *testing.T) *reconnectLab {
+	log, tl := newTestLog(t)
+	l := &reconnectLab{t: t, log: log, tl: tl}
+	l.tor = l.startToR(0, true)
+	// The shipped connect retry (DefaultConnectRetry), not the test's 1s.
+	cfg := grConfig(true, time.Hour, grPeer(tor1v4, l.tor.Port, config.FamilyIPv4))
+	l.sp = startSpeaker(t, cfg, log, bgp.StartOptions{ConnectRetry: bgp.DefaultConnectRetry})
+	waitEstablished(t, l.sp)
+	if err := l.sp.Announce(context.Background(), route("198.51.100.22/32")); err != nil {
+		t.Fatal(err)
+	}
+	l.wantRoute()
+	if n := sentOpens(t, l.sp, tor1v4); n != 1 {
+		t.Fatalf("GoBGP sent %d OPENs to the ToR, want 1", n)
+	}
+	return l
+}
+
+// startToR starts the ToR at port (0: a free one), with its session with
+// the speaker unless neighbor is false.
+func (l *reconnectLab) startToR(port uint16, neighbor bool) *bgptest.ToR {
+	var ns []bgptest.Neighbor
+	if neighbor {
+		ns = append(ns, torNeighbor)
+	}
+	return bgptest.MustStart(l.t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.1", Listen: []string{tor1v4}, Port: port, Log: l.log}, ns...)
+}
+
+// restart stops the ToR and starts a new one at its port, at once; it
+// waits until the speaker has seen the session go down.
+func (l *reconnectLab) restart(neighbor bool) {
+	l.t.Helper()
+	downs := l.tl.count("peer down", "peer="+tor1v4)
+	l.tor.Stop()
+	l.tor = l.startToR(l.tor.Port, neighbor)
+	eventually(l.t, 5*time.Second, func() string {
+		if n := l.tl.count("peer down", "peer="+tor1v4); n != downs+1 {
+			return fmt.Sprintf("%d \"peer down\", want %d", n, downs+1)
+		}
+		return ""
+	})
+}
+
+// wantRoute waits until the ToR has the speaker's route.
+func (l *reconnectLab) wantRoute() {
+	l.t.Helper()
+	eventually(l.t, 5*time.Second, func() string { return hasPrefixes(l.t, l.tor, famV4, "198.51.100.22/32") })
+}
+
+// readds is how many times the speaker re-added the peer.
+func (l *reconnectLab) readds() int { return l.tl.count(readded, "peer="+tor1v4) }
+
 // TestReconnectAfterToRRestart: a ToR restarts (its server stops, a new
 // one starts at the same address and port). GoBGP alone would hold the
 // session in Idle for 5s and wait 1-2s more before it connects; the
 // speaker instead adds the peer to GoBGP again, whose new session has no
 // idle hold. Structurally: the session that comes back is the re-added
-// peer's first (one OPEN sent). A second restart within
-// fastReconnectInterval is left to GoBGP: no second re-add, and the
-// session comes back on the same GoBGP peer (its second OPEN). The times
-// are logged, not asserted.
+// peer's first (one OPEN sent). This happens fastReconnectBurst (3) times
+// within fastReconnectWindow (30s); a fourth restart is left to GoBGP: no
+// re-add, and the session comes back on the same GoBGP peer (its second
+// OPEN). The times are logged, not asserted.
 func TestReconnectAfterToRRestart(t *testing.T) {
-	ctx := context.Background()
-	log, tl := newTestLog(t)
-	startToR := func(port uint16) *bgptest.ToR {
-		return bgptest.MustStart(t, bgptest.Config{ASN: torAS, RouterID: "10.0.0.1", Listen: []string{tor1v4}, Port: port, Log: log},
-			bgptest.Neighbor{Address: addr("127.0.0.1"), ASN: localAS, Families: []string{famV4},
-				GracefulRestart: true, LongLivedGracefulRestart: true, Notification: true})
+	l := newReconnectLab(t)
+	var fast []string
+	for i := 1; i <= 3; i++ {
+		start := time.Now()
+		l.restart(true)
+		waitEstablished(t, l.sp)
+		fast = append(fast, time.Since(start).Round(time.Millisecond).String())
+		l.wantRoute()
+		if i == 1 && !l.tl.logged("peer down", "peer="+tor1v4, "reason=hard-reset") {
+			// The ToR stopped with a Hard Reset: the N bit was negotiated.
+			t.Errorf("no \"peer down\" with reason hard-reset:\n%s", l.tl)
+		}
+		if n := l.readds(); n != i {
+			t.Fatalf("restart %d: %d %q, want %d", i, n, readded, i)
+		}
+		if n := sentOpens(t, l.sp, tor1v4); n != 1 {
+			t.Fatalf("restart %d: GoBGP's peer has sent %d OPENs, want 1 (the session of the re-added peer)", i, n)
+		}
 	}
-	tor := startToR(0)
-	// The shipped connect retry (DefaultConnectRetry), not the test's 1s.
-	cfg := grConfig(true, time.Hour, grPeer(tor1v4, tor.Port, config.FamilyIPv4))
-	sp := startSpeaker(t, cfg, log, bgp.StartOptions{ConnectRetry: bgp.DefaultConnectRetry})
-	waitEstablished(t, sp)
-	if err := sp.Announce(ctx, route("198.51.100.22/32")); err != nil {
+
+	start := time.Now()
+	l.restart(true)
+	waitEstablished(t, l.sp)
+	slow := time.Since(start)
+	l.wantRoute()
+	if n := l.readds(); n != 3 {
+		t.Errorf("%d %q after a fourth restart within %v, want still 3", n, readded, 30*time.Second)
+	}
+	if n := sentOpens(t, l.sp, tor1v4); n != 2 {
+		t.Errorf("after the fourth restart, GoBGP's peer has sent %d OPENs, want 2 (its own reconnect)", n)
+	}
+	if l.tl.logged("peer is not a long-lived graceful-restart helper") {
+		t.Errorf("warned about an LLGR helper:\n%s", l.tl)
+	}
+	t.Logf("session back after a ToR restart: %s with the re-added peer, %v with GoBGP's own idle hold and connect retry",
+		strings.Join(fast, ", "), slow.Round(time.Millisecond))
+}
+
+// TestReconnectAfterRefusedAttempt: the ToR that comes back refuses the
+// first attempt (it closes the connection: it has no session configured
+// for the speaker yet, as a ToR may while it starts). GoBGP holds such a
+// session in Idle for 5s too; the speaker re-adds the peer after it as
+// after a session that was up, so the session is up 1-2s after the ToR
+// accepts it. Structurally: two re-adds, and the session is the second
+// re-added peer's first.
+func TestReconnectAfterRefusedAttempt(t *testing.T) {
+	l := newReconnectLab(t)
+	l.restart(false)
+	eventually(t, 10*time.Second, func() string {
+		if n := l.readds(); n != 2 {
+			return fmt.Sprintf("%d %q, want 2 (after the session and after the refused attempt)", n, readded)
+		}
+		return ""
+	})
+	start := time.Now()
+	if err := l.tor.AddNeighbor(context.Background(), torNeighbor); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, tor, famV4, "198.51.100.22/32") })
-	if n := sentOpens(t, sp, tor1v4); n != 1 {
-		t.Fatalf("GoBGP sent %d OPENs to the ToR, want 1", n)
+	waitEstablished(t, l.sp)
+	took := time.Since(start)
+	l.wantRoute()
+	if n := sentOpens(t, l.sp, tor1v4); n != 1 {
+		t.Errorf("GoBGP's peer has sent %d OPENs, want 1 (the session of the second re-added peer)", n)
 	}
-
-	const readded = "peer added again to reconnect without GoBGP's idle hold"
-	downs := 0
-	restart := func() time.Duration {
-		t.Helper()
-		start := time.Now()
-		tor.Stop()
-		tor = startToR(tor.Port)
-		downs++
-		eventually(t, 5*time.Second, func() string {
-			if n := tl.count("peer down", "peer="+tor1v4); n != downs {
-				return fmt.Sprintf("%d \"peer down\", want %d", n, downs)
-			}
-			return ""
-		})
-		waitEstablished(t, sp)
-		took := time.Since(start)
-		eventually(t, 5*time.Second, func() string { return hasPrefixes(t, tor, famV4, "198.51.100.22/32") })
-		return took
-	}
-
-	fast := restart()
-	// The ToR stopped with a Hard Reset: the N bit was negotiated.
-	if !tl.logged("peer down", "peer="+tor1v4, "reason=hard-reset") {
-		t.Errorf("no \"peer down\" with reason hard-reset:\n%s", tl)
-	}
-	if n := tl.count(readded, "peer="+tor1v4); n != 1 {
-		t.Fatalf("%d %q, want 1", n, readded)
-	}
-	if n := sentOpens(t, sp, tor1v4); n != 1 {
-		t.Fatalf("after the ToR restarted, GoBGP's peer has sent %d OPENs, want 1 (the session of the re-added peer)", n)
-	}
-
-	slow := restart()
-	if n := tl.count(readded, "peer="+tor1v4); n != 1 {
-		t.Errorf("%d %q after a second restart within %v, want still 1", n, readded, 30*time.Second)
-	}
-	if n := sentOpens(t, sp, tor1v4); n != 2 {
-		t.Errorf("after the second restart, GoBGP's peer has sent %d OPENs, want 2 (its own reconnect)", n)
-	}
-	if tl.logged("peer is not a long-lived graceful-restart helper") {
-		t.Errorf("warned about an LLGR helper:\n%s", tl)
-	}
-	t.Logf("session back after a ToR restart: %v with the re-added peer, %v with GoBGP's own idle hold and connect retry",
-		fast.Round(time.Millisecond), slow.Round(time.Millisecond))
+	t.Logf("session up %v after the ToR accepted it", took.Round(time.Millisecond))
 }
 
 // sentOpens is how many OPENs the speaker's GoBGP peer at addr has sent.
