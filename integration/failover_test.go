@@ -28,19 +28,23 @@ var foPrefixes = []netip.Prefix{netip.MustParsePrefix("192.0.2.81/32"), netip.Mu
 // llgrStale is the LLGR_STALE community (RFC 9494).
 const llgrStale = 0xFFFF0006
 
-// foConfig is the virtbgp config of the failover tests.
+// foConfig is the virtbgp config of the failover tests: the shipped
+// defaults (graceful restart with a restart time of 1 s, long-lived stale
+// time 3600 s, the N bit; hold time 9 s, which the lab writes too).
 func foConfig(mapping string) vblab.VirtbgpConfig {
-	return vblab.VirtbgpConfig{Mapping: mapping, RestartTime: time.Second, LongLivedStaleTime: 300 * time.Second}
+	return vblab.VirtbgpConfig{Mapping: mapping}
 }
 
-// foHold is the hold time of the lab's sessions (VirtbgpConfig's default).
+// foHold is the hold time of the lab's sessions (VirtbgpConfig's default,
+// and virtbgp's).
 const foHold = 9 * time.Second
 
 // TestHostDeathFailover: host A dies in each way its ToRs can see it
 // (vblab.Failures), its guest with it, and an HA manager starts the VM on
-// host B at once. virtbgp announces long-lived graceful restart and the
-// ToRs run the configs of docs/tor, so A's routes, once its session is
-// down and the short restart time over, carry LLGR_STALE and lose to B's.
+// host B at once. virtbgp runs its shipped defaults (long-lived graceful
+// restart, restart time 1 s) and the ToRs the configs of docs/tor, so A's
+// routes, once its session is down and the short restart time over, carry
+// LLGR_STALE and lose to B's.
 //
 // For each failure and each ToR (BIRD, FRR), for IPv4 and IPv6:
 //   - the ToR notices: within 1 s when the link goes down or the

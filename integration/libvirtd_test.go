@@ -92,7 +92,7 @@ func TestToRRestart(t *testing.T) {
 	t.Cleanup(tor.Stop)
 	l.ebgp = tor
 	start := time.Now()
-	// GoBGP waits 5s after a session drops, then retries every few seconds.
+	// virtbgp adds the idle peer again at once; GoBGP dials 1-2 s later.
 	testutil.Eventually(t, 40*time.Second, func() string {
 		if best := l.best(t, tor); len(best) != len(all) {
 			return fmt.Sprintf("restarted ToR has %d routes, want %d", len(best), len(all))

@@ -49,16 +49,17 @@ var trrMarks = map[string][]netip.Prefix{
 // back as its best path, in its RIB and in its kernel table.
 //
 // What it takes: the ToR's NOTIFICATION reaches virtbgp at once; GoBGP
-// keeps the session idle for 5 s after it drops (its idle hold time,
-// hard-coded), then dials after a random 1 to 2 s (its first connect
-// retry). The ToR is passive and listens again well within those 6 s (in
-// the lab BIRD restarts in under 50 ms, FRR in under 0.5 s), so that first
-// dial succeeds and the routes follow within milliseconds: 6 s to 7 s
-// (measured: 6.1 s to 7.1 s). The bound adds 3 s for a loaded machine. A
-// route later than that means the first dial failed (the next one comes
-// 5 s to 10 s later: virtbgp's connect retry of 5 s, randomized by GoBGP),
-// or that GoBGP's timers changed.
-const trrBound = 10 * time.Second
+// would keep the session idle for 5 s (its idle hold time, hard-coded),
+// but virtbgp's speaker adds the idle peer again, and a new peer dials
+// after a random 1 to 2 s (GoBGP's first connect retry). The ToR is
+// passive and listens again within that (in the lab BIRD restarts in under
+// 50 ms, FRR in under 1 s), so that dial succeeds and the routes follow
+// within milliseconds: measured 1.6 s to 2.0 s. A dial that finds the ToR
+// not yet listening is retried 1 to 2 s later (connect retry 1 s,
+// randomized by GoBGP): 4 s at worst. The bound adds 1 s for a loaded
+// machine. A route later than that means the fast reconnect did not
+// happen, or that GoBGP's timers changed.
+const trrBound = 5 * time.Second
 
 // trrRoute is a route the ToRs must have: prefix via host.
 type trrRoute struct {
