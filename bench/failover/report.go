@@ -38,6 +38,7 @@ type row struct {
 	Runs, TimedOut    int
 	Directions        map[string]int // "hvA dies" -> runs
 	Met               bool
+	Over              int // runs over the goal
 	GoalText          string
 }
 
@@ -70,7 +71,12 @@ func rows(r *variantResult, failures []lab.Failure) []*row {
 			}
 			detect, move, text := goal(f)
 			w.GoalText = text
-			w.Met = w.Runs > 0 && bench.Max(w.Ann) <= move && (detect == 0 || bench.Max(w.Detect) <= detect)
+			for k := range w.Ann {
+				if w.Ann[k] > move || (detect > 0 && w.Detect[k] > detect) {
+					w.Over++
+				}
+			}
+			w.Met = w.Runs > 0 && w.Over == 0
 			out = append(out, w)
 		}
 	}
@@ -149,10 +155,15 @@ the other host, so that runs alternate hvA dies / hvB dies; one lab per
 variant. A run that has not both noticed and switched at both ToRs within %s
 shows as "> %s". p50 is by nearest rank; with one run it is that run.
 
-Issue 11's goal, met or missed on the maximum of the runs: the switch within
-1 s of the live host's announcement on link-down, tcp-reset and kill, within
-the hold time (9 s) + 1 s when the host falls silent; the detection within 1 s
-on link-down, within 9 s when silent.
+Issue 11's goal, met or missed on every run (missed: how many runs were
+over): the switch within 1 s of the live host's announcement on link-down,
+tcp-reset and kill, within the hold time (9 s) + 1 s when the host falls
+silent; the detection within 1 s on link-down, within 9 s when silent. The
+detection is seen up to one poll (20 ms, plus the time of `+"`birdc`"+` or
+`+"`vtysh`"+`) late, and the failure's time is taken just before `+"`Host.Fail`"+`,
+whose commands take a few milliseconds: a keepalive the host sends meanwhile
+still arrives and restarts the ToR's 9 s hold timer. A silent host's
+detection can so show a few milliseconds over 9 s.
 
 How the ToRs treat a dead host's routes (docs/tor/README.md, "Graceful
 restart"), which the column "kernel route before the switch" of every run
@@ -166,7 +177,8 @@ paths: FRR spreads the VM's traffic over the dead and the live host (ECMP),
 BIRD breaks the tie by router ID, the lower wins (hvA, 198.18.0.11), so it
 keeps forwarding to a dead hvA but moves to a live hvA at once. With long-lived
 graceful restart the routes carry LLGR_STALE once the restart time is over and
-lose to any fresh path at once.
+lose to any fresh path at once: the switch comes at the latest the restart
+time after the detection, or at the live host's announcement if that is later.
 
 `, guestName, prefixes[0], prefixes[1], s.timeout, s.timeout)
 
@@ -183,10 +195,13 @@ lose to any fresh path at once.
 			met := "n/a"
 			if w.Runs > 0 {
 				met = bench.Met(w.Met)
+				if !w.Met {
+					met += fmt.Sprintf(" (%d of %d runs)", w.Over, w.Runs)
+				}
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", w.Failure, w.ToR,
 				s.pair(w.Detect), s.pair(w.Ann), s.pair(w.Fail), runs, w.GoalText, met)
-			sec.Summary = append(sec.Summary, fmt.Sprintf("%-20s %-9s %-4s detection p50/max %s; switch after announcement %s, after failure %s; %d runs; goal %s",
+			sec.Summary = append(sec.Summary, fmt.Sprintf("%-28s %-9s %-4s detection p50/max %s; switch after announcement %s, after failure %s; %d runs; goal %s",
 				r.V.Label, w.Failure, w.ToR, s.pair(w.Detect), s.pair(w.Ann), s.pair(w.Fail), w.Runs, met))
 		}
 		b.WriteString("\n")
