@@ -301,8 +301,8 @@ func (s *suite) writeRuns(b *strings.Builder, r *variantResult) {
 				tr.Name+" kernel route (IPv4) before the switch")
 		}
 	}
-	fmt.Fprintf(b, "| failure | run | dies | %s | comeback |\n", strings.Join(head, " | "))
-	fmt.Fprintf(b, "|---|---|---|%s---|\n", strings.Repeat("---|", len(head)))
+	fmt.Fprintf(b, "| failure | run | dies | VM created / announced after the failure | %s | comeback |\n", strings.Join(head, " | "))
+	fmt.Fprintf(b, "|---|---|---|---|%s---|\n", strings.Repeat("---|", len(head)))
 	for _, rec := range r.Runs {
 		var cells []string
 		for _, tr := range rec.ToRs {
@@ -321,9 +321,52 @@ func (s *suite) writeRuns(b *strings.Builder, r *variantResult) {
 		if rec.Err != "" {
 			back = "error: " + strings.ReplaceAll(firstLine(rec.Err), "|", "\\|")
 		}
-		fmt.Fprintf(b, "| %s | %d | %s | %s | %s |\n", rec.Failure, rec.I+1, rec.From, strings.Join(cells, " | "), back)
+		vm := "n/a"
+		if !rec.Created.IsZero() {
+			vm = seconds(rec.Created.Sub(rec.Failed)) + " / " + s.dur(fig(rec.announcedAt()))
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", rec.Failure, rec.I+1, rec.From, vm, strings.Join(cells, " | "), back)
 	}
 	b.WriteString("\n</details>\n")
+	s.writeSlow(b, r)
+}
+
+// slowAnnouncement is when an announcement is slow enough to show the
+// live host's log: the VM starts in well under a second.
+const slowAnnouncement = 2 * time.Second
+
+// writeSlow shows, for each run whose live host announced the VM's
+// prefixes more than slowAnnouncement after the failure, that host's
+// virtbgp log from the failure to the announcement.
+func (s *suite) writeSlow(b *strings.Builder, r *variantResult) {
+	first := true
+	for _, rec := range r.Runs {
+		d, ok := rec.announcedAt()
+		if ok && d <= slowAnnouncement {
+			continue
+		}
+		if first {
+			fmt.Fprintf(b, "\nRuns whose live host announced the VM more than %s after the failure (or never), with its virtbgp log from the failure on (times from the failure):\n", slowAnnouncement)
+			first = false
+		}
+		var last time.Time
+		for _, t := range rec.Announced {
+			if t.After(last) {
+				last = t
+			}
+		}
+		var lines []string
+		for _, l := range rec.Log {
+			t := logTime(l)
+			if t.IsZero() || (!last.IsZero() && t.After(last)) {
+				continue
+			}
+			_, rest, _ := strings.Cut(l, " ")
+			lines = append(lines, fmt.Sprintf("%+10.3f s  %s", t.Sub(rec.Failed).Seconds(), rest))
+		}
+		fmt.Fprintf(b, "\n- %s run %d (%s dies, the VM on %s): created %s, announced %s after the failure\n\n```\n%s\n```\n",
+			rec.Failure, rec.I+1, rec.From, rec.To, seconds(rec.Created.Sub(rec.Failed)), s.dur(fig(d, ok)), strings.Join(lines, "\n"))
+	}
 }
 
 func firstLine(s string) string {

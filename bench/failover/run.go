@@ -24,10 +24,16 @@ type runRecord struct {
 	From, To string
 	// Failed is when the failure began (before Host.Fail).
 	Failed time.Time
+	// Created is when the VM had been created on To (virsh create
+	// returned).
+	Created time.Time
 	// Announced is when To's virtbgp logged "route announced" for each
 	// prefix (its log's millisecond timestamps).
 	Announced map[netip.Prefix]time.Time
-	ToRs      []*torRecord // in lab.Routers' order
+	// Log is To's virtbgp log from the failure on, up to its reading
+	// after the switch.
+	Log  []string
+	ToRs []*torRecord // in lab.Routers' order
 	// TimedOut: a ToR did not notice or did not switch within the
 	// timeout; those figures are missing.
 	TimedOut bool
@@ -140,6 +146,7 @@ func (s *suite) measure(ctx context.Context, l *lab.Lab, mon *lab.RouteMonitor, 
 	if err := to.CreateGuest(rctx, lab.Guest{Name: guestName}); err != nil {
 		return err
 	}
+	rec.Created = time.Now()
 
 	for k, r := range l.Routers() {
 		tr := rec.ToRs[k]
@@ -176,7 +183,8 @@ func (s *suite) measure(ctx context.Context, l *lab.Lab, mon *lab.RouteMonitor, 
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
 	defer acancel()
 	err := lab.Eventually(actx, 20*time.Millisecond, func(context.Context) error {
-		rec.Announced = announced(to.VirtbgpLogPath(), logFrom)
+		rec.Log = readLog(to.VirtbgpLogPath(), logFrom)
+		rec.Announced = announced(rec.Log)
 		for _, p := range prefixes {
 			if _, ok := rec.Announced[p]; !ok {
 				return fmt.Errorf("%s's virtbgp log has no \"route announced\" of %s", to.Name, p)
@@ -254,16 +262,31 @@ func comeback(ctx context.Context, l *lab.Lab, mon *lab.RouteMonitor, cfg lab.Vi
 	return nil
 }
 
-// announced returns when virtbgp's log, from byte offset off on, first
-// says each prefix was announced ("route announced", its time= and
-// prefix=).
-func announced(path string, off int64) map[netip.Prefix]time.Time {
-	out := map[netip.Prefix]time.Time{}
+// readLog returns the lines of a log from byte offset off on.
+func readLog(path string, off int64) []string {
 	b, err := os.ReadFile(path)
 	if err != nil || int64(len(b)) < off {
-		return out
+		return nil
 	}
-	for _, line := range strings.Split(string(b[off:]), "\n") {
+	return strings.Split(strings.TrimRight(string(b[off:]), "\n"), "\n")
+}
+
+// logTime is the time= of a virtbgp log line (slog text), zero if none.
+func logTime(line string) time.Time {
+	v, ok := strings.CutPrefix(line, "time=")
+	if !ok {
+		return time.Time{}
+	}
+	v, _, _ = strings.Cut(v, " ")
+	t, _ := time.Parse(time.RFC3339Nano, v)
+	return t
+}
+
+// announced returns when virtbgp's log lines first say each prefix was
+// announced ("route announced", its time= and prefix=).
+func announced(lines []string) map[netip.Prefix]time.Time {
+	out := map[netip.Prefix]time.Time{}
+	for _, line := range lines {
 		if !strings.Contains(line, `msg="route announced"`) {
 			continue
 		}
@@ -323,6 +346,22 @@ func (r *runRecord) prefixFromAnnouncement(tr *torRecord, p netip.Prefix) (time.
 		return 0, false
 	}
 	return sw.Sub(an), true
+}
+
+// announcedAt is when the later of the prefixes was announced, from the
+// failure.
+func (r *runRecord) announcedAt() (time.Duration, bool) {
+	var last time.Time
+	for _, p := range prefixes {
+		an, ok := r.Announced[p]
+		if !ok {
+			return 0, false
+		}
+		if an.After(last) {
+			last = an
+		}
+	}
+	return last.Sub(r.Failed), true
 }
 
 // fromFailure is when the later of the prefixes switched, from the
