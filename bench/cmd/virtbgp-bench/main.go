@@ -25,6 +25,7 @@ import (
 	_ "github.com/virtbgp/virtbgp/bench/bulk"      // suite "bulk"
 	_ "github.com/virtbgp/virtbgp/bench/churn"     // suite "churn"
 	_ "github.com/virtbgp/virtbgp/bench/event"     // suite "event"
+	_ "github.com/virtbgp/virtbgp/bench/failover"  // suite "failover"
 	_ "github.com/virtbgp/virtbgp/bench/fleet"     // suite "fleet"
 	_ "github.com/virtbgp/virtbgp/bench/footprint" // suite "footprint"
 	_ "github.com/virtbgp/virtbgp/bench/migration" // suite "migration"
