@@ -101,8 +101,8 @@ func testHostDeath(t *testing.T, f vblab.Failure) {
 			ch <- at
 		}()
 	}
-	failed := time.Now()
-	if err := l.A.Fail(ctx, f); err != nil {
+	failed, err := l.A.Fail(ctx, f)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := l.A.DestroyGuest(ctx, "fo-web"); err != nil {
@@ -220,8 +220,8 @@ func TestHostDeathNoRestart(t *testing.T) {
 	}
 	defer mon.Close()
 	from := mon.Len()
-	failed := time.Now()
-	if err := l.A.Fail(ctx, vblab.FailKill); err != nil {
+	failed, err := l.A.Fail(ctx, vblab.FailKill)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := l.A.DestroyGuest(ctx, "fo-web"); err != nil {

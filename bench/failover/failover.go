@@ -54,11 +54,11 @@ func (s *suite) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.variants, "failover.variants", "before,after", `variants to run: "before" (virtbgp at -failover.before with its defaults), "after" (the working tree)`)
 	fs.StringVar(&s.before, "failover.before", "62d0fd9", `git revision of the "before" variant: virtbgp with the graceful-restart defaults before issue 11`)
 	fs.DurationVar(&s.timeout, "failover.timeout", 6*time.Minute, "per run: the longest wait for both ToRs to notice and to switch; a run that takes longer is reported as \"> timeout\"")
-	fs.DurationVar(&s.after.RestartTime, "failover.after-restart-time", time.Second,
+	fs.DurationVar(&s.after.RestartTime, "failover.after-restart-time", 0,
 		`graceful-restart.restart-time of the "after" variant; 0: the working tree's default`)
-	fs.DurationVar(&s.after.LongLivedStaleTime, "failover.after-long-lived-stale-time", time.Hour,
+	fs.DurationVar(&s.after.LongLivedStaleTime, "failover.after-long-lived-stale-time", 0,
 		`graceful-restart.long-lived-stale-time of the "after" variant; 0: the working tree's default`)
-	fs.DurationVar(&s.after.HoldTime, "failover.after-hold-time", 9*time.Second,
+	fs.DurationVar(&s.after.HoldTime, "failover.after-hold-time", 0,
 		`hold-time of the "after" variant's sessions; 0: the lab's 9s`)
 }
 

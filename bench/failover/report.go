@@ -137,7 +137,8 @@ VM created on the other host at once. Per ToR:
 
 - **detection**: when the ToR's IPv4 session with the dead host was no longer
   established (polled every 20 ms: `+"`birdc show protocols`"+`, FRR's `+"`show bgp neighbors json`"+`),
-  from the failure (this process's clock just before `+"`Host.Fail`"+`);
+  from the failure (when it took effect: `+"`Host.Fail`"+` returns the time the
+  link was down, the traffic dropped, the resets sent, or virtbgp signalled);
 - **switch**: the first kernel route event in the ToR's table (BIRD's table 100,
   FRR's main table; `+"`ip -ts monitor route`"+` in the ToR namespace,
   microseconds) that installs the prefix via the live host alone (its address of
@@ -160,10 +161,7 @@ over): the switch within 1 s of the live host's announcement on link-down,
 tcp-reset and kill, within the hold time (9 s) + 1 s when the host falls
 silent; the detection within 1 s on link-down, within 9 s when silent. The
 detection is seen up to one poll (20 ms, plus the time of `+"`birdc`"+` or
-`+"`vtysh`"+`) late, and the failure's time is taken just before `+"`Host.Fail`"+`,
-whose commands take a few milliseconds: a keepalive the host sends meanwhile
-still arrives and restarts the ToR's 9 s hold timer. A silent host's
-detection can so show a few milliseconds over 9 s.
+`+"`vtysh`"+`) late.
 
 How the ToRs treat a dead host's routes (docs/tor/README.md, "Graceful
 restart"), which the column "kernel route before the switch" of every run

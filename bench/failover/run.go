@@ -22,7 +22,7 @@ type runRecord struct {
 	Failure  lab.Failure
 	I        int // run of this failure, from 0
 	From, To string
-	// Failed is when the failure began (before Host.Fail).
+	// Failed is when the failure took effect (Host.Fail's time).
 	Failed time.Time
 	// Created is when the VM had been created on To (virsh create
 	// returned).
@@ -136,10 +136,11 @@ func (s *suite) measure(ctx context.Context, l *lab.Lab, mon *lab.RouteMonitor, 
 			ch <- detection{at, err}
 		}()
 	}
-	rec.Failed = time.Now()
-	if err := from.Fail(rctx, f); err != nil {
+	failed, err := from.Fail(rctx, f)
+	if err != nil {
 		return err
 	}
+	rec.Failed = failed
 	if err := from.DestroyGuest(rctx, guestName); err != nil {
 		return err
 	}
@@ -182,7 +183,7 @@ func (s *suite) measure(ctx context.Context, l *lab.Lab, mon *lab.RouteMonitor, 
 	// unless the run timed out before it was written).
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
 	defer acancel()
-	err := lab.Eventually(actx, 20*time.Millisecond, func(context.Context) error {
+	err = lab.Eventually(actx, 20*time.Millisecond, func(context.Context) error {
 		rec.Log = readLog(to.VirtbgpLogPath(), logFrom)
 		rec.Announced = announced(rec.Log)
 		for _, p := range prefixes {

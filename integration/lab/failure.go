@@ -52,9 +52,13 @@ func (f Failure) String() string {
 // ToRs see exactly f: for FailLinkDown the link goes down before virtbgp
 // is killed, for FailSilent the host's traffic to the ToRs is dropped
 // before, and for FailReset virtbgp is frozen, its connections reset and
-// then it is killed. [Host.Recover] undoes the network part.
-func (h *Host) Fail(ctx context.Context, f Failure) error {
+// then it is killed. It returns when the failure took effect, as the ToRs
+// can know it: when the link was down, the traffic dropped, the resets
+// sent, or (FailKill) virtbgp signalled. [Host.Recover] undoes the network
+// part.
+func (h *Host) Fail(ctx context.Context, f Failure) (time.Time, error) {
 	var err error
+	var at time.Time
 	switch f {
 	case FailLinkDown:
 		err = ipBatch(ctx, h.NS, []string{"link set eth0 down"})
@@ -68,12 +72,13 @@ func (h *Host) Fail(ctx context.Context, f Failure) error {
 		}
 	case FailKill:
 	default:
-		return fmt.Errorf("fail %s: unknown failure %d", h.Name, int(f))
+		return time.Time{}, fmt.Errorf("fail %s: unknown failure %d", h.Name, int(f))
 	}
 	if err != nil {
-		return fmt.Errorf("fail %s (%s): %w", h.Name, f, err)
+		return time.Time{}, fmt.Errorf("fail %s (%s): %w", h.Name, f, err)
 	}
-	return h.StopVirtbgp(ctx, syscall.SIGKILL)
+	at = time.Now()
+	return at, h.StopVirtbgp(ctx, syscall.SIGKILL)
 }
 
 // Recover undoes what Fail did to the host's network (its link is up and
