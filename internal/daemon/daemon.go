@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -403,7 +404,9 @@ func restartOnly(old, nc *config.Config) []string {
 	add(old.ResyncInterval != nc.ResyncInterval, "resync-interval")
 	add(old.StateDir != nc.StateDir, "state-dir")
 	add(old.Control != nc.Control, "control")
-	add(old.Mapping != nc.Mapping, "mapping")
+	add(old.Mapping.Path != nc.Mapping.Path || old.Mapping.Watch != nc.Mapping.Watch, "mapping")
+	add(!reflect.DeepEqual(old.Mapping.Metadata, nc.Mapping.Metadata), "mapping.metadata")
+	add(!reflect.DeepEqual(old.Mapping.Nova, nc.Mapping.Nova), "mapping.nova")
 	return keys
 }
 
