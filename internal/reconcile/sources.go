@@ -103,12 +103,12 @@ type Resolution struct {
 
 // Reasons a claim is refused (besides mapping.Allow's).
 const (
-	reasonFileOwns   = "the mapping file gives this prefix to %q"
-	reasonHeldBy     = "domain %q (%s) holds this prefix from %s"
-	reasonClaimedBy  = "domain %q (%s) also claims it, and wins (%s)"
-	tieIncumbent     = "it announces it already"
-	tieRank          = "its state ranks higher"
-	tieLowerUUID     = "its UUID is lower"
+	reasonFileOwns  = "the mapping file gives this prefix to %q"
+	reasonHeldBy    = "domain %q (%s) holds this prefix from %s"
+	reasonClaimedBy = "domain %q (%s) also claims it, and wins (%s)"
+	tieIncumbent    = "it announces it already"
+	tieRank         = "its state ranks higher"
+	tieLowerUUID    = "its UUID is lower"
 )
 
 // Resolve computes the routes to announce and where each domain's routes
