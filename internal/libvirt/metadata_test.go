@@ -184,4 +184,3 @@ func TestMetadataOffReadsNothing(t *testing.T) {
 		t.Errorf("claims %+v, reads %d, err %v; want none", d.Claims, a.MetadataReads(), err)
 	}
 }
-
