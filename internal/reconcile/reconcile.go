@@ -590,7 +590,7 @@ func announcedAttrs(w Want) []slog.Attr {
 //   - for a route from metadata: "source-changed" (the domain's routes
 //     come from another source now), "refused" (the claim is refused
 //     now: DomainRoutes.Refused says why), "unclaimed" (the metadata no
-//     longer claims it);
+//     longer claims it, or is gone);
 //   - else the domain's state, "off", "paused" or "running" (drained), with
 //     libvirt's state_reason.
 func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
@@ -619,6 +619,8 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 		dr := st.sources[d.UUID]
 		_, serves := serving(d, *p)
 		switch {
+		case dr.Source == "":
+			return append(out, slog.String("reason", "unclaimed"))
 		case dr.Source != have.Source:
 			return append(out, slog.String("reason", "source-changed"), slog.String("source", dr.Source))
 		case slices.ContainsFunc(dr.Refused, func(r mapping.Refusal) bool { return r.Prefix == have.Route.Prefix }):
