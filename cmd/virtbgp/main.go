@@ -168,6 +168,12 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "config %s: ok (AS %d, router-id %s, %d peer(s), libvirt %s)\n",
 			cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
+		if md := cfg.Mapping.Metadata; md.Enabled {
+			fmt.Fprintf(stdout, "metadata: virtbgp's element, claims allowed in %v\n", md.Allow.Prefixes)
+		}
+		if n := cfg.Mapping.Nova; n.Enabled {
+			fmt.Fprintf(stdout, "metadata: Nova's element, %v IPs, claims allowed in %v\n", n.Options.Types, n.Allow.Prefixes)
+		}
 		path = cfg.Mapping.Path
 		if path == "" {
 			fmt.Fprintf(stdout, "mapping: none (the routes come from the domains' metadata)\n")

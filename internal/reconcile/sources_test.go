@@ -258,3 +258,24 @@ func TestBadMetadataLoggedOnce(t *testing.T) {
 		t.Errorf("withdrawal reason not logged as unclaimed:\n%s", logs)
 	}
 }
+
+// TestArrivalMappedByMetadata: a domain that arrives by migration with
+// routes from its metadata, and no entry in the file, is not an unmapped
+// arrival; one whose metadata names nothing is.
+func TestArrivalMappedByMetadata(t *testing.T) {
+	m := parseMapping(t, testMapping)
+	in := Domain{Name: "m1", UUID: uuidM1, State: StatePaused, Migration: MigrationIncoming}
+	withMeta := withClaims(in, claim("198.51.100.1/32"), nil)
+	for _, tc := range []struct {
+		name     string
+		d        Domain
+		unmapped bool
+	}{{"metadata names it", withMeta, false}, {"nothing names it", in, true}} {
+		domains := map[string]Domain{uuidM1: tc.d}
+		res := Resolve([]Domain{tc.d}, m, Policy{StandbyPrepend: 3, Trust: trust}, nil)
+		next, ch := TrackArrivals(nil, domains, m, res.Domains)
+		if a, ok := next[uuidM1]; !ok || a.Unmapped != tc.unmapped || (len(ch.Unmapped) == 1) != tc.unmapped {
+			t.Errorf("%s: arrival %+v (recorded %v), changes %+v; want unmapped %v", tc.name, a, ok, ch, tc.unmapped)
+		}
+	}
+}
