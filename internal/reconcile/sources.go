@@ -193,7 +193,7 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, prev map[netip.Pref
 		res.Want[prefix] = ws[win]
 		for i, w := range ws {
 			if i != win {
-				res.refuse(w, fmt.Sprintf(reasonClaimedBy, ws[win].Domain, ws[win].UUID, beats(ws[win], w, prev[prefix])))
+				res.refuse(w, fmt.Sprintf(reasonClaimedBy, ws[win].Domain, ws[win].UUID, whyWins(ws[win], w, prev[prefix])))
 			}
 		}
 	}
@@ -239,6 +239,21 @@ func beats(a, b, held Want) string {
 		return tieLowerUUID
 	}
 	return ""
+}
+
+// whyWins says why claim win beat claim lost, in words that stay the same
+// from the pass that decides to the passes after it, when win announces the
+// prefix: holding it is the reason only when the state and the UUID alone
+// would have chosen lost.
+func whyWins(win, lost, held Want) string {
+	holds := held.UUID == win.UUID && held.Source == win.Source
+	switch {
+	case holds && (rank(win.Why) < rank(lost.Why) || rank(win.Why) == rank(lost.Why) && win.UUID > lost.UUID):
+		return tieIncumbent
+	case rank(win.Why) != rank(lost.Why):
+		return tieRank
+	}
+	return tieLowerUUID
 }
 
 // add puts a file route in res: should two domains still get one prefix

@@ -177,6 +177,22 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
+// TestRefusalStaysTheSame: the refusal of the losing claim reads the same
+// in the pass that decides and in the next, when the winner announces the
+// prefix, so that it is logged once.
+func TestRefusalStaysTheSame(t *testing.T) {
+	ds := []Domain{
+		withClaims(dom("m2", uuidM2, StateRunning, "booted"), claim("198.51.100.1/32"), nil),
+		withClaims(dom("m1", uuidM1, StateRunning, "booted"), claim("198.51.100.1/32"), nil),
+	}
+	p := Policy{Trust: trust}
+	first := Resolve(ds, nil, p, nil)
+	second := Resolve(ds, nil, p, first.Want)
+	if a, b := first.Domains[uuidM2].Refused, second.Domains[uuidM2].Refused; len(a) != 1 || !slices.Equal(a, b) {
+		t.Errorf("refusals of m2: first pass %v, second %v; want the same one", a, b)
+	}
+}
+
 // TestResolveMetadataStandby: a metadata route gets the standby prepends of
 // an incoming migration, as a file route does.
 func TestResolveMetadataStandby(t *testing.T) {
