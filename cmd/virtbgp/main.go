@@ -168,7 +168,17 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "config %s: ok (AS %d, router-id %s, %d peer(s), libvirt %s)\n",
 			cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
+		if md := cfg.Mapping.Metadata; md.Enabled {
+			fmt.Fprintf(stdout, "metadata: virtbgp's element, claims allowed in %v\n", md.Allow.Prefixes)
+		}
+		if n := cfg.Mapping.Nova; n.Enabled {
+			fmt.Fprintf(stdout, "metadata: Nova's element, %v IPs, claims allowed in %v\n", n.Options.Types, n.Allow.Prefixes)
+		}
 		path = cfg.Mapping.Path
+		if path == "" {
+			fmt.Fprintf(stdout, "mapping: none (the routes come from the domains' metadata)\n")
+			return 0
+		}
 	}
 	m, err := mapping.Load(path)
 	if err != nil {
@@ -223,10 +233,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 		printErrors(stderr, "config "+*cfgPath, err)
 		return 1
 	}
-	m, err := mapping.Load(cfg.Mapping.Path)
-	if err != nil {
-		printErrors(stderr, "mapping "+cfg.Mapping.Path, err)
-		return 1
+	var m *mapping.Mapping // none without a file: metadata only
+	if cfg.Mapping.Path != "" {
+		if m, err = mapping.Load(cfg.Mapping.Path); err != nil {
+			printErrors(stderr, "mapping "+cfg.Mapping.Path, err)
+			return 1
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

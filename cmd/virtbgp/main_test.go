@@ -14,6 +14,10 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(broken, []byte("version: 1\nvms:\n  web:\n    med: -1\n    ips: [127.0.0.1, 192.0.2.300]\n    colour: blue\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	nova := filepath.Join(dir, "nova.yaml")
+	if err := os.WriteFile(nova, []byte("version: 1\nbgp: {asn: 65001, router-id: 192.0.2.1}\nmapping:\n  nova: {enabled: true, allowed-prefixes: [198.51.100.0/24]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -28,6 +32,9 @@ func TestCheck(t *testing.T) {
 			stdout: []string{"mapping ../../examples/mapping.yaml: ok"}},
 		{name: "every problem of a broken mapping", args: []string{"check", "--mapping", broken}, code: 1, noStdout: true,
 			stderr: []string{broken + ":4: ", broken + ":5: ", broken + ":6: ", "127.0.0.1", "192.0.2.300", `"colour"`, "4 problem(s)"}},
+		{name: "a Nova host without a mapping file", args: []string{"check", "--config", nova}, code: 0,
+			stdout: []string{"config " + nova + ": ok", "metadata: Nova's element, [fixed] IPs, claims allowed in [198.51.100.0/24]",
+				"mapping: none (the routes come from the domains' metadata)"}},
 		{name: "missing config", args: []string{"check", "--config", filepath.Join(dir, "nope.yaml")}, code: 1,
 			stderr: []string{"nope.yaml"}},
 		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"virtbgp "}},

@@ -517,8 +517,8 @@ func TestParseErrors(t *testing.T) {
 			`c.yaml:8: bgp.peers[0].passive: a passive peer needs bgp.listen-port (without it virtbgp does not accept sessions)`,
 		}},
 		{"mapping missing path", doc("version: 1", "bgp: {asn: 1, router-id: 192.0.2.1}", "mapping:", "  paths: m.yaml"), []string{
-			`c.yaml:3: mapping: missing required key "path"`,
-			`c.yaml:4: mapping: unknown key "paths" (allowed: path, watch)`,
+			`c.yaml:3: mapping: missing required key "path" (a mapping file or directory; it may be left out only when mapping.metadata or mapping.nova is enabled)`,
+			`c.yaml:4: mapping: unknown key "paths" (allowed: path, watch, metadata, nova)`,
 		}},
 		{"mapping bad", doc("version: 1", "bgp: {asn: 1, router-id: 192.0.2.1}", "mapping: m.yaml"), []string{
 			`c.yaml:3: mapping: want a mapping, got "m.yaml"`,

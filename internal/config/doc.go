@@ -54,9 +54,26 @@
 //	      families: [ipv4]           # default: the address's family; ipv4 and/or ipv6, no duplicates
 //	                                 # (the other family needs explicit next hops in the mapping)
 //	mapping:
-//	  path: mapping.yaml             # required: the VM -> IP mapping, a YAML file or a
-//	                                 # directory of *.yaml; relative to the directory of this file
+//	  path: mapping.yaml             # the VM -> IP mapping, a YAML file or a directory of *.yaml;
+//	                                 # relative to the directory of this file; required unless
+//	                                 # metadata or nova is enabled (then omitted: no file)
 //	  watch: true                    # default; reload when the mapping changes (debounced), as SIGHUP does
+//	  metadata:                      # virtbgp's element in each domain's live metadata (docs/metadata.md)
+//	    enabled: false               # default false
+//	    allowed-prefixes: [192.0.2.0/24]   # required when enabled: every claim must lie inside one;
+//	                                 # each /16 (IPv4) or /32 (IPv6) or longer, none inside another
+//	    min-prefix-length: {ipv4: 32, ipv6: 128}  # default host routes only; ipv4 16..32, ipv6 32..128
+//	    allowed-next-hops: []        # default none: only next hop self; else prefixes an explicit
+//	                                 # next hop must lie in
+//	    defaults:                    # attributes below the element's own (default none)
+//	      communities: ["65001:200"] # also large-communities, med, local-pref,
+//	                                 # as-path-prepend (0..16), next-hop (self or an address)
+//	  nova:                          # OpenStack Nova's <nova:instance> ports (Nova 23+)
+//	    enabled: false               # default false
+//	    ip-types: [fixed]            # default [fixed]; fixed and/or floating
+//	    allowed-prefixes: [198.51.100.0/24]  # required when enabled, as metadata's; host routes only
+//	    allowed-next-hops: []        # as metadata's
+//	    attributes: {med: 10}        # the attributes of every route, keys as metadata.defaults
 //	status:
 //	  listen: 127.0.0.1:9479         # host:port of the HTTP status endpoint; omitted or "": disabled
 //	policy:
@@ -74,8 +91,11 @@
 //
 // Durations are Go durations ("9s", "2m", "1h30m"); a bare 0 is zero.
 //
-// Only version, bgp (with its asn and router-id) and mapping (with its path)
-// are required; a minimal file is:
+// Where a domain's routes come from when several sources name it, and
+// which claims are refused, is in docs/metadata.md ("Precedence").
+//
+// Only version, bgp (with its asn and router-id) and mapping (with its
+// path, or metadata or nova enabled) are required; a minimal file is:
 //
 //	version: 1
 //	bgp:

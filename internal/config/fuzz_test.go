@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/fileerr"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // fuzzPassword stands in for reading password files so that the fuzzer
@@ -74,6 +75,8 @@ resync-interval: 0
 		"resync-interval: !x \"5\\nm\"\nstatus: {listen: 'a b:0'}\npolicy: {paused: ~}\n",
 		"libvirt:\nbgp: []\nmapping: 1\nstatus: {listen: ''}\n",
 		"{version: 1, bgp: {asn: 1, router-id: 1.2.3.4, listen-port: 0, peers: [{address: 1.1.1.1, asn: 2, passive: true}]}, mapping: {path: x}}\n",
+		"version: 1\nbgp: {asn: 1, router-id: 1.2.3.4}\nmapping:\n  metadata: {enabled: true, allowed-prefixes: [192.0.2.0/24, '2001:db8::/32'], min-prefix-length: {ipv4: 28, ipv6: 64}, allowed-next-hops: [198.51.100.0/24], defaults: {communities: ['65001:1'], large-communities: ['1:2:3'], med: 1, local-pref: 2, as-path-prepend: 3, next-hop: self}}\n  nova: {enabled: true, ip-types: [fixed, floating], allowed-prefixes: [203.0.113.0/24], attributes: {med: 5, next-hop: 203.0.113.1}, allowed-next-hops: [203.0.113.0/24]}\n",
+		"version: 1\nbgp: {asn: 1, router-id: 1.2.3.4}\nmapping:\n  metadata: {enabled: true, allowed-prefixes: [10.0.0.0/8, 1.2.3.4/24], min-prefix-length: {ipv4: 8}}\n  nova: {enabled: true, ip-types: []}\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -117,7 +120,7 @@ func checkConfig(t *testing.T, cfg *Config) {
 	if cfg == nil {
 		t.Fatal("nil config without error")
 	}
-	if cfg.File == "" || cfg.Libvirt.URI == "" || cfg.Mapping.Path == "" {
+	if cfg.File == "" || cfg.Libvirt.URI == "" || cfg.Mapping.Path == "" && !cfg.Mapping.Sources() {
 		t.Errorf("empty file, URI or mapping path: %+v", cfg)
 	}
 	b := cfg.BGP
@@ -168,6 +171,20 @@ func checkConfig(t *testing.T, cfg *Config) {
 	}
 	if cfg.ResyncInterval != 0 && cfg.ResyncInterval < time.Second {
 		t.Errorf("bad resync-interval %s", cfg.ResyncInterval)
+	}
+	for _, src := range []struct {
+		on    bool
+		allow mapping.Allow
+	}{{cfg.Mapping.Metadata.Enabled, cfg.Mapping.Metadata.Allow}, {cfg.Mapping.Nova.Enabled, cfg.Mapping.Nova.Allow}} {
+		if err := src.allow.Validate(); err != nil {
+			t.Errorf("invalid allow %+v: %v", src.allow, err)
+		}
+	}
+	if err := cfg.Mapping.Metadata.Defaults.Validate(); err != nil {
+		t.Errorf("invalid metadata defaults: %v", err)
+	}
+	if err := cfg.Mapping.Nova.Options.Validate(); err != nil || cfg.Mapping.Nova.Enabled && len(cfg.Mapping.Nova.Options.Types) == 0 {
+		t.Errorf("invalid nova options %+v: %v", cfg.Mapping.Nova.Options, err)
 	}
 	if cfg.Status.Listen != "" && !validListen(cfg.Status.Listen) {
 		t.Errorf("bad status listen %q", cfg.Status.Listen)

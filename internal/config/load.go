@@ -512,8 +512,10 @@ func (l *loader) mapping(k, v *yaml.Node, m *Mapping) {
 				m.Watch = b
 			}
 		}},
+		yamlutil.Field{Key: "metadata", Do: func(k, v *yaml.Node) { l.metadataSection(k, v, &m.Metadata) }},
+		yamlutil.Field{Key: "nova", Do: func(k, v *yaml.Node) { l.novaSection(k, v, &m.Nova) }},
 	)
-	l.required(v, "mapping", k.Line, "path")
+	l.requireMappingSource(k, v, m)
 }
 
 // hostName matches what may stand as a host name in status.listen.

@@ -3,6 +3,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // Defaults applied by Load where the file leaves a field out.
@@ -132,11 +134,48 @@ type Peer struct {
 
 // Mapping is the mapping section.
 type Mapping struct {
-	Path string // path: a YAML file or a directory of *.yaml, required
+	// Path is a YAML file or a directory of *.yaml; required unless
+	// Metadata or Nova is enabled, "" for no file.
+	Path string
 	// Watch reloads the mapping when its files change (debounced), as
 	// SIGHUP does; watch, default true.
 	Watch bool
+	// Metadata is mapping.metadata: virtbgp's element in the domains'
+	// metadata as a source of routes.
+	Metadata Metadata
+	// Nova is mapping.nova: OpenStack Nova's element in the domains'
+	// metadata as a source of routes.
+	Nova Nova
 }
+
+// Metadata is mapping.metadata (docs/metadata.md).
+type Metadata struct {
+	// Enabled reads each active domain's virtbgp element; enabled,
+	// default false.
+	Enabled bool
+	// Allow is what the element may claim: allowed-prefixes (required
+	// when enabled), min-prefix-length, allowed-next-hops.
+	Allow mapping.Allow
+	// Defaults are the attributes below the element's own; defaults.
+	Defaults mapping.Attributes
+}
+
+// Nova is mapping.nova (docs/metadata.md).
+type Nova struct {
+	// Enabled reads each active domain's Nova element; enabled, default
+	// false.
+	Enabled bool
+	// Allow is what Nova's IPs may claim: allowed-prefixes (required when
+	// enabled), allowed-next-hops. Nova's IPs are host routes.
+	Allow mapping.Allow
+	// Options are the IP types to announce (ip-types, default [fixed])
+	// and the attributes of every route (attributes).
+	Options mapping.NovaOptions
+}
+
+// Sources reports whether any source of routes other than a mapping file
+// is enabled.
+func (m *Mapping) Sources() bool { return m.Metadata.Enabled || m.Nova.Enabled }
 
 // Status is the status section.
 type Status struct {

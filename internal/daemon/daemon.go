@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -93,13 +94,15 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		loadedAt:   time.Now(),
 		metrics:    status.NewMetrics(),
 	}
-	if digest, err := mapping.Digest(cfg.Mapping.Path); err == nil {
-		d.fileDigest = digest
+	if cfg.Mapping.Path != "" {
+		if digest, err := mapping.Digest(cfg.Mapping.Path); err == nil {
+			d.fileDigest = digest
+		}
 	}
 	d.contentDigest = contentDigest(m)
 	d.metrics.ReloadResult(true, d.loadedAt)
 	d.speaker = bgp.New(cfg.BGP, log.With("part", "bgp"))
-	d.hv = libvirt.New(cfg.Libvirt.URI, log.With("part", "libvirt"))
+	d.hv = libvirt.New(cfg.Libvirt.URI, log.With("part", "libvirt"), metadataOption(cfg.Mapping))
 	d.drain = &drainer{log: log}
 	drain, err := d.drain.load(cfg.StateDir, cfg.Drain.GracefulShutdownTime)
 	if err != nil {
@@ -116,6 +119,7 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		Policy: reconcile.Policy{
 			KeepPaused:     cfg.Policy.Paused == config.PausedKeep,
 			StandbyPrepend: cfg.Policy.StandbyPrepend,
+			Trust:          trust(cfg.Mapping),
 		},
 	})
 	d.drain.rec = d.rec
@@ -170,7 +174,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	part(d.hv.Run)
 	part(d.rec.Run)
 	part(ctl.Serve)
-	if d.cfg.Mapping.Watch {
+	if d.cfg.Mapping.Watch && d.cfg.Mapping.Path != "" {
 		path := d.cfg.Mapping.Path
 		part(func(ctx context.Context) error { return d.watchMapping(ctx, path) })
 	}
@@ -403,7 +407,9 @@ func restartOnly(old, nc *config.Config) []string {
 	add(old.ResyncInterval != nc.ResyncInterval, "resync-interval")
 	add(old.StateDir != nc.StateDir, "state-dir")
 	add(old.Control != nc.Control, "control")
-	add(old.Mapping != nc.Mapping, "mapping")
+	add(old.Mapping.Path != nc.Mapping.Path || old.Mapping.Watch != nc.Mapping.Watch, "mapping")
+	add(!reflect.DeepEqual(old.Mapping.Metadata, nc.Mapping.Metadata), "mapping.metadata")
+	add(!reflect.DeepEqual(old.Mapping.Nova, nc.Mapping.Nova), "mapping.nova")
 	return keys
 }
 
@@ -416,6 +422,9 @@ func restartOnly(old, nc *config.Config) []string {
 // in the main loop.
 func (d *Daemon) reloadMapping(ctx context.Context, force bool) (string, error) {
 	path := d.cfg.Mapping.Path
+	if path == "" {
+		return "no mapping file: the routes come from the domains' metadata", nil
+	}
 	digest, derr := mapping.Digest(path)
 	if !force && derr == nil && digest == d.fileDigest {
 		if !d.lastReload.OK && !d.lastReload.At.IsZero() {
@@ -487,4 +496,28 @@ func hostname() string {
 		return ""
 	}
 	return h
+}
+
+// metadataOption makes the libvirt adapter read the metadata elements that
+// the config enables.
+func metadataOption(m config.Mapping) libvirt.Option {
+	return libvirt.WithMetadata(libvirt.MetadataConfig{
+		Virtbgp:     m.Metadata.Enabled,
+		Options:     mapping.MetadataOptions{Defaults: m.Metadata.Defaults},
+		Nova:        m.Nova.Enabled,
+		NovaOptions: m.Nova.Options,
+	})
+}
+
+// trust is what the reconciler lets each enabled source claim; a disabled
+// source is allowed nothing.
+func trust(m config.Mapping) reconcile.Trust {
+	var t reconcile.Trust
+	if m.Metadata.Enabled {
+		t.Metadata = m.Metadata.Allow
+	}
+	if m.Nova.Enabled {
+		t.Nova = m.Nova.Allow
+	}
+	return t
 }

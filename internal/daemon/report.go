@@ -81,18 +81,41 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 		if vm != "" {
 			sd.Source, sd.Origin = status.SourceFile, d.origins.of(vm)
 		}
+		addSources(&sd, snap.Sources[dom.UUID])
 		if dom.Migration != reconcile.MigrationNone {
 			sd.Migration = dom.Migration.String()
 		}
 		if a, ok := snap.Arrivals[dom.UUID]; ok {
 			sd.MigratedIn = true
-			if a.Unmapped {
+			if a.Unmapped && sd.Problem == "" {
 				sd.Problem = status.ProblemUnmappedArrival
 			}
 		}
 		r.Domains = append(r.Domains, sd)
 	}
 	return r, nil
+}
+
+// addSources puts where a domain's routes come from when its metadata
+// names them, and the metadata's problems, into its status.
+func addSources(sd *status.Domain, dr reconcile.DomainRoutes) {
+	switch dr.Source {
+	case reconcile.SourceMetadata:
+		sd.Source, sd.Origin = status.SourceMetadata, mapping.MetadataNS
+	case reconcile.SourceNova:
+		sd.Source, sd.Origin = status.SourceNova, mapping.NovaNS
+	}
+	sd.Ignored = dr.Ignored
+	sd.MetadataError = dr.Err
+	for _, r := range dr.Refused {
+		sd.Refused = append(sd.Refused, status.Refusal{Prefix: r.Prefix.String(), Reason: r.Reason})
+	}
+	switch {
+	case dr.Err != "":
+		sd.Problem = status.ProblemMetadataError
+	case len(dr.Refused) > 0:
+		sd.Problem = status.ProblemClaimsRefused
+	}
 }
 
 func reportRoute(w reconcile.Want) status.Route {
@@ -106,6 +129,7 @@ func reportRoute(w reconcile.Want) status.Route {
 		Domain:        w.Domain,
 		VM:            w.VM,
 		Why:           w.Why,
+		Source:        w.Source,
 	}
 	if rt.NextHop.IsValid() {
 		out.NextHop = rt.NextHop.String()

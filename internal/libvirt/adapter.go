@@ -152,6 +152,10 @@ type Adapter struct {
 	migMu    sync.Mutex
 	incoming map[string]bool
 
+	// meta caches the claims of the domains' metadata; nil when no
+	// metadata is read (WithMetadata).
+	meta *metaCache
+
 	// readStates replaces readAllStates in tests (nil: readAllStates).
 	readStates func(*lv.Connect, func(stateRecord) error) error
 }
@@ -285,7 +289,7 @@ func (a *Adapter) connect() (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.uri, err)
 	}
-	s := &session{conn: conn, lifecycleID: -1, dead: make(chan struct{})}
+	s := &session{conn: conn, lifecycleID: -1, metadataID: -1, dead: make(chan struct{})}
 
 	if err := conn.SetKeepAlive(keepaliveInterval, keepaliveCount); err != nil {
 		if errors.Is(err, lv.ERR_NO_SUPPORT) {
@@ -312,6 +316,18 @@ func (a *Adapter) connect() (*session, error) {
 		return nil, fmt.Errorf("register lifecycle callback: %w", err)
 	}
 	s.lifecycleID = id
+
+	if a.meta != nil {
+		// Metadata changed while we were away is read again by the
+		// resync that follows the connect.
+		a.meta.clear()
+		id, err := conn.DomainEventMetadataChangeRegister(nil, a.onMetadataChange)
+		if err != nil {
+			s.teardown(a.log)
+			return nil, fmt.Errorf("register metadata change callback: %w", err)
+		}
+		s.metadataID = id
+	}
 
 	// The peer may have gone away during the setup, before the close
 	// callback was in place.
@@ -392,6 +408,7 @@ func resyncText(reasons uint32) string {
 type session struct {
 	conn        *lv.Connect
 	lifecycleID int  // -1 when not registered
+	metadataID  int  // the metadata change callback; -1 when not registered
 	closeCB     bool // close callback registered
 
 	dead     chan struct{} // closed once the connection is known dead
@@ -426,6 +443,12 @@ func (s *session) teardown(log *slog.Logger) {
 			log.Debug("cannot deregister lifecycle callback", "error", err)
 		}
 		s.lifecycleID = -1
+	}
+	if s.metadataID >= 0 {
+		if err := s.conn.DomainEventDeregister(s.metadataID); err != nil {
+			log.Debug("cannot deregister metadata change callback", "error", err)
+		}
+		s.metadataID = -1
 	}
 	if s.closeCB {
 		// Also needed after the callback fired: libvirt runs the callback

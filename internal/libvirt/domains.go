@@ -54,6 +54,11 @@ func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 		if d.State == reconcile.StatePaused {
 			d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(r.reason), r.jobOperation)
 		}
+		claims, err := a.meta.claims(uuid, r.name, r.state, true, r.metadata)
+		if err != nil {
+			return err
+		}
+		d.Claims = claims
 		out = append(out, d)
 		return nil
 	})
@@ -62,6 +67,7 @@ func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 		if out == nil {
 			out = []reconcile.Domain{}
 		}
+		a.pruneMeta(out)
 		return out, nil
 	case errors.Is(err, lv.ERR_NO_SUPPORT):
 		s.oneByOne.Store(true)
@@ -100,7 +106,7 @@ func (a *Adapter) domainsOneByOne(ctx context.Context, s *session) ([]reconcile.
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		d, found, err := a.readDomain(s, &doms[i])
+		d, found, err := a.readDomain(s, &doms[i], true)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +114,21 @@ func (a *Adapter) domainsOneByOne(ctx context.Context, s *session) ([]reconcile.
 			out = append(out, d)
 		}
 	}
+	a.pruneMeta(out)
 	return out, nil
+}
+
+// pruneMeta forgets the metadata of the domains that are not in a full
+// list.
+func (a *Adapter) pruneMeta(ds []reconcile.Domain) {
+	if a.meta == nil {
+		return
+	}
+	keep := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		keep[d.UUID] = true
+	}
+	a.meta.prune(keep)
 }
 
 // Domain reads one domain by UUID (any case). found is false, with a nil
@@ -133,12 +153,13 @@ func (a *Adapter) Domain(ctx context.Context, uuid string) (reconcile.Domain, bo
 		return reconcile.Domain{}, false, a.callFailed(s, "look up domain "+uuid, err)
 	}
 	defer func() { _ = dom.Free() }()
-	return a.readDomain(s, dom)
+	return a.readDomain(s, dom, false)
 }
 
-// readDomain reads name, UUID and state of dom. It does not free dom. found
-// is false if the domain vanished meanwhile.
-func (a *Adapter) readDomain(s *session, dom *lv.Domain) (reconcile.Domain, bool, error) {
+// readDomain reads name, UUID and state of dom, and the claims of its
+// metadata (from the cache unless force or stale). It does not free dom.
+// found is false if the domain vanished meanwhile.
+func (a *Adapter) readDomain(s *session, dom *lv.Domain, force bool) (reconcile.Domain, bool, error) {
 	// Name and UUID are held in the domain object: no RPC.
 	uuid, err := dom.GetUUIDString()
 	if err != nil {
@@ -171,6 +192,13 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain) (reconcile.Domain, bool
 			return job.Operation, true
 		})
 	}
+	claims, err := a.meta.claims(uuid, name, st, force, func(ns string) (string, error) {
+		return dom.GetMetadata(lv.DOMAIN_METADATA_ELEMENT, ns, lv.DOMAIN_AFFECT_LIVE)
+	})
+	if err != nil {
+		return reconcile.Domain{}, false, a.callFailed(s, fmt.Sprintf("read metadata of domain %s (%s)", name, uuid), err)
+	}
+	d.Claims = claims
 	return d, true, nil
 }
 

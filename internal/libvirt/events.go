@@ -126,15 +126,25 @@ func (a *Adapter) onLifecycle(_ *lv.Connect, d *lv.Domain, ev *lv.DomainEventLif
 	uuid = strings.ToLower(uuid)
 	name, _ := d.GetName()
 	a.trackMigration(uuid, ev.Event, ev.Detail)
+	a.meta.onEvent(uuid, ev.Event, ev.Detail)
 
-	h := reconcile.Hint{UUID: uuid, Name: name, Event: eventText(ev.Event, ev.Detail), At: time.Now()}
+	h := reconcile.Hint{UUID: uuid, Name: name, Event: eventText(ev.Event, ev.Detail), At: timeNow()}
+	a.offer(h)
+	a.log.Debug("domain event", "domain", name, "uuid", uuid, "event", h.Event)
+}
+
+// timeNow is when an event arrived.
+var timeNow = time.Now
+
+// offer sends a hint without blocking; when the channel is full the hint
+// is dropped and a full resync requested. Safe on libvirt's event loop.
+func (a *Adapter) offer(h reconcile.Hint) {
 	select {
 	case a.hints <- h:
 	default:
 		a.lost.Add(1)
 		a.requestResync(resyncLost)
 	}
-	a.log.Debug("domain event", "domain", name, "uuid", uuid, "event", h.Event)
 }
 
 // trackMigration maintains the "incoming migration in progress" flag of a

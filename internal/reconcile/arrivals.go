@@ -30,8 +30,9 @@ const (
 // record lives in the reconciler's memory: a restarted virtbgp records the
 // domains whose state still says they arrived by migration, anew.
 type Arrival struct {
-	// Unmapped: the mapping in force has no entry for the domain, so none
-	// of its routes is announced here (the mapping of the host it came
+	// Unmapped: the mapping in force has no entry for the domain and its
+	// metadata names no routes either, so none of its routes is announced
+	// here (the mapping of the host it came
 	// from named it, or it would have had none there either).
 	Unmapped bool
 	// reported: the arrival was found unmapped once and reported (logged
@@ -82,7 +83,10 @@ type ArrivalChanges struct {
 // an arrival by its state (MigratedIn) gets none, so a domain that was
 // already running here when virtbgp started is only recorded if its state
 // reason still says it arrived by migration.
-func TrackArrivals(prev map[string]Arrival, domains map[string]Domain, m *mapping.Mapping) (map[string]Arrival, ArrivalChanges) {
+//
+// sources are the domains' sources of routes (Resolution.Domains): a domain
+// that the mapping does not name but whose metadata does is not unmapped.
+func TrackArrivals(prev map[string]Arrival, domains map[string]Domain, m *mapping.Mapping, sources map[string]DomainRoutes) (map[string]Arrival, ArrivalChanges) {
 	var next map[string]Arrival
 	var ch ArrivalChanges
 	for uuid, d := range domains {
@@ -92,7 +96,7 @@ func TrackArrivals(prev map[string]Arrival, domains map[string]Domain, m *mappin
 		}
 		vm, _ := m.Lookup(d.Name, d.UUID)
 		wasUnmapped := known && a.Unmapped
-		a.Unmapped = vm == ""
+		a.Unmapped = vm == "" && sources[uuid].Source == ""
 		switch {
 		case a.Unmapped && !a.reported:
 			a.reported = true

@@ -97,7 +97,7 @@ func TestTrackArrivals(t *testing.T) {
 				m = with
 			}
 			prevCopy := maps.Clone(tc.prev)
-			next, ch := TrackArrivals(tc.prev, domains, m)
+			next, ch := TrackArrivals(tc.prev, domains, m, nil)
 			if !maps.Equal(next, tc.want.next) {
 				t.Errorf("next = %+v, want %+v", next, tc.want.next)
 			}

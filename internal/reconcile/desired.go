@@ -17,6 +17,8 @@ type Policy struct {
 	// the source keeps its route during the switch-over with
 	// SwitchoverPrepend, which must stay the better of the two.
 	StandbyPrepend uint8
+	// Trust is what the sources other than the mapping file may claim.
+	Trust Trust
 }
 
 // SwitchoverPrepend is the extra prepend on the source's route while it is
@@ -35,6 +37,9 @@ type Want struct {
 	// Why says which rule selected the route: "running", "standby" (incoming
 	// migration), "switchover" (outgoing migration), "paused-keep".
 	Why string
+	// Source is where the route comes from: SourceFile (VM is the entry),
+	// SourceMetadata or SourceNova.
+	Source string
 }
 
 // Reasons a route is wanted.
@@ -68,39 +73,12 @@ func serving(d Domain, p Policy) (why string, ok bool) {
 }
 
 // Desired computes the routes that should be announced, as a pure function
-// of the domains on this host, the mapping and the policy. Only prefixes that
-// the mapping names can appear in the result.
+// of the domains on this host (with their metadata claims), the mapping and
+// the policy: Resolve with nothing announced before. Only prefixes that the
+// mapping names, or that a domain's metadata claims within what the policy
+// trusts that source with, can appear in the result.
 func Desired(domains []Domain, m *mapping.Mapping, p Policy) map[netip.Prefix]Want {
-	out := make(map[netip.Prefix]Want)
-	if m == nil {
-		return out
-	}
-	for _, d := range domains {
-		why, ok := serving(d, p)
-		if !ok {
-			continue
-		}
-		key, routes := m.Lookup(d.Name, d.UUID)
-		for _, r := range routes {
-			switch why {
-			case WhyStandby:
-				r = r.Clone()
-				r.ASPathPrepend = addPrepend(r.ASPathPrepend, p.StandbyPrepend)
-			case WhySwitchover:
-				r = r.Clone()
-				r.ASPathPrepend = addPrepend(r.ASPathPrepend, SwitchoverPrepend)
-			}
-			w := Want{Route: r, VM: key, Domain: d.Name, UUID: d.UUID, Why: why}
-			// The mapping gives each prefix to one entry, and an entry
-			// matches at most one domain on a host; should two domains
-			// still claim a prefix, a running one wins over a standby one.
-			if prev, dup := out[r.Prefix]; dup && rank(prev.Why) >= rank(why) {
-				continue
-			}
-			out[r.Prefix] = w
-		}
-	}
-	return out
+	return Resolve(domains, m, p, nil).Want
 }
 
 func rank(why string) int {

@@ -49,7 +49,8 @@ func (nopObserver) EventApplied(time.Duration)          {}
 func (nopObserver) UnmappedArrival()                    {}
 
 // Reconciler keeps the speaker's routes equal to Desired(domains, mapping,
-// policy). Create it with New and start it with Run; every other method may
+// policy) (Resolve, with ties between metadata claims kept by the domain
+// that announces the prefix). Create it with New and start it with Run; every other method may
 // be called from any goroutine.
 type Reconciler struct {
 	opts   Options
@@ -210,6 +211,9 @@ type Snapshot struct {
 	// Arrivals are the domains that arrived on this host by live
 	// migration, by UUID (see Arrival).
 	Arrivals map[string]Arrival
+	// Sources are, by UUID, where the domains' routes come from and what
+	// was refused (Resolution.Domains of the last pass).
+	Sources map[string]DomainRoutes
 }
 
 // Snapshot returns a copy of the current state.
@@ -237,6 +241,8 @@ type state struct {
 	// arrivals are the domains that arrived by live migration, by UUID:
 	// TrackArrivals of st.domains and st.mapping after each read.
 	arrivals map[string]Arrival
+	// sources are Resolution.Domains of the last pass, by UUID.
+	sources map[string]DomainRoutes
 	// dirty domains (UUID -> the first hint that marked it) and the
 	// full-resync flag.
 	dirty    map[string]Hint
@@ -345,6 +351,7 @@ func (st *state) snapshot() Snapshot {
 		Synced:    st.synced,
 		LastSync:  st.lastSync,
 		Arrivals:  maps.Clone(st.arrivals),
+		Sources:   maps.Clone(st.sources),
 	}
 	slices.SortFunc(s.Domains, func(a, b Domain) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(s.Announced, func(a, b Want) int { return a.Route.Prefix.Compare(b.Route.Prefix) })
@@ -359,8 +366,10 @@ func (st *state) snapshot() Snapshot {
 func (r *Reconciler) pass(ctx context.Context, st *state) {
 	start := time.Now()
 	readOK := r.read(ctx, st)
+	res := Resolve(slices.Collect(maps.Values(st.domains)), st.mapping, r.opts.Policy, st.announced)
+	r.reportSources(st, res.Domains)
 	r.trackArrivals(st)
-	want := WithDrain(Desired(slices.Collect(maps.Values(st.domains)), st.mapping, r.opts.Policy), st.drain)
+	want := WithDrain(res.Want, st.drain)
 	applyOK := r.apply(ctx, st, want)
 	clear(st.eventAt)
 	r.opts.Observer.Reconciled(time.Since(start), len(st.announced), readOK && applyOK)
@@ -436,7 +445,7 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 // not name, once: a warning in the log and the Observer's count.
 func (r *Reconciler) trackArrivals(st *state) {
 	var ch ArrivalChanges
-	st.arrivals, ch = TrackArrivals(st.arrivals, st.domains, st.mapping)
+	st.arrivals, ch = TrackArrivals(st.arrivals, st.domains, st.mapping, st.sources)
 	for _, d := range ch.Unmapped {
 		r.log.Warn("migrated-in domain has no mapping here", "domain", d.Name, "uuid", d.UUID,
 			"state", d.State.String(), "state_reason", d.Reason)
@@ -483,9 +492,10 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 	var announced, withdrawn int
 	for _, p := range announce {
 		w := want[p]
-		if !names(st.mapping, p) {
-			// Desired only draws from the mapping; this is the last guard.
-			r.log.Error("refusing to announce a prefix the mapping does not name", "prefix", p)
+		if !permits(st.mapping, &r.opts.Policy, w) {
+			// Resolve only draws from the mapping and the trusted
+			// metadata; this is the last guard.
+			r.log.Error("refusing to announce a prefix no source may claim", "prefix", p, "source", w.Source, "domain", w.Domain)
 			continue
 		}
 		if err := r.opts.Speaker.Announce(ctx, w.Route); err != nil {
@@ -509,7 +519,7 @@ func (r *Reconciler) apply(ctx context.Context, st *state, want map[netip.Prefix
 		}
 		st.observeEvent(r.opts.Observer, have.UUID)
 		if r.log.Enabled(ctx, level) {
-			r.log.LogAttrs(ctx, level, "route withdrawn", st.withdrawnAttrs(have)...)
+			r.log.LogAttrs(ctx, level, "route withdrawn", st.withdrawnAttrs(have, &r.opts.Policy)...)
 		}
 		delete(st.announced, p)
 		withdrawn++
@@ -577,16 +587,21 @@ func announcedAttrs(w Want) []slog.Attr {
 //   - "domain-gone": the domain no longer exists;
 //   - "domain-renamed" (new_name: the domain's name now);
 //   - "entry-mismatch": the domain no longer matches the mapping entry vm;
+//   - for a route from metadata: "source-changed" (the domain's routes
+//     come from another source now), "refused" (the claim is refused
+//     now: DomainRoutes.Refused says why), "unclaimed" (the metadata no
+//     longer claims it, or is gone);
 //   - else the domain's state, "off", "paused" or "running" (drained), with
 //     libvirt's state_reason.
-func (st *state) withdrawnAttrs(have Want) []slog.Attr {
+func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 	out := []slog.Attr{
 		slog.String("domain", have.Domain),
 		slog.String("vm", have.VM),
 		slog.Any("prefix", have.Route.Prefix),
 		slog.String("action", "withdraw"),
 	}
-	if !names(st.mapping, have.Route.Prefix) {
+	fromFile := have.Source == SourceFile || have.Source == ""
+	if fromFile && !names(st.mapping, have.Route.Prefix) {
 		return append(out, slog.String("reason", "unmapped"))
 	}
 	d, ok := st.domains[have.UUID]
@@ -596,10 +611,52 @@ func (st *state) withdrawnAttrs(have Want) []slog.Attr {
 	case d.Name != have.Domain:
 		return append(out, slog.String("reason", "domain-renamed"), slog.String("new_name", d.Name))
 	}
-	if vm, _ := st.mapping.Lookup(d.Name, d.UUID); vm != have.VM {
-		return append(out, slog.String("reason", "entry-mismatch"))
+	if fromFile {
+		if vm, _ := st.mapping.Lookup(d.Name, d.UUID); vm != have.VM {
+			return append(out, slog.String("reason", "entry-mismatch"))
+		}
+	} else {
+		dr := st.sources[d.UUID]
+		_, serves := serving(d, *p)
+		switch {
+		case dr.Source == "":
+			return append(out, slog.String("reason", "unclaimed"))
+		case dr.Source != have.Source:
+			return append(out, slog.String("reason", "source-changed"), slog.String("source", dr.Source))
+		case slices.ContainsFunc(dr.Refused, func(r mapping.Refusal) bool { return r.Prefix == have.Route.Prefix }):
+			return append(out, slog.String("reason", "refused"))
+		case serves && st.drain == DrainNone:
+			return append(out, slog.String("reason", "unclaimed"))
+		}
 	}
 	return append(out, slog.String("reason", d.State.String()), slog.String("state_reason", d.Reason))
+}
+
+// reportSources puts the sources of a pass in force and logs what changed
+// in them: a metadata element with a problem (once per new problem), a
+// problem gone, a claim refused (once per new refusal). Constant messages;
+// the fields say which domain, prefix and why.
+func (r *Reconciler) reportSources(st *state, now map[string]DomainRoutes) {
+	for uuid, dr := range now {
+		old := st.sources[uuid]
+		if dr.Equal(old) {
+			continue
+		}
+		name := st.domains[uuid].Name
+		if dr.Err != "" && (dr.Err != old.Err || dr.Source != old.Source) {
+			r.log.Warn("domain metadata rejected", "domain", name, "uuid", uuid, "source", dr.Source, "error", dr.Err)
+		}
+		if dr.Err == "" && old.Err != "" {
+			r.log.Info("domain metadata accepted again", "domain", name, "uuid", uuid, "source", dr.Source)
+		}
+		for _, ref := range dr.Refused {
+			if !slices.Contains(old.Refused, ref) {
+				r.log.Warn("route claim refused", "domain", name, "uuid", uuid, "source", dr.Source,
+					"prefix", ref.Prefix, "reason", ref.Reason)
+			}
+		}
+	}
+	st.sources = now
 }
 
 func names(m *mapping.Mapping, p netip.Prefix) bool {

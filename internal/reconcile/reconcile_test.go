@@ -69,7 +69,10 @@ type harness struct {
 func start(t *testing.T, opts Options, ds ...Domain) *harness {
 	t.Helper()
 	h := &harness{t: t, hv: newFakeHV(ds...), sp: newFakeSpeaker()}
-	opts.Hypervisor, opts.Speaker, opts.Log = h.hv, h.sp, testLogger(t)
+	opts.Hypervisor, opts.Speaker = h.hv, h.sp
+	if opts.Log == nil {
+		opts.Log = testLogger(t)
+	}
 	if opts.Mapping == nil {
 		opts.Mapping = parseMapping(t, testMapping)
 	}

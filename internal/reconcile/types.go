@@ -41,6 +41,9 @@ type Domain struct {
 	// Migration is the domain's role in a migration in progress, for a
 	// paused domain; MigrationNone otherwise.
 	Migration Migration
+	// Claims is what the domain's live metadata claims (nil: nothing, or
+	// metadata is not read). Shared and never modified.
+	Claims *Claims
 }
 
 // Migration is a paused domain's role in a live migration.

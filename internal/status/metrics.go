@@ -200,6 +200,8 @@ type stateCollector struct {
 	mappingVMs     *prometheus.Desc
 	mappingRoutes  *prometheus.Desc
 	unmappedNow    *prometheus.Desc
+	metaErrors     *prometheus.Desc
+	claimsRefused  *prometheus.Desc
 }
 
 func newStateCollector() *stateCollector {
@@ -222,6 +224,8 @@ func newStateCollector() *stateCollector {
 		mappingVMs:     d("mapping_vms", "VMs named by the mapping in force."),
 		mappingRoutes:  d("mapping_routes", "Routes (IPs) named by the mapping in force, on this host or not."),
 		unmappedNow:    d("unmapped_arrival_domains", "Domains on this host that arrived by live migration and that the mapping in force does not name: nothing is announced for them."),
+		metaErrors:     d("metadata_errors", "Domains on this host whose metadata element (virtbgp's or Nova's, the source label) has a problem: nothing is announced from it.", "source"),
+		claimsRefused:  d("claims_refused", "Prefixes that domains on this host claim in their metadata and that are not announced (outside the allowed prefixes, the mapping file's, another domain's), by source.", "source"),
 	}
 }
 
@@ -237,6 +241,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.sourceUp, c.buildInfo, c.ready, c.libvirt, c.drainState,
 		c.peerUp, c.peerSince, c.peerRoutesSent, c.routes, c.domains,
 		c.mappingGen, c.mappingInfo, c.mappingVMs, c.mappingRoutes, c.unmappedNow,
+		c.metaErrors, c.claimsRefused,
 	} {
 		ch <- d
 	}
@@ -294,7 +299,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 
 	byState := map[string]int{"running": 0, "paused": 0, "off": 0}
 	unmapped := 0
+	metaErrs := map[string]int{SourceMetadata: 0, SourceNova: 0}
+	refused := map[string]int{SourceMetadata: 0, SourceNova: 0}
 	for _, d := range r.Domains {
+		if d.MetadataError != "" {
+			metaErrs[d.Source]++
+		}
+		if d.Source != SourceFile {
+			refused[d.Source] += len(d.Refused)
+		}
 		s := d.State
 		if s == "" {
 			s = "unknown"
@@ -308,6 +321,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge(c.domains, float64(n), s)
 	}
 	ch <- gauge(c.unmappedNow, float64(unmapped))
+	for _, src := range []string{SourceMetadata, SourceNova} {
+		ch <- gauge(c.metaErrors, float64(metaErrs[src]), src)
+		ch <- gauge(c.claimsRefused, float64(refused[src]), src)
+	}
 
 	ch <- gauge(c.mappingGen, float64(r.Mapping.Generation))
 	if r.Mapping.Digest != "" {

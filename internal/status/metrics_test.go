@@ -124,6 +124,10 @@ func TestStateMetrics(t *testing.T) {
 # HELP virtbgp_build_info Always 1; the version label is the running virtbgp's version.
 # TYPE virtbgp_build_info gauge
 virtbgp_build_info{version="1.4.0"} 1
+# HELP virtbgp_claims_refused Prefixes that domains on this host claim in their metadata and that are not announced (outside the allowed prefixes, the mapping file's, another domain's), by source.
+# TYPE virtbgp_claims_refused gauge
+virtbgp_claims_refused{source="metadata"} 0
+virtbgp_claims_refused{source="nova"} 0
 # HELP virtbgp_domains libvirt domains on this host by state (running, paused, off).
 # TYPE virtbgp_domains gauge
 virtbgp_domains{state="off"} 2
@@ -149,6 +153,10 @@ virtbgp_mapping_routes 31
 # HELP virtbgp_mapping_vms VMs named by the mapping in force.
 # TYPE virtbgp_mapping_vms gauge
 virtbgp_mapping_vms 12
+# HELP virtbgp_metadata_errors Domains on this host whose metadata element (virtbgp's or Nova's, the source label) has a problem: nothing is announced from it.
+# TYPE virtbgp_metadata_errors gauge
+virtbgp_metadata_errors{source="metadata"} 0
+virtbgp_metadata_errors{source="nova"} 0
 # HELP virtbgp_peer_established_timestamp_seconds Unix time the BGP session with the peer was established, 0 while it is not.
 # TYPE virtbgp_peer_established_timestamp_seconds gauge
 virtbgp_peer_established_timestamp_seconds{peer="198.18.0.1"} 1.748768403e+09

@@ -71,17 +71,37 @@ type Domain struct {
 	// has not stopped or been started anew here since.
 	MigratedIn bool `json:"migrated_in,omitempty"`
 	// Problem names what is wrong with the domain's routes on this host,
-	// for people and alerts; empty if nothing is: ProblemUnmappedArrival.
+	// for people and alerts; empty if nothing is: ProblemMetadataError,
+	// ProblemClaimsRefused, ProblemUnmappedArrival (in that order of
+	// precedence).
 	Problem string `json:"problem,omitempty"`
+	// MetadataError is what is wrong with the domain's element of Source
+	// (SourceMetadata, SourceNova), which then gives no routes.
+	MetadataError string `json:"metadata_error,omitempty"`
+	// Refused are the claims of Source that are not announced, with why.
+	Refused []Refusal `json:"refused,omitempty"`
+	// Ignored names a source whose element the domain has and that Source
+	// overrides: SourceMetadata or SourceNova.
+	Ignored string `json:"ignored,omitempty"`
 }
 
-// Sources of a domain's routes (Domain.Source). Only the mapping file for
-// now; VM metadata or an orchestrator would be sources of their own, with
-// an Origin in their terms.
+// Refusal is a claimed prefix that is not announced, and why.
+type Refusal struct {
+	Prefix string `json:"prefix"`
+	Reason string `json:"reason"`
+}
+
+// Sources of a domain's routes (Domain.Source; docs/metadata.md).
 const (
 	// SourceFile: an entry of the mapping file (or directory); Origin is
 	// "path:line" of the entry's key.
-	SourceFile = "file"
+	SourceFile = reconcile.SourceFile
+	// SourceMetadata: virtbgp's element in the domain's live metadata;
+	// Origin is its namespace.
+	SourceMetadata = reconcile.SourceMetadata
+	// SourceNova: Nova's element in the domain's live metadata; Origin is
+	// its namespace.
+	SourceNova = reconcile.SourceNova
 )
 
 // Problems of a domain (Domain.Problem).
@@ -90,6 +110,12 @@ const (
 	// mapping in force here has no entry for it, so this host announces
 	// nothing for it (and the host it left no longer does either).
 	ProblemUnmappedArrival = "unmapped-arrival"
+	// ProblemMetadataError: the domain's element (of Source) has a problem
+	// (MetadataError), so it announces nothing from it.
+	ProblemMetadataError = "metadata-error"
+	// ProblemClaimsRefused: some claims of the domain's metadata are
+	// refused (Refused); the others are announced.
+	ProblemClaimsRefused = "claims-refused"
 )
 
 // Route is one announced route with its attributes.
@@ -106,6 +132,8 @@ type Route struct {
 	// Why is the rule that selected it: running, standby, switchover,
 	// paused-keep, draining.
 	Why string `json:"why"`
+	// Source is where it comes from: file, metadata, nova.
+	Source string `json:"source,omitempty"`
 }
 
 // Mapping is the mapping in force and the last reload.

@@ -174,6 +174,14 @@ func note(d Domain) string {
 	switch {
 	case d.Problem == ProblemUnmappedArrival:
 		return "migrated in, NOT IN THE MAPPING here"
+	case d.Problem == ProblemMetadataError:
+		return "METADATA ERROR: " + d.MetadataError
+	case d.Problem == ProblemClaimsRefused:
+		parts := make([]string, len(d.Refused))
+		for i, r := range d.Refused {
+			parts[i] = r.Prefix + " REFUSED: " + r.Reason
+		}
+		return strings.Join(parts, "; ")
 	case d.Problem != "":
 		return d.Problem
 	case d.MigratedIn:

@@ -1,0 +1,264 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// trustNodes remembers where the keys of an Allow are, to report the
+// problems Allow.Validate finds at their lines.
+type trustNodes struct {
+	prefixes, nextHops []*yaml.Node // the items, by index
+	minBits            *yaml.Node
+	prefixesKey        *yaml.Node // nil when allowed-prefixes is missing
+}
+
+// metadataSection reads mapping.metadata.
+func (l *loader) metadataSection(k, v *yaml.Node, m *Metadata) {
+	const what = "mapping.metadata"
+	var tn trustNodes
+	l.r.Map(v, what,
+		yamlutil.Field{Key: "enabled", Do: func(_, v *yaml.Node) {
+			if b, ok := l.r.Bool(v, what+".enabled"); ok {
+				m.Enabled = b
+			}
+		}},
+		yamlutil.Field{Key: "allowed-prefixes", Do: func(k, v *yaml.Node) {
+			tn.prefixesKey = k
+			m.Allow.Prefixes, tn.prefixes = l.prefixList(v, what+".allowed-prefixes")
+		}},
+		yamlutil.Field{Key: "min-prefix-length", Do: func(_, v *yaml.Node) {
+			tn.minBits = v
+			l.minPrefixLength(v, what+".min-prefix-length", &m.Allow)
+		}},
+		yamlutil.Field{Key: "allowed-next-hops", Do: func(_, v *yaml.Node) {
+			m.Allow.NextHops, tn.nextHops = l.prefixList(v, what+".allowed-next-hops")
+		}},
+		yamlutil.Field{Key: "defaults", Do: func(_, v *yaml.Node) {
+			l.attributes(v, what+".defaults", &m.Defaults)
+		}},
+	)
+	l.checkAllow(k, what, m.Enabled, &m.Allow, &tn)
+}
+
+// novaSection reads mapping.nova.
+func (l *loader) novaSection(k, v *yaml.Node, n *Nova) {
+	const what = "mapping.nova"
+	var tn trustNodes
+	n.Options.Types = []string{mapping.NovaFixed}
+	l.r.Map(v, what,
+		yamlutil.Field{Key: "enabled", Do: func(_, v *yaml.Node) {
+			if b, ok := l.r.Bool(v, what+".enabled"); ok {
+				n.Enabled = b
+			}
+		}},
+		yamlutil.Field{Key: "ip-types", Do: func(_, v *yaml.Node) {
+			n.Options.Types = l.novaTypes(v, what+".ip-types")
+		}},
+		yamlutil.Field{Key: "allowed-prefixes", Do: func(k, v *yaml.Node) {
+			tn.prefixesKey = k
+			n.Allow.Prefixes, tn.prefixes = l.prefixList(v, what+".allowed-prefixes")
+		}},
+		yamlutil.Field{Key: "allowed-next-hops", Do: func(_, v *yaml.Node) {
+			n.Allow.NextHops, tn.nextHops = l.prefixList(v, what+".allowed-next-hops")
+		}},
+		yamlutil.Field{Key: "attributes", Do: func(_, v *yaml.Node) {
+			l.attributes(v, what+".attributes", &n.Options.Attributes)
+		}},
+	)
+	l.checkAllow(k, what, n.Enabled, &n.Allow, &tn)
+}
+
+// checkAllow reports the problems of a, each at the line of the item or key
+// it is about; an enabled source needs allowed prefixes.
+func (l *loader) checkAllow(k *yaml.Node, what string, enabled bool, a *mapping.Allow, tn *trustNodes) {
+	if enabled && tn.prefixesKey == nil {
+		l.r.Errorf(k, "%s: missing required key \"allowed-prefixes\" (an enabled source may claim nothing outside them)", what)
+	}
+	err := a.Validate()
+	var list mapping.AllowErrorList
+	if !errors.As(err, &list) {
+		return
+	}
+	for _, e := range list {
+		at := k
+		key := ""
+		switch e.Field {
+		case "Prefixes":
+			key = "allowed-prefixes"
+			if e.Index < len(tn.prefixes) {
+				at = tn.prefixes[e.Index]
+			}
+		case "NextHops":
+			key = "allowed-next-hops"
+			if e.Index < len(tn.nextHops) {
+				at = tn.nextHops[e.Index]
+			}
+		default:
+			key = "min-prefix-length"
+			if tn.minBits != nil {
+				at = tn.minBits
+			}
+		}
+		l.r.Errorf(at, "%s.%s: %s", what, key, e.Msg)
+	}
+}
+
+// prefixList reads a list of prefixes in CIDR notation; the nodes are the
+// items of the prefixes, by index, for later messages.
+func (l *loader) prefixList(v *yaml.Node, what string) ([]netip.Prefix, []*yaml.Node) {
+	items := l.r.Seq(v, what)
+	if items == nil {
+		return nil, nil
+	}
+	var ps []netip.Prefix
+	var nodes []*yaml.Node
+	for _, it := range items {
+		s, ok := l.r.String(it, what)
+		if !ok {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			l.r.Errorf(it, "%s: want a prefix in CIDR notation like 192.0.2.0/24, got %s", what, yamlutil.Describe(it))
+			continue
+		}
+		ps = append(ps, p)
+		nodes = append(nodes, it)
+	}
+	return ps, nodes
+}
+
+// minPrefixLength reads {ipv4: N, ipv6: N}.
+func (l *loader) minPrefixLength(v *yaml.Node, what string, a *mapping.Allow) {
+	l.r.Map(v, what,
+		yamlutil.Field{Key: "ipv4", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, what+".ipv4", mapping.MinAllowedBits4, 32); ok {
+				a.MinBits4 = int(n)
+			}
+		}},
+		yamlutil.Field{Key: "ipv6", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, what+".ipv6", mapping.MinAllowedBits6, 128); ok {
+				a.MinBits6 = int(n)
+			}
+		}},
+	)
+}
+
+// novaTypes reads the Nova IP types to announce: fixed, floating.
+func (l *loader) novaTypes(v *yaml.Node, what string) []string {
+	items := l.r.Seq(v, what)
+	if items == nil {
+		return nil
+	}
+	if len(items) == 0 && len(v.Content) == 0 {
+		l.r.Errorf(v, "%s: want at least one of %s, %s, got an empty list (to announce nothing, set enabled: false)", what, mapping.NovaFixed, mapping.NovaFloating)
+		return nil
+	}
+	var types []string
+	seen := map[string]int{}
+	for _, it := range items {
+		s, ok := l.r.String(it, what)
+		if !ok {
+			continue
+		}
+		if s != mapping.NovaFixed && s != mapping.NovaFloating {
+			l.r.Errorf(it, "%s: want %s or %s, got %s", what, mapping.NovaFixed, mapping.NovaFloating, yamlutil.Describe(it))
+			continue
+		}
+		if line, dup := seen[s]; dup {
+			l.r.Errorf(it, "%s: duplicate type %s (first at line %d)", what, s, line)
+			continue
+		}
+		seen[s] = it.Line
+		types = append(types, s)
+	}
+	return types
+}
+
+// attributes reads BGP attributes for routes of a source other than the
+// mapping file, with the mapping file's keys and value forms.
+func (l *loader) attributes(v *yaml.Node, what string, x *mapping.Attributes) {
+	l.r.Map(v, what,
+		yamlutil.Field{Key: "communities", Do: func(_, v *yaml.Node) {
+			for _, it := range l.r.Seq(v, what+".communities") {
+				if s, ok := l.r.String(it, what+".communities"); ok {
+					c, err := mapping.ParseCommunity(s)
+					if err != nil {
+						l.r.Errorf(it, "%s.communities: %v", what, err)
+						continue
+					}
+					x.Communities = append(x.Communities, c)
+				}
+			}
+		}},
+		yamlutil.Field{Key: "large-communities", Do: func(_, v *yaml.Node) {
+			for _, it := range l.r.Seq(v, what+".large-communities") {
+				if s, ok := l.r.String(it, what+".large-communities"); ok {
+					c, err := mapping.ParseLargeCommunity(s)
+					if err != nil {
+						l.r.Errorf(it, "%s.large-communities: %v", what, err)
+						continue
+					}
+					x.LargeCommunities = append(x.LargeCommunities, c)
+				}
+			}
+		}},
+		yamlutil.Field{Key: "med", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint32(v, what+".med", 0); ok {
+				x.MED = &n
+			}
+		}},
+		yamlutil.Field{Key: "local-pref", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint32(v, what+".local-pref", 0); ok {
+				x.LocalPref = &n
+			}
+		}},
+		yamlutil.Field{Key: "as-path-prepend", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, what+".as-path-prepend", 0, 16); ok {
+				p := uint8(n)
+				x.ASPathPrepend = &p
+			}
+		}},
+		yamlutil.Field{Key: "next-hop", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, what+".next-hop")
+			if !ok {
+				return
+			}
+			if s == "self" {
+				x.NextHopSelf = true
+				return
+			}
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				l.r.Errorf(v, "%s.next-hop: want self or an IP address, got %s", what, yamlutil.Describe(v))
+				return
+			}
+			x.NextHop = a
+			if err := x.Validate(); err != nil {
+				x.NextHop = netip.Addr{}
+				l.r.Errorf(v, "%s.next-hop: %s", what, strings.TrimPrefix(err.Error(), "attributes: next-hop: "))
+			}
+		}},
+	)
+}
+
+// requireMappingSource reports a mapping section that names no source of
+// routes: a file (path) is required unless metadata or Nova is enabled.
+func (l *loader) requireMappingSource(k, v *yaml.Node, m *Mapping) {
+	if v == nil || v.Kind != yaml.MappingNode || m.Path != "" || m.Sources() {
+		return
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		if v.Content[i].Value == "path" {
+			return // given but invalid: reported
+		}
+	}
+	l.r.Errorf(lineNode(k.Line), "mapping: missing required key %q (a mapping file or directory; it may be left out only when mapping.metadata or mapping.nova is enabled)", "path")
+}

@@ -1,0 +1,301 @@
+package libvirt
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	lv "libvirt.org/go/libvirt"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// MetadataConfig says which elements of the domains' metadata the adapter
+// reads, and how it turns them into routes (docs/metadata.md). The trust
+// rules are not the adapter's: the reconciler applies them.
+type MetadataConfig struct {
+	// Virtbgp reads virtbgp's element (mapping.MetadataNS), with
+	// Options (the config's defaults).
+	Virtbgp bool
+	Options mapping.MetadataOptions
+	// Nova reads Nova's element (mapping.NovaNS) and takes the IPs that
+	// NovaOptions select, with its attributes.
+	Nova        bool
+	NovaOptions mapping.NovaOptions
+}
+
+// WithMetadata makes the adapter read the elements c enables from each
+// active domain's live definition, and give them to the reconciler as
+// reconcile.Domain.Claims. Without it no metadata is read.
+func WithMetadata(c MetadataConfig) Option {
+	return func(a *Adapter) {
+		if c.Virtbgp || c.Nova {
+			a.meta = &metaCache{cfg: c, gen: map[string]uint64{}, entries: map[string]metaEntry{}}
+		}
+	}
+}
+
+// metaCache holds, per domain UUID, the claims last read from its live
+// metadata, so that an event that cannot change the metadata (a pause, a
+// resume that is not a migration's) costs no RPC. Events that can change
+// it (defined, started, resumed after an incoming migration, metadata
+// changed; stopped and undefined drop the entry) bump the domain's
+// generation, which makes the entry stale. A full resync (Domains) reads
+// every active domain's metadata anew. Its own lock is never held across
+// a libvirt call.
+type metaCache struct {
+	cfg MetadataConfig
+
+	mu      sync.Mutex
+	gen     map[string]uint64 // by UUID: bumped by the events that can change the metadata
+	entries map[string]metaEntry
+	reads   uint64 // GetMetadata calls made, for tests and benchmarks
+}
+
+// metaEntry is the claims read at one generation of a domain.
+type metaEntry struct {
+	gen    uint64
+	name   string // the name they were read under (messages hold it)
+	claims *reconcile.Claims
+}
+
+// getMetadataFunc reads one element of a domain's live metadata by
+// namespace: the element as libvirt returns it, or an error.
+type getMetadataFunc func(ns string) (string, error)
+
+// touch makes the cached claims of uuid stale; forget also drops them.
+func (c *metaCache) touch(uuid string, forget bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen[uuid]++
+	if forget {
+		delete(c.entries, uuid)
+	}
+}
+
+// onEvent makes the claims of uuid stale on the lifecycle events that can
+// change a domain's live metadata.
+func (c *metaCache) onEvent(uuid string, ev lv.DomainEventType, detail int) {
+	switch ev {
+	case lv.DOMAIN_EVENT_DEFINED, lv.DOMAIN_EVENT_STARTED:
+		c.touch(uuid, false)
+	case lv.DOMAIN_EVENT_RESUMED:
+		switch lv.DomainEventResumedDetailType(detail) {
+		case lv.DOMAIN_EVENT_RESUMED_MIGRATED, lv.DOMAIN_EVENT_RESUMED_POSTCOPY:
+			c.touch(uuid, false)
+		}
+	case lv.DOMAIN_EVENT_STOPPED, lv.DOMAIN_EVENT_UNDEFINED:
+		c.touch(uuid, true)
+	}
+}
+
+// claims returns the claims of the domain (uuid, name) whose state is st:
+// nil for an inactive domain (its live metadata is not the one that runs);
+// the cached claims if they are still valid and force is false; else read
+// with get. An error is a failed read (not an absent element, which is
+// nil claims, nor a bad one, which is a Claim with Err).
+func (c *metaCache) claims(uuid, name string, st lv.DomainState, force bool, get getMetadataFunc) (*reconcile.Claims, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if st != lv.DOMAIN_RUNNING && st != lv.DOMAIN_PAUSED {
+		c.mu.Lock()
+		delete(c.entries, uuid)
+		c.mu.Unlock()
+		return nil, nil
+	}
+	c.mu.Lock()
+	g := c.gen[uuid]
+	e, ok := c.entries[uuid]
+	c.mu.Unlock()
+	if ok && !force && e.gen == g && e.name == name {
+		return e.claims, nil
+	}
+	claims, reads, err := c.read(name, get)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads += reads
+	if err != nil {
+		return nil, err
+	}
+	if prev, ok := c.entries[uuid]; ok && sameClaims(prev.claims, claims) {
+		claims = prev.claims // keep the pointer: nothing changed
+	}
+	c.entries[uuid] = metaEntry{gen: g, name: name, claims: claims}
+	return claims, nil
+}
+
+// prune drops the entries and generations of the domains not in keep.
+func (c *metaCache) prune(keep map[string]bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for u := range c.entries {
+		if !keep[u] {
+			delete(c.entries, u)
+		}
+	}
+	for u := range c.gen {
+		if !keep[u] {
+			delete(c.gen, u)
+		}
+	}
+}
+
+// clear drops everything (a new connection).
+func (c *metaCache) clear() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
+	for u := range c.gen {
+		c.gen[u]++
+	}
+}
+
+// Reads returns how many metadata elements were read from libvirt (one
+// RPC each), for tests and benchmarks.
+func (c *metaCache) Reads() uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+// read reads and parses the enabled elements of the domain named name.
+func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, uint64, error) {
+	var out reconcile.Claims
+	var reads uint64
+	if c.cfg.Virtbgp {
+		reads++
+		text, found, err := getElement(get, mapping.MetadataNS)
+		if err != nil {
+			return nil, reads, err
+		}
+		if found {
+			m, err := c.cfg.Options.Parse(name, []byte(text))
+			switch {
+			case err != nil:
+				out.Metadata = &reconcile.Claim{Err: oneLine(err)}
+			case m != nil:
+				out.Metadata = &reconcile.Claim{Routes: m.Routes}
+			}
+		}
+	}
+	if c.cfg.Nova {
+		reads++
+		text, found, err := getElement(get, mapping.NovaNS)
+		if err != nil {
+			return nil, reads, err
+		}
+		if found {
+			inst, err := mapping.ParseNova(name, []byte(text))
+			switch {
+			case err != nil:
+				out.Nova = &reconcile.Claim{Err: oneLine(err)}
+			case inst != nil:
+				routes, refused, err := inst.Routes(&c.cfg.NovaOptions)
+				if err != nil {
+					out.Nova = &reconcile.Claim{Err: err.Error()}
+				} else {
+					out.Nova = &reconcile.Claim{Routes: routes, Refused: refused}
+				}
+			}
+		}
+	}
+	if out.Metadata == nil && out.Nova == nil {
+		return nil, reads, nil
+	}
+	return &out, reads, nil
+}
+
+// getElement reads one element; found is false when the domain has none
+// (VIR_ERR_NO_DOMAIN_METADATA), or is gone or inactive by now (the event
+// that says so follows).
+func getElement(get getMetadataFunc, ns string) (text string, found bool, err error) {
+	if get == nil {
+		return "", false, nil
+	}
+	text, err = get(ns)
+	switch {
+	case err == nil:
+		return text, true, nil
+	case errors.Is(err, lv.ERR_NO_DOMAIN_METADATA), errors.Is(err, lv.ERR_NO_DOMAIN), errors.Is(err, lv.ERR_OPERATION_INVALID):
+		return "", false, nil
+	}
+	return "", false, fmt.Errorf("read metadata %s: %w", ns, err)
+}
+
+// oneLine is an error's text on one line: a MetadataErrorList's problems
+// joined with "; ".
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+// sameClaims reports whether two claims say the same.
+func sameClaims(a, b *reconcile.Claims) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return sameClaim(a.Metadata, b.Metadata) && sameClaim(a.Nova, b.Nova)
+}
+
+func sameClaim(a, b *reconcile.Claim) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Err != b.Err || len(a.Routes) != len(b.Routes) || len(a.Refused) != len(b.Refused) {
+		return false
+	}
+	for i := range a.Routes {
+		if !a.Routes[i].Equal(b.Routes[i]) {
+			return false
+		}
+	}
+	for i := range a.Refused {
+		if a.Refused[i] != b.Refused[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// onMetadataChange is the VIR_DOMAIN_EVENT_ID_METADATA_CHANGE callback. It
+// runs on libvirt's event loop: it makes no RPC. A change of an element of
+// a namespace the adapter reads makes the domain's claims stale and is a
+// hint; any other (another program's element, the title, the description)
+// is ignored.
+func (a *Adapter) onMetadataChange(_ *lv.Connect, d *lv.Domain, ev *lv.DomainEventMetadataChange) {
+	if a.meta == nil || ev.Type != lv.DOMAIN_METADATA_ELEMENT {
+		return
+	}
+	cfg := a.meta.cfg
+	if !(cfg.Virtbgp && ev.NSURI == mapping.MetadataNS || cfg.Nova && ev.NSURI == mapping.NovaNS) {
+		return
+	}
+	uuid, err := d.GetUUIDString()
+	if err != nil {
+		a.requestResync(resyncLost)
+		return
+	}
+	uuid = strings.ToLower(uuid)
+	name, _ := d.GetName()
+	a.meta.touch(uuid, false)
+	a.offer(reconcile.Hint{UUID: uuid, Name: name, Event: "Metadata Changed", At: timeNow()})
+	a.log.Debug("domain event", "domain", name, "uuid", uuid, "event", "Metadata Changed", "namespace", ev.NSURI)
+}
+
+// MetadataReads returns how many metadata elements the adapter read from
+// libvirt (one RPC each), for tests and benchmarks.
+func (a *Adapter) MetadataReads() uint64 { return a.meta.Reads() }

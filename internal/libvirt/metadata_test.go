@@ -1,0 +1,186 @@
+package libvirt
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	lv "libvirt.org/go/libvirt"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// testMetaConfig reads both elements, with a community as the defaults of
+// virtbgp's and a MED for Nova's fixed IPs.
+func testMetaConfig() MetadataConfig {
+	med := uint32(7)
+	return MetadataConfig{
+		Virtbgp:     true,
+		Options:     mapping.MetadataOptions{Defaults: mapping.Attributes{Communities: []uint32{65001<<16 | 9}}},
+		Nova:        true,
+		NovaOptions: mapping.NovaOptions{Types: []string{mapping.NovaFixed}, Attributes: mapping.Attributes{MED: &med}},
+	}
+}
+
+// claimPrefixes renders a domain's claims for comparison:
+// "metadata: p p; nova: p" or "metadata error: ...".
+func claimPrefixes(c *reconcile.Claims) string {
+	if c == nil {
+		return ""
+	}
+	var parts []string
+	for _, x := range []struct {
+		name string
+		c    *reconcile.Claim
+	}{{"metadata", c.Metadata}, {"nova", c.Nova}} {
+		switch {
+		case x.c == nil:
+		case x.c.Err != "":
+			parts = append(parts, x.name+" error")
+		default:
+			var ps []string
+			for _, r := range x.c.Routes {
+				ps = append(ps, r.Prefix.String())
+			}
+			parts = append(parts, x.name+": "+strings.Join(ps, " "))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// waitMetaHint reads hints until one for uuid with the event arrives.
+func waitMetaHint(t *testing.T, a *Adapter, uuid, event string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case h := <-a.Hints():
+			if h.UUID == uuid && h.Event == event {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no hint %q for %s within 5s", event, uuid)
+		}
+	}
+}
+
+// TestMetadataFromTestDriver sets and clears metadata on test:///default
+// and checks what Domain and Domains give, that libvirt's METADATA_CHANGE
+// event is a hint (and another namespace's is not), that an unrelated
+// event costs no RPC, and that the started event reads again.
+func TestMetadataFromTestDriver(t *testing.T) {
+	a, _ := startAdapter(t, testURI, slog.LevelDebug, WithMetadata(testMetaConfig()))
+	c := openConn(t, testURI)
+	dom, err := c.DomainCreateXML(domainXML(uniqueName(t)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	defer dom.Destroy()
+	uuid := strings.ToLower(domUUID(t, dom))
+	waitHint(t, a, uuid, "Started Booted")
+	ctx := context.Background()
+	read := func(what, want string) {
+		t.Helper()
+		d, found, err := a.Domain(ctx, uuid)
+		if err != nil || !found {
+			t.Fatalf("%s: Domain: found %v, %v", what, found, err)
+		}
+		if got := claimPrefixes(d.Claims); got != want {
+			t.Fatalf("%s: Domain claims %q, want %q", what, got, want)
+		}
+	}
+	read("no metadata", "")
+
+	set := func(xml, key, ns string) {
+		t.Helper()
+		if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, xml, key, ns, lv.DOMAIN_AFFECT_LIVE); err != nil {
+			t.Fatalf("SetMetadata %s: %v", ns, err)
+		}
+	}
+	set(`<vm med="10"><ip prefix="198.51.100.1"/><ip prefix="2001:db8::1"/></vm>`, mapping.MetadataKey, mapping.MetadataNS)
+	waitMetaHint(t, a, uuid, "Metadata Changed")
+	read("virtbgp element", "metadata: 198.51.100.1/32 2001:db8::1/128")
+	d, _, _ := a.Domain(ctx, uuid)
+	if r := d.Claims.Metadata.Routes[0]; r.MED == nil || *r.MED != 10 || len(r.Communities) != 1 || r.Communities[0] != 65001<<16|9 {
+		t.Errorf("route %s: want med 10 and the defaults' community 65001:9", r)
+	}
+
+	// A cached read costs no RPC; an event that cannot change the
+	// metadata keeps the cache.
+	before := a.MetadataReads()
+	read("cached", "metadata: 198.51.100.1/32 2001:db8::1/128")
+	if err := dom.Suspend(); err != nil {
+		t.Fatal(err)
+	}
+	waitHint(t, a, uuid, "Suspended Paused")
+	if err := dom.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitHint(t, a, uuid, "Resumed Unpaused")
+	read("after pause and resume", "metadata: 198.51.100.1/32 2001:db8::1/128")
+	if n := a.MetadataReads() - before; n != 0 {
+		t.Errorf("%d metadata reads for cached domains and unrelated events, want 0", n)
+	}
+
+	// Nova's element; another program's element is no hint.
+	set(`<instance><ports><port uuid="567a4527-b0e4-4d0a-bcc2-71fda37897f7"><ip type="fixed" address="203.0.113.7" ipVersion="4"/><ip type="floating" address="203.0.113.8" ipVersion="4"/></port></ports></instance>`, "nova", mapping.NovaNS)
+	waitMetaHint(t, a, uuid, "Metadata Changed")
+	read("both elements", "metadata: 198.51.100.1/32 2001:db8::1/128; nova: 203.0.113.7/32")
+	set(`<x/>`, "other", "https://example.com/other")
+	set(`<vm><ip prefix="198.51.100.300"/></vm>`, mapping.MetadataKey, mapping.MetadataNS)
+	// The next hint for this domain is the virtbgp change, not the other.
+	waitHint(t, a, uuid, "Metadata Changed")
+	read("a bad element", "metadata error; nova: 203.0.113.7/32")
+	d, _, _ = a.Domain(ctx, uuid)
+	if e := d.Claims.Metadata.Err; !strings.Contains(e, `domain "`+d.Name+`": virtbgp metadata:`) || !strings.Contains(e, "198.51.100.300") {
+		t.Errorf("error %q: want the domain, the place and the value", e)
+	}
+
+	// Domains reads the same, and every active domain anew.
+	before = a.MetadataReads()
+	all, err := a.Domains(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range all {
+		if x.UUID == uuid && claimPrefixes(x.Claims) != "metadata error; nova: 203.0.113.7/32" {
+			t.Errorf("Domains: claims %q", claimPrefixes(x.Claims))
+		}
+	}
+	if a.MetadataReads() == before {
+		t.Errorf("a full resync read no metadata")
+	}
+
+	// Removing the elements.
+	for _, ns := range []string{mapping.MetadataNS, mapping.NovaNS} {
+		if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, "", "", ns, lv.DOMAIN_AFFECT_LIVE); err != nil {
+			t.Fatal(err)
+		}
+		waitHint(t, a, uuid, "Metadata Changed")
+	}
+	read("removed", "")
+}
+
+// TestMetadataOffReadsNothing: without WithMetadata no element is read.
+func TestMetadataOffReadsNothing(t *testing.T) {
+	a, _ := startAdapter(t, testURI, slog.LevelDebug)
+	c := openConn(t, testURI)
+	dom, err := c.DomainCreateXML(domainXML(uniqueName(t)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	defer dom.Destroy()
+	if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, `<vm><ip prefix="198.51.100.1"/></vm>`, mapping.MetadataKey, mapping.MetadataNS, lv.DOMAIN_AFFECT_LIVE); err != nil {
+		t.Fatal(err)
+	}
+	uuid := strings.ToLower(domUUID(t, dom))
+	d, _, err := a.Domain(context.Background(), uuid)
+	if err != nil || d.Claims != nil || a.MetadataReads() != 0 {
+		t.Errorf("claims %+v, reads %d, err %v; want none", d.Claims, a.MetadataReads(), err)
+	}
+}

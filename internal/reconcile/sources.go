@@ -1,0 +1,302 @@
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+// Sources of a domain's routes (Want.Source, DomainRoutes.Source).
+const (
+	// SourceFile: an entry of the operator's mapping file (or directory).
+	SourceFile = "file"
+	// SourceMetadata: virtbgp's element in the domain's live metadata
+	// (mapping.MetadataNS).
+	SourceMetadata = "metadata"
+	// SourceNova: Nova's element in the domain's live metadata
+	// (mapping.NovaNS).
+	SourceNova = "nova"
+)
+
+// Claims is what a domain's live metadata claims, as the hypervisor
+// adapter read and parsed it: an input of Desired like the domain's state.
+// A nil *Claims claims nothing (metadata reading off, or the domain is not
+// active). The adapter shares one Claims between reads while the metadata
+// does not change: it is never modified.
+type Claims struct {
+	// Metadata is virtbgp's element; nil when the domain has none (or
+	// mapping.metadata is off).
+	Metadata *Claim
+	// Nova is Nova's element; nil when the domain has none (or
+	// mapping.nova is off).
+	Nova *Claim
+}
+
+// Claim is one source's claim for a domain.
+type Claim struct {
+	// Routes are the routes the element gives, with resolved attributes
+	// (the config's defaults or Nova attributes included), before the
+	// trust rules.
+	Routes []mapping.Route
+	// Refused are the routes refused while reading (Nova: a reserved
+	// address).
+	Refused []mapping.Refusal
+	// Err is what is wrong with the element, "" if nothing: an element
+	// with a problem gives no routes (Routes is empty).
+	Err string
+}
+
+// Trust is what the operator lets each source other than the mapping file
+// claim (mapping.metadata.allowed-prefixes ..., mapping.nova....).
+type Trust struct {
+	Metadata mapping.Allow
+	Nova     mapping.Allow
+}
+
+// allow returns the Allow of source.
+func (t *Trust) allow(source string) *mapping.Allow {
+	if source == SourceNova {
+		return &t.Nova
+	}
+	return &t.Metadata
+}
+
+// DomainRoutes is where one domain's routes come from, and what was
+// refused: the per-domain result of Resolve, for logs, status and metrics.
+type DomainRoutes struct {
+	// Source is SourceFile, SourceMetadata or SourceNova; "" when nothing
+	// names the domain.
+	Source string
+	// VM is the mapping file's entry, with SourceFile.
+	VM string
+	// Err is the metadata's problem (the element gives no routes), with
+	// SourceMetadata or SourceNova.
+	Err string
+	// Refused are the claims of the source that are not announced, each
+	// with the reason: outside what the operator allows the source, a
+	// prefix the mapping file gives to an entry, a prefix another domain
+	// holds, a reserved address. Sorted by prefix.
+	Refused []mapping.Refusal
+	// Ignored names a source whose element the domain has but that a
+	// stronger source overrides (a file entry over metadata, metadata
+	// over Nova); "" if none.
+	Ignored string
+}
+
+// Equal reports whether two records say the same.
+func (d DomainRoutes) Equal(o DomainRoutes) bool {
+	return d.Source == o.Source && d.VM == o.VM && d.Err == o.Err && d.Ignored == o.Ignored &&
+		slices.Equal(d.Refused, o.Refused)
+}
+
+// Resolution is what Resolve decides.
+type Resolution struct {
+	// Want are the routes to announce, by prefix.
+	Want map[netip.Prefix]Want
+	// Domains are, by UUID, the domains that a source names or whose
+	// metadata has a problem.
+	Domains map[string]DomainRoutes
+}
+
+// Reasons a claim is refused (besides mapping.Allow's).
+const (
+	reasonFileOwns  = "the mapping file gives this prefix to %q"
+	reasonHeldBy    = "domain %q (%s) holds this prefix from %s"
+	reasonClaimedBy = "domain %q (%s) also claims it, and wins (%s)"
+	tieIncumbent    = "it announces it already"
+	tieRank         = "its state ranks higher"
+	tieLowerUUID    = "its UUID is lower"
+)
+
+// Resolve computes the routes to announce and where each domain's routes
+// come from, as a pure function of the domains (with their Claims), the
+// mapping file, the policy (with the trust rules) and the routes announced
+// now (prev, which only breaks ties between metadata claims). The rules,
+// in docs/metadata.md ("Precedence"):
+//
+//   - A domain that the mapping file maps (by name or UUID, the UUID pin
+//     holding) gets the file's routes and nothing from its metadata.
+//   - Else its virtbgp element, if it has one (valid or not: an element
+//     with a problem gives nothing, and Nova's is not used instead).
+//   - Else Nova's element.
+//   - A metadata or Nova route must pass the source's mapping.Allow, and
+//     its prefix must not be one that the mapping file maps (to any entry,
+//     on this host or not): the file wins.
+//   - Two domains claiming one prefix from metadata or Nova: the one that
+//     announces it now keeps it, so that a new claim never withdraws a
+//     route; else the one whose state ranks higher (running, paused-keep,
+//     switchover, standby); else the one with the lower UUID. The others'
+//     claims are refused.
+func Resolve(domains []Domain, m *mapping.Mapping, p Policy, prev map[netip.Prefix]Want) Resolution {
+	res := Resolution{Want: make(map[netip.Prefix]Want), Domains: make(map[string]DomainRoutes)}
+	domains = slices.Clone(domains)
+	slices.SortFunc(domains, func(a, b Domain) int { return cmp.Compare(a.UUID, b.UUID) })
+	claims := map[netip.Prefix][]Want{} // metadata and Nova claims of serving domains
+	for _, d := range domains {
+		why, serves := serving(d, p)
+		key, routes := m.Lookup(d.Name, d.UUID)
+		if key != "" {
+			dr := DomainRoutes{Source: SourceFile, VM: key}
+			if c := d.Claims; c != nil && (c.Metadata != nil || c.Nova != nil) {
+				dr.Ignored = SourceMetadata
+				if c.Metadata == nil {
+					dr.Ignored = SourceNova
+				}
+			}
+			res.Domains[d.UUID] = dr
+			if serves {
+				for _, r := range routes {
+					res.add(Want{Route: adjust(r, why, p), VM: key, Domain: d.Name, UUID: d.UUID, Why: why, Source: SourceFile})
+				}
+			}
+			continue
+		}
+		source, c := d.Claims.pick()
+		if c == nil {
+			continue
+		}
+		dr := DomainRoutes{Source: source, Err: c.Err, Refused: slices.Clone(c.Refused)}
+		if source == SourceMetadata && d.Claims.Nova != nil {
+			dr.Ignored = SourceNova
+		}
+		accepted, refused := p.Trust.allow(source).Filter(d.Name, c.Routes)
+		dr.Refused = append(dr.Refused, refused...)
+		for _, r := range accepted {
+			if vm, ok := m.Owner(r.Prefix); ok {
+				dr.Refused = append(dr.Refused, mapping.Refusal{Domain: d.Name, Prefix: r.Prefix, Reason: fmt.Sprintf(reasonFileOwns, vm)})
+				continue
+			}
+			if serves {
+				claims[r.Prefix] = append(claims[r.Prefix], Want{Route: adjust(r, why, p), Domain: d.Name, UUID: d.UUID, Why: why, Source: source})
+			}
+		}
+		res.Domains[d.UUID] = dr
+	}
+	for prefix, ws := range claims {
+		if held, ok := res.Want[prefix]; ok {
+			// Cannot happen (the file's prefixes were refused above);
+			// kept so that no claim ever displaces a file route.
+			for _, w := range ws {
+				res.refuse(w, fmt.Sprintf(reasonHeldBy, held.Domain, held.UUID, held.Source))
+			}
+			continue
+		}
+		win := 0
+		for i := 1; i < len(ws); i++ {
+			if beats(ws[i], ws[win], prev[prefix]) != "" {
+				win = i
+			}
+		}
+		res.Want[prefix] = ws[win]
+		for i, w := range ws {
+			if i != win {
+				res.refuse(w, fmt.Sprintf(reasonClaimedBy, ws[win].Domain, ws[win].UUID, whyWins(ws[win], w, prev[prefix])))
+			}
+		}
+	}
+	for uuid, dr := range res.Domains {
+		slices.SortStableFunc(dr.Refused, func(a, b mapping.Refusal) int { return a.Prefix.Compare(b.Prefix) })
+		res.Domains[uuid] = dr
+	}
+	return res
+}
+
+// pick returns the source that a domain's metadata gives its routes from,
+// and its claim: virtbgp's element, else Nova's.
+func (c *Claims) pick() (string, *Claim) {
+	switch {
+	case c == nil:
+		return "", nil
+	case c.Metadata != nil:
+		return SourceMetadata, c.Metadata
+	case c.Nova != nil:
+		return SourceNova, c.Nova
+	}
+	return "", nil
+}
+
+// beats says why claim a wins over claim b for a prefix announced now as
+// held, "" if it does not: the holder, then the state's rank, then the
+// lower UUID.
+func beats(a, b, held Want) string {
+	aHolds := held.UUID == a.UUID && held.Source == a.Source
+	bHolds := held.UUID == b.UUID && held.Source == b.Source
+	switch {
+	case aHolds != bHolds:
+		if aHolds {
+			return tieIncumbent
+		}
+		return ""
+	case rank(a.Why) != rank(b.Why):
+		if rank(a.Why) > rank(b.Why) {
+			return tieRank
+		}
+		return ""
+	case a.UUID < b.UUID:
+		return tieLowerUUID
+	}
+	return ""
+}
+
+// whyWins says why claim win beat claim lost, in words that stay the same
+// from the pass that decides to the passes after it, when win announces the
+// prefix: holding it is the reason only when the state and the UUID alone
+// would have chosen lost.
+func whyWins(win, lost, held Want) string {
+	holds := held.UUID == win.UUID && held.Source == win.Source
+	switch {
+	case holds && (rank(win.Why) < rank(lost.Why) || rank(win.Why) == rank(lost.Why) && win.UUID > lost.UUID):
+		return tieIncumbent
+	case rank(win.Why) != rank(lost.Why):
+		return tieRank
+	}
+	return tieLowerUUID
+}
+
+// add puts a file route in res: should two domains still get one prefix
+// from the file, a running one wins over a standby one.
+func (res *Resolution) add(w Want) {
+	if prev, dup := res.Want[w.Route.Prefix]; dup && rank(prev.Why) >= rank(w.Why) {
+		return
+	}
+	res.Want[w.Route.Prefix] = w
+}
+
+// refuse records a refused claim of w's domain.
+func (res *Resolution) refuse(w Want, reason string) {
+	dr := res.Domains[w.UUID]
+	dr.Refused = append(dr.Refused, mapping.Refusal{Domain: w.Domain, Prefix: w.Route.Prefix, Reason: reason})
+	res.Domains[w.UUID] = dr
+}
+
+// adjust adds the prepends of a migration role to a route.
+func adjust(r mapping.Route, why string, p Policy) mapping.Route {
+	switch why {
+	case WhyStandby:
+		r = r.Clone()
+		r.ASPathPrepend = addPrepend(r.ASPathPrepend, p.StandbyPrepend)
+	case WhySwitchover:
+		r = r.Clone()
+		r.ASPathPrepend = addPrepend(r.ASPathPrepend, SwitchoverPrepend)
+	}
+	return r
+}
+
+// permits reports whether the policy lets w be announced with what the
+// mapping file says: a file route must be one the mapping names; a route
+// of another source must pass its Allow and not be the file's. The last
+// guard before the speaker.
+func permits(m *mapping.Mapping, p *Policy, w Want) bool {
+	_, named := m.Owner(w.Route.Prefix)
+	switch w.Source {
+	case SourceFile, "":
+		return named
+	case SourceMetadata, SourceNova:
+		_, refused := p.Trust.allow(w.Source).Filter(w.Domain, []mapping.Route{w.Route})
+		return !named && len(refused) == 0
+	}
+	return false
+}
