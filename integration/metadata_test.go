@@ -24,32 +24,14 @@ const metaElement = `<vm med="65" communities="65001:65" large-communities="6500
 	`<ip prefix="192.0.2.65"/><ip prefix="2001:db8:65::65"/></vm>`
 
 // metaConfig is mapping.metadata of both hosts' virtbgp.
-const metaConfig = `  metadata:
-    enabled: true
-    allowed-prefixes: [192.0.2.0/24, "2001:db8::/32"]
+const metaConfig = `metadata:
+  enabled: true
+  allowed-prefixes: [192.0.2.0/24, "2001:db8::/32"]
 `
 
 func init() {
 	scVMs[metaVM] = scVM{netip.MustParsePrefix("192.0.2.65/32"), netip.MustParsePrefix("2001:db8:65::65/128"), 65,
 		[]uint32{65001<<16 | 65}, []mapping.LargeCommunity{{GlobalAdmin: 65001, LocalData1: 6, LocalData2: 65}}}
-}
-
-// metaBinary writes a wrapper of the lab's virtbgp that adds metaConfig
-// under the mapping section of the config the lab wrote, then runs
-// virtbgp: the lab's VirtbgpConfig has no field for mapping.metadata yet
-// (its Extra is top-level only).
-func metaBinary(t *testing.T, l *vblab.Lab) string {
-	t.Helper()
-	dir := t.TempDir()
-	snippet := filepath.Join(dir, "metadata.yaml")
-	writeFile(t, snippet, metaConfig)
-	wrapper := filepath.Join(dir, "virtbgp")
-	// argv: run --config FILE --log-level LEVEL
-	script := fmt.Sprintf("#!/bin/sh\nsed -i '/^mapping:$/r %s' \"$3\" || exit 1\nexec %s \"$@\"\n", snippet, l.VirtbgpBinary())
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return wrapper
 }
 
 // TestLabMetadataMigration: a guest whose service IPs are only in its
@@ -65,7 +47,7 @@ func TestLabMetadataMigration(t *testing.T) {
 	defer cancel()
 	mp := filepath.Join(t.TempDir(), "mapping.yaml")
 	scDo(t, "mapping", os.WriteFile(mp, []byte(scMapping), 0o644)) // names web, pinned, big, cold: not meta
-	scDo(t, "start virtbgp", l.StartVirtbgpAll(ctx, vblab.VirtbgpConfig{Mapping: mp, Binary: metaBinary(t, l)}))
+	scDo(t, "start virtbgp", l.StartVirtbgpAll(ctx, vblab.VirtbgpConfig{Mapping: mp, MappingExtra: metaConfig}))
 	mon, err := l.MonitorRoutes(ctx)
 	scDo(t, "route monitor", err)
 	defer mon.Close()

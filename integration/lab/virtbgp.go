@@ -42,6 +42,9 @@ type VirtbgpConfig struct {
 	StatusListen string `json:"status_listen,omitempty"`
 	// NoMappingWatch sets mapping.watch to false (reload on SIGHUP only).
 	NoMappingWatch bool `json:"no_mapping_watch,omitempty"`
+	// MappingExtra is YAML added under the mapping section, indented by two
+	// spaces (mapping.metadata, mapping.nova).
+	MappingExtra string `json:"mapping_extra,omitempty"`
 	// GracefulShutdownTime is drain.graceful-shutdown-time; 0 leaves the
 	// default, negative means 0.
 	GracefulShutdownTime time.Duration `json:"graceful_shutdown_time,omitempty"`
@@ -126,6 +129,11 @@ func (h *Host) VirtbgpYAML(c VirtbgpConfig) (string, error) {
 	fmt.Fprintf(&b, "mapping:\n  path: %q\n", mp)
 	if c.NoMappingWatch {
 		b.WriteString("  watch: false\n")
+	}
+	if c.MappingExtra != "" {
+		for _, line := range strings.Split(strings.TrimRight(c.MappingExtra, "\n"), "\n") {
+			b.WriteString("  " + line + "\n")
+		}
 	}
 	fmt.Fprintf(&b, "state-dir: %q\ncontrol:\n  socket: %q\n", h.VirtbgpStateDir(), h.VirtbgpSocket())
 	switch {
