@@ -161,7 +161,9 @@ over): the switch within 1 s of the live host's announcement on link-down,
 tcp-reset and kill, within the hold time (9 s) + 1 s when the host falls
 silent; the detection within 1 s on link-down, within 9 s when silent. The
 detection is seen up to one poll (20 ms, plus the time of `+"`birdc`"+` or
-`+"`vtysh`"+`) late.
+`+"`vtysh`"+`) late. The failure's time is when `+"`Host.Fail`"+`'s action returned, so a ToR
+that sees a TCP reset while `+"`ss -K`"+` is still running shows a detection a few
+milliseconds below zero.
 
 How the ToRs treat a dead host's routes (docs/tor/README.md, "Graceful
 restart"), which the column "kernel route before the switch" of every run
