@@ -48,6 +48,7 @@ func TestSuitesRun(t *testing.T) {
 			"| ExaBGP | one announce line with the new MED | 1 | 1 | 0 |"}},
 		{"footprint", []string{"-footprint.routes=20", "-footprint.window=2s", "-footprint.settle=1s"}, []string{"| virtbgp | virtbgp (", "| ExaBGP | exabgp ("}},
 		{"migration", []string{"-migration.n=2", "-migration.variants=after", "-migration.settle=200ms"}, []string{"after"}},
+		{"migration", []string{"-migration.n=2", "-migration.variants=metadata", "-migration.settle=200ms"}, []string{"| metadata (", "in 3 of 3 checks"}},
 		{"failover", []string{"-failover.runs=1", "-failover.variants=after", "-failover.failures=link-down"}, []string{"| link-down | BIRD | ", "| link-down | FRR | ", "| 1 (hvA dies: 1) |"}},
 	} {
 		t.Run(tc.suite, func(t *testing.T) {
