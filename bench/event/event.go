@@ -312,7 +312,7 @@ virtbgp talks to it over that socket, so every libvirt call is an RPC).
 			signedMs(bench.Quantile(m, 0.5)-bench.Quantile(f, 0.5)), signedMs(bench.Quantile(m, 0.99)-bench.Quantile(f, 0.99)),
 			signedMs(bench.Quantile(me, 0.5)-bench.Quantile(fe, 0.5)), signedMs(bench.Quantile(me, 0.99)-bench.Quantile(fe, 0.99)))
 		b.WriteString("\n" + line + "\n")
-		summary = append(summary, line)
+		summary = append(summary, "event to route, what the metadata read adds per event: "+strings.TrimPrefix(line, "What the metadata read adds per event "))
 	}
 	b.WriteString("\nPer round (p50 / p99):\n\n| round | order | virtbgp | virtbgp, metadata | ExaBGP |\n|---:|---|---|---|---|\n")
 	for round := 1; round <= s.rounds; round++ {
