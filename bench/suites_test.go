@@ -38,7 +38,8 @@ func TestSuitesRun(t *testing.T) {
 		want  []string // in the section's Markdown
 	}{
 		{"event", []string{"-event.n=5", "-event.rounds=1"}, []string{"| virtbgp | 5 |", "| virtbgp, from the event | 5 |", "| ExaBGP | 5 |",
-			"| virtbgp, metadata | 5 |", "| virtbgp, metadata, from the event | 5 |", "What the metadata read adds per event"}},
+			"| virtbgp, metadata | 5 |", "| virtbgp, metadata, from the event | 5 |", "What the metadata read adds per event",
+			"| virtbgp, resume | 5 |", "| virtbgp, metadata, resume | 5 |"}},
 		{"bulk", []string{"-bulk.sizes=20,40", "-bulk.runs=1", "-bulk.before=HEAD"}, []string{"| 20 | virtbgp cold start |", "| 40 | virtbgp reload |",
 			"| 40 | virtbgp reload, before (", "| 40 | ExaBGP lines |", "| 40 | floor: encoded UPDATEs, one write |", "Growth from 20 to 40"}},
 		{"fleet", []string{"-fleet.count=1", "-fleet.benchtime=1x"}, []string{"100000", "10000"}},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/virtbgp/virtbgp/bench"
 	"github.com/virtbgp/virtbgp/bench/rig"
+	"github.com/virtbgp/virtbgp/integration/lab"
 	"github.com/virtbgp/virtbgp/internal/status"
 )
 
@@ -28,6 +29,7 @@ type suite struct {
 	n      int
 	rounds int
 	gap    time.Duration
+	resume bool
 }
 
 func (*suite) Name() string { return "event" }
@@ -40,6 +42,7 @@ func (s *suite) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&s.n, "event.n", 200, "domain starts (virtbgp) and announce lines (ExaBGP) per round")
 	fs.IntVar(&s.rounds, "event.rounds", 2, "rounds, each virtbgp then ExaBGP (a fresh speaker each round)")
 	fs.DurationVar(&s.gap, "event.gap", 20*time.Millisecond, "pause after each route arrived, before the next start or line")
+	fs.BoolVar(&s.resume, "event.resume", true, "also time virtbgp's route after a resume of each paused domain (an event that cannot change the metadata), for both ways")
 }
 
 // Target of issue 5 for virtbgp.
@@ -136,6 +139,8 @@ const (
 	speakerFromEvent     = "virtbgp, from the event"
 	speakerMeta          = "virtbgp, metadata"
 	speakerMetaFromEvent = "virtbgp, metadata, from the event"
+	speakerResume        = "virtbgp, resume"
+	speakerMetaResume    = "virtbgp, metadata, resume"
 )
 
 // way is one way virtbgp learns the domains' routes.
@@ -150,6 +155,13 @@ func (w way) fromEvent() string {
 		return speakerMetaFromEvent
 	}
 	return speakerFromEvent
+}
+
+func (w way) resume() string {
+	if w.speaker == speakerMeta {
+		return speakerMetaResume
+	}
+	return speakerResume
 }
 
 // runVirtbgp is one virtbgp turn: a fresh virtbgp, the domains started one
@@ -189,6 +201,13 @@ func (s *suite) runVirtbgp(ctx context.Context, env *bench.Env, r *rig.Rig, lw *
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("%s round %d: %w", w.speaker, round, err)
+	}
+	if s.resume {
+		lat, err := s.measureResume(ctx, r, routes)
+		if err != nil {
+			return nil, fmt.Errorf("%s round %d: resume: %w", w.speaker, round, err)
+		}
+		out = append(out, sample{w.resume(), round, lat})
 	}
 	if err := r.StopVirtbgp(ctx); err != nil {
 		return nil, err
@@ -245,6 +264,42 @@ func (s *suite) measure(ctx context.Context, r *rig.Rig, routes [][]rig.Route, t
 	return lat, nil
 }
 
+// measureResume pauses each running domain in turn, waits until BIRD's
+// table has lost its route (policy.paused: withdraw), and times the route's
+// return from just before the resume call.
+func (s *suite) measureResume(ctx context.Context, r *rig.Rig, routes [][]rig.Route) ([]time.Duration, error) {
+	var lat []time.Duration
+	for i := range routes {
+		p := routes[i][0].Prefix
+		from := r.Mon.Len()
+		if err := r.SuspendDomain(i); err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := r.Mon.Wait(wctx, from, func(ev lab.RouteEvent) bool {
+			return ev.Table == lab.BIRDTable && ev.Deleted && ev.Prefix == p
+		})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("route %d (%s) not withdrawn after the pause: %w", i, p, err)
+		}
+		from = r.Mon.Len()
+		t0 := time.Now()
+		if err := r.ResumeDomain(i); err != nil {
+			return nil, err
+		}
+		wctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		got, err := r.Arrivals(wctx, from, []netip.Prefix{p})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("route %d (%s) after the resume: %w", i, p, err)
+		}
+		lat = append(lat, got[p].Sub(t0))
+		time.Sleep(s.gap)
+	}
+	return lat, nil
+}
+
 func (s *suite) report(samples []sample, loadStart, loadEnd string) *bench.Section {
 	pooled := map[string][]time.Duration{}
 	var order []string
@@ -288,6 +343,13 @@ virtbgp talks to it over that socket, so every libvirt call is an RPC).
   next hop (hvA). Same machine, same clock. After each arrival a %s pause.
 - **from the event**: the same arrivals, timed from when the domain's
   Started event reached this process (libvirtd's share left out).
+- **resume** (both ways, after the starts of a turn): each domain in turn is
+  paused with virDomainSuspend (virtbgp withdraws its route, policy.paused:
+  withdraw; the suite waits until BIRD's table has lost it) and resumed with
+  virDomainResume; the clock starts just before the resume call. A resume
+  that is not a migration's cannot change the live metadata, so the metadata
+  way reads nothing there (it uses the claims cached at the start): the two
+  ways should cost the same.
 
 | speaker | samples | min | p50 | p90 | p99 | max | target (virtbgp) |
 |---|---:|---:|---:|---:|---:|---:|---|
@@ -311,6 +373,10 @@ virtbgp talks to it over that socket, so every libvirt call is an RPC).
 		line := fmt.Sprintf("What the metadata read adds per event (metadata minus file): p50 %s, p99 %s from the start call; p50 %s, p99 %s from the event.",
 			signedMs(bench.Quantile(m, 0.5)-bench.Quantile(f, 0.5)), signedMs(bench.Quantile(m, 0.99)-bench.Quantile(f, 0.99)),
 			signedMs(bench.Quantile(me, 0.5)-bench.Quantile(fe, 0.5)), signedMs(bench.Quantile(me, 0.99)-bench.Quantile(fe, 0.99)))
+		if rf, rm := pooled[speakerResume], pooled[speakerMetaResume]; len(rf) > 0 && len(rm) > 0 {
+			line += fmt.Sprintf(" After a resume (no metadata read): p50 %s, p99 %s.",
+				signedMs(bench.Quantile(rm, 0.5)-bench.Quantile(rf, 0.5)), signedMs(bench.Quantile(rm, 0.99)-bench.Quantile(rf, 0.99)))
+		}
 		b.WriteString("\n" + line + "\n")
 		summary = append(summary, "event to route, what the metadata read adds per event: "+strings.TrimPrefix(line, "What the metadata read adds per event "))
 	}

@@ -147,3 +147,27 @@ func (r *Rig) CheckSource(ctx context.Context, rs [][]Route, source string) erro
 	}
 	return nil
 }
+
+// SuspendDomain pauses running domain i (virDomainSuspend).
+func (r *Rig) SuspendDomain(i int) error {
+	d, ok := r.domains[DomainName(i)]
+	if !ok {
+		return fmt.Errorf("suspend %s: not defined", DomainName(i))
+	}
+	if err := d.Suspend(); err != nil {
+		return fmt.Errorf("suspend %s: %w", DomainName(i), err)
+	}
+	return nil
+}
+
+// ResumeDomain resumes paused domain i (virDomainResume).
+func (r *Rig) ResumeDomain(i int) error {
+	d, ok := r.domains[DomainName(i)]
+	if !ok {
+		return fmt.Errorf("resume %s: not defined", DomainName(i))
+	}
+	if err := d.Resume(); err != nil {
+		return fmt.Errorf("resume %s: %w", DomainName(i), err)
+	}
+	return nil
+}
