@@ -37,7 +37,9 @@ func TestSuitesRun(t *testing.T) {
 		args  []string
 		want  []string // in the section's Markdown
 	}{
-		{"event", []string{"-event.n=5", "-event.rounds=1"}, []string{"| virtbgp | 5 |", "| virtbgp, from the event | 5 |", "| ExaBGP | 5 |"}},
+		{"event", []string{"-event.n=5", "-event.rounds=1"}, []string{"| virtbgp | 5 |", "| virtbgp, from the event | 5 |", "| ExaBGP | 5 |",
+			"| virtbgp, metadata | 5 |", "| virtbgp, metadata, from the event | 5 |", "What the metadata read adds per event",
+			"| virtbgp, resume | 5 |", "| virtbgp, metadata, resume | 5 |"}},
 		{"bulk", []string{"-bulk.sizes=20,40", "-bulk.runs=1", "-bulk.before=HEAD"}, []string{"| 20 | virtbgp cold start |", "| 40 | virtbgp reload |",
 			"| 40 | virtbgp reload, before (", "| 40 | ExaBGP lines |", "| 40 | floor: encoded UPDATEs, one write |", "Growth from 20 to 40"}},
 		{"fleet", []string{"-fleet.count=1", "-fleet.benchtime=1x"}, []string{"100000", "10000"}},
@@ -47,6 +49,7 @@ func TestSuitesRun(t *testing.T) {
 			"| ExaBGP | one announce line with the new MED | 1 | 1 | 0 |"}},
 		{"footprint", []string{"-footprint.routes=20", "-footprint.window=2s", "-footprint.settle=1s"}, []string{"| virtbgp | virtbgp (", "| ExaBGP | exabgp ("}},
 		{"migration", []string{"-migration.n=2", "-migration.variants=after", "-migration.settle=200ms"}, []string{"after"}},
+		{"migration", []string{"-migration.n=2", "-migration.variants=metadata", "-migration.settle=200ms"}, []string{"| metadata (", "in 3 of 3 checks"}},
 		{"failover", []string{"-failover.runs=1", "-failover.variants=after", "-failover.failures=link-down"}, []string{"| link-down | BIRD | ", "| link-down | FRR | ", "| 1 (hvA dies: 1) |"}},
 	} {
 		t.Run(tc.suite, func(t *testing.T) {

@@ -4,8 +4,10 @@
 // for the guest's IPv4 /32 switches to the destination against the
 // destination's "Resumed Migrated" event, any time the ToR had no route at
 // all, and the guest's downtime; for virtbgp before the make-before-break
-// change (an older commit, built from a git worktree) and for the current
-// tree, side by side.
+// change (an older commit, built from a git worktree), for the current tree
+// with the guest in the hosts' mapping files, and for the current tree with
+// the guest's IPs only in its virtbgp metadata element (issue 10), side by
+// side.
 package migration
 
 import (
@@ -24,6 +26,9 @@ import (
 	"github.com/virtbgp/virtbgp/bench"
 	"github.com/virtbgp/virtbgp/bench/rig"
 	"github.com/virtbgp/virtbgp/integration/lab"
+	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/status"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 func init() { bench.Register(&suite{}) }
@@ -43,7 +48,7 @@ func (*suite) Order() int    { return 60 }
 func (s *suite) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&s.n, "migration.n", 30, "live migrations per variant (alternating hvA->hvB, hvB->hvA)")
 	fs.StringVar(&s.before, "migration.before", "72eecbd", `git revision of the "before" variant: virtbgp before the make-before-break change`)
-	fs.StringVar(&s.variants, "migration.variants", "before,after", `variants to run: "before" (virtbgp at -migration.before), "after" (the working tree)`)
+	fs.StringVar(&s.variants, "migration.variants", "before,after,metadata", `variants to run: "before" (virtbgp at -migration.before), "after" (the working tree, the guest in the mapping files), "metadata" (the working tree, the guest's IPs only in its virtbgp metadata element)`)
 	fs.IntVar(&s.fillMiB, "migration.fill-mib", 0, "MiB of guest memory to fill with data before migrating (0: an idle 64 MiB guest)")
 	fs.DurationVar(&s.settle, "migration.settle", time.Second, "quiet time after both ToRs converged, before the next migration")
 }
@@ -63,6 +68,25 @@ vms:
     ips: [192.0.2.80, "2001:db8:80::80"]
 `
 
+// The "metadata" variant: the hosts' mapping files name another VM (not
+// running), not the guest; the guest's virtbgp element gives the same
+// routes and attributes as mappingYAML's entry, and mapping.metadata
+// allows them.
+const (
+	metaMappingYAML = `version: 1
+vms:
+  other:
+    med: 10
+    communities: ["65001:81"]
+    ips: [192.0.2.81, "2001:db8:80::81"]
+`
+	metaElement = `<vm med="10" communities="65001:80"><ip prefix="192.0.2.80"/><ip prefix="2001:db8:80::80"/></vm>`
+	metaConfig  = `metadata:
+  enabled: true
+  allowed-prefixes: [192.0.2.0/24, "2001:db8::/32"]
+`
+)
+
 // variant is one virtbgp build under test.
 type variant struct {
 	Key, Label string
@@ -70,6 +94,11 @@ type variant struct {
 	// working tree.
 	Binary string
 	Rev    string
+	// Metadata: the guest's IPs are only in its virtbgp metadata element
+	// (set with --live --config on a persistent guest, migrated with
+	// --persistent --undefinesource), the mapping files do not name it,
+	// and virtbgp runs with mapping.metadata enabled.
+	Metadata bool
 }
 
 func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error) {
@@ -83,7 +112,11 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 	defer os.RemoveAll(tmp)
 	mp := filepath.Join(tmp, "mapping.yaml")
 	if err := os.WriteFile(mp, []byte(mappingYAML), 0o644); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	metaMP := filepath.Join(tmp, "mapping-metadata.yaml")
+	if err := os.WriteFile(metaMP, []byte(metaMappingYAML), 0o644); err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
 	}
 
 	var variants []variant
@@ -98,15 +131,22 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 		case "after":
 			rev := bench.Describe(env.Root)
 			variants = append(variants, variant{Key: "after", Label: "after (" + rev + ")", Rev: rev})
+		case "metadata":
+			rev := bench.Describe(env.Root)
+			variants = append(variants, variant{Key: "metadata", Label: "metadata (" + rev + ")", Rev: rev, Metadata: true})
 		case "":
 		default:
-			return nil, fmt.Errorf("unknown variant %q (before, after)", k)
+			return nil, fmt.Errorf("unknown variant %q (before, after, metadata)", k)
 		}
 	}
 
 	var runs []*runResult
 	for _, v := range variants {
-		r, err := s.runVariant(ctx, env, v, mp)
+		m := mp
+		if v.Metadata {
+			m = metaMP
+		}
+		r, err := s.runVariant(ctx, env, v, m)
 		if err != nil {
 			return nil, fmt.Errorf("variant %s: %w", v.Key, err)
 		}
@@ -124,6 +164,10 @@ type runResult struct {
 	Migrations          []*record
 	Failed              int
 	SetupTook, MigsTook time.Duration
+	// SourceChecks counts the metadata variant's checks that the
+	// destination's virtbgp announced the guest from its metadata (after
+	// the boot and after each migration).
+	SourceChecks int
 }
 
 // record is one migration.
@@ -267,7 +311,11 @@ func (s *suite) runVariant(ctx context.Context, env *bench.Env, v variant, mp st
 	}()
 	res.KVM = l.KVM
 	t0 := time.Now()
-	if err := l.StartVirtbgpAll(ctx, lab.VirtbgpConfig{Mapping: mp, LogLevel: "info"}); err != nil {
+	vc := lab.VirtbgpConfig{Mapping: mp, LogLevel: "info"}
+	if v.Metadata {
+		vc.MappingExtra = metaConfig
+	}
+	if err := l.StartVirtbgpAll(ctx, vc); err != nil {
 		return res, err
 	}
 	lw, err := rig.WatchLifecycle(map[string]string{l.A.Name: l.A.URI, l.B.Name: l.B.URI})
@@ -282,7 +330,12 @@ func (s *suite) runVariant(ctx context.Context, env *bench.Env, v variant, mp st
 	defer mon.Close()
 
 	rs := routers(l)
-	if err := l.A.CreateGuest(ctx, lab.Guest{Name: guestName, FillMiB: s.fillMiB, MemoryMiB: max(64, s.fillMiB+8)}); err != nil {
+	g := lab.Guest{Name: guestName, FillMiB: s.fillMiB, MemoryMiB: max(64, s.fillMiB+8)}
+	if v.Metadata {
+		if err := createMetadataGuest(ctx, l.A, g); err != nil {
+			return res, err
+		}
+	} else if err := l.A.CreateGuest(ctx, g); err != nil {
 		return res, err
 	}
 	if s.fillMiB > 0 {
@@ -311,6 +364,12 @@ func (s *suite) runVariant(ctx context.Context, env *bench.Env, v variant, mp st
 		}
 		states[r.Name] = st
 	}
+	if v.Metadata {
+		if err := checkMetadataSource(ctx, l.A); err != nil {
+			return res, err
+		}
+		res.SourceChecks++
+	}
 	res.SetupTook = time.Since(t0)
 
 	t0 = time.Now()
@@ -319,7 +378,14 @@ func (s *suite) runVariant(ctx context.Context, env *bench.Env, v variant, mp st
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		rec := s.migrate(ctx, l, lw, mon, rs, states, i, from, to)
+		rec := s.migrate(ctx, l, lw, mon, rs, states, i, from, to, v)
+		if v.Metadata && rec.Err == "" {
+			if err := checkMetadataSource(ctx, to); err != nil {
+				rec.Err = err.Error()
+			} else {
+				res.SourceChecks++
+			}
+		}
 		res.Migrations = append(res.Migrations, rec)
 		if rec.Err != "" {
 			res.Failed++
@@ -351,13 +417,19 @@ func delay(rec *record, r string) string {
 
 // migrate runs and observes one migration.
 func (s *suite) migrate(ctx context.Context, l *lab.Lab, lw *rig.LifecycleWatcher, mon *lab.RouteMonitor, rs []router,
-	states map[string]*tableState, i int, from, to *lab.Host) *record {
+	states map[string]*tableState, i int, from, to *lab.Host, v variant) *record {
 	rec := &record{I: i, From: from, To: to, Routers: map[string]*obs{}}
 	monFrom, lwFrom, logFrom := mon.Len(), lw.Len(), fileSize(l.BIRD.Log)
 	vlogFrom := map[*lab.Host]int64{from: fileSize(from.VirtbgpLogPath()), to: fileSize(to.VirtbgpLogPath())}
 	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	m, err := l.StartMigration(mctx, guestName, from, to, lab.MigrateOptions{})
+	var mo lab.MigrateOptions
+	if v.Metadata {
+		// The element is in both definitions (--live --config); the
+		// destination's persistent definition is the source's.
+		mo = lab.MigrateOptions{Persistent: true, UndefineSource: true}
+	}
+	m, err := l.StartMigration(mctx, guestName, from, to, mo)
 	if err != nil {
 		rec.Err = err.Error()
 		return rec
@@ -477,4 +549,47 @@ func converge(ctx context.Context, l *lab.Lab, rs []router, h *lab.Host) error {
 		}
 	}
 	return nil
+}
+
+// createMetadataGuest defines guest g on h, starts it and writes its
+// virtbgp element into both its definitions, as an operator would:
+//
+//	virsh metadata bench --uri https://virtbgp.github.io/xmlns/virtbgp/1 --key virtbgp --set '<vm ...>' --live --config
+func createMetadataGuest(ctx context.Context, h *lab.Host, g lab.Guest) error {
+	if err := h.DefineGuest(ctx, g); err != nil {
+		return err
+	}
+	if err := h.StartGuest(ctx, g.Name); err != nil {
+		return err
+	}
+	if _, err := h.Virsh(ctx, "metadata", g.Name, "--uri", mapping.MetadataNS, "--key", mapping.MetadataKey,
+		"--set", metaElement, "--live", "--config"); err != nil {
+		return fmt.Errorf("virsh metadata --set --live --config on %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// checkMetadataSource checks that h's virtbgp announces the guest's two
+// routes from its virtbgp metadata, without problem (its status).
+func checkMetadataSource(ctx context.Context, h *lab.Host) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ctl := control.Client{Path: h.VirtbgpSocket()}
+	return lab.Eventually(ctx, 20*time.Millisecond, func(ctx context.Context) error {
+		r, err := ctl.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("virtbgp status on %s: %w", h.Name, err)
+		}
+		for _, d := range r.Domains {
+			if d.Name != guestName {
+				continue
+			}
+			if d.Source != status.SourceMetadata || d.Origin != mapping.MetadataNS || d.Routes != 2 || d.Problem != "" || d.VM != "" {
+				return fmt.Errorf("status of %s on %s: source %q, origin %q, %d routes, problem %q, vm %q; want its 2 routes from its metadata",
+					guestName, h.Name, d.Source, d.Origin, d.Routes, d.Problem, d.VM)
+			}
+			return nil
+		}
+		return fmt.Errorf("no %s in the status of %s", guestName, h.Name)
+	})
 }

@@ -67,6 +67,21 @@ between hvA and hvB in the real-world lab (integration/lab: one libvirtd and one
 virtbgp per hypervisor namespace, BIRD 2 and FRR as ToRs), plain pre-copy
 `+"`virsh migrate --live`"+`, %d per variant, alternating hvA->hvB and hvB->hvA.
 
+- **Variants**: *before* and *after* are file-mapped: both hosts' mapping files
+  name the guest (MED 10, community 65001:80, its /32 and /128), and the guest
+  is transient (`+"`virsh create`"+`, plain `+"`virsh migrate --live`"+`). *metadata* is the
+  working tree with the guest's IPs only in its virtbgp metadata element
+  (issue 10): the hosts' mapping files name another VM, not the guest, and
+  `+"`mapping.metadata`"+` is enabled (allowed-prefixes 192.0.2.0/24, 2001:db8::/32);
+  the guest is defined, started, and given
+  `+"`<vm med=\"10\" communities=\"65001:80\"><ip prefix=\"192.0.2.80\"/><ip prefix=\"2001:db8:80::80\"/></vm>`"+`
+  (the same routes and attributes as the file's entry) with
+  `+"`virsh metadata ... --live --config`"+`, and migrated with
+  `+"`--persistent --undefinesource`"+` so that both its definitions travel
+  (docs/metadata.md); the destination's virtbgp reads the element at the
+  incoming migration's Started event. After the boot and after each migration
+  the suite checks that the destination's `+"`virtbgp status`"+` has the guest's two
+  routes from source `+"`metadata`"+` without problem.
 - **Switch delay**: when the ToR's best path for the guest's IPv4 /32 switched to
   the destination's next hop, minus when the destination libvirtd's
   `+"`Resumed Migrated`"+` lifecycle event reached this process (libvirt.org/go/libvirt,
@@ -85,9 +100,9 @@ virtbgp per hypervisor namespace, BIRD 2 and FRR as ToRs), plain pre-copy
   (a delete not followed at once by an add); per migration the longest, and the
   number of migrations that had any.
 - **Downtime**: the guest's `+"`Total downtime`"+` from `+"`virsh domjobinfo --completed`"+`
-  (the source's while it still knows the guest; this transient guest is gone
-  from the source at once, so it is the destination's, which libvirt fills
-  from the source's statistics).
+  (the source's while it still knows the guest; the guest is gone from the
+  source at once, transient or undefined there by `+"`--undefinesource`"+`, so it
+  is the destination's, which libvirt fills from the source's statistics).
 - p99 is by nearest rank: with fewer than 100 migrations it is the maximum.
 - After each migration the suite waits until both ToRs have only the
   destination's path (the source withdrew), plus %s, before the next.
@@ -119,6 +134,10 @@ virtbgp per hypervisor namespace, BIRD 2 and FRR as ToRs), plain pre-copy
 			bin = fmt.Sprintf("built from a temporary `git worktree` at %s, run through a wrapper that drops the config keys `state-dir` and `control` (newer than it; they only place files)", r.V.Rev)
 		}
 		fmt.Fprintf(&b, "- virtbgp: %s\n", bin)
+		if r.V.Metadata {
+			fmt.Fprintf(&b, "- routes from the guest's virtbgp metadata element only (the mapping files do not name it; `mapping.metadata` enabled); guest defined, element set with `virsh metadata --live --config`, migrated with `--persistent --undefinesource`; `virtbgp status` showed source `metadata` with both routes and no problem in %d of %d checks (after the boot and after each migration)\n",
+				r.SourceChecks, len(r.Migrations)+1)
+		}
 		if r.V.Key == "before" {
 			b.WriteString("- what this revision does in a migration (its internal/reconcile/desired.go and the timelines below): the destination already announces a *standby* route (AS path prepended, `policy.standby-prepend`) from the destination's `Started Migrated` on, and the source withdraws its route when the guest pauses for the switch-over (`Suspended Migrated`, policy.paused withdraw). The ToR therefore never lacks a path, but it switches to the destination's standby path when the source pauses, before the guest runs there. What the make-before-break change (88b2075) added is the source keeping its route, depreferenced by one prepend, until the guest resumes on the destination (README \"When are routes announced?\"). No revision of virtbgp announces nothing from the destination until the guest runs; issue 3's do-it-yourself script is the reference for that behaviour.\n")
 		}

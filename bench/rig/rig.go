@@ -392,6 +392,10 @@ type Virtbgp struct {
 	// CPUProfile makes virtbgp write a CPU profile of its run to this file
 	// (VIRTBGP_CPUPROFILE), complete once StopVirtbgp returns.
 	CPUProfile string
+	// MappingExtra is YAML under the config's mapping section
+	// (lab.VirtbgpConfig.MappingExtra): mapping.metadata, see
+	// MetadataConfigYAML.
+	MappingExtra string
 }
 
 // StartVirtbgp starts the lab's virtbgp on the host against the
@@ -417,6 +421,7 @@ func (r *Rig) StartVirtbgp(ctx context.Context, v Virtbgp) (time.Time, error) {
 		LogLevel:          cmp.Or(v.LogLevel, "info"),
 		Binary:            v.Binary,
 		Env:               env,
+		MappingExtra:      v.MappingExtra,
 	})
 	if err != nil {
 		return t0, err
