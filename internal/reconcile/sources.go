@@ -131,10 +131,12 @@ const (
 //     switchover, standby); else the one with the lower UUID. The others'
 //     claims are refused.
 func Resolve(domains []Domain, m *mapping.Mapping, p Policy, prev map[netip.Prefix]Want) Resolution {
-	res := Resolution{Want: make(map[netip.Prefix]Want), Domains: make(map[string]DomainRoutes)}
+	// Sized for the routes announced now: a pass that changes nothing
+	// grows no map.
+	res := Resolution{Want: make(map[netip.Prefix]Want, len(prev)), Domains: make(map[string]DomainRoutes, len(domains))}
 	domains = slices.Clone(domains)
 	slices.SortFunc(domains, func(a, b Domain) int { return cmp.Compare(a.UUID, b.UUID) })
-	claims := map[netip.Prefix][]Want{} // metadata and Nova claims of serving domains
+	claims := make(map[netip.Prefix][]Want, len(prev)) // metadata and Nova claims of serving domains
 	for _, d := range domains {
 		why, serves := serving(d, p)
 		key, routes := m.Lookup(d.Name, d.UUID)
