@@ -116,7 +116,7 @@ func testHostDeath(t *testing.T, f vblab.Failure) {
 		t.Fatal(err)
 	}
 	foWant(ctx, t, l, l.B, false)
-	announced := foAnnounced(t, grReadLog(t, l.B.VirtbgpLogPath(), off))
+	announced := vblab.RoutesAnnounced(strings.Split(grReadLog(t, l.B.VirtbgpLogPath(), off), "\n"))
 
 	detectLimit, moveLimit := time.Second, time.Second
 	if f == vblab.FailSilent {
@@ -273,30 +273,4 @@ func foWant(ctx context.Context, t *testing.T, l *vblab.Lab, h *vblab.Host, stal
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// foAnnounced returns when virtbgp's log says each prefix was announced
-// (the last time in log).
-func foAnnounced(t *testing.T, log string) map[netip.Prefix]time.Time {
-	t.Helper()
-	out := map[netip.Prefix]time.Time{}
-	for _, line := range strings.Split(log, "\n") {
-		if !strings.Contains(line, `msg="route announced"`) {
-			continue
-		}
-		var at time.Time
-		var pfx netip.Prefix
-		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "time="); ok {
-				at, _ = time.Parse(time.RFC3339Nano, v)
-			}
-			if v, ok := strings.CutPrefix(f, "prefix="); ok {
-				pfx, _ = netip.ParsePrefix(v)
-			}
-		}
-		if !at.IsZero() && pfx.IsValid() {
-			out[pfx] = at
-		}
-	}
-	return out
 }

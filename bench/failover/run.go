@@ -185,7 +185,7 @@ func (s *suite) measure(ctx context.Context, l *lab.Lab, mon *lab.RouteMonitor, 
 	defer acancel()
 	err = lab.Eventually(actx, 20*time.Millisecond, func(context.Context) error {
 		rec.Log = readLog(to.VirtbgpLogPath(), logFrom)
-		rec.Announced = announced(rec.Log)
+		rec.Announced = lab.RoutesAnnounced(rec.Log)
 		for _, p := range prefixes {
 			if _, ok := rec.Announced[p]; !ok {
 				return fmt.Errorf("%s's virtbgp log has no \"route announced\" of %s", to.Name, p)
@@ -281,31 +281,6 @@ func logTime(line string) time.Time {
 	v, _, _ = strings.Cut(v, " ")
 	t, _ := time.Parse(time.RFC3339Nano, v)
 	return t
-}
-
-// announced returns when virtbgp's log lines first say each prefix was
-// announced ("route announced", its time= and prefix=).
-func announced(lines []string) map[netip.Prefix]time.Time {
-	out := map[netip.Prefix]time.Time{}
-	for _, line := range lines {
-		if !strings.Contains(line, `msg="route announced"`) {
-			continue
-		}
-		var at time.Time
-		var pfx netip.Prefix
-		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "time="); ok {
-				at, _ = time.Parse(time.RFC3339Nano, v)
-			}
-			if v, ok := strings.CutPrefix(f, "prefix="); ok {
-				pfx, _ = netip.ParsePrefix(v)
-			}
-		}
-		if _, seen := out[pfx]; !seen && !at.IsZero() && pfx.IsValid() {
-			out[pfx] = at
-		}
-	}
-	return out
 }
 
 func fileSize(path string) int64 {

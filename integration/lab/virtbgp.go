@@ -313,3 +313,28 @@ func (l *Lab) StartVirtbgpAll(ctx context.Context, c VirtbgpConfig) error {
 	}
 	return l.WaitEstablished(ctx)
 }
+
+// RoutesAnnounced returns when the virtbgp log lines first say each prefix
+// was announced (msg="route announced", its time= and prefix=).
+func RoutesAnnounced(lines []string) map[netip.Prefix]time.Time {
+	out := map[netip.Prefix]time.Time{}
+	for _, line := range lines {
+		if !strings.Contains(line, `msg="route announced"`) {
+			continue
+		}
+		var at time.Time
+		var pfx netip.Prefix
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "time="); ok {
+				at, _ = time.Parse(time.RFC3339Nano, v)
+			}
+			if v, ok := strings.CutPrefix(f, "prefix="); ok {
+				pfx, _ = netip.ParsePrefix(v)
+			}
+		}
+		if _, seen := out[pfx]; !seen && !at.IsZero() && pfx.IsValid() {
+			out[pfx] = at
+		}
+	}
+	return out
+}
