@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/virtbgp/virtbgp/internal/safefile"
 )
 
 // Load reads the mapping at path: a YAML file, or a directory, which means
@@ -20,8 +22,21 @@ import (
 //
 // On failure the error is an ErrorList with every problem found in every
 // file, sorted by file and line.
+//
+// Only regular files are read (a FIFO or a device at the path is an error,
+// not a hang), and at most DefaultMaxBytes in all: see LoadMax.
 func Load(path string) (*Mapping, error) {
+	return LoadMax(path, DefaultMaxBytes)
+}
+
+// DefaultMaxBytes is the most Load reads of a mapping's files, in all.
+const DefaultMaxBytes = 256 << 20
+
+// LoadMax is Load reading at most maxBytes of the mapping's files in all
+// (maxBytes <= 0: no limit); a mapping bigger than that is an error.
+func LoadMax(path string, maxBytes int64) (*Mapping, error) {
 	b := newBuilder()
+	b.budget = maxBytes
 	files, err := mappingFiles(path)
 	if err != nil {
 		return nil, ErrorList{fileError(path, err)}
@@ -40,16 +55,25 @@ func Load(path string) (*Mapping, error) {
 // piece.
 func (b *builder) loadFile(path string) {
 	b.sources = append(b.sources, path)
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() >= int64(b.chunkMin) {
-		if f, err := os.Open(path); err == nil {
-			done := b.addChunked(path, f, st.Size())
-			f.Close()
-			if done {
-				return
-			}
-		}
+	if b.budget > 0 && b.read >= b.budget {
+		b.errs = append(b.errs, fileError(path, &fs.PathError{Op: "read", Path: path, Err: &safefile.TooBigError{Size: b.read + 1, Limit: b.budget}}))
+		return
 	}
-	data, err := os.ReadFile(path) // the reference, whose errors are reported
+	limit := int64(0)
+	if b.budget > 0 {
+		limit = b.budget - b.read
+	}
+	f, st, err := safefile.Open(path, limit)
+	if err != nil {
+		b.errs = append(b.errs, fileError(path, err))
+		return
+	}
+	defer f.Close()
+	b.read += st.Size()
+	if st.Size() >= int64(b.chunkMin) && b.addChunked(path, f, st.Size()) {
+		return
+	}
+	data, err := safefile.ReadAll(f, st.Size(), limit) // the reference, whose errors are reported
 	if err != nil {
 		b.errs = append(b.errs, fileError(path, err))
 		return
@@ -128,6 +152,10 @@ func IsMappingFile(name string) bool {
 // without repeating the name.
 func fileError(file string, err error) Error {
 	var pe *fs.PathError
+	var big *safefile.TooBigError
+	if errors.As(err, &big) {
+		return Error{File: file, Msg: fmt.Sprintf("too big: the mapping may have at most %d bytes in all (mapping.max-bytes)", big.Limit)}
+	}
 	if errors.As(err, &pe) {
 		return Error{File: pe.Path, Msg: fmt.Sprintf("cannot read: %s: %v", pe.Op, pe.Err)}
 	}
@@ -151,6 +179,8 @@ const (
 type builder struct {
 	errs    ErrorList
 	sources []string
+	budget  int64              // the most bytes to read of all files (0: no limit)
+	read    int64              // the bytes of the files opened so far
 	vms     []VM               // in the order read
 	vmx     []vmExtra          // what else is known of vms[i] while loading
 	ents    []prefixEntry      // every mapped prefix; vm indexes vms

@@ -159,7 +159,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 // checkMapping checks the config at cfgPath and the mapping it names, or
 // the mapping at mapPath alone.
 func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
-	path := mapPath
+	path, limit := mapPath, int64(mapping.DefaultMaxBytes)
 	if path == "" {
 		cfg, err := config.Load(cfgPath)
 		if err != nil {
@@ -174,13 +174,13 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		if n := cfg.Mapping.Nova; n.Enabled {
 			fmt.Fprintf(stdout, "metadata: Nova's element, %v IPs, claims allowed in %v\n", n.Options.Types, n.Allow.Prefixes)
 		}
-		path = cfg.Mapping.Path
+		path, limit = cfg.Mapping.Path, cfg.Mapping.MaxBytes
 		if path == "" {
 			fmt.Fprintf(stdout, "mapping: none (the routes come from the domains' metadata)\n")
 			return 0
 		}
 	}
-	m, err := mapping.Load(path)
+	m, err := mapping.LoadMax(path, limit)
 	if err != nil {
 		printErrors(stderr, "mapping "+path, err)
 		return 1
@@ -235,7 +235,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	var m *mapping.Mapping // none without a file: metadata only
 	if cfg.Mapping.Path != "" {
-		if m, err = mapping.Load(cfg.Mapping.Path); err != nil {
+		if m, err = mapping.LoadMax(cfg.Mapping.Path, cfg.Mapping.MaxBytes); err != nil {
 			printErrors(stderr, "mapping "+cfg.Mapping.Path, err)
 			return 1
 		}

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestCheck(t *testing.T) {
@@ -59,6 +61,58 @@ func TestCheck(t *testing.T) {
 			}
 			if tt.noStdout && out.Len() > 0 {
 				t.Errorf("stdout = %q, want nothing", out.String())
+			}
+		})
+	}
+}
+
+// TestCheckRefusesWhatIsNotAFile runs check on a FIFO, a device and an
+// oversized mapping: each is a clear error, never a hang (a FIFO blocked
+// open(2), so ExecStartPre never ended) or unbounded memory (/dev/zero).
+func TestCheckRefusesWhatIsNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero.yaml")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, []byte("version: 1\nvms: {}\n"+strings.Repeat("#\n", 1024)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgFIFO := filepath.Join(dir, "config-fifo.yaml")
+	if err := os.WriteFile(cfgFIFO, []byte("version: 1\nbgp: {asn: 65001, router-id: 192.0.2.1}\nmapping: {path: fifo.yaml}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgBig := filepath.Join(dir, "config-big.yaml")
+	if err := os.WriteFile(cfgBig, []byte("version: 1\nbgp: {asn: 65001, router-id: 192.0.2.1}\nmapping: {path: big.yaml, max-bytes: 1024}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"mapping FIFO", []string{"check", "--mapping", fifo}, fifo + ": cannot read: open: not a regular file (a FIFO)"},
+		{"mapping link to /dev/zero", []string{"check", "--mapping", zero}, zero + ": cannot read: open: not a regular file (a character device)"},
+		{"config FIFO", []string{"check", "--config", fifo}, "not a regular file (a FIFO)"},
+		{"config naming a FIFO mapping", []string{"check", "--config", cfgFIFO}, fifo + ": cannot read: open: not a regular file (a FIFO)"},
+		{"mapping over mapping.max-bytes", []string{"check", "--config", cfgBig}, big + ": too big: the mapping may have at most 1024 bytes in all (mapping.max-bytes)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			done := make(chan int, 1)
+			go func() { done <- runMain(tc.args, &out, &errb) }()
+			select {
+			case code := <-done:
+				if code != 1 || !strings.Contains(errb.String(), tc.want) {
+					t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, errb.String(), tc.want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("check did not end within 20s")
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/fileerr"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // doc joins lines into a YAML document; line i of the slice is line i+1 of
@@ -77,6 +78,9 @@ func TestParseFull(t *testing.T) {
 		"mapping:",
 		"  path: /srv/mapping.d",
 		"  watch: false",
+		"  max-bytes: 1048576",
+		"  max-withdraw-percent: 100",
+		"  withdraw-confirm-after: 0",
 		"status:",
 		"  listen: '[::1]:9479'",
 		"policy:",
@@ -125,7 +129,7 @@ func TestParseFull(t *testing.T) {
 				Families: []Family{FamilyIPv6, FamilyIPv4},
 			}},
 		},
-		Mapping:        Mapping{Path: "/srv/mapping.d", Watch: false},
+		Mapping:        Mapping{Path: "/srv/mapping.d", Watch: false, MaxBytes: 1 << 20, MaxWithdrawPercent: 100},
 		Status:         Status{Listen: "[::1]:9479"},
 		Policy:         Policy{Paused: PausedKeep, StandbyPrepend: 2},
 		ResyncInterval: 90 * time.Second,
@@ -172,7 +176,8 @@ func TestParseDefaults(t *testing.T) {
 				Families:  []Family{FamilyIPv4}, // the address's family
 			}},
 		},
-		Mapping:        Mapping{Path: "/etc/virtbgp/mapping.yaml", Watch: true},
+		Mapping:        Mapping{Path: "/etc/virtbgp/mapping.yaml", Watch: true,
+			MaxBytes: mapping.DefaultMaxBytes, MaxWithdrawPercent: DefaultMaxWithdrawPercent, WithdrawConfirmAfter: DefaultWithdrawConfirmAfter},
 		Status:         Status{Listen: ""},
 		Policy:         Policy{Paused: PausedWithdraw, StandbyPrepend: DefaultStandbyPrepend},
 		ResyncInterval: DefaultResyncInterval,
@@ -518,7 +523,7 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"mapping missing path", doc("version: 1", "bgp: {asn: 1, router-id: 192.0.2.1}", "mapping:", "  paths: m.yaml"), []string{
 			`c.yaml:3: mapping: missing required key "path" (a mapping file or directory; it may be left out only when mapping.metadata or mapping.nova is enabled)`,
-			`c.yaml:4: mapping: unknown key "paths" (allowed: path, watch, metadata, nova)`,
+			`c.yaml:4: mapping: unknown key "paths" (allowed: path, watch, max-bytes, max-withdraw-percent, withdraw-confirm-after, metadata, nova)`,
 		}},
 		{"mapping bad", doc("version: 1", "bgp: {asn: 1, router-id: 192.0.2.1}", "mapping: m.yaml"), []string{
 			`c.yaml:3: mapping: want a mapping, got "m.yaml"`,

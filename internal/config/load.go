@@ -17,7 +17,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/virtbgp/virtbgp/internal/safefile"
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // Limits of the format beyond those in the defaults.
@@ -46,6 +48,9 @@ const (
 // Version is the format version this package reads.
 const Version = 1
 
+// MaxFileBytes is the biggest config file Load reads.
+const MaxFileBytes = 1 << 20
+
 // maxPasswordFile bounds how much of a password file is read.
 const maxPasswordFile = 4096
 
@@ -53,8 +58,11 @@ const maxPasswordFile = 4096
 // the file (mapping.path, password-file) are resolved against the directory
 // of path. On failure the error is a [fileerr.ErrorList] with every problem
 // found, except when the file itself cannot be read.
+//
+// Only a regular file of at most MaxFileBytes is read: a FIFO or a device
+// at path is an error, not a hang.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, MaxFileBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +138,11 @@ func (l *loader) config(n *yaml.Node) *Config {
 			StandbyPrepend: DefaultStandbyPrepend,
 		},
 		ResyncInterval: DefaultResyncInterval,
-		Mapping:        Mapping{Watch: true},
-		StateDir:       DefaultStateDir,
-		Control:        Control{Socket: DefaultControlSocket},
-		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
+		Mapping: Mapping{Watch: true, MaxBytes: mapping.DefaultMaxBytes,
+			MaxWithdrawPercent: DefaultMaxWithdrawPercent, WithdrawConfirmAfter: DefaultWithdrawConfirmAfter},
+		StateDir: DefaultStateDir,
+		Control:  Control{Socket: DefaultControlSocket},
+		Drain:    Drain{GracefulShutdownTime: DefaultDrainTime},
 	}
 	if n == nil {
 		n = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
@@ -510,6 +519,22 @@ func (l *loader) mapping(k, v *yaml.Node, m *Mapping) {
 		yamlutil.Field{Key: "watch", Do: func(_, v *yaml.Node) {
 			if b, ok := l.r.Bool(v, "mapping.watch"); ok {
 				m.Watch = b
+			}
+		}},
+		yamlutil.Field{Key: "max-bytes", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, "mapping.max-bytes", 1024, 1<<32); ok {
+				m.MaxBytes = int64(n)
+			}
+		}},
+		yamlutil.Field{Key: "max-withdraw-percent", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, "mapping.max-withdraw-percent", 0, 100); ok {
+				m.MaxWithdrawPercent = int(n)
+			}
+		}},
+		yamlutil.Field{Key: "withdraw-confirm-after", Do: func(_, v *yaml.Node) {
+			if d, ok := l.duration(v, "mapping.withdraw-confirm-after", "a duration of 0 (never) or from 1s to 24h, like 10m",
+				func(d time.Duration) bool { return d == 0 || (d >= time.Second && d <= 24*time.Hour) }); ok {
+				m.WithdrawConfirmAfter = d
 			}
 		}},
 		yamlutil.Field{Key: "metadata", Do: func(k, v *yaml.Node) { l.metadataSection(k, v, &m.Metadata) }},

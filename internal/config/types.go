@@ -132,6 +132,12 @@ type Peer struct {
 	Families     []Family      // families, default: the family of Address
 }
 
+// Defaults of the mapping reload guard (Mapping).
+const (
+	DefaultMaxWithdrawPercent   = 50
+	DefaultWithdrawConfirmAfter = 10 * time.Minute
+)
+
 // Mapping is the mapping section.
 type Mapping struct {
 	// Path is a YAML file or a directory of *.yaml; required unless
@@ -140,6 +146,19 @@ type Mapping struct {
 	// Watch reloads the mapping when its files change (debounced), as
 	// SIGHUP does; watch, default true.
 	Watch bool
+	// MaxBytes is the most bytes of mapping files read in all; max-bytes,
+	// default mapping.DefaultMaxBytes. A bigger mapping is rejected.
+	MaxBytes int64
+	// MaxWithdrawPercent is the share of the announced routes a mapping
+	// reload may withdraw without confirmation; max-withdraw-percent, from
+	// 0 to 100, default DefaultMaxWithdrawPercent (100: no guard). A reload
+	// that withdraws more is held until `virtbgp reload --force` or until
+	// the same files stay in place for WithdrawConfirmAfter.
+	MaxWithdrawPercent int
+	// WithdrawConfirmAfter is how long a held reload's files must stay
+	// unchanged to be applied without confirmation; withdraw-confirm-after,
+	// default DefaultWithdrawConfirmAfter, 0: only on confirmation.
+	WithdrawConfirmAfter time.Duration
 	// Metadata is mapping.metadata: virtbgp's element in the domains'
 	// metadata as a source of routes.
 	Metadata Metadata
