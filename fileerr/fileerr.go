@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Error is one problem at one line of one file. Its text is
@@ -60,4 +61,18 @@ func Errors(err error) ErrorList {
 		return ErrorList{e}
 	}
 	return nil
+}
+
+// Clip returns s cut to at most max bytes (at a UTF-8 boundary), marked
+// with how much was cut, for quoting input in messages: a 100 MB value
+// must not become a 100 MB log line or status report.
+func Clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d more bytes)", s[:cut], len(s)-cut)
 }

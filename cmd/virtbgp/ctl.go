@@ -66,7 +66,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 // cmdControl is `virtbgp drain|undrain|reload [--socket PATH]`: it asks the
 // daemon to do op and prints the daemon's message.
 func cmdControl(op string, args []string, stdout, stderr io.Writer) int {
-	c := ctlFlags(op, args, stderr, nil)
+	var force bool
+	var extra func(*flag.FlagSet)
+	if op == control.OpReload {
+		extra = func(fs *flag.FlagSet) {
+			fs.BoolVar(&force, "force", false, "confirm a mapping reload held because it withdraws more than mapping.max-withdraw-percent of the announced routes")
+		}
+	}
+	c := ctlFlags(op, args, stderr, extra)
 	if c == nil {
 		return 2
 	}
@@ -78,6 +85,9 @@ func cmdControl(op string, args []string, stdout, stderr io.Writer) int {
 		call = c.Undrain
 	case control.OpReload:
 		call = c.Reload
+		if force {
+			call = c.ReloadForce
+		}
 	default:
 		panic("cmdControl: unknown op " + op)
 	}

@@ -48,6 +48,10 @@ func (f *fakeDaemon) Reload(context.Context) (string, error) {
 	return "reloaded: mapping generation 2, 1 route(s) changed", f.record("reload")
 }
 
+func (f *fakeDaemon) ReloadForce(context.Context) (string, error) {
+	return "reloaded, confirmed: mapping generation 3", f.record("reload-force")
+}
+
 func (f *fakeDaemon) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -135,17 +139,21 @@ func TestStatusTable(t *testing.T) {
 
 func TestWriteCommands(t *testing.T) {
 	h, sock := startDaemon(t)
-	for _, tc := range []struct{ cmd, want string }{
-		{"drain", "draining: routes carry GRACEFUL_SHUTDOWN, withdrawing in 60s\n"},
-		{"undrain", "undrained: 3 route(s) announced normally\n"},
-		{"reload", "reloaded: mapping generation 2, 1 route(s) changed\n"},
+	for _, tc := range []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"drain"}, "draining: routes carry GRACEFUL_SHUTDOWN, withdrawing in 60s\n"},
+		{[]string{"undrain"}, "undrained: 3 route(s) announced normally\n"},
+		{[]string{"reload"}, "reloaded: mapping generation 2, 1 route(s) changed\n"},
+		{[]string{"reload", "--force"}, "reloaded, confirmed: mapping generation 3\n"},
 	} {
-		code, out, errs := run(tc.cmd, "--socket", sock)
+		code, out, errs := run(append(tc.cmd, "--socket", sock)...)
 		if code != 0 || out != tc.want || errs != "" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 0, %q", tc.cmd, code, out, errs, tc.want)
 		}
 	}
-	if c := strings.Join(h.Calls(), ","); c != "drain,undrain,reload" {
+	if c := strings.Join(h.Calls(), ","); c != "drain,undrain,reload,reload-force" {
 		t.Errorf("calls %s", c)
 	}
 }

@@ -176,7 +176,7 @@ func TestParseDefaults(t *testing.T) {
 				Families:  []Family{FamilyIPv4}, // the address's family
 			}},
 		},
-		Mapping:        Mapping{Path: "/etc/virtbgp/mapping.yaml", Watch: true,
+		Mapping: Mapping{Path: "/etc/virtbgp/mapping.yaml", Watch: true,
 			MaxBytes: mapping.DefaultMaxBytes, MaxWithdrawPercent: DefaultMaxWithdrawPercent, WithdrawConfirmAfter: DefaultWithdrawConfirmAfter},
 		Status:         Status{Listen: ""},
 		Policy:         Policy{Paused: PausedWithdraw, StandbyPrepend: DefaultStandbyPrepend},

@@ -55,6 +55,12 @@ func (c *Client) Undrain(ctx context.Context) (string, error) { return c.message
 // message.
 func (c *Client) Reload(ctx context.Context) (string, error) { return c.message(ctx, OpReload) }
 
+// ReloadForce is Reload that also confirms a mapping reload held because
+// it would withdraw many routes.
+func (c *Client) ReloadForce(ctx context.Context) (string, error) {
+	return c.message(ctx, OpReloadForce)
+}
+
 func (c *Client) message(ctx context.Context, op string) (string, error) {
 	var msg string
 	err := c.Do(ctx, op, &msg)

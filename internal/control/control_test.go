@@ -124,6 +124,13 @@ func (f *fakeHandler) Reload(ctx context.Context) (string, error) {
 	return "reloaded: mapping generation 2", nil
 }
 
+func (f *fakeHandler) ReloadForce(ctx context.Context) (string, error) {
+	if err := f.enter(ctx, OpReloadForce); err != nil {
+		return "", err
+	}
+	return "reloaded, confirmed: mapping generation 3", nil
+}
+
 func testReport() status.Report {
 	med := uint32(10)
 	t0 := time.Date(2026, 5, 9, 7, 0, 0, 0, time.UTC)
@@ -255,6 +262,7 @@ func TestRoundTrip(t *testing.T) {
 		{OpDrain, c.Drain, "draining: routes carry GRACEFUL_SHUTDOWN, withdrawing in 60s"},
 		{OpUndrain, c.Undrain, "undrained: routes announced again"},
 		{OpReload, c.Reload, "reloaded: mapping generation 2"},
+		{OpReloadForce, c.ReloadForce, "reloaded, confirmed: mapping generation 3"},
 	} {
 		msg, err := tc.call(ctx)
 		if err != nil || msg != tc.want {
@@ -312,7 +320,7 @@ func TestHandlerError(t *testing.T) {
 func TestBadRequests(t *testing.T) {
 	ts := startServer(t, "", nil)
 	for _, tc := range []struct{ req, want string }{
-		{`{"op":"frobnicate"}`, `unknown op "frobnicate": want status, drain, undrain or reload`},
+		{`{"op":"frobnicate"}`, `unknown op "frobnicate": want status, drain, undrain, reload or reload-force`},
 		{`{}`, `unknown op ""`},
 		{`{"op":"drain","force":true}`, `bad request: json: unknown field "force"`},
 		{`{"op":`, `bad request: unexpected EOF`},

@@ -36,6 +36,9 @@ const (
 	OpDrain   = "drain"
 	OpUndrain = "undrain"
 	OpReload  = "reload"
+	// OpReloadForce is reload that also applies a mapping the
+	// mass-withdraw guard holds (`virtbgp reload --force`).
+	OpReloadForce = "reload-force"
 )
 
 // maxResponseBytes bounds what a client reads; a status report of many
@@ -69,4 +72,7 @@ type Handler interface {
 	Drain(ctx context.Context) (string, error)
 	Undrain(ctx context.Context) (string, error)
 	Reload(ctx context.Context) (string, error)
+	// ReloadForce is Reload confirming a reload that withdraws many
+	// routes.
+	ReloadForce(ctx context.Context) (string, error)
 }

@@ -390,8 +390,10 @@ func (s *Server) call(ctx context.Context, log *slog.Logger, op string) (result 
 		return h.Undrain(ctx)
 	case OpReload:
 		return h.Reload(ctx)
+	case OpReloadForce:
+		return h.ReloadForce(ctx)
 	}
-	return nil, fmt.Errorf("unknown op %q: want %s, %s, %s or %s", op, OpStatus, OpDrain, OpUndrain, OpReload)
+	return nil, fmt.Errorf("unknown op %q: want %s, %s, %s, %s or %s", op, OpStatus, OpDrain, OpUndrain, OpReload, OpReloadForce)
 }
 
 // reply writes the answer: result if err is nil, else err's text.

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -61,7 +62,18 @@ type Daemon struct {
 	metrics *status.Metrics
 	started time.Time
 	reqs    chan func(context.Context) // run by the main loop
-	watch   chan struct{}              // the file watcher's hint, capacity 1
+
+	// Set by New, read-only after.
+	mapPath            string // mapping.path
+	mapMax             int64  // mapping.max-bytes
+	maxWithdrawPercent int    // mapping.max-withdraw-percent
+	confirmAfter       time.Duration
+	// load reads and validates the mapping (mapping.LoadMax; tests
+	// replace it).
+	load func(path string, maxBytes int64) (*mapping.Mapping, error)
+	// loadMu makes mapping loads, which run outside the main loop, one at
+	// a time (see mapload.go).
+	loadMu sync.Mutex
 
 	// Owned by the main loop (Run).
 	//
@@ -79,6 +91,9 @@ type Daemon struct {
 	origins       *origins
 	drain         *drainer
 	peersAdded    bool
+	held          *status.HeldReload // the reload held by the mass-withdraw guard
+	heldTimer     *time.Timer        // when held is applied without confirmation
+	watchState    status.Watch       // as the watcher last reported it
 }
 
 // New builds a daemon from a validated config and the mapping it names. It
@@ -89,13 +104,19 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		opts:       opts,
 		log:        log,
 		reqs:       make(chan func(context.Context)),
-		watch:      make(chan struct{}, 1),
 		generation: 1,
-		loadedAt:   time.Now(),
-		metrics:    status.NewMetrics(),
+
+		mapPath:            cfg.Mapping.Path,
+		mapMax:             cfg.Mapping.MaxBytes,
+		maxWithdrawPercent: cfg.Mapping.MaxWithdrawPercent,
+		confirmAfter:       cfg.Mapping.WithdrawConfirmAfter,
+		load:               mapping.LoadMax,
+		watchState:         status.Watch{State: "off"},
+		loadedAt:           time.Now(),
+		metrics:            status.NewMetrics(),
 	}
 	if cfg.Mapping.Path != "" {
-		if digest, err := mapping.Digest(cfg.Mapping.Path); err == nil {
+		if digest, err := mapping.DigestMax(cfg.Mapping.Path, cfg.Mapping.MaxBytes); err == nil {
 			d.fileDigest = digest
 		}
 	}
@@ -210,8 +231,8 @@ func (d *Daemon) loop(ctx context.Context) {
 			}
 		case <-d.drain.timerC():
 			d.drain.finish(ctx)
-		case <-d.watch:
-			_, _ = d.reloadMapping(ctx, false)
+		case <-d.heldTimerC():
+			d.heldExpired(ctx)
 		case run := <-d.reqs:
 			run(ctx)
 		}
@@ -306,8 +327,15 @@ func call[T any](ctx context.Context, d *Daemon, what string, fn func(context.Co
 // SIGHUP does. On any error what is in force stays, and the error (a
 // fileerr.ErrorList for content problems) is returned and logged.
 func (d *Daemon) Reload(ctx context.Context) error {
-	_, err := call(ctx, d, "reload", d.reload)
+	_, err := d.reload(ctx, false)
 	return err
+}
+
+// ReloadConfirmed is Reload that also applies a mapping that withdraws more
+// of the announced routes than mapping.max-withdraw-percent allows
+// (`virtbgp reload --force`).
+func (d *Daemon) ReloadConfirmed(ctx context.Context) (string, error) {
+	return d.reload(ctx, true)
 }
 
 // Report returns the daemon's status report.
@@ -338,22 +366,30 @@ func (h handler) Undrain(ctx context.Context) (string, error) {
 }
 
 func (h handler) Reload(ctx context.Context) (string, error) {
-	return call(ctx, h.d, "reload", h.d.reload)
+	return h.d.reload(ctx, false)
 }
 
-// reload is SIGHUP: the config file, then the mapping. Runs in the main loop.
-func (d *Daemon) reload(ctx context.Context) (string, error) {
+func (h handler) ReloadForce(ctx context.Context) (string, error) {
+	return h.d.reload(ctx, true)
+}
+
+// reload is SIGHUP: the config file, then the mapping; confirm applies a
+// mapping that the mass-withdraw guard would hold. The config is read in
+// the main loop (it is small), the mapping outside it (loadMapping).
+func (d *Daemon) reload(ctx context.Context, confirm bool) (string, error) {
 	d.opts.Notifier.Reloading()
-	defer func() { d.ready(ctx, "") }()
+	defer func() {
+		_, _ = call(ctx, d, "ready", func(ctx context.Context) (struct{}, error) { d.ready(ctx, ""); return struct{}{}, nil })
+	}()
 	var notes []string
 	if d.cfg.File != "" {
-		n, err := d.reloadConfig(ctx)
+		n, err := call(ctx, d, "reload config", d.reloadConfig)
 		if err != nil {
 			return "", err
 		}
 		notes = append(notes, n...)
 	}
-	msg, err := d.reloadMapping(ctx, true)
+	msg, err := d.loadMapping(ctx, loadHow{reread: true, confirm: confirm})
 	if err != nil {
 		return "", err
 	}
@@ -411,73 +447,6 @@ func restartOnly(old, nc *config.Config) []string {
 	add(!reflect.DeepEqual(old.Mapping.Metadata, nc.Mapping.Metadata), "mapping.metadata")
 	add(!reflect.DeepEqual(old.Mapping.Nova, nc.Mapping.Nova), "mapping.nova")
 	return keys
-}
-
-// reloadMapping loads the mapping again and puts it in force. Unless force,
-// files that are unchanged, or that already failed, are not loaded again
-// (the file watcher must not retry a broken file in a loop). A mapping
-// whose content is the same as the one in force (contentDigest: only
-// layout, formatting, comments or lines changed) is put in force, so that
-// status shows the entries' new lines, but is not a new generation. Runs
-// in the main loop.
-func (d *Daemon) reloadMapping(ctx context.Context, force bool) (string, error) {
-	path := d.cfg.Mapping.Path
-	if path == "" {
-		return "no mapping file: the routes come from the domains' metadata", nil
-	}
-	digest, derr := mapping.Digest(path)
-	if !force && derr == nil && digest == d.fileDigest {
-		if !d.lastReload.OK && !d.lastReload.At.IsZero() {
-			// The files are back to what is in force: nothing is broken.
-			d.failedDigest = ""
-			d.recordReload(true, nil)
-			d.log.Info("mapping files match the mapping in force again", "generation", d.generation)
-		}
-		return "mapping unchanged", nil
-	}
-	if !force && derr == nil && digest == d.failedDigest {
-		return "mapping unchanged since the failed reload", nil
-	}
-	m, err := mapping.Load(path)
-	if err != nil {
-		d.failedDigest = digest
-		d.recordReload(false, err)
-		logProblems(d.log, "mapping reload rejected", err)
-		d.log.Warn("previous mapping stays in force", "path", path, "generation", d.generation)
-		return "", err
-	}
-	content := contentDigest(m)
-	change, err := d.rec.SetMapping(ctx, m)
-	if err != nil {
-		return "", fmt.Errorf("put the reloaded mapping in force: %w", err)
-	}
-	d.fileDigest, d.failedDigest = digest, ""
-	d.recordReload(true, nil)
-	if content == d.contentDigest {
-		d.log.Info("mapping reloaded", "generation", d.generation, "new_generation", false, "change", change.String(), "digest", content)
-		return fmt.Sprintf("mapping generation %d stays in force: same content", d.generation), nil
-	}
-	d.contentDigest = content
-	d.generation++
-	d.loadedAt = time.Now()
-	msg := fmt.Sprintf("mapping generation %d in force: %s", d.generation, change)
-	d.log.Info("mapping reloaded", "generation", d.generation, "new_generation", true, "change", change.String(), "digest", content)
-	return msg, nil
-}
-
-func (d *Daemon) recordReload(ok bool, err error) {
-	now := time.Now()
-	d.lastReload = status.Reload{At: now, OK: ok}
-	if err != nil {
-		if list := fileerr.Errors(err); len(list) > 0 {
-			for _, e := range list {
-				d.lastReload.Errors = append(d.lastReload.Errors, e.Error())
-			}
-		} else {
-			d.lastReload.Errors = []string{err.Error()}
-		}
-	}
-	d.metrics.ReloadResult(ok, now)
 }
 
 func logProblems(log *slog.Logger, msg string, err error) {

@@ -38,6 +38,8 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			VMs:        vms,
 			Routes:     routes,
 			LastReload: d.lastReload,
+			Held:       d.held,
+			Watch:      d.watchState,
 		},
 		Drain: status.Drain{State: snap.Drain, Since: d.drain.since},
 		Time:  time.Now(),

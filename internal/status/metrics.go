@@ -46,6 +46,8 @@ type Metrics struct {
 	reloadTimestamp   prometheus.Gauge
 	reloadOKTimestamp prometheus.Gauge
 	reloads           *prometheus.CounterVec
+	reloadHeld        prometheus.Gauge
+	watchOK           prometheus.Gauge
 
 	state *stateCollector
 }
@@ -105,6 +107,16 @@ func NewMetrics() *Metrics {
 			Name:      "mapping_reloads_total",
 			Help:      "Mapping loads and reloads by result (ok, or error when the new mapping was rejected).",
 		}, []string{"result"}),
+		reloadHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "mapping_reload_held_withdrawals",
+			Help:      "Routes a held mapping reload would withdraw (0: none held). A reload that withdraws more than mapping.max-withdraw-percent of the announced routes waits for `virtbgp reload --force` or for mapping.withdraw-confirm-after.",
+		}),
+		watchOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "mapping_watch_ok",
+			Help:      "1 if inotify watches every directory the mapping path goes through, 0 if a watch is lost and the mapping is polled instead (or mapping.watch is off).",
+		}),
 		state: newStateCollector(),
 	}
 	// Both results exist from the start, so that rate() and increase() see
@@ -123,6 +135,8 @@ func NewMetrics() *Metrics {
 		m.reloadTimestamp,
 		m.reloadOKTimestamp,
 		m.reloads,
+		m.reloadHeld,
+		m.watchOK,
 		m.state,
 	)
 	return m
@@ -169,6 +183,20 @@ func (m *Metrics) ReloadResult(ok bool, at time.Time) {
 	}
 	m.reloadSuccess.Set(0)
 	m.reloads.WithLabelValues(reloadError).Inc()
+}
+
+// ReloadHeld records that a mapping reload that would withdraw n routes is
+// held for confirmation (n = 0: none is).
+func (m *Metrics) ReloadHeld(n int) { m.reloadHeld.Set(float64(n)) }
+
+// WatchOK records whether the mapping watcher watches everything it should
+// (false: it polls).
+func (m *Metrics) WatchOK(ok bool) {
+	if ok {
+		m.watchOK.Set(1)
+	} else {
+		m.watchOK.Set(0)
+	}
 }
 
 // setSource makes the state series read from src, with at most timeout per

@@ -153,6 +153,31 @@ type Mapping struct {
 	VMs        int       `json:"vms"`
 	Routes     int       `json:"routes"`
 	LastReload Reload    `json:"last_reload"`
+	// Held is the reload held because it would withdraw too many routes,
+	// if any: confirm with `virtbgp reload --force`.
+	Held *HeldReload `json:"held,omitempty"`
+	// Watch is how the mapping's files are watched.
+	Watch Watch `json:"watch"`
+}
+
+// HeldReload is a mapping reload held for confirmation.
+type HeldReload struct {
+	Since     time.Time `json:"since"`
+	Withdraw  int       `json:"withdraw"`  // routes it would withdraw
+	Announced int       `json:"announced"` // of the routes announced now
+	// ApplyAt is when it is applied if its files stay unchanged (zero:
+	// only when confirmed).
+	ApplyAt time.Time `json:"apply_at,omitzero"`
+	Digest  string    `json:"digest"` // mapping.Digest of its files
+}
+
+// Watch is the state of the mapping watcher: "off" (mapping.watch: false
+// or no file), "ok" (inotify), or "polling" (a watch was lost or could not
+// be set; Error says why).
+type Watch struct {
+	State string   `json:"state"`
+	Dirs  []string `json:"dirs,omitempty"` // the directories watched
+	Error string   `json:"error,omitempty"`
 }
 
 // Reload is the result of the last reload attempt (zero if none yet).
@@ -160,7 +185,13 @@ type Reload struct {
 	At     time.Time `json:"at,omitzero"`
 	OK     bool      `json:"ok"`
 	Errors []string  `json:"errors,omitempty"` // "file:line: problem" each
+	// MoreErrors counts the problems left out of Errors, which keeps the
+	// first MaxReloadErrors.
+	MoreErrors int `json:"more_errors,omitempty"`
 }
+
+// MaxReloadErrors is how many problems of a failed reload a report keeps.
+const MaxReloadErrors = 20
 
 // Drain is the host's drain state: "none", "draining" or "drained" in JSON,
 // and since when.

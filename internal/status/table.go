@@ -153,12 +153,26 @@ func writeHeader(w io.Writer, r Report, now time.Time) {
 		row(tw, "Last reload:", last.At.Format(tableTime)+" ok")
 	default:
 		row(tw, "Last reload:", fmt.Sprintf("%s FAILED, generation %d stays in force (%s)",
-			last.At.Format(tableTime), m.Generation, plural(len(last.Errors), "problem")))
+			last.At.Format(tableTime), m.Generation, plural(len(last.Errors)+last.MoreErrors, "problem")))
+	}
+	if h := m.Held; h != nil {
+		when := "confirm with `virtbgp reload --force`"
+		if !h.ApplyAt.IsZero() {
+			when += ", or applied at " + h.ApplyAt.Format(tableTime) + " if the files stay unchanged"
+		}
+		row(tw, "Held reload:", fmt.Sprintf("since %s: would withdraw %d of %d announced routes; %s",
+			h.Since.Format(tableTime), h.Withdraw, h.Announced, when))
+	}
+	if m.Watch.State == "polling" {
+		row(tw, "Mapping watch:", "polling: "+m.Watch.Error)
 	}
 	_ = tw.Flush()
 	if !last.At.IsZero() && !last.OK {
 		for _, e := range last.Errors {
 			fmt.Fprintf(w, "  %s\n", e)
+		}
+		if last.MoreErrors > 0 {
+			fmt.Fprintf(w, "  ... and %d more\n", last.MoreErrors)
 		}
 	}
 }
