@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/virtbgp/virtbgp/fileerr"
 )
 
 // reservedRange is a range of addresses that must never be announced for a
@@ -67,22 +69,22 @@ func parsePrefix(s string) (netip.Prefix, string) {
 	var p netip.Prefix
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		if strings.IndexByte(s[:i], '%') >= 0 {
-			return p, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(s))
+			return p, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(fileerr.Clip(s, maxQuoted)))
 		}
 		var err error
 		if p, err = netip.ParsePrefix(s); err != nil {
-			return p, fmt.Sprintf("invalid IP prefix %q", s)
+			return p, fmt.Sprintf("invalid IP prefix %s", q(s))
 		}
 		if m := p.Masked(); m != p {
-			return p, fmt.Sprintf("%s has host bits set (the prefix is %s)", s, m)
+			return p, fmt.Sprintf("%s has host bits set (the prefix is %s)", p, m)
 		}
 	} else {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return p, fmt.Sprintf("invalid IP address %q", s)
+			return p, fmt.Sprintf("invalid IP address %s", q(s))
 		}
 		if a.Zone() != "" {
-			return p, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(s))
+			return p, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(fileerr.Clip(s, maxQuoted)))
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
@@ -99,10 +101,10 @@ func parsePrefix(s string) (netip.Prefix, string) {
 func parseNextHop(s string) (netip.Addr, string) {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return a, fmt.Sprintf("want \"self\" or an IP address, got %q", s)
+		return a, fmt.Sprintf("want \"self\" or an IP address, got %s", q(s))
 	}
 	if a.Zone() != "" {
-		return a, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(s))
+		return a, fmt.Sprintf("%s: IPv6 zones are not allowed", printable(fileerr.Clip(s, maxQuoted)))
 	}
 	if r, bad := reservedOverlap(netip.PrefixFrom(a, a.BitLen())); bad {
 		return a, fmt.Sprintf("%s is a reserved address (%s)", a, r.why)

@@ -220,7 +220,7 @@ func parseFields[T any](value, noun, want string, parse func(string) (T, bool)) 
 	for f := range strings.FieldsSeq(value) {
 		v, ok := parse(f)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("invalid %s %q (want %s)", noun, f, want))
+			problems = append(problems, fmt.Sprintf("invalid %s %s (want %s)", noun, q(f), want))
 			continue
 		}
 		list = append(list, v)
@@ -314,7 +314,7 @@ func (x *Attributes) level() (attrs, error) {
 func ParseCommunity(s string) (uint32, error) {
 	c, ok := parseCommunity(s)
 	if !ok {
-		return 0, fmt.Errorf("invalid community %q (want %s)", s, wantCommunity)
+		return 0, fmt.Errorf("invalid community %s (want %s)", q(s), wantCommunity)
 	}
 	return c, nil
 }
@@ -324,7 +324,7 @@ func ParseCommunity(s string) (uint32, error) {
 func ParseLargeCommunity(s string) (LargeCommunity, error) {
 	c, ok := parseLargeCommunity(s)
 	if !ok {
-		return LargeCommunity{}, fmt.Errorf("invalid large community %q (want %s)", s, wantLargeCommunity)
+		return LargeCommunity{}, fmt.Errorf("invalid large community %s (want %s)", q(s), wantLargeCommunity)
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
 )
 
@@ -154,8 +155,16 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
+// maxQuoted bounds a value quoted in a message: a huge value is cut, so
+// that messages (log lines, status) stay small.
+const maxQuoted = 64
+
+// q quotes a value for a message, cut to maxQuoted bytes.
+func q(s string) string { return strconv.Quote(fileerr.Clip(s, maxQuoted)) }
+
 // vmWhat names the entry with this key in messages: vm "web-01".
 func vmWhat(key string) string {
+	key = fileerr.Clip(key, maxQuoted)
 	for i := 0; i < len(key); i++ {
 		if c := key[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
 			return "vm " + strconv.Quote(key)

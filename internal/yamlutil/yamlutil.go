@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -57,14 +58,14 @@ func (r *Reader) Parse(data []byte) *yaml.Node {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		r.syntax(err)
+		r.syntax(err, data)
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		r.Errorf(&extra, "more than one YAML document in the file")
 	} else if !errors.Is(err, io.EOF) {
-		r.syntax(err) // a broken second document is still an error
+		r.syntax(err, data) // a broken second document is still an error
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil
@@ -75,15 +76,51 @@ func (r *Reader) Parse(data []byte) *yaml.Node {
 // syntax records a yaml.v3 syntax error. yaml.v3 leaves the line out of
 // errors on the first line (and of a few others); those are put on line 1 so
 // that every problem has a line.
-func (r *Reader) syntax(err error) {
+//
+// yaml.v3 gives no line for bytes it refuses (a NUL, a control character,
+// bad UTF-8); those are put on the line of the first such byte in data.
+func (r *Reader) syntax(err error, data []byte) {
 	msg := err.Error()
 	if m := syntaxLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		r.Errs = append(r.Errs, fileerr.Error{File: r.File, Line: line, Msg: "YAML syntax: " + m[2]})
 		return
 	}
-	r.Errs = append(r.Errs, fileerr.Error{File: r.File, Line: 1, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")})
+	line := 1
+	if at := badByte(data); at >= 0 {
+		line += bytes.Count(data[:at], []byte{'\n'})
+	}
+	r.Errs = append(r.Errs, fileerr.Error{File: r.File, Line: line, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")})
 }
+
+// badByte returns the offset of the first byte that YAML does not allow
+// in a document (bad UTF-8, or a control character other than tab, line
+// feed and carriage return), or -1.
+func badByte(data []byte) int {
+	for i := 0; i < len(data); {
+		c := data[i]
+		if c < utf8.RuneSelf {
+			if (c < ' ' && c != '\t' && c != '\n' && c != '\r') || c == 0x7f {
+				return i
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 || (r >= 0x80 && r < 0xa0) || r == 0xfffe || r == 0xffff {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// MaxQuoted bounds a value quoted in a message (Describe, Quote): a huge
+// value is cut, so that log lines and status stay small.
+const MaxQuoted = 64
+
+// Quote quotes a value for a message, cut to MaxQuoted bytes.
+func Quote(s string) string { return strconv.Quote(fileerr.Clip(s, MaxQuoted)) }
 
 // Field is one allowed key of a YAML mapping and what to do with its value.
 type Field struct {
@@ -112,7 +149,7 @@ func (r *Reader) MapFunc(n *yaml.Node, what func() string, fields ...Field) {
 			continue
 		}
 		if prev, dup := seen[k.Value]; dup {
-			r.Errorf(k, "%s: duplicate key %q (first at line %d)", what(), k.Value, prev)
+			r.Errorf(k, "%s: duplicate key %s (first at line %d)", what(), Quote(k.Value), prev)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -122,7 +159,7 @@ func (r *Reader) MapFunc(n *yaml.Node, what func() string, fields ...Field) {
 			for j, f := range fields {
 				keys[j] = f.Key
 			}
-			r.Errorf(k, "%s: unknown key %q (allowed: %s)", what(), k.Value, strings.Join(keys, ", "))
+			r.Errorf(k, "%s: unknown key %s (allowed: %s)", what(), Quote(k.Value), strings.Join(keys, ", "))
 			continue
 		}
 		if r.noAlias(v) {
@@ -144,7 +181,7 @@ func (r *Reader) Pairs(n *yaml.Node, what string, do func(key, value *yaml.Node)
 			continue
 		}
 		if prev, dup := seen[k.Value]; dup {
-			r.Errorf(k, "%s: duplicate key %q (first at line %d)", what, k.Value, prev)
+			r.Errorf(k, "%s: duplicate key %s (first at line %d)", what, Quote(k.Value), prev)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -207,6 +244,7 @@ func (r *Reader) kind(n *yaml.Node, k yaml.Kind, what, want string) bool {
 // Describe names what a node holds, for messages: "a list", "a mapping",
 // "the string \"x\"", "null".
 func Describe(n *yaml.Node) string {
+	v := fileerr.Clip(n.Value, MaxQuoted)
 	switch n.Kind {
 	case yaml.SequenceNode:
 		return "a list"
@@ -219,12 +257,12 @@ func Describe(n *yaml.Node) string {
 		case "!!null":
 			return "null"
 		case "!!str":
-			return strconv.Quote(n.Value)
+			return strconv.Quote(v)
 		}
-		if q := strconv.Quote(n.Value); q[1:len(q)-1] != n.Value {
+		if q := strconv.Quote(v); q[1:len(q)-1] != v {
 			return q // keep a message on one line
 		}
-		return n.Value
+		return v
 	}
 	return "nothing"
 }
