@@ -159,21 +159,26 @@ func holdReload(withdraw, announced, maxPercent int) bool {
 	return int64(withdraw)*100 > int64(maxPercent)*int64(announced)
 }
 
-// withdrawals counts the announced routes that come from the mapping file
-// and that m does not map to the same entry any more, and all the
-// announced routes.
+// withdrawals counts the announced routes from the mapping file that m
+// would withdraw without a replacement: for each domain, how many fewer
+// routes m gives it than it has announced (a route moved to another IP is
+// not a withdrawal, an entry removed is). announced is every announced
+// route.
 func (d *Daemon) withdrawals(ctx context.Context, m *mapping.Mapping) (withdraw, announced int, err error) {
 	snap, err := d.rec.Snapshot(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
+	type dom struct{ name, uuid string }
+	have := map[dom]int{}
 	for _, w := range snap.Announced {
-		if w.Source != reconcile.SourceFile && w.Source != "" {
-			continue
+		if w.Source == reconcile.SourceFile || w.Source == "" {
+			have[dom{w.Domain, w.UUID}]++
 		}
-		if key, ok := m.Owner(w.Route.Prefix); !ok || key != w.VM {
-			withdraw++
-		}
+	}
+	for k, n := range have {
+		_, routes := m.Lookup(k.name, k.uuid)
+		withdraw += max(0, n-len(routes))
 	}
 	return withdraw, len(snap.Announced), nil
 }

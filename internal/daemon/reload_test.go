@@ -44,14 +44,26 @@ vms:
 // their state from it as the status endpoint makes them.
 func startTestDaemon(t *testing.T, mappingText string) (*Daemon, string, *vbtest.SyncBuffer) {
 	t.Helper()
+	return startTestDaemonWith(t, mappingText, "{path: mapping.yaml, watch: false}", nil, nil)
+}
+
+// startTestDaemonWith is startTestDaemon with the config's mapping section
+// (its paths relative to the test's directory), a function that makes
+// more files in that directory before the daemon starts, and one that
+// changes the daemon before it runs (nil: none).
+func startTestDaemonWith(t *testing.T, mappingText, mappingSection string, setup func(dir string), prepare func(*Daemon)) (*Daemon, string, *vbtest.SyncBuffer) {
+	t.Helper()
 	dir := t.TempDir()
+	if setup != nil {
+		setup(dir)
+	}
 	mp := filepath.Join(dir, "mapping.yaml")
 	writeTestFile(t, mp, mappingText)
 	cp := filepath.Join(dir, "virtbgp.yaml")
 	writeTestFile(t, cp, `version: 1
 libvirt: {uri: "test:///default"}
 bgp: {asn: 65001, router-id: 192.0.2.1, peers: []}
-mapping: {path: mapping.yaml, watch: false}
+mapping: `+mappingSection+`
 resync-interval: 0
 state-dir: state
 control: {socket: control.sock}
@@ -68,6 +80,9 @@ control: {socket: control.sock}
 	d, err := New(cfg, m, log, Options{StopBGP: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(d)
 	}
 	status.NewServer("127.0.0.1:0", d.Report, d.metrics, log) // not started: it gives the metrics their source
 	ctx, cancel := context.WithCancel(context.Background())
