@@ -53,6 +53,7 @@ fuzz: deps
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMetadata$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseNova$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
+	$(GO) test -run='^$$' -fuzz='^FuzzHoldReload$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/daemon/
 
 clean:
 	rm -rf bin
