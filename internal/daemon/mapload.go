@@ -68,11 +68,15 @@ func (d *Daemon) loadMapping(ctx context.Context, how loadHow) (string, error) {
 	}
 	start := time.Now()
 	m, lerr := d.load(path, d.mapMax)
+	var content string
+	if lerr == nil {
+		content = contentDigest(m) // pure, and as slow as the mapping is big
+	}
 	if time.Since(start) > bigLoad {
 		debug.FreeOSMemory()
 	}
 	return call(ctx, d, "reload mapping", func(ctx context.Context) (string, error) {
-		return d.applyMapping(ctx, m, lerr, digest, how)
+		return d.applyMapping(ctx, m, content, lerr, digest, how)
 	})
 }
 
@@ -108,7 +112,8 @@ func (d *Daemon) skipLoad(digest string, ok bool, how loadHow) string {
 
 // applyMapping decides in the main loop on a loaded mapping (or its load
 // error) and puts it in force.
-func (d *Daemon) applyMapping(ctx context.Context, m *mapping.Mapping, lerr error, digest string, how loadHow) (string, error) {
+// content is m's contentDigest.
+func (d *Daemon) applyMapping(ctx context.Context, m *mapping.Mapping, content string, lerr error, digest string, how loadHow) (string, error) {
 	path := d.mapPath
 	if lerr != nil {
 		d.failedDigest = digest
@@ -126,7 +131,6 @@ func (d *Daemon) applyMapping(ctx context.Context, m *mapping.Mapping, lerr erro
 			return "", d.hold(digest, withdraw, announced)
 		}
 	}
-	content := contentDigest(m)
 	change, err := d.rec.SetMapping(ctx, m)
 	if err != nil {
 		return "", fmt.Errorf("put the reloaded mapping in force: %w", err)
