@@ -38,7 +38,7 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			VMs:        vms,
 			Routes:     routes,
 			LastReload: d.lastReload,
-			Held:       d.held,
+			Held:       heldCopy(d.held),
 			Watch:      d.watchState,
 		},
 		Drain: status.Drain{State: snap.Drain, Since: d.drain.since},
@@ -143,4 +143,14 @@ func reportRoute(w reconcile.Want) status.Route {
 		out.LargeCommunities = append(out.LargeCommunities, c.String())
 	}
 	return out
+}
+
+// heldCopy copies the held reload for a report, which outlives the main
+// loop's turn.
+func heldCopy(h *status.HeldReload) *status.HeldReload {
+	if h == nil {
+		return nil
+	}
+	c := *h
+	return &c
 }
