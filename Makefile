@@ -25,11 +25,11 @@ build: deps
 # The demo: libvirt's in-process test driver (its domain "test" is running)
 # and the example mapping; watch the log announce the test domain's IPs.
 run: build
-	$(BIN) check --config examples/virtbgp.yaml
-	$(BIN) run --config examples/virtbgp.yaml
+	$(BIN) check --config examples/demo.yaml
+	$(BIN) run --config examples/demo.yaml
 
 check: build
-	$(BIN) check --config examples/virtbgp.yaml
+	$(BIN) check --config examples/demo.yaml
 
 vet: deps
 	$(GO) vet ./...

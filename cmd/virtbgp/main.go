@@ -168,6 +168,9 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "config %s: ok (AS %d, router-id %s, %d peer(s), libvirt %s)\n",
 			cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
+		for _, w := range hostWarnings(cfg) {
+			fmt.Fprintf(stderr, "config %s: warning: %s\n", cfgPath, w)
+		}
 		if md := cfg.Mapping.Metadata; md.Enabled {
 			fmt.Fprintf(stdout, "metadata: virtbgp's element, claims allowed in %v\n", md.Allow.Prefixes)
 		}
@@ -239,6 +242,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 			printErrors(stderr, "mapping "+cfg.Mapping.Path, err)
 			return 1
 		}
+	}
+	for _, w := range hostWarnings(cfg) {
+		log.Warn("config works against a host install", "config", cfg.File, "warning", w)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
