@@ -172,8 +172,8 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stdout, stderr)
 	cfgPath := fs.String("config", defaultConfig, "daemon config `file`")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	format := fs.String("log-format", "text", "log format: text or json")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log `format`: text or json")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
