@@ -31,6 +31,7 @@ install -D -m 0644 packaging/deb/copyright "$doc/copyright"
 	printf ' -- virtbgp maintainers <virtbgp@users.noreply.github.com>  %s\n' \
 		"$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
 } | gzip -9n >"$doc/changelog.Debian.gz"
+install -D -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/virtbgp"
 
 # Run-time libraries, as dpkg-shlibdeps finds them (libvirt0, libc6); it
 # wants a debian/control beside it.
