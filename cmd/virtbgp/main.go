@@ -154,19 +154,32 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+// newLogger returns the daemon's logger writing to w. With journal (w is
+// the stream systemd connects to the journal), each line starts with its
+// syslog priority, so that journalctl -p warning shows warnings and errors,
+// and the text format leaves out the time, which the journal records.
+func newLogger(w io.Writer, level, format string, journal bool) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var newHandler func(io.Writer) slog.Handler
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		if journal {
+			opts.ReplaceAttr = dropTime
+		}
+		newHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, opts) }
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		newHandler = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, opts) }
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", format)
 	}
-	return nil, fmt.Errorf("log format %q: want text or json", format)
+	if journal {
+		return slog.New(newJournalHandler(w, newHandler)), nil
+	}
+	return slog.New(newHandler(w)), nil
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
@@ -180,7 +193,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if code, ok := noArgs(fs); !ok {
 		return code
 	}
-	log, err := newLogger(stderr, *level, *format)
+	f, _ := stderr.(*os.File)
+	log, err := newLogger(stderr, *level, *format, stderrIsJournal(f, os.Getenv("JOURNAL_STREAM")))
 	if err != nil {
 		return usageError(fs, "%v", err)
 	}
