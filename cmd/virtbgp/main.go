@@ -232,7 +232,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log.Info("starting", "version", versionString(), "config", cfg.File, "asn", cfg.BGP.ASN,
 		"router_id", cfg.BGP.RouterID, "peers", len(cfg.BGP.Peers), "libvirt", cfg.Libvirt.URI,
 		"mapping", cfg.Mapping.Path, "vms", vms, "routes", routes)
-	d, err := daemon.New(cfg, m, log, daemon.Options{Version: strings.TrimPrefix(versionString(), "virtbgp "), Notifier: notify.New(log.With("part", "systemd"))})
+	d, err := daemon.New(cfg, m, log, daemon.Options{Version: currentBuild().Version, Revision: currentBuild().Commit, Notifier: notify.New(log.With("part", "systemd"))})
 	if err != nil {
 		log.Error("virtbgp cannot start", "error", err)
 		return 1
