@@ -54,7 +54,7 @@ func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 		if d.State == reconcile.StatePaused {
 			d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(r.reason), r.jobOperation)
 		}
-		claims, err := a.meta.claims(uuid, r.name, r.state, true, r.metadata)
+		claims, err := a.meta.claims(uuid, r.name, r.state, true, a.meta.counted(r.metadata))
 		if err != nil {
 			return err
 		}
@@ -170,6 +170,16 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain, force bool) (reconcile.
 	if err != nil {
 		return reconcile.Domain{}, false, fmt.Errorf("libvirt: read name of domain %s: %w", uuid, err)
 	}
+	get := a.meta.counted(func(ns string) (string, error) {
+		return dom.GetMetadata(lv.DOMAIN_METADATA_ELEMENT, ns, lv.DOMAIN_AFFECT_LIVE)
+	})
+	if !force && a.meta.willRead(uuid, name) {
+		// An event that can change the metadata (a start, an incoming
+		// migration, an edit): read it beside the state, not after.
+		var wait func()
+		get, wait = a.meta.prefetch(get)
+		defer wait()
+	}
 	st, reason, err := dom.GetState()
 	if err != nil {
 		if errors.Is(err, lv.ERR_NO_DOMAIN) {
@@ -192,9 +202,7 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain, force bool) (reconcile.
 			return job.Operation, true
 		})
 	}
-	claims, err := a.meta.claims(uuid, name, st, force, func(ns string) (string, error) {
-		return dom.GetMetadata(lv.DOMAIN_METADATA_ELEMENT, ns, lv.DOMAIN_AFFECT_LIVE)
-	})
+	claims, err := a.meta.claims(uuid, name, st, force, get)
 	if err != nil {
 		return reconcile.Domain{}, false, a.callFailed(s, fmt.Sprintf("read metadata of domain %s (%s)", name, uuid), err)
 	}

@@ -32,7 +32,7 @@ type MetadataConfig struct {
 func WithMetadata(c MetadataConfig) Option {
 	return func(a *Adapter) {
 		if c.Virtbgp || c.Nova {
-			a.meta = &metaCache{cfg: c, gen: map[string]uint64{}, entries: map[string]metaEntry{}}
+			a.meta = &metaCache{cfg: c, gen: map[string]uint64{}, entries: map[string]metaEntry{}, down: map[string]bool{}}
 		}
 	}
 }
@@ -51,7 +51,8 @@ type metaCache struct {
 	mu      sync.Mutex
 	gen     map[string]uint64 // by UUID: bumped by the events that can change the metadata
 	entries map[string]metaEntry
-	reads   uint64 // GetMetadata calls made, for tests and benchmarks
+	down    map[string]bool // by UUID: stopped or undefined by the last event seen
+	reads   uint64          // GetMetadata calls made, for tests and benchmarks
 }
 
 // metaEntry is the claims read at one generation of a domain.
@@ -65,7 +66,8 @@ type metaEntry struct {
 // namespace: the element as libvirt returns it, or an error.
 type getMetadataFunc func(ns string) (string, error)
 
-// touch makes the cached claims of uuid stale; forget also drops them.
+// touch makes the cached claims of uuid stale; forget also drops them,
+// and marks the domain down until it starts again.
 func (c *metaCache) touch(uuid string, forget bool) {
 	if c == nil {
 		return
@@ -75,15 +77,29 @@ func (c *metaCache) touch(uuid string, forget bool) {
 	c.gen[uuid]++
 	if forget {
 		delete(c.entries, uuid)
+		c.down[uuid] = true
 	}
+}
+
+// up clears the down mark of uuid: it started.
+func (c *metaCache) up(uuid string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.down, uuid)
 }
 
 // onEvent makes the claims of uuid stale on the lifecycle events that can
 // change a domain's live metadata.
 func (c *metaCache) onEvent(uuid string, ev lv.DomainEventType, detail int) {
 	switch ev {
-	case lv.DOMAIN_EVENT_DEFINED, lv.DOMAIN_EVENT_STARTED:
+	case lv.DOMAIN_EVENT_DEFINED:
 		c.touch(uuid, false)
+	case lv.DOMAIN_EVENT_STARTED:
+		c.touch(uuid, false)
+		c.up(uuid)
 	case lv.DOMAIN_EVENT_RESUMED:
 		switch lv.DomainEventResumedDetailType(detail) {
 		case lv.DOMAIN_EVENT_RESUMED_MIGRATED, lv.DOMAIN_EVENT_RESUMED_POSTCOPY:
@@ -116,10 +132,9 @@ func (c *metaCache) claims(uuid, name string, st lv.DomainState, force bool, get
 	if ok && !force && e.gen == g && e.name == name {
 		return e.claims, nil
 	}
-	claims, reads, err := c.read(name, get)
+	claims, err := c.read(name, get)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reads += reads
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +143,62 @@ func (c *metaCache) claims(uuid, name string, st lv.DomainState, force bool, get
 	}
 	c.entries[uuid] = metaEntry{gen: g, name: name, claims: claims}
 	return claims, nil
+}
+
+// willRead reports whether claims, called next for the domain (uuid,
+// name) without force, will read its metadata: the cached claims are
+// missing or stale, and the last event did not say the domain stopped
+// (then it has no live metadata to read).
+func (c *metaCache) willRead(uuid, name string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down[uuid] {
+		return false
+	}
+	e, ok := c.entries[uuid]
+	return !ok || e.gen != c.gen[uuid] || e.name != name
+}
+
+// prefetch starts reading the enabled elements with get, each in its own
+// goroutine (libvirt's client multiplexes calls on one connection), so
+// that the reads run beside the state read that claims waits for. It
+// returns the getMetadataFunc that claims takes, which waits for the read
+// of its namespace, and wait, which waits for them all: the caller must
+// call it before get's domain object is freed.
+func (c *metaCache) prefetch(get getMetadataFunc) (getMetadataFunc, func()) {
+	type result struct {
+		text string
+		err  error
+	}
+	var wg sync.WaitGroup
+	results := map[string]*result{}
+	for _, ns := range c.namespaces() {
+		r := &result{}
+		results[ns] = r
+		wg.Go(func() { r.text, r.err = get(ns) })
+	}
+	return func(ns string) (string, error) {
+		wg.Wait()
+		if r, ok := results[ns]; ok {
+			return r.text, r.err
+		}
+		return get(ns)
+	}, wg.Wait
+}
+
+// namespaces lists the namespaces of the elements read.
+func (c *metaCache) namespaces() []string {
+	var ns []string
+	if c.cfg.Virtbgp {
+		ns = append(ns, mapping.MetadataNS)
+	}
+	if c.cfg.Nova {
+		ns = append(ns, mapping.NovaNS)
+	}
+	return ns
 }
 
 // prune drops the entries and generations of the domains not in keep.
@@ -145,6 +216,11 @@ func (c *metaCache) prune(keep map[string]bool) {
 	for u := range c.gen {
 		if !keep[u] {
 			delete(c.gen, u)
+		}
+	}
+	for u := range c.down {
+		if !keep[u] {
+			delete(c.down, u)
 		}
 	}
 }
@@ -174,14 +250,12 @@ func (c *metaCache) Reads() uint64 {
 }
 
 // read reads and parses the enabled elements of the domain named name.
-func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, uint64, error) {
+func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, error) {
 	var out reconcile.Claims
-	var reads uint64
 	if c.cfg.Virtbgp {
-		reads++
 		text, found, err := getElement(get, mapping.MetadataNS)
 		if err != nil {
-			return nil, reads, err
+			return nil, err
 		}
 		if found {
 			m, err := c.cfg.Options.Parse(name, []byte(text))
@@ -194,10 +268,9 @@ func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, u
 		}
 	}
 	if c.cfg.Nova {
-		reads++
 		text, found, err := getElement(get, mapping.NovaNS)
 		if err != nil {
-			return nil, reads, err
+			return nil, err
 		}
 		if found {
 			inst, err := mapping.ParseNova(name, []byte(text))
@@ -215,9 +288,23 @@ func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, u
 		}
 	}
 	if out.Metadata == nil && out.Nova == nil {
-		return nil, reads, nil
+		return nil, nil
 	}
-	return &out, reads, nil
+	return &out, nil
+}
+
+// counted is get counting its calls in Reads. Only the calls that reach
+// libvirt go through it.
+func (c *metaCache) counted(get getMetadataFunc) getMetadataFunc {
+	if c == nil || get == nil {
+		return get
+	}
+	return func(ns string) (string, error) {
+		c.mu.Lock()
+		c.reads++
+		c.mu.Unlock()
+		return get(ns)
+	}
 }
 
 // getElement reads one element; found is false when the domain has none

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -182,5 +183,50 @@ func TestMetadataOffReadsNothing(t *testing.T) {
 	d, _, err := a.Domain(context.Background(), uuid)
 	if err != nil || d.Claims != nil || a.MetadataReads() != 0 {
 		t.Errorf("claims %+v, reads %d, err %v; want none", d.Claims, a.MetadataReads(), err)
+	}
+}
+
+// TestMetadataReadOnlyWhenItCanChange: a start reads the live metadata
+// (beside the state, internal/libvirt/domains.go), a stop reads nothing
+// (a stopped domain has no live metadata), and the next start reads again.
+func TestMetadataReadOnlyWhenItCanChange(t *testing.T) {
+	a, _ := startAdapter(t, testURI, slog.LevelDebug, WithMetadata(testMetaConfig()))
+	c := openConn(t, testURI)
+	dom, err := c.DomainDefineXML(domainXML(uniqueName(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	defer func() { _ = dom.Undefine() }()
+	if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, `<vm><ip prefix="198.51.100.2"/></vm>`, mapping.MetadataKey, mapping.MetadataNS, lv.DOMAIN_AFFECT_CONFIG); err != nil {
+		t.Fatal(err)
+	}
+	uuid := strings.ToLower(domUUID(t, dom))
+	ctx := context.Background()
+	turn := func(what, event, want string, wantReads uint64) {
+		t.Helper()
+		waitMetaHint(t, a, uuid, event)
+		before := a.MetadataReads()
+		d, found, err := a.Domain(ctx, uuid)
+		if err != nil || !found {
+			t.Fatalf("%s: Domain: found %v, %v", what, found, err)
+		}
+		if got := claimPrefixes(d.Claims); got != want {
+			t.Errorf("%s: claims %q, want %q", what, got, want)
+		}
+		if n := a.MetadataReads() - before; n != wantReads {
+			t.Errorf("%s: %d metadata reads, want %d", what, n, wantReads)
+		}
+	}
+	for i := range 2 {
+		if err := dom.Create(); err != nil {
+			t.Fatal(err)
+		}
+		// Both elements are read: virtbgp's and Nova's (absent).
+		turn(fmt.Sprintf("start %d", i+1), "Started Booted", "metadata: 198.51.100.2/32", 2)
+		if err := dom.Destroy(); err != nil {
+			t.Fatal(err)
+		}
+		turn(fmt.Sprintf("stop %d", i+1), "Stopped Destroyed", "", 0)
 	}
 }
