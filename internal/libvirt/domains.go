@@ -54,7 +54,7 @@ func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 		if d.State == reconcile.StatePaused {
 			d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(r.reason), r.jobOperation)
 		}
-		claims, err := a.meta.claims(uuid, r.name, r.state, true, a.meta.counted(r.metadata))
+		claims, _, err := a.meta.claims(uuid, r.name, r.state, true, a.meta.counted(r.metadata), a.meta.counted(r.configMetadata))
 		if err != nil {
 			return err
 		}
@@ -170,15 +170,25 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain, force bool) (reconcile.
 	if err != nil {
 		return reconcile.Domain{}, false, fmt.Errorf("libvirt: read name of domain %s: %w", uuid, err)
 	}
-	get := a.meta.counted(func(ns string) (string, error) {
-		return dom.GetMetadata(lv.DOMAIN_METADATA_ELEMENT, ns, lv.DOMAIN_AFFECT_LIVE)
-	})
-	if !force && a.meta.willRead(uuid, name) {
-		// An event that can change the metadata (a start, an incoming
-		// migration, an edit): read it beside the state, not after.
+	read := func(flags lv.DomainModificationImpact) getMetadataFunc {
+		return a.meta.counted(func(ns string) (string, error) {
+			return dom.GetMetadata(lv.DOMAIN_METADATA_ELEMENT, ns, flags)
+		})
+	}
+	live, config := read(lv.DOMAIN_AFFECT_LIVE), read(lv.DOMAIN_AFFECT_CONFIG)
+	if !force {
+		// After an event that can change the metadata (a start, a stop,
+		// an incoming migration, an edit), read it beside the state, not
+		// after.
 		var wait func()
-		get, wait = a.meta.prefetch(get)
-		defer wait()
+		switch readLive, readConfig := a.meta.willRead(uuid, name); {
+		case readLive:
+			live, wait = a.meta.prefetch(live)
+			defer wait()
+		case readConfig:
+			config, wait = a.meta.prefetch(config)
+			defer wait()
+		}
 	}
 	st, reason, err := dom.GetState()
 	if err != nil {
@@ -202,9 +212,14 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain, force bool) (reconcile.
 			return job.Operation, true
 		})
 	}
-	claims, err := a.meta.claims(uuid, name, st, force, get)
+	claims, verify, err := a.meta.claims(uuid, name, st, force, live, config)
 	if err != nil {
 		return reconcile.Domain{}, false, a.callFailed(s, fmt.Sprintf("read metadata of domain %s (%s)", name, uuid), err)
+	}
+	if verify {
+		// Taken from the persistent definition at its boot: the next
+		// pass reads the live one.
+		a.offer(reconcile.Hint{UUID: uuid, Name: name, Event: "Metadata Verify"})
 	}
 	d.Claims = claims
 	return d, true, nil
