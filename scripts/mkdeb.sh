@@ -19,7 +19,7 @@ root="$work/root"
 
 # The binary: position-independent, without the symbol table (Go's stack
 # traces keep working), with the build's commit; the rest as `make install`.
-make --no-print-directory install DESTDIR="$root" \
+make --no-print-directory install DESTDIR="$root" BIN="$work/virtbgp" \
 	BUILDFLAGS="-trimpath -buildmode=pie" EXTRA_LDFLAGS="-s -w" >&2
 
 doc="$root/usr/share/doc/virtbgp"
