@@ -132,6 +132,31 @@ func TestPackage(t *testing.T) {
 		}
 	})
 
+	t.Run("an operator's edit survives a reinstall", func(t *testing.T) {
+		const cfg = "/etc/virtbgp/virtbgp.yaml"
+		data, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited := append(data, "# edited by the operator\n"...)
+		if err := os.WriteFile(cfg, edited, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, errs, err := run(t, "dpkg", "-i", "--force-confold", deb); err != nil {
+			t.Fatalf("dpkg -i again: %v\n%s", err, errs)
+		}
+		if got, _ := os.ReadFile(cfg); !bytes.Equal(got, edited) {
+			t.Errorf("the reinstall replaced the edited %s", cfg)
+		}
+	})
+
+	// Drain state, as virtbgp leaves it: the purge removes it.
+	if err := os.MkdirAll("/var/lib/virtbgp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/var/lib/virtbgp/drain.json", []byte(`{"state":"drained"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, errs, err := run(t, "dpkg", "--purge", "virtbgp"); err != nil {
 		t.Fatalf("dpkg --purge: %v\n%s", err, errs)
 	}
