@@ -78,15 +78,18 @@ var (
 	mdLink = regexp.MustCompile(`\[([^\]]+)\]\([^)]+\)`)
 	mdCode = regexp.MustCompile("`([^`]*)`")
 	mdBold = regexp.MustCompile(`\*\*([^*]+)\*\*`)
+	mdEm   = regexp.MustCompile(`\*([A-Za-z][^*]*[A-Za-z])\*`)
 )
 
 // roffText escapes text for roff and turns README markdown inline markup
-// into plain text: links to their text, code and bold to bold.
+// into plain text: links to their text, code and bold to bold, emphasis
+// to italics.
 func roffText(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\e`)
 	s = strings.ReplaceAll(s, "-", `\-`)
 	s = mdLink.ReplaceAllString(s, "$1")
 	s = mdBold.ReplaceAllString(s, `\fB$1\fR`)
+	s = mdEm.ReplaceAllString(s, `\fI$1\fR`)
 	s = mdCode.ReplaceAllString(s, `\fB$1\fR`)
 	var b strings.Builder
 	for _, line := range strings.Split(s, "\n") {
