@@ -268,3 +268,46 @@ func TestMetadataReadOnlyWhenItCanChange(t *testing.T) {
 	turn("create over it, verified", "Metadata Verify", "metadata: 198.51.100.4/32", 2)
 	do(other.Destroy)
 }
+
+// TestMetadataResyncReadsShutOffDefinitions: a full resync (Domains) reads
+// the persistent definition of a shut-off domain, so that its first plain
+// boot after virtbgp started costs no read before its route.
+func TestMetadataResyncReadsShutOffDefinitions(t *testing.T) {
+	a, _ := startAdapter(t, testURI, slog.LevelDebug, WithMetadata(testMetaConfig()))
+	c := openConn(t, testURI)
+	dom, err := c.DomainDefineXML(domainXML(uniqueName(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	defer func() { _ = dom.Undefine() }()
+	if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, `<vm><ip prefix="198.51.100.5"/></vm>`, mapping.MetadataKey, mapping.MetadataNS, lv.DOMAIN_AFFECT_CONFIG); err != nil {
+		t.Fatal(err)
+	}
+	uuid := strings.ToLower(domUUID(t, dom))
+	waitMetaHint(t, a, uuid, "Metadata Changed")
+	ctx := context.Background()
+	before := a.MetadataReads()
+	if _, err := a.Domains(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.MetadataReads() == before {
+		t.Fatal("the resync read no persistent definition")
+	}
+	if err := dom.Create(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = dom.Destroy() }()
+	waitMetaHint(t, a, uuid, "Started Booted")
+	before = a.MetadataReads()
+	d, _, err := a.Domain(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := claimPrefixes(d.Claims); got != "metadata: 198.51.100.5/32" {
+		t.Errorf("claims %q after the boot", got)
+	}
+	if n := a.MetadataReads() - before; n != 0 {
+		t.Errorf("the boot read %d elements before its route, want 0", n)
+	}
+}
