@@ -4,7 +4,7 @@ go 1.26.8
 
 require (
 	github.com/coreos/go-systemd/v22 v22.5.0
-	github.com/fsnotify/fsnotify v1.7.0
+	github.com/fsnotify/fsnotify v1.7.0 // indirect
 	// GoBGP: internal/bgp relies on more than its API, pinned by tests that
 	// fail if an upgrade changes it: when GoBGP ends a graceful restart and
 	// what its ListPeer and watch events show then (grsync.go,
