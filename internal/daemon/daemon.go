@@ -451,14 +451,21 @@ func restartOnly(old, nc *config.Config) []string {
 	return keys
 }
 
+// logProblems logs each problem of err, at most status.MaxReloadErrors of
+// them (a broken mapping of a million entries must not make a million log
+// lines), then how many more there are.
 func logProblems(log *slog.Logger, msg string, err error) {
 	if list := fileerr.Errors(err); len(list) > 0 {
-		for _, e := range list {
-			log.Error(msg, "problem", e.Error())
+		for i, e := range list {
+			if i == status.MaxReloadErrors {
+				log.Error(msg, "more_problems", len(list)-i)
+				break
+			}
+			log.Error(msg, "problem", fileerr.Clip(e.Error(), maxErrorText))
 		}
 		return
 	}
-	log.Error(msg, "error", err)
+	log.Error(msg, "error", fileerr.Clip(err.Error(), maxErrorText))
 }
 
 func hostname() string {

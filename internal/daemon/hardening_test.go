@@ -199,10 +199,10 @@ func TestReloadOfAFIFO(t *testing.T) {
 	wantAnnounced(t, d, "192.0.2.10/32")
 }
 
-// TestReloadErrorsKeptInStatusAreBounded: status keeps the first
-// status.MaxReloadErrors problems and counts the rest; each is cut.
+// TestReloadErrorsKeptInStatusAreBounded: status and the log keep the
+// first status.MaxReloadErrors problems and count the rest; each is cut.
 func TestReloadErrorsKeptInStatusAreBounded(t *testing.T) {
-	d, mp, _ := startTestDaemon(t, mapTest("192.0.2.10"))
+	d, mp, logs := startTestDaemon(t, mapTest("192.0.2.10"))
 	var b strings.Builder
 	b.WriteString("version: 1\nvms:\n")
 	for i := range 30 {
@@ -211,6 +211,12 @@ func TestReloadErrorsKeptInStatusAreBounded(t *testing.T) {
 	writeTestFile(t, mp, b.String())
 	if err := d.Reload(context.Background()); err == nil {
 		t.Fatal("a broken mapping was accepted")
+	}
+	if n := strings.Count(logs.String(), `msg="mapping reload rejected" problem=`); n != status.MaxReloadErrors {
+		t.Fatalf("%d problems logged, want %d", n, status.MaxReloadErrors)
+	}
+	if !strings.Contains(logs.String(), `msg="mapping reload rejected" more_problems=10`) {
+		t.Fatalf("no count of the problems left out of the log:\n%s", logs)
 	}
 	r, _ := d.Report(context.Background())
 	last := r.Mapping.LastReload
