@@ -69,13 +69,11 @@ func (d *Daemon) watchMapping(ctx context.Context, path string) error {
 		kick:  make(chan struct{}, 1),
 		state: func(st status.Watch) { d.setWatchState(ctx, st) },
 	}
+	// Closed once run has returned (the inotify descriptor is not used
+	// after): that ends the reading goroutine.
 	defer w.f.Close()
 	fire := make(chan struct{}, 1)
 	go debounce(ctx, w.kick, fire, watchQuiet, watchMaxWait)
-	go func() {
-		<-ctx.Done()
-		w.f.Close() // ends the read
-	}()
 	go func() {
 		for {
 			select {
