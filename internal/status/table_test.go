@@ -100,3 +100,27 @@ func TestFmtDuration(t *testing.T) {
 		}
 	}
 }
+
+// The table shows a held reload, a lost watch and the problems status
+// left out.
+func TestWriteTableReloadHardening(t *testing.T) {
+	r := sampleReport()
+	r.Mapping.LastReload = Reload{At: at(10, 0, 0), Errors: []string{"m.yaml:3: bad"}, MoreErrors: 41}
+	r.Mapping.Held = &HeldReload{Since: at(10, 1, 0), Withdraw: 180, Announced: 200, ApplyAt: at(10, 11, 0)}
+	r.Mapping.Watch = Watch{State: "polling", Error: "watch /etc/virtbgp/m.d: no such file or directory"}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"FAILED, generation 7 stays in force (42 problems)",
+		"would withdraw 180 of 200 announced routes; confirm with `virtbgp reload --force`, or applied at",
+		"Mapping watch:",
+		"polling: watch /etc/virtbgp/m.d: no such file or directory",
+		"  m.yaml:3: bad\n  ... and 41 more\n",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
