@@ -76,6 +76,11 @@ type Daemon struct {
 	// loadMu makes mapping loads, which run outside the main loop, one at
 	// a time (see mapload.go).
 	loadMu sync.Mutex
+	// life lasts as long as the daemon (until Run ends): a reload asked
+	// for by a request with a shorter deadline (the control socket's)
+	// still finishes and is applied.
+	life    context.Context
+	endLife context.CancelFunc
 
 	// Owned by the main loop (Run).
 	//
@@ -117,6 +122,7 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		loadedAt:           time.Now(),
 		metrics:            status.NewMetrics(),
 	}
+	d.life, d.endLife = context.WithCancel(context.Background())
 	if cfg.Mapping.Path != "" {
 		if digest, err := mapping.DigestMax(cfg.Mapping.Path, cfg.Mapping.MaxBytes); err == nil {
 			d.fileDigest = digest
@@ -155,6 +161,8 @@ func (d *Daemon) Reconciler() *reconcile.Reconciler { return d.rec }
 // Run runs the daemon until ctx ends (nil) or a part fails (its error).
 func (d *Daemon) Run(ctx context.Context) error {
 	d.started = time.Now()
+	defer d.endLife()
+	defer context.AfterFunc(ctx, d.endLife)()
 
 	ctl := &control.Server{Handler: handler{d}, Log: d.log.With("part", "control")}
 	if err := ctl.Listen(d.cfg.Control.Socket); err != nil {
@@ -391,7 +399,7 @@ func (d *Daemon) reload(ctx context.Context, confirm bool) (string, error) {
 		}
 		notes = append(notes, n...)
 	}
-	msg, err := d.loadMapping(ctx, loadHow{reread: true, confirm: confirm})
+	msg, err := d.loadMapping(d.life, loadHow{reread: true, confirm: confirm})
 	if err != nil {
 		return "", err
 	}
