@@ -205,24 +205,6 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 	return ap
 }
 
-// warnSelfNextHop warns when a session carries the family other than its
-// transport's: GoBGP fills next hop "self" with the session's local address,
-// which is of the wrong family there (an IPv4-mapped IPv6 next hop for IPv6
-// routes over IPv4, an RFC 5549 IPv6 next hop for IPv4 routes over IPv6).
-func (s *Speaker) warnSelfNextHop(p config.Peer) {
-	local := p.Address.Unmap()
-	if p.LocalAddress.IsValid() {
-		local = p.LocalAddress.Unmap()
-	}
-	for _, f := range families(p) {
-		if f == config.FamilyIPv6 && local.Is4() || f == config.FamilyIPv4 && !local.Is4() {
-			s.log.Warn("session carries a family over the other address family: its routes with next-hop self get an unusable next hop",
-				"peer", p.Address.Unmap(), "family", f,
-				"hint", "give those routes an explicit next hop, or peer over "+string(f))
-		}
-	}
-}
-
 // Peers reports the configured peers in config order. The session states
 // are the ones GoBGP's watch events reported (onPeerState); GoBGP is asked
 // only for the routes sent to established peers. (Its ListPeer reads a
