@@ -461,3 +461,11 @@ func (s *Speaker) kickExport() {
 	default:
 	}
 }
+
+// PlanNextHops returns, as the speaker would find them now with nh, the
+// next hop "self" of the other family per peer and the families dropped
+// for want of one: what `virtbgp check` reports on the host.
+func PlanNextHops(b config.BGP, nh NextHopFunc) (map[netip.Addr]map[config.Family]netip.Addr, []DroppedFamily) {
+	pl := planExport(b.ASN, b.Peers, nh)
+	return pl.nextHops, pl.dropped
+}
