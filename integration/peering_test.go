@@ -1,0 +1,235 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	vblab "github.com/virtbgp/virtbgp/integration/lab"
+	"github.com/virtbgp/virtbgp/mapping"
+)
+
+const dualMapping = `version: 1
+vms:
+  dual:
+    ips: [192.0.2.60, "2001:db8:60::60"]
+`
+
+var (
+	dual4 = netip.MustParsePrefix("192.0.2.60/32")
+	dual6 = netip.MustParsePrefix("2001:db8:60::60/128")
+)
+
+// birdSession is what BIRD says of one protocol: since when it is in its
+// state, and the route updates it received (all channels).
+type birdSession struct {
+	since   string
+	updates int
+}
+
+var (
+	birdProtoLine   = regexp.MustCompile(`(?m)^(\S+)\s+BGP\s+\S+\s+up\s+(\S+ \S+)\s+Established`)
+	birdImportLines = regexp.MustCompile(`(?m)^\s+Import updates:\s+(\d+)`)
+)
+
+func birdStats(ctx context.Context, t *testing.T, l *vblab.Lab, proto string) birdSession {
+	t.Helper()
+	out, err := l.BIRD.Birdc(ctx, "show", "protocols", "all", proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := birdProtoLine.FindStringSubmatch(out)
+	if m == nil || m[1] != proto {
+		t.Fatalf("BIRD protocol %s is not up:\n%s", proto, out)
+	}
+	s := birdSession{since: m[2]}
+	for _, u := range birdImportLines.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(u[1])
+		s.updates += n
+	}
+	return s
+}
+
+// frrSession is what FRR says of one neighbor: how often the session was
+// established and the UPDATEs received.
+type frrSession struct {
+	established, updates int
+}
+
+func frrStats(ctx context.Context, t *testing.T, l *vblab.Lab, peer netip.Addr) frrSession {
+	t.Helper()
+	out, err := l.FRR.Vtysh(ctx, "show bgp neighbors "+peer.String()+" json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n map[string]struct {
+		ConnectionsEstablished int `json:"connectionsEstablished"`
+		MessageStats           struct {
+			UpdatesRecv int `json:"updatesRecv"`
+		} `json:"messageStats"`
+	}
+	if err := json.Unmarshal([]byte(out), &n); err != nil {
+		t.Fatalf("FRR neighbor %s: %v: %s", peer, err, out)
+	}
+	s, ok := n[peer.String()]
+	if !ok {
+		t.Fatalf("FRR has no neighbor %s: %s", peer, out)
+	}
+	return frrSession{established: s.ConnectionsEstablished, updates: s.MessageStats.UpdatesRecv}
+}
+
+// TestOneSessionPerToRBothFamilies runs virtbgp on hvA with one IPv4
+// session per ToR carrying IPv4 and IPv6 (docs/tor: BIRD's virtbgp46,
+// FRR's VIRTBGP46), and per-peer export policies: BIRD's session gets a
+// community, FRR's a prepend and a large community. It checks that both
+// ToRs hold the guest's /32 via hvA's IPv4 address and its /128 via hvA's
+// global IPv6 address on the link (not an IPv4-mapped one), with the
+// attributes of their own policy, and installed those in their kernel
+// tables; then that a one-line edit of BIRD's policy and a reload change
+// the community at BIRD with no session reset, and send FRR nothing.
+func TestOneSessionPerToRBothFamilies(t *testing.T) {
+	l := upLabWith(t, vblab.Options{OneSessionPerToR: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := l.A
+
+	mp := filepath.Join(t.TempDir(), "mapping.yaml")
+	if err := os.WriteFile(mp, []byte(dualMapping), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := vblab.VirtbgpConfig{
+		Mapping: mp,
+		PeerExtra: map[netip.Addr]string{
+			vblab.BIRDv4: `export: {communities: ["65011:1"]}`,
+			vblab.FRRv4:  `export: {as-path-prepend: 1, large-communities: ["65011:0:2"]}`,
+		},
+	}
+	if err := h.StartVirtbgp(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitEstablished(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	mon, err := l.MonitorRoutes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	if err := h.DefineGuest(ctx, vblab.Guest{Name: "dual"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.StartGuest(ctx, "dual"); err != nil {
+		t.Fatal(err)
+	}
+
+	type want struct {
+		asPath []uint32
+		comms  []uint32
+		large  []mapping.LargeCommunity
+	}
+	wants := map[string]want{
+		"bird": {asPath: []uint32{h.ASN}, comms: []uint32{65011<<16 | 1}},
+		"frr":  {asPath: []uint32{h.ASN, h.ASN}, large: []mapping.LargeCommunity{{GlobalAdmin: 65011, LocalData2: 2}}},
+	}
+	check := func(r vblab.Router, rib vblab.RIB) error {
+		w := wants[r.Name()]
+		for _, pfx := range []netip.Prefix{dual4, dual6} {
+			nh := h.IPv4
+			if pfx.Addr().Is6() {
+				nh = h.IPv6
+			}
+			paths := rib.Paths(pfx)
+			if len(paths) != 1 {
+				return fmt.Errorf("%s: %d paths, want 1 via %s", pfx, len(paths), nh)
+			}
+			p := paths[0]
+			if !p.Best || p.NextHop != nh || p.Peer != h.IPv4 || !slices.Equal(p.ASPath, w.asPath) ||
+				!slices.Equal(p.Communities, w.comms) || !slices.Equal(p.LargeCommunities, w.large) {
+				return fmt.Errorf("path %s\nwant best, next hop %s, from %s, as-path %v, communities %v, large communities %v",
+					p, nh, h.IPv4, w.asPath, w.comms, w.large)
+			}
+		}
+		return nil
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := l.WaitRIBs(wctx, 50*time.Millisecond, check); err != nil {
+		t.Fatal(err)
+	}
+	// Usable next hops: each ToR installed both routes in its kernel
+	// table via hvA's addresses on the link.
+	for _, r := range l.Routers() {
+		proto := map[string]string{"bird": "bird", "frr": "bgp"}[r.Name()]
+		for _, pfx := range []netip.Prefix{dual4, dual6} {
+			nh := h.IPv4
+			if pfx.Addr().Is6() {
+				nh = h.IPv6
+			}
+			if _, err := mon.Wait(wctx, 0, func(ev vblab.RouteEvent) bool {
+				return ev.Prefix == pfx && ev.Table == r.Table() && ev.Proto == proto && !ev.Deleted && ev.Gateway == nh
+			}); err != nil {
+				t.Fatalf("%s: kernel table %d, %s via %s: %v; events:\n%s", r.Name(), r.Table(), pfx, nh, err, eventLines(mon.Events()))
+			}
+		}
+	}
+
+	// A one-line edit of BIRD's policy, and a reload.
+	birdBefore, frrBefore := birdStats(ctx, t, l, h.Name+"4"), frrStats(ctx, t, l, h.IPv4)
+	cfg.PeerExtra[vblab.BIRDv4] = `export: {communities: ["65011:9"]}`
+	text, err := h.VirtbgpYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.VirtbgpConfigPath(), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.VirtbgpCtl(ctx, "reload"); err != nil {
+		t.Fatalf("reload: %v: %s", err, out)
+	}
+	wants["bird"] = want{asPath: []uint32{h.ASN}, comms: []uint32{65011<<16 | 9}}
+	if err := l.WaitRIBs(wctx, 50*time.Millisecond, check); err != nil {
+		t.Fatal(err)
+	}
+	birdAfter := birdStats(ctx, t, l, h.Name+"4")
+	if birdAfter.since != birdBefore.since {
+		t.Errorf("BIRD's session was reset: up since %s, before since %s", birdAfter.since, birdBefore.since)
+	}
+	// Both of BIRD's routes changed, and only those were sent again.
+	if got := birdAfter.updates - birdBefore.updates; got != 2 {
+		t.Errorf("BIRD received %d route updates for the edit, want 2 (its two changed routes)", got)
+	}
+	// FRR's policy did not change: the guest's destruction is the next
+	// thing FRR hears (two withdrawals); nothing came before it.
+	if err := h.DestroyGuest(ctx, "dual"); err != nil {
+		t.Fatal(err)
+	}
+	err = l.WaitRIBs(wctx, 50*time.Millisecond, func(r vblab.Router, rib vblab.RIB) error {
+		if n := len(rib.Paths(dual4)) + len(rib.Paths(dual6)); n > 0 {
+			return fmt.Errorf("%d paths left", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frrAfter := frrStats(ctx, t, l, h.IPv4)
+	if frrAfter.established != frrBefore.established {
+		t.Errorf("FRR's session was reset: established %d times, before %d", frrAfter.established, frrBefore.established)
+	}
+	if got := frrAfter.updates - frrBefore.updates; got != 2 {
+		t.Errorf("FRR received %d UPDATEs after the edit, want 2 (the withdrawals of the destroy only)", got)
+	}
+	logText, _ := os.ReadFile(h.VirtbgpLogPath())
+	if !strings.Contains(string(logText), `msg="peer export policy changed; routes sent again" part=bgp peer=`+h.ToR(vblab.BIRDv4).String()+" routes_changed=2") {
+		t.Errorf("no log line of the export policy change towards BIRD")
+	}
+}
