@@ -3,8 +3,10 @@ package bgp_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +101,37 @@ func TestPeerExportPolicy(t *testing.T) {
 		t.Errorf("Dropped() = %v, want %v", got, want)
 	}
 
+	// Per peer and family, what the ToRs hold; UPDATEs as they count them.
+	ps, err := sp.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSent := map[netip.Addr]map[config.Family]uint64{
+		addr(torA): {config.FamilyIPv4: 2, config.FamilyIPv6: 1},
+		addr(torB): {config.FamilyIPv4: 1, config.FamilyIPv6: 0},
+	}
+	for _, p := range ps {
+		if !maps.Equal(p.SentByFamily, wantSent[p.Address]) || p.RoutesSent != wantSent[p.Address][config.FamilyIPv4]+wantSent[p.Address][config.FamilyIPv6] {
+			t.Errorf("peer %s: sent %v (%d), want %v", p.Address, p.SentByFamily, p.RoutesSent, wantSent[p.Address])
+		}
+		tor, nb := ta, torA
+		if p.Address == addr(torB) {
+			tor, nb = tb, localB
+		}
+		if got := updatesReceived(t, tor, nb); p.UpdatesSent != got {
+			t.Errorf("peer %s: %d UPDATEs sent, the ToR received %d", p.Address, p.UpdatesSent, got)
+		}
+		if p.Flaps != 0 {
+			t.Errorf("peer %s: %d flaps", p.Address, p.Flaps)
+		}
+	}
+	if why := ps[1].NotSent[config.FamilyIPv6]; !strings.HasPrefix(why, "no ipv6 next hop: ") || !slices.Equal(ps[1].Carries(), []config.Family{config.FamilyIPv4}) {
+		t.Errorf("peer B: not sent %v, carries %v", ps[1].NotSent, ps[1].Carries())
+	}
+	if len(ps[0].NotSent) != 0 {
+		t.Errorf("peer A: not sent %v", ps[0].NotSent)
+	}
+
 	// A one-line edit of A's policy: another community.
 	flapsA, flapsB := flaps(t, ta, torA), flaps(t, tb, localB)
 	updA, updB := updatesReceived(t, ta, torA), updatesReceived(t, tb, localB)
@@ -134,7 +167,7 @@ func TestPeerExportPolicy(t *testing.T) {
 	if a, b := flaps(t, ta, torA), flaps(t, tb, localB); a != flapsA || b != flapsB {
 		t.Errorf("sessions established again: A %d -> %d, B %d -> %d times", flapsA, a, flapsB, b)
 	}
-	ps, err := sp.Peers(ctx)
+	ps, err = sp.Peers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
