@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,8 +16,23 @@ import (
 	"time"
 
 	vblab "github.com/virtbgp/virtbgp/integration/lab"
+	"github.com/virtbgp/virtbgp/internal/status"
 	"github.com/virtbgp/virtbgp/mapping"
 )
+
+// virtbgpStatus is the host's virtbgp status --json.
+func virtbgpStatus(ctx context.Context, t *testing.T, h *vblab.Host) status.Report {
+	t.Helper()
+	out, err := h.VirtbgpCtl(ctx, "status", "--json")
+	if err != nil {
+		t.Fatalf("virtbgp status: %v: %s", err, out)
+	}
+	var rep status.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("virtbgp status --json: %v: %s", err, out)
+	}
+	return rep
+}
 
 const dualMapping = `version: 1
 vms:
@@ -179,6 +195,42 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 			}); err != nil {
 				t.Fatalf("%s: kernel table %d, %s via %s: %v; events:\n%s", r.Name(), r.Table(), pfx, nh, err, eventLines(mon.Events()))
 			}
+		}
+	}
+
+	// virtbgp's status counts what the ToRs hold: per peer and family, the
+	// routes sent are the ToR's paths from hvA; FRR counts the UPDATEs.
+	rep := virtbgpStatus(ctx, t, h)
+	if len(rep.Peers) != 2 || len(rep.Routes) != 2 {
+		t.Fatalf("status: %d peers, %d routes; want 2 and 2", len(rep.Peers), len(rep.Routes))
+	}
+	ribs := map[netip.Addr]vblab.Router{h.ToR(vblab.BIRDv4): l.BIRD, h.ToR(vblab.FRRv4): l.FRR}
+	for _, p := range rep.Peers {
+		r := ribs[netip.MustParseAddr(p.Address)]
+		rib, err := r.Routes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := map[string]int{"ipv4": 0, "ipv6": 0}
+		for pfx, paths := range rib {
+			for _, path := range paths {
+				if path.Peer == h.IPv4 {
+					held[map[bool]string{true: "ipv4", false: "ipv6"}[pfx.Addr().Is4()]]++
+				}
+			}
+		}
+		if !maps.Equal(p.RoutesSentByFamily, held) || p.RoutesSent != held["ipv4"]+held["ipv6"] || len(p.NotSent) != 0 || p.Flaps != 0 {
+			t.Errorf("status of %s: sent %d %v, not sent %v, flaps %d; %s holds %v", p.Address, p.RoutesSent, p.RoutesSentByFamily, p.NotSent, p.Flaps, r.Name(), held)
+		}
+		if r == l.FRR {
+			if got := frrStats(ctx, t, l, h.IPv4).updates; p.UpdatesSent != got {
+				t.Errorf("status: %d UPDATEs sent to FRR, FRR received %d", p.UpdatesSent, got)
+			}
+		}
+	}
+	for _, rt := range rep.Routes {
+		if rt.NotCarried != "" {
+			t.Errorf("route %s flagged: %s", rt.Prefix, rt.NotCarried)
 		}
 	}
 
