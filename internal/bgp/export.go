@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
 
 	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/virtbgp/virtbgp/internal/config"
@@ -315,15 +317,39 @@ func (s *Speaker) updateExport(ctx context.Context, fresh map[netip.Addr]bool) e
 	s.export = pl
 	s.logDropped(old.dropped, pl.dropped)
 	var errs []error
+	after := map[netip.Addr]map[string][]byte{}
+	removed := map[netip.Addr][]string{}
 	for _, p := range check {
 		a := p.Address.Unmap()
-		after, err := s.adjOut(ctx, p)
+		out, err := s.adjOut(ctx, p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		changed := diffAdjOut(before[a], after)
-		if changed == 0 {
+		after[a] = out
+		for k := range before[a] {
+			if _, ok := out[k]; !ok {
+				removed[a] = append(removed[a], k)
+			}
+		}
+	}
+	if len(removed) > 0 {
+		if err := s.withdrawFiltered(ctx, old, pl, removed); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, p := range check {
+		a := p.Address.Unmap()
+		out, ok := after[a]
+		if !ok {
+			continue
+		}
+		changed := diffAdjOut(before[a], out)
+		if changed == 0 || changed == len(removed[a]) {
+			// Nothing, or withdrawals only (sent by withdrawFiltered).
+			if changed > 0 {
+				s.log.Info("peer export policy changed; routes withdrawn", "peer", a, "routes_changed", changed)
+			}
 			continue
 		}
 		if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{
@@ -335,6 +361,175 @@ func (s *Speaker) updateExport(ctx context.Context, fresh map[netip.Addr]bool) e
 		s.log.Info("peer export policy changed; routes sent again", "peer", a, "routes_changed", changed)
 	}
 	return errors.Join(errs...)
+}
+
+// withdrawFiltered withdraws from each peer the routes its new export
+// policy (pl) no longer sends it (removed, by peer), and from no other
+// peer. GoBGP cannot do it alone: it keeps no Adj-RIB-Out, a soft reset out
+// sends only what the policy accepts, and it sends a withdrawal when a
+// route's path is replaced only if the old path passes the export policy
+// in force (filterpath), while a deletion goes to every peer (withdrawals
+// bypass the policy, RoutingPolicy.ApplyPolicy). So, holding mu (no route
+// changes in between):
+//
+//  1. a transitional policy: for each peer, its routes to withdraw are
+//     rejected when they carry a marker (a large community of our AS that
+//     nothing else uses); the marker is removed from every route; then the
+//     old policy, which still accepts the unmarked routes;
+//  2. each route to withdraw is replaced by its path with the marker: the
+//     peers whose route it is get the withdrawal (new path rejected, old
+//     accepted), the others the route again, unchanged (marker removed);
+//  3. the new policy;
+//  4. the routes are replaced by their original paths: the peers that keep
+//     them get them once more, unchanged; the others nothing.
+func (s *Speaker) withdrawFiltered(ctx context.Context, old, pl exportPlan, removed map[netip.Addr][]string) error {
+	union := map[string]bool{}
+	for _, list := range removed {
+		for _, k := range list {
+			union[k] = true
+		}
+	}
+	var prefixes []netip.Prefix
+	for k := range union {
+		pfx, err := netip.ParsePrefix(k)
+		if err != nil {
+			return fmt.Errorf("routes to withdraw: GoBGP's prefix %q: %w", k, err)
+		}
+		prefixes = append(prefixes, pfx)
+	}
+	slices.SortFunc(prefixes, netip.Prefix.Compare)
+
+	// Step 1.
+	marker := fmt.Sprintf("%d:%d:%d", s.cfg.ASN, uint32(math.MaxUint32), uint32(math.MaxUint32))
+	const markerSet = "virtbgp-withdraw-marker"
+	tr := exportPlan{sets: append(slices.Clone(old.sets), &api.DefinedSet{
+		DefinedType: api.DefinedType_LARGE_COMMUNITY, Name: markerSet, List: []string{marker},
+	})}
+	for _, p := range s.cfg.Peers {
+		a := p.Address.Unmap()
+		if len(removed[a]) == 0 {
+			continue
+		}
+		nset := setName(a, "withdraw-peer")
+		tr.sets = append(tr.sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: nset,
+			List: []string{netip.PrefixFrom(a, a.BitLen()).String()}})
+		for _, f := range []config.Family{config.FamilyIPv4, config.FamilyIPv6} {
+			var list []*api.Prefix
+			for _, k := range removed[a] {
+				pfx := netip.MustParsePrefix(k) // parsed above
+				if pfx.Addr().Is4() == (f == config.FamilyIPv4) {
+					list = append(list, &api.Prefix{IpPrefix: pfx.String(), MaskLengthMin: uint32(pfx.Bits()), MaskLengthMax: uint32(pfx.Bits())})
+				}
+			}
+			if len(list) == 0 {
+				continue
+			}
+			ps := setName(a, "withdraw-"+string(f))
+			tr.sets = append(tr.sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: ps, Prefixes: list})
+			tr.stmts = append(tr.stmts, &api.Statement{
+				Name: ps,
+				Conditions: &api.Conditions{
+					NeighborSet:       &api.MatchSet{Type: api.MatchSet_ANY, Name: nset},
+					PrefixSet:         &api.MatchSet{Type: api.MatchSet_ANY, Name: ps},
+					LargeCommunitySet: &api.MatchSet{Type: api.MatchSet_ANY, Name: markerSet},
+				},
+				Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
+			})
+		}
+	}
+	tr.stmts = append(tr.stmts, &api.Statement{
+		Name:       "virtbgp-withdraw-unmark",
+		Conditions: &api.Conditions{LargeCommunitySet: &api.MatchSet{Type: api.MatchSet_ANY, Name: markerSet}},
+		Actions:    &api.Actions{LargeCommunity: &api.CommunityAction{Type: api.CommunityAction_REMOVE, Communities: []string{marker}}},
+	})
+	tr.stmts = append(tr.stmts, old.stmts...)
+	if err := s.srv.SetPolicies(ctx, policiesRequest(tr)); err != nil {
+		return fmt.Errorf("set the export policy for the withdrawals: %w", err)
+	}
+	final := func() error {
+		if err := s.srv.SetPolicies(ctx, policiesRequest(pl)); err != nil {
+			return fmt.Errorf("set export policy %s: %w", exportPolicyName, err)
+		}
+		return nil
+	}
+
+	// Step 2: each route's path with the marker.
+	originals := make([]*api.Path, 0, len(prefixes))
+	for _, pfx := range prefixes {
+		var saved *api.Path
+		err := s.srv.ListPath(ctx, &api.ListPathRequest{
+			TableType: api.TableType_GLOBAL, Family: family(pfx),
+			Prefixes:         []*api.TableLookupPrefix{{Prefix: pfx.String()}},
+			EnableNlriBinary: true, EnableAttributeBinary: true,
+		}, func(d *api.Destination) {
+			for _, p := range d.GetPaths() {
+				if saved == nil || p.GetBest() {
+					saved = p
+				}
+			}
+		})
+		if err != nil {
+			return errors.Join(fmt.Errorf("read the route %s to withdraw: %w", pfx, err), final())
+		}
+		if saved == nil {
+			continue // withdrawn meanwhile: nothing to do
+		}
+		orig := &api.Path{Family: family(pfx), NlriBinary: saved.GetNlriBinary(), PattrsBinary: saved.GetPattrsBinary()}
+		marked, err := withMarker(orig, s.cfg.ASN)
+		if err == nil {
+			_, err = s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: marked})
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("withdraw %s: %w", pfx, err), final())
+		}
+		originals = append(originals, orig)
+	}
+
+	// Steps 3 and 4.
+	if err := final(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range originals {
+		if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+			errs = append(errs, fmt.Errorf("restore a route after its withdrawal from a peer: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// withMarker returns path p with the withdrawal marker added to its large
+// communities (withdrawFiltered).
+func withMarker(p *api.Path, asn uint32) (*api.Path, error) {
+	mark := bgp.NewLargeCommunity(asn, math.MaxUint32, math.MaxUint32)
+	out := &api.Path{Family: p.Family, NlriBinary: p.NlriBinary}
+	found := false
+	for _, b := range p.PattrsBinary {
+		a, err := bgp.GetPathAttribute(b)
+		if err == nil {
+			err = a.DecodeFromBytes(b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode a path attribute: %w", err)
+		}
+		if lc, ok := a.(*bgp.PathAttributeLargeCommunities); ok {
+			a = bgp.NewPathAttributeLargeCommunities(append(slices.Clone(lc.Values), mark))
+			found = true
+		}
+		enc, err := a.Serialize()
+		if err != nil {
+			return nil, fmt.Errorf("encode a path attribute: %w", err)
+		}
+		out.PattrsBinary = append(out.PattrsBinary, enc)
+	}
+	if !found {
+		enc, err := bgp.NewPathAttributeLargeCommunities([]*bgp.LargeCommunity{mark}).Serialize()
+		if err != nil {
+			return nil, fmt.Errorf("encode the marker: %w", err)
+		}
+		out.PattrsBinary = append(out.PattrsBinary, enc)
+	}
+	return out, nil
 }
 
 // established reports whether the session with a is up. Call with mu held.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,6 +164,51 @@ func TestPeerExportPolicy(t *testing.T) {
 	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, tb, famV4, "198.51.100.10/32", "198.51.100.11/32") })
 	if got := updatesReceived(t, tb, localB) - updB; got != 1 {
 		t.Errorf("B received %d UPDATEs, want 1 (the new route only)", got)
+	}
+	if a, b := flaps(t, ta, torA), flaps(t, tb, localB); a != flapsA || b != flapsB {
+		t.Errorf("sessions established again: A %d -> %d, B %d -> %d times", flapsA, a, flapsB, b)
+	}
+
+	// B's allow-list narrowed to one /32: B gets the withdrawal of the
+	// other (GoBGP alone would never send it), A loses nothing (it gets
+	// that route twice more, unchanged, and no withdrawal: A's adj-RIB-in
+	// is watched).
+	var withdrawnAtA atomic.Int32
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := ta.Server.WatchEvent(wctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
+		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_ADJIN}},
+	}}, func(ev *api.WatchEventResponse) {
+		for _, p := range ev.GetTable().GetPaths() {
+			if p.GetIsWithdraw() {
+				withdrawnAtA.Add(1)
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	updA, updB = updatesReceived(t, ta, torA), updatesReceived(t, tb, localB)
+	narrowed := peerB
+	narrowed.Export.Prefixes = []netip.Prefix{pfx("198.51.100.10/32"), pfx("2001:db8::/32")}
+	if err := sp.SetPeers(ctx, []config.Peer{edited, narrowed}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string { return hasPrefixes(t, tb, famV4, "198.51.100.10/32") })
+	eventually(t, 5*time.Second, func() string {
+		return cmpAll(
+			hasPrefixes(t, ta, famV4, "198.51.100.10/32", "198.51.100.11/32", "203.0.113.1/32"),
+			hasPrefixes(t, ta, famV6, "2001:db8::10/128"),
+			checkPath(rib(t, ta.Server, famV4), "198.51.100.11/32", torA, torA, []uint32{localAS}, commA, nil, u32(5), nil),
+		)
+	})
+	if got := updatesReceived(t, tb, localB) - updB; got != 1 {
+		t.Errorf("B received %d UPDATEs for the narrowing, want 1 (the withdrawal)", got)
+	}
+	if got := updatesReceived(t, ta, torA) - updA; got != 2 {
+		t.Errorf("A received %d UPDATEs for B's narrowing, want 2 (198.51.100.11/32 twice again, unchanged)", got)
+	}
+	if n := withdrawnAtA.Load(); n != 0 {
+		t.Errorf("A received %d withdrawals for B's narrowing", n)
 	}
 	if a, b := flaps(t, ta, torA), flaps(t, tb, localB); a != flapsA || b != flapsB {
 		t.Errorf("sessions established again: A %d -> %d, B %d -> %d times", flapsA, a, flapsB, b)
