@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -283,5 +284,108 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 	logText, _ := os.ReadFile(h.VirtbgpLogPath())
 	if !strings.Contains(string(logText), `msg="peer export policy changed; routes sent again" part=bgp peer=`+h.ToR(vblab.BIRDv4).String()+" routes_changed=2") {
 		t.Errorf("no log line of the export policy change towards BIRD")
+	}
+}
+
+// TestNextHopFollowsAddressChanges runs virtbgp on hvA with one IPv4
+// session per ToR carrying both families, then takes hvA's global IPv6
+// address off its link: virtbgp must withdraw the /128 from both ToRs (it
+// has no usable IPv6 next hop any more; the IPv4-mapped one would be
+// rejected), keep the /32 and the sessions, flag the route in its status,
+// and announce the /128 again, via the address, once it is back.
+func TestNextHopFollowsAddressChanges(t *testing.T) {
+	l := upLabWith(t, vblab.Options{OneSessionPerToR: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := l.A
+
+	mp := filepath.Join(t.TempDir(), "mapping.yaml")
+	if err := os.WriteFile(mp, []byte(dualMapping), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.StartVirtbgp(ctx, vblab.VirtbgpConfig{Mapping: mp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitEstablished(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DefineGuest(ctx, vblab.Guest{Name: "dual"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.StartGuest(ctx, "dual"); err != nil {
+		t.Fatal(err)
+	}
+	want := func(v6 bool) func(vblab.Router, vblab.RIB) error {
+		return func(r vblab.Router, rib vblab.RIB) error {
+			if got := rib.NextHops(dual4); !slices.Equal(got, []netip.Addr{h.IPv4}) {
+				return fmt.Errorf("%s via %v, want via %s", dual4, got, h.IPv4)
+			}
+			got := rib.NextHops(dual6)
+			if v6 && !slices.Equal(got, []netip.Addr{h.IPv6}) {
+				return fmt.Errorf("%s via %v, want via %s", dual6, got, h.IPv6)
+			}
+			if !v6 && len(got) > 0 {
+				return fmt.Errorf("%s still via %v", dual6, got)
+			}
+			return nil
+		}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := l.WaitRIBs(wctx, 50*time.Millisecond, want(true)); err != nil {
+		t.Fatal(err)
+	}
+	before := frrStats(ctx, t, l, h.IPv4)
+	birdSince := birdStats(ctx, t, l, h.Name+"4").since
+
+	addr := h.IPv6.String() + "/64"
+	ip := func(op string) {
+		t.Helper()
+		args := []string{"-n", h.NS, "addr", op, addr, "dev", "eth0"}
+		if op == "add" {
+			args = append(args, "nodad")
+		}
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	ip("del")
+	if err := l.WaitRIBs(wctx, 50*time.Millisecond, want(false)); err != nil {
+		t.Fatal(err)
+	}
+	rep := virtbgpStatus(ctx, t, h)
+	for _, rt := range rep.Routes {
+		want := map[string]string{dual4.String(): "", dual6.String(): "no peer carries ipv6"}[rt.Prefix]
+		if rt.NotCarried != want {
+			t.Errorf("status: route %s not carried %q, want %q", rt.Prefix, rt.NotCarried, want)
+		}
+	}
+	for _, p := range rep.Peers {
+		if why := p.NotSent["ipv6"]; !strings.HasPrefix(why, "no ipv6 next hop: interface eth0 facing the peer has no usable global ipv6 address") {
+			t.Errorf("status: peer %s: ipv6 not sent %q", p.Address, why)
+		}
+		if p.RoutesSentByFamily["ipv6"] != 0 || p.RoutesSentByFamily["ipv4"] != 1 {
+			t.Errorf("status: peer %s sends %v", p.Address, p.RoutesSentByFamily)
+		}
+	}
+
+	ip("add")
+	if err := l.WaitRIBs(wctx, 50*time.Millisecond, want(true)); err != nil {
+		t.Fatal(err)
+	}
+	if after := frrStats(ctx, t, l, h.IPv4); after.established != before.established {
+		t.Errorf("FRR's session was reset: established %d times, before %d", after.established, before.established)
+	}
+	if since := birdStats(ctx, t, l, h.Name+"4").since; since != birdSince {
+		t.Errorf("BIRD's session was reset: up since %s, before since %s", since, birdSince)
+	}
+	logText, _ := os.ReadFile(h.VirtbgpLogPath())
+	for _, line := range []string{
+		`msg="routes of a family are not sent to a peer: no next hop of that family"`,
+		`msg="routes of a family are sent to a peer again: a next hop of that family was found"`,
+	} {
+		if !strings.Contains(string(logText), line) {
+			t.Errorf("virtbgp did not log %s", line)
+		}
 	}
 }
