@@ -21,6 +21,8 @@ require (
 
 require github.com/vishvananda/netlink v1.2.1
 
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.2.0 // indirect
