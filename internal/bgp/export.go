@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"net/netip"
 	"reflect"
@@ -616,18 +615,6 @@ func (s *Speaker) Dropped() []DroppedFamily {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.export.dropped)
-}
-
-// NextHops returns, per peer, the next hop "self" of the family other than
-// its session's that the speaker uses.
-func (s *Speaker) NextHops() map[netip.Addr]map[config.Family]netip.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[netip.Addr]map[config.Family]netip.Addr, len(s.export.nextHops))
-	for a, m := range s.export.nextHops {
-		out[a] = maps.Clone(m)
-	}
-	return out
 }
 
 // watchExport re-plans the export policy whenever the host's addresses
