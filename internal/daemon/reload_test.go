@@ -47,11 +47,24 @@ func startTestDaemon(t *testing.T, mappingText string) (*Daemon, string, *vbtest
 	return startTestDaemonWith(t, mappingText, "{path: mapping.yaml, watch: false}", nil, nil)
 }
 
+// startTestDaemonBGP is startTestDaemon with bgpYAML as the bgp section.
+func startTestDaemonBGP(t *testing.T, mappingText, bgpYAML string) (*Daemon, string, *vbtest.SyncBuffer) {
+	t.Helper()
+	return startTestDaemonFull(t, mappingText, bgpYAML, "{path: mapping.yaml, watch: false}", nil, nil)
+}
+
 // startTestDaemonWith is startTestDaemon with the config's mapping section
 // (its paths relative to the test's directory), a function that makes
 // more files in that directory before the daemon starts, and one that
 // changes the daemon before it runs (nil: none).
 func startTestDaemonWith(t *testing.T, mappingText, mappingSection string, setup func(dir string), prepare func(*Daemon)) (*Daemon, string, *vbtest.SyncBuffer) {
+	t.Helper()
+	return startTestDaemonFull(t, mappingText, "{asn: 65001, router-id: 192.0.2.1, peers: []}", mappingSection, setup, prepare)
+}
+
+// startTestDaemonFull is startTestDaemonWith with bgpYAML as the bgp
+// section.
+func startTestDaemonFull(t *testing.T, mappingText, bgpYAML, mappingSection string, setup func(dir string), prepare func(*Daemon)) (*Daemon, string, *vbtest.SyncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	if setup != nil {
@@ -62,7 +75,7 @@ func startTestDaemonWith(t *testing.T, mappingText, mappingSection string, setup
 	cp := filepath.Join(dir, "virtbgp.yaml")
 	writeTestFile(t, cp, `version: 1
 libvirt: {uri: "test:///default"}
-bgp: {asn: 65001, router-id: 192.0.2.1, peers: []}
+bgp: `+bgpYAML+`
 mapping: `+mappingSection+`
 resync-interval: 0
 state-dir: state
