@@ -10,6 +10,9 @@
 //	virtbgp drain                   drain this host (GRACEFUL_SHUTDOWN, then withdraw)
 //	virtbgp undrain                 undo a drain
 //	virtbgp reload                  reload the mapping and config
+//	virtbgp announce PREFIX [...]   announce a manual route (--med, --community, --ttl, --note, ...)
+//	virtbgp withdraw PREFIX         withdraw a manual route
+//	virtbgp routes  [--json]        list the manual routes
 //	virtbgp version                 print the version
 package main
 
@@ -60,10 +63,17 @@ commands:
   drain                   drain this host: routes carry GRACEFUL_SHUTDOWN, then are withdrawn
   undrain                 undo a drain: announce the routes normally again
   reload                  reload the mapping and the config (as SIGHUP does)
+  announce PREFIX [--med N] [--community C ...] [--ttl D] [--note TEXT]
+                          announce a manual route (also --local-pref, --prepend, --next-hop,
+                          --large-community); with --ttl it is a lease, renewed by announcing again
+  withdraw PREFIX         withdraw a manual route
+  routes  [--json]        list the manual routes, with who created them and when
   version                 print the version
 
-status, drain, undrain and reload talk to the daemon over its control socket
-(--socket PATH, default %s; root only); exit 1 if it fails or is unreachable.
+status, drain, undrain, reload, announce, withdraw and routes talk to the
+daemon's HTTP API over its control socket (--socket PATH, default %s, or
+control.socket of --config FILE; root only); exit 1 if it fails or is
+unreachable. Each prints its synopsis with --help.
 `, defaultConfig, control.DefaultSocket)
 }
 
@@ -84,6 +94,12 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args, stdout, stderr)
 	case control.OpDrain, control.OpUndrain, control.OpReload:
 		return cmdControl(cmd, args, stdout, stderr)
+	case "announce":
+		return cmdAnnounce(args, stdout, stderr)
+	case "withdraw":
+		return cmdWithdraw(args, stdout, stderr)
+	case "routes":
+		return cmdRoutes(args, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

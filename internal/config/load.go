@@ -134,6 +134,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
+		API:            API{WriteRate: DefaultWriteRate},
 	}
 	if n == nil {
 		n = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
@@ -163,6 +164,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 				}
 			}})
 		}},
+		yamlutil.Field{Key: "api", Do: func(k, v *yaml.Node) { l.api(k, v, &cfg.API) }},
 		yamlutil.Field{Key: "drain", Do: func(_, v *yaml.Node) {
 			l.r.Map(v, "drain", yamlutil.Field{Key: "graceful-shutdown-time", Do: func(_, v *yaml.Node) {
 				if d, ok := l.duration(v, "drain.graceful-shutdown-time", `a duration from 0 to 1h like "60s"`,

@@ -69,6 +69,7 @@ type Config struct {
 	StateDir string
 	Control  Control
 	Drain    Drain
+	API      API
 }
 
 // Control is the control section: the local channel of `virtbgp status`,
