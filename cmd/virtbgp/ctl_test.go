@@ -23,8 +23,8 @@ import (
 
 // fakeDaemon is a control.Handler with canned answers.
 type fakeDaemon struct {
-	mu     sync.Mutex
-	calls  []string
+	mu      sync.Mutex
+	calls   []string
 	report  status.Report
 	err     error
 	lastReq manual.Request
