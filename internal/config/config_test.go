@@ -131,6 +131,7 @@ func TestParseFull(t *testing.T) {
 		ResyncInterval: 90 * time.Second,
 		StateDir:       filepath.Join(filepath.Dir(file), "state"),
 		Control:        Control{Socket: "/run/vb/ctl.sock"},
+		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: 0},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -178,6 +179,7 @@ func TestParseDefaults(t *testing.T) {
 		ResyncInterval: DefaultResyncInterval,
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
+		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -282,7 +284,7 @@ func withPeerLines(keys ...string) []string {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, drain"
+	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, api, drain"
 	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families"
 	tests := []struct {
 		name string
