@@ -273,3 +273,29 @@ func TestClientVerifiesServer(t *testing.T) {
 		t.Errorf("Drain = %v, want %q", err, want)
 	}
 }
+
+// FuzzDecode: the server's body decoder answers any body with nil or an
+// *Error of status 400 or 413, never a panic.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"prefix":"198.51.100.1","med":42,"communities":["65001:7"]}`))
+	f.Add([]byte(`{"prefix":`))
+	f.Add([]byte(`{"colour":"red"}`))
+	f.Add([]byte(`[1,2]`))
+	f.Add([]byte(`{"med":"x"}`))
+	s := &Server{MaxRequestBytes: 512}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := http.NewRequest("POST", "http://virtbgp/v1/manual-routes", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req manual.Request
+		err = s.decode(r, &req, true)
+		if err == nil {
+			return
+		}
+		e, ok := err.(*Error)
+		if !ok || (e.Status != 400 && e.Status != 413) || e.Message == "" {
+			t.Fatalf("decode(%q) = %#v", body, err)
+		}
+	})
+}
