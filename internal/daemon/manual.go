@@ -32,6 +32,12 @@ type manualRoutes struct {
 	onChange func(n int, expired int)
 }
 
+// manualSetter is the reconciler's method that puts manual routes in
+// force (a fake in tests).
+type manualSetter interface {
+	SetManual(ctx context.Context, routes []mapping.Route) error
+}
+
 // loadManual reads the manual routes from the state directory; the routes
 // for the reconciler's start.
 func loadManual(stateDir string, allow mapping.Allow, log *slog.Logger) (*manualRoutes, []mapping.Route, error) {
@@ -85,7 +91,7 @@ func (mr *manualRoutes) arm() {
 
 // commit persists next and puts it in force at the reconciler; on failure
 // what was in force stays.
-func (mr *manualRoutes) commit(ctx context.Context, rec *reconcile.Reconciler, next map[netip.Prefix]manual.Route, expired int) error {
+func (mr *manualRoutes) commit(ctx context.Context, rec manualSetter, next map[netip.Prefix]manual.Route, expired int) error {
 	if err := manual.Save(mr.path, next); err != nil {
 		return err
 	}
@@ -101,7 +107,7 @@ func (mr *manualRoutes) commit(ctx context.Context, rec *reconcile.Reconciler, n
 }
 
 // expire withdraws the routes whose lease ended. Runs in the main loop.
-func (mr *manualRoutes) expire(ctx context.Context, rec *reconcile.Reconciler) {
+func (mr *manualRoutes) expire(ctx context.Context, rec manualSetter) {
 	mr.timer = nil
 	now := time.Now()
 	next := maps.Clone(mr.routes)
