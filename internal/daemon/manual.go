@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/control"
@@ -200,12 +199,4 @@ func (d *Daemon) withdraw(ctx context.Context, who, prefix string) (manual.Route
 func (mr *manualRoutes) list() []manual.Route {
 	out := manual.Sorted(mr.routes)
 	return slices.Clip(out)
-}
-
-// describeManual is for the systemd status line.
-func describeManual(n int) string {
-	if n == 0 {
-		return ""
-	}
-	return strings.TrimSpace(fmt.Sprintf(", %d manual routes", n))
 }
