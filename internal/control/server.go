@@ -206,9 +206,6 @@ func (s *Server) ListenTCP(addr string) error {
 	if err != nil {
 		return fmt.Errorf("API listener %s: %w", addr, err)
 	}
-	if s.TLS != nil {
-		ln = tls.NewListener(ln, s.TLS)
-	}
 	s.tcp = ln
 	s.log().Info("API listening on TCP", "address", ln.Addr().String(), "tls", s.TLS != nil, "tokens", len(s.Tokens))
 	return nil
@@ -266,7 +263,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	errs := make(chan error, len(lns))
 	for i, l := range lns {
 		go func() {
-			err := servers[i].Serve(&limitListener{Listener: l.ln, sem: make(chan struct{}, s.maxConns())})
+			var ln net.Listener = &limitListener{Listener: l.ln, sem: make(chan struct{}, s.maxConns())}
+			if l.kind == kindTCP && s.TLS != nil {
+				// Outermost, so that net/http sees a *tls.Conn and fills
+				// in Request.TLS.
+				ln = tls.NewListener(ln, s.TLS)
+			}
+			err := servers[i].Serve(ln)
 			if errors.Is(err, http.ErrServerClosed) || s.isClosed() {
 				err = nil
 			}
