@@ -34,6 +34,10 @@ func TestAPISection(t *testing.T) {
 		len(a.Tokens) != 1 || a.Tokens[0].Name != "automation" || a.Tokens[0].Secret != "0123456789abcdef-ok" || !a.Tokens[0].Write {
 		t.Errorf("api = %+v", a)
 	}
+	cfg, err = Parse(file, []byte(head+"control: {read-group: nogroup}\n"))
+	if err != nil || cfg.Control.ReadGroup != "nogroup" || cfg.Control.ReadGID != 65534 {
+		t.Errorf("control.read-group: %+v, %v", cfg.Control, err)
+	}
 	if s := a.Tokens[0].String(); strings.Contains(s, "0123456789abcdef") {
 		t.Errorf("Token.String shows the secret: %s", s)
 	}
@@ -48,6 +52,7 @@ func TestAPISection(t *testing.T) {
 			`virtbgp.yaml:6: api.tokens[0].access: want read-only or read-write, got "admin"`},
 		{"missing token file", "api:\n  listen: 127.0.0.1:9480\n  tokens: [{name: a, file: nope, access: read-only}]\n",
 			"virtbgp.yaml:6: api.tokens[0].file: cannot read " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{"unknown read group", "control: {read-group: no-such-group-here}\n", "virtbgp.yaml:4: control.read-group: group: unknown group no-such-group-here"},
 		{"unknown key", "api:\n  allowed-prefix: [198.51.100.0/24]\n", `virtbgp.yaml:5: api: unknown key "allowed-prefix"`},
 		{"broad pool", "api:\n  allowed-prefixes: [10.0.0.0/8]\n", "virtbgp.yaml:5: api.allowed-prefixes: 10.0.0.0/8 is too broad"},
 		{"write-rate 0", "api:\n  write-rate: 0\n", "virtbgp.yaml:5: api.write-rate"},

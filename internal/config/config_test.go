@@ -760,7 +760,7 @@ func TestParseOperationsSectionErrors(t *testing.T) {
 	want := []string{
 		`c.yaml:3: mapping.watch: want true or false, got "yes-please"`,
 		`c.yaml:4: state-dir: want a path, got ""`,
-		`c.yaml:5: control: unknown key "sockets" (allowed: socket)`,
+		`c.yaml:5: control: unknown key "sockets" (allowed: socket, read-group)`,
 		`c.yaml:6: drain.graceful-shutdown-time: want a duration from 0 to 1h like "60s", got "2h"`,
 	}
 	got := strings.Split(fmt.Sprint(err), "\n")

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -162,6 +163,22 @@ func (l *loader) config(n *yaml.Node) *Config {
 				if s, ok := l.nonEmptyPath(v, "control.socket"); ok {
 					cfg.Control.Socket = s
 				}
+			}}, yamlutil.Field{Key: "read-group", Do: func(_, v *yaml.Node) {
+				s, ok := l.r.String(v, "control.read-group")
+				if !ok || s == "" {
+					return
+				}
+				g, err := user.LookupGroup(s)
+				if err != nil {
+					l.r.Errorf(v, "control.read-group: %v", err)
+					return
+				}
+				gid, err := strconv.ParseUint(g.Gid, 10, 32)
+				if err != nil {
+					l.r.Errorf(v, "control.read-group: group %q has gid %q", s, g.Gid)
+					return
+				}
+				cfg.Control.ReadGroup, cfg.Control.ReadGID = s, uint32(gid)
 			}})
 		}},
 		yamlutil.Field{Key: "api", Do: func(k, v *yaml.Node) { l.api(k, v, &cfg.API) }},

@@ -299,3 +299,38 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestReadGroup: with a read group, the socket is mode 0660 of that group,
+// and a member (a real process as uid and gid 65534) may read but not
+// write; a directory Listen creates is 0750 of the group.
+func TestReadGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test runs as root (CI does); uid %d", os.Geteuid())
+	}
+	dir := nobodyDir(t)
+	group := uint32(65534)
+	ts := startServer(t, filepath.Join(dir, "run", "control.sock"), func(s *Server) { s.ReadGroup = &group })
+	for _, f := range []struct {
+		path string
+		mode os.FileMode
+	}{{ts.path, 0o660}, {filepath.Dir(ts.path), 0o750}} {
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != f.mode || st.Gid != group {
+			t.Errorf("%s: mode %v gid %d, want %v and %d", f.path, fi.Mode().Perm(), st.Gid, f.mode, group)
+		}
+	}
+	out := runAsNobody(t, dir, ts.path, OpStatus)
+	if !strings.Contains(out, `msg="host hv1"`) || !strings.Contains(out, "err=<nil>") {
+		t.Errorf("status as a member of the read group:\n%s", out)
+	}
+	out = runAsNobody(t, dir, ts.path, OpDrain)
+	if !strings.Contains(out, "err=permission denied: uid 65534 is read-only") {
+		t.Errorf("drain as a member of the read group:\n%s", out)
+	}
+	if ts.h.count(OpStatus) != 1 || ts.h.count(OpDrain) != 0 {
+		t.Errorf("calls %v, want one status", ts.h.calls)
+	}
+}

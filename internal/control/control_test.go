@@ -57,7 +57,14 @@ func TestMain(m *testing.M) {
 		}
 		c := Client{Path: path, Timeout: 10 * time.Second}
 		var m Message
-		err := c.Do(context.Background(), "POST", "/v1/"+os.Getenv(helperOpEnv), nil, &m)
+		var err error
+		if op := os.Getenv(helperOpEnv); op == OpStatus {
+			var r status.Report
+			r, err = c.Status(context.Background())
+			m.Message = "host " + r.Host
+		} else {
+			err = c.Do(context.Background(), "POST", "/v1/"+op, nil, &m)
+		}
 		msg := m.Message
 		var de *DaemonError
 		fmt.Printf("uid=%d msg=%q daemon-error=%t err=%v\n", os.Getuid(), msg, errors.As(err, &de), err)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -247,6 +248,8 @@ func (s *Server) authenticate(r *http.Request) (*caller, *Error) {
 		case ci.credErr != nil:
 			log.Warn("cannot read the client's credentials", "error", ci.credErr)
 			return nil, Errorf(http.StatusForbidden, "permission denied: cannot verify the client's credentials")
+		case ci.cred.uid != 0 && s.ReadGroup != nil && inGroup(ci.cred, *s.ReadGroup):
+			return &caller{who: fmt.Sprintf("uid %d", ci.cred.uid), access: accessRead, log: log}, nil
 		case ci.cred.uid != 0:
 			return nil, Errorf(http.StatusForbidden, "permission denied: the control socket is for root (you are uid %d)", ci.cred.uid)
 		}
@@ -272,6 +275,29 @@ func (s *Server) authenticate(r *http.Request) (*caller, *Error) {
 		return &caller{who: "token " + t.Name, access: a, log: log.With("token", t.Name)}, nil
 	}
 	return nil, Errorf(http.StatusUnauthorized, "authentication failed: unknown token")
+}
+
+// inGroup reports whether the client is in group: its gid (SO_PEERCRED),
+// or one of its process's supplementary groups (/proc/PID/status; the
+// process is connected, waiting for the answer).
+func inGroup(c cred, group uint32) bool {
+	if c.gid == group {
+		return true
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid))
+	if err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
+			for _, f := range strings.Fields(rest) {
+				if g, err := strconv.ParseUint(f, 10, 32); err == nil && uint32(g) == group {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // token finds the token whose secret is secret, comparing with every

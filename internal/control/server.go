@@ -46,6 +46,11 @@ type Server struct {
 	// WriteRate is how many write calls per second are served (a burst of
 	// as many); 0 means DefaultWriteRate.
 	WriteRate int
+	// ReadGroup, if not nil, is the gid of a group whose members may use
+	// the read calls on the unix socket (status, peers, domains, routes,
+	// manual routes): the socket is then mode 0660 and of that group, and a
+	// directory Listen creates 0750. Root alone may write.
+	ReadGroup *uint32
 	// Tokens are the bearer tokens the TCP listener accepts.
 	Tokens []Token
 	// TLS, if set, makes the TCP listener speak TLS; with ClientCAs set, a
@@ -110,7 +115,7 @@ func (s *Server) Listen(path string) error {
 	if s.ln != nil || s.closed {
 		return errors.New("control: Listen called twice")
 	}
-	if err := ensureDir(filepath.Dir(path)); err != nil {
+	if err := ensureDir(filepath.Dir(path), s.ReadGroup); err != nil {
 		return err
 	}
 	if err := removeStale(path, s.log()); err != nil {
@@ -127,7 +132,14 @@ func (s *Server) Listen(path string) error {
 		os.Remove(path)
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if s.ReadGroup != nil {
+		if err := os.Chown(path, -1, int(*s.ReadGroup)); err != nil {
+			return fail(err)
+		}
+		mode = 0o660
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		return fail(err)
 	}
 	fi, err := os.Lstat(path)
@@ -146,13 +158,22 @@ func (s *Server) Path() string {
 	return s.path
 }
 
-// ensureDir creates dir with mode 0700 if it does not exist.
-func ensureDir(dir string) error {
+// ensureDir creates dir with mode 0700 if it does not exist (0750 and of
+// the group, with a read group).
+func ensureDir(dir string, group *uint32) error {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("control socket directory: %w", err)
+		}
+		if group != nil {
+			if err := os.Chown(dir, -1, int(*group)); err != nil {
+				return fmt.Errorf("control socket directory: %w", err)
+			}
+			if err := os.Chmod(dir, 0o750); err != nil {
+				return fmt.Errorf("control socket directory: %w", err)
+			}
 		}
 		return nil
 	case err != nil:

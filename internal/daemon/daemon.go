@@ -146,6 +146,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	ctl := &control.Server{Handler: handler{d}, Log: d.log.With("part", "control"),
 		WriteRate: d.cfg.API.WriteRate, TLS: d.cfg.API.TLS.Config}
+	if d.cfg.Control.ReadGroup != "" {
+		gid := d.cfg.Control.ReadGID
+		ctl.ReadGroup = &gid
+	}
 	for _, t := range d.cfg.API.Tokens {
 		ctl.Tokens = append(ctl.Tokens, control.Token{Name: t.Name, Secret: t.Secret, Write: t.Write})
 	}
