@@ -33,3 +33,29 @@ func TestTableManualRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestManualMetrics: the count of manual routes and of ended leases.
+func TestManualMetrics(t *testing.T) {
+	m := NewMetrics()
+	m.ManualRoutes(3, 0)
+	m.ManualRoutes(2, 1)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			switch {
+			case mt.GetGauge() != nil:
+				got[mf.GetName()] = mt.GetGauge().GetValue()
+			case mt.GetCounter() != nil:
+				got[mf.GetName()] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["virtbgp_manual_routes"] != 2 || got["virtbgp_manual_routes_expired_total"] != 1 {
+		t.Errorf("virtbgp_manual_routes %v, virtbgp_manual_routes_expired_total %v; want 2 and 1",
+			got["virtbgp_manual_routes"], got["virtbgp_manual_routes_expired_total"])
+	}
+}
