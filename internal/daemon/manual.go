@@ -46,6 +46,7 @@ func loadManual(stateDir string, allow mapping.Allow, log *slog.Logger) (*manual
 		return nil, nil, err // it names the file
 	}
 	mr.routes = routes
+	mr.arm() // the leases read back end at their time
 	if len(routes) > 0 {
 		log.Info("manual routes restored", "path", mr.path, "routes", len(routes))
 	}

@@ -105,3 +105,30 @@ func TestManualLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestManualLeaseAcrossRestart: a lease read back from the state file at
+// start still ends at its time.
+func TestManualLeaseAcrossRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		r := manual.New(mapping.Route{Prefix: netip.MustParsePrefix("198.51.100.1/32")}, 10*time.Second, "", "uid 0", time.Now(), nil)
+		if err := manual.Save(dir+"/"+manual.FileName, map[netip.Prefix]manual.Route{r.Prefix: r}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4 * time.Second) // the restart
+		mr, start, err := loadManual(dir, mapping.Allow{}, testLogger())
+		if err != nil || len(start) != 1 {
+			t.Fatalf("loadManual = %v, %v", start, err)
+		}
+		rec := &fakeManual{now: start}
+		if mr.timerC() == nil {
+			t.Fatal("no lease timer after the start")
+		}
+		t0 := time.Now()
+		<-mr.timerC()
+		mr.expire(context.Background(), rec)
+		if took := time.Since(t0); took != 6*time.Second || len(rec.prefixes()) != 0 {
+			t.Errorf("the lease ended %v after the start with %v left; want 6s and nothing", took, rec.prefixes())
+		}
+	})
+}
