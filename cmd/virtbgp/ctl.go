@@ -1,13 +1,12 @@
 package main
 
-// The commands that talk to a running daemon over its control socket, an
-// HTTP client of its API: status, drain, undrain, reload, announce,
-// withdraw, routes.
+// The commands that talk to a running daemon, HTTP clients of its API on
+// the control socket: status, drain, undrain, reload, announce, withdraw,
+// routes.
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,47 +20,30 @@ import (
 	"github.com/virtbgp/virtbgp/internal/status"
 )
 
-// ctlCmd is one control command's flags and arguments.
-type ctlCmd struct {
-	name     string
-	synopsis string // the usage line after "virtbgp NAME"
-	args     []string
-	stdout   io.Writer
-	stderr   io.Writer
-	socket   string
-	config   string
+// ctlFlags parses the flags of a control command without arguments:
+// --socket and --config, plus those that extra adds. It returns the
+// client, or nil and the exit code.
+func ctlFlags(name string, args []string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*control.Client, int) {
+	c, _, code := ctlArgs(name, 0, args, stdout, stderr, extra)
+	return c, code
 }
 
-// parse parses the flags of a control command, --socket and --config plus
-// those that extra adds, with flags and positional arguments in any order;
-// it returns the positional arguments, or an exit code: 0 after --help
-// (the synopsis on stdout), 2 after a usage error, 1 if the config cannot
-// be read.
-func (c *ctlCmd) parse(nargs int, extra func(*flag.FlagSet)) (*control.Client, []string, int) {
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.socket, "socket", "", "control socket `path` of the daemon (default "+control.DefaultSocket+", or control.socket of --config)")
-	fs.StringVar(&c.config, "config", "", "read the control socket's path from this config `file`")
+// ctlArgs parses the flags of a control command that takes nargs
+// arguments, flags and arguments in any order (`announce 192.0.2.1 --med
+// 5`). The socket is --socket, else control.socket of --config, else
+// control.DefaultSocket. It returns the client and the arguments, or nil
+// and the exit code.
+func ctlArgs(name string, nargs int, args []string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*control.Client, []string, int) {
+	fs := newFlagSet(name, stdout, stderr)
+	socket := fs.String("socket", "", "control socket `path` of the daemon (default "+control.DefaultSocket+", or control.socket of --config)")
+	cfgFile := fs.String("config", "", "read the control socket's path from this config `file`")
 	if extra != nil {
 		extra(fs)
 	}
-	printUsage := func(w io.Writer) {
-		fmt.Fprintf(w, "usage: virtbgp %s %s\n\nflags:\n", c.name, c.synopsis)
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
 	var pos []string
-	args := c.args
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				printUsage(c.stdout)
-				return nil, nil, 0
-			}
-			fmt.Fprintf(c.stderr, "virtbgp %s: %v\n", c.name, err)
-			printUsage(c.stderr)
-			return nil, nil, 2
+		if code, ok := parseFlags(fs, args, stdout); !ok {
+			return nil, nil, code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -69,21 +51,17 @@ func (c *ctlCmd) parse(nargs int, extra func(*flag.FlagSet)) (*control.Client, [
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(pos) > nargs {
-		fmt.Fprintf(c.stderr, "virtbgp %s: unexpected argument %q\n", c.name, pos[nargs])
-		printUsage(c.stderr)
-		return nil, nil, 2
+	switch {
+	case len(pos) > nargs:
+		return nil, nil, usageError(fs, "unexpected argument %q", pos[nargs])
+	case len(pos) < nargs:
+		return nil, nil, usageError(fs, "missing argument")
 	}
-	if len(pos) < nargs {
-		fmt.Fprintf(c.stderr, "virtbgp %s: missing argument\n", c.name)
-		printUsage(c.stderr)
-		return nil, nil, 2
-	}
-	path := c.socket
-	if path == "" && c.config != "" {
-		cfg, err := config.Load(c.config)
+	path := *socket
+	if path == "" && *cfgFile != "" {
+		cfg, err := config.Load(*cfgFile)
 		if err != nil {
-			fmt.Fprintf(c.stderr, "virtbgp %s: config %s: %v\n", c.name, c.config, err)
+			fmt.Fprintf(stderr, "virtbgp %s: config %s: %v\n", name, *cfgFile, err)
 			return nil, nil, 1
 		}
 		path = cfg.Control.Socket
@@ -91,11 +69,12 @@ func (c *ctlCmd) parse(nargs int, extra func(*flag.FlagSet)) (*control.Client, [
 	if path == "" {
 		path = control.DefaultSocket
 	}
-	return &control.Client{Path: path}, pos, -1
+	return &control.Client{Path: path}, pos, 0
 }
 
-func (c *ctlCmd) fail(err error) int {
-	fmt.Fprintf(c.stderr, "virtbgp %s: %v\n", c.name, err)
+// ctlFail reports a failed call of command name.
+func ctlFail(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "virtbgp %s: %v\n", name, err)
 	return 1
 }
 
@@ -103,16 +82,15 @@ func (c *ctlCmd) fail(err error) int {
 // status as a table, or its status.Report as indented JSON.
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	var asJSON bool
-	c := &ctlCmd{name: "status", synopsis: "[--json] [--socket PATH | --config FILE]", args: args, stdout: stdout, stderr: stderr}
-	cl, _, code := c.parse(0, func(fs *flag.FlagSet) {
+	c, code := ctlFlags("status", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	})
-	if cl == nil {
+	if c == nil {
 		return code
 	}
-	r, err := cl.Status(context.Background())
+	r, err := c.Status(context.Background())
 	if err != nil {
-		return c.fail(err)
+		return ctlFail(stderr, "status", err)
 	}
 	if asJSON {
 		err = writeJSON(stdout, r)
@@ -120,7 +98,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		err = status.WriteTable(stdout, r)
 	}
 	if err != nil {
-		return c.fail(fmt.Errorf("write: %w", err))
+		return ctlFail(stderr, "status", fmt.Errorf("write: %w", err))
 	}
 	return 0
 }
@@ -134,28 +112,32 @@ func writeJSON(w io.Writer, v any) error {
 // cmdControl is `virtbgp drain|undrain|reload [--socket PATH]`: it asks the
 // daemon to do op and prints the daemon's message.
 func cmdControl(op string, args []string, stdout, stderr io.Writer) int {
-	c := &ctlCmd{name: op, synopsis: "[--socket PATH | --config FILE]", args: args, stdout: stdout, stderr: stderr}
-	cl, _, code := c.parse(0, nil)
-	if cl == nil {
+	c, code := ctlFlags(op, args, stdout, stderr, nil)
+	if c == nil {
 		return code
 	}
 	var call func(context.Context) (string, error)
 	switch op {
 	case control.OpDrain:
-		call = cl.Drain
+		call = c.Drain
 	case control.OpUndrain:
-		call = cl.Undrain
+		call = c.Undrain
 	case control.OpReload:
-		call = cl.Reload
+		call = c.Reload
 	default:
 		panic("cmdControl: unknown op " + op)
 	}
 	msg, err := call(context.Background())
 	if err != nil {
-		return c.fail(err)
+		return ctlFail(stderr, op, err)
 	}
 	fmt.Fprintln(stdout, msg)
 	return 0
+}
+
+// ctlOp is the run function of `virtbgp op` for a control operation.
+func ctlOp(op string) func(args []string, stdout, stderr io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int { return cmdControl(op, args, stdout, stderr) }
 }
 
 // listFlag is a flag that may be given several times.
@@ -164,14 +146,11 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
-// optUint is an optional unsigned number flag.
-type optUint struct {
-	v   *uint32
-	set bool
-}
+// optUint is an optional unsigned 32-bit number flag.
+type optUint struct{ v *uint32 }
 
 func (o *optUint) String() string {
-	if o.v == nil {
+	if o == nil || o.v == nil {
 		return ""
 	}
 	return fmt.Sprint(*o.v)
@@ -182,12 +161,12 @@ func (o *optUint) Set(s string) error {
 	if _, err := fmt.Sscan(s, &v); err != nil || fmt.Sprint(v) != s {
 		return fmt.Errorf("want an integer from 0 to 4294967295, got %q", s)
 	}
-	o.v, o.set = &v, true
+	o.v = &v
 	return nil
 }
 
 // cmdAnnounce is `virtbgp announce PREFIX [--med N] [--community C ...]
-// [--ttl D] [--note TEXT] ...`: a manual route.
+// [--ttl D] [--note TEXT] ...`: a manual route, or its renewal.
 func cmdAnnounce(args []string, stdout, stderr io.Writer) int {
 	var (
 		req            manual.Request
@@ -196,21 +175,18 @@ func cmdAnnounce(args []string, stdout, stderr io.Writer) int {
 		comms, large   listFlag
 		asJSON         bool
 	)
-	c := &ctlCmd{name: "announce", synopsis: "PREFIX [--med N] [--local-pref N] [--prepend N] [--next-hop ADDR] [--community C ...] [--large-community C ...] [--ttl D] [--note TEXT] [--json] [--socket PATH | --config FILE]",
-		args: args, stdout: stdout, stderr: stderr}
-	prepend = -1
-	cl, pos, code := c.parse(1, func(fs *flag.FlagSet) {
+	c, pos, code := ctlArgs("announce", 1, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.Var(&med, "med", "MULTI_EXIT_DISC `N`")
 		fs.Var(&localPref, "local-pref", "LOCAL_PREF `N` (iBGP peers only)")
-		fs.IntVar(&prepend, "prepend", -1, "AS-path prepend `count`, 0 to 16")
-		fs.StringVar(&req.NextHop, "next-hop", "", "next hop `address` (default self); must be in api.allowed-next-hops")
-		fs.Var(&comms, "community", "standard community `C` (ASN:value, no-export, blackhole, ...); repeat for more")
+		fs.IntVar(&prepend, "prepend", -1, "AS-path prepend `count`, 0 to 16 (-1: none)")
+		fs.StringVar(&req.NextHop, "next-hop", "", "next hop `address` (default self); must lie in api.allowed-next-hops")
+		fs.Var(&comms, "community", "standard community `C` (ASN:value, no-export, no-advertise, blackhole, graceful-shutdown); repeat for more")
 		fs.Var(&large, "large-community", "large community `C` (GA:LD1:LD2); repeat for more")
 		fs.StringVar(&req.TTL, "ttl", "", "lease `duration` (like 30s, 10m): withdrawn when it ends unless announced again")
 		fs.StringVar(&req.Note, "note", "", "free `text` for the operators")
 		fs.BoolVar(&asJSON, "json", false, "print the route as JSON")
 	})
-	if cl == nil {
+	if c == nil {
 		return code
 	}
 	req.Prefix = pos[0]
@@ -219,13 +195,13 @@ func cmdAnnounce(args []string, stdout, stderr io.Writer) int {
 		req.ASPathPrepend = &prepend
 	}
 	req.Communities, req.LargeCommunities = comms, large
-	r, err := cl.Announce(context.Background(), req)
+	r, err := c.Announce(context.Background(), req)
 	if err != nil {
-		return c.fail(err)
+		return ctlFail(stderr, "announce", err)
 	}
 	if asJSON {
 		if err := writeJSON(stdout, r); err != nil {
-			return c.fail(err)
+			return ctlFail(stderr, "announce", err)
 		}
 		return 0
 	}
@@ -239,14 +215,13 @@ func cmdAnnounce(args []string, stdout, stderr io.Writer) int {
 
 // cmdWithdraw is `virtbgp withdraw PREFIX`: removes a manual route.
 func cmdWithdraw(args []string, stdout, stderr io.Writer) int {
-	c := &ctlCmd{name: "withdraw", synopsis: "PREFIX [--socket PATH | --config FILE]", args: args, stdout: stdout, stderr: stderr}
-	cl, pos, code := c.parse(1, nil)
-	if cl == nil {
+	c, pos, code := ctlArgs("withdraw", 1, args, stdout, stderr, nil)
+	if c == nil {
 		return code
 	}
-	r, err := cl.Withdraw(context.Background(), pos[0])
+	r, err := c.Withdraw(context.Background(), pos[0])
 	if err != nil {
-		return c.fail(err)
+		return ctlFail(stderr, "withdraw", err)
 	}
 	fmt.Fprintf(stdout, "withdrawn %s (created by %s at %s)\n", r.Prefix, r.CreatedBy, r.Created.Local().Format(time.RFC3339))
 	return 0
@@ -255,25 +230,23 @@ func cmdWithdraw(args []string, stdout, stderr io.Writer) int {
 // cmdRoutes is `virtbgp routes [--json]`: the manual routes in force.
 func cmdRoutes(args []string, stdout, stderr io.Writer) int {
 	var asJSON bool
-	c := &ctlCmd{name: "routes", synopsis: "[--json] [--socket PATH | --config FILE]", args: args, stdout: stdout, stderr: stderr}
-	cl, _, code := c.parse(0, func(fs *flag.FlagSet) {
+	c, code := ctlFlags("routes", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print the routes as JSON")
 	})
-	if cl == nil {
+	if c == nil {
 		return code
 	}
-	rs, err := cl.ManualRoutes(context.Background())
+	rs, err := c.ManualRoutes(context.Background())
 	if err != nil {
-		return c.fail(err)
+		return ctlFail(stderr, "routes", err)
 	}
 	if asJSON {
-		if err := writeJSON(stdout, control.ManualRoutes{Routes: rs}); err != nil {
-			return c.fail(err)
-		}
-		return 0
+		err = writeJSON(stdout, control.ManualRoutes{Routes: rs})
+	} else {
+		err = writeManualTable(stdout, rs)
 	}
-	if err := writeManualTable(stdout, rs); err != nil {
-		return c.fail(fmt.Errorf("write: %w", err))
+	if err != nil {
+		return ctlFail(stderr, "routes", fmt.Errorf("write: %w", err))
 	}
 	return 0
 }

@@ -233,12 +233,12 @@ func TestControlUsage(t *testing.T) {
 		{[]string{"reload", "--socket"}, "flag needs an argument: -socket"},
 	} {
 		code, out, errs := run(tc.args...)
-		if code != 2 || out != "" || !strings.Contains(errs, tc.want) || !strings.Contains(errs, "-socket path") {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q with the flags", tc.args, code, out, errs, tc.want)
+		if code != 2 || out != "" || !strings.Contains(errs, tc.want) || !strings.Contains(errs, "usage: virtbgp "+tc.args[0]+" [--socket PATH | --config FILE]") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q with the synopsis", tc.args, code, out, errs, tc.want)
 		}
 	}
 	code, out, _ := run("help")
-	for _, cmd := range []string{"status", "drain", "undrain", "reload", control.DefaultSocket} {
+	for _, cmd := range []string{"status", "drain", "undrain", "reload", "announce", "withdraw", "routes", control.DefaultSocket} {
 		if code != 0 || !strings.Contains(out, cmd) {
 			t.Errorf("help lacks %q:\n%s", cmd, out)
 		}

@@ -25,9 +25,16 @@ func TestCheck(t *testing.T) {
 		stdout   []string
 		stderr   []string
 		noStdout bool
+		noStderr bool
 	}{
-		{name: "example config", args: []string{"check", "--config", "../../examples/virtbgp.yaml"}, code: 0,
-			stdout: []string{"config ../../examples/virtbgp.yaml: ok", "mapping ../../examples/mapping.yaml: ok (2 VM(s), 5 route(s) from 1 file(s))"}},
+		{name: "example config", args: []string{"check", "--config", "../../examples/demo.yaml"}, code: 0,
+			stdout: []string{"config ../../examples/demo.yaml: ok", "mapping ../../examples/mapping.yaml: ok (2 VM(s), 5 route(s) from 1 file(s))"}},
+		{name: "the demo's /tmp paths are warned about", args: []string{"check", "--config", "../../examples/demo.yaml"}, code: 0,
+			stderr: []string{"config ../../examples/demo.yaml: warning: state-dir /tmp/virtbgp-demo/state is under /tmp",
+				"config ../../examples/demo.yaml: warning: control.socket /tmp/virtbgp-demo/control.sock is under /tmp"}},
+		{name: "host config", args: []string{"check", "--config", "../../examples/virtbgp.yaml"}, code: 0, noStderr: true,
+			stdout: []string{"config ../../examples/virtbgp.yaml: ok (AS 65001, router-id 192.0.2.1, 0 peer(s), libvirt qemu:///system)",
+				"mapping ../../examples/mapping.d: ok (0 VM(s), 0 route(s) from 1 file(s))"}},
 		{name: "mapping only", args: []string{"check", "--mapping", "../../examples/mapping.yaml"}, code: 0,
 			stdout: []string{"mapping ../../examples/mapping.yaml: ok"}},
 		{name: "every problem of a broken mapping", args: []string{"check", "--mapping", broken}, code: 1, noStdout: true,
@@ -56,6 +63,9 @@ func TestCheck(t *testing.T) {
 				if !strings.Contains(errb.String(), s) {
 					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
 				}
+			}
+			if tt.noStderr && errb.Len() > 0 {
+				t.Errorf("stderr = %q, want nothing", errb.String())
 			}
 			if tt.noStdout && out.Len() > 0 {
 				t.Errorf("stdout = %q, want nothing", out.String())

@@ -709,7 +709,7 @@ func TestParseRelativeFile(t *testing.T) {
 }
 
 func TestLoadExample(t *testing.T) {
-	const path = "../../examples/virtbgp.yaml"
+	const path = "../../examples/demo.yaml"
 	cfg, err := Load(path)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -780,5 +780,26 @@ func TestDefaultFamiliesFollowTheSession(t *testing.T) {
 	}
 	if f := cfg.BGP.Peers[1].Families; !slices.Equal(f, []Family{FamilyIPv6}) {
 		t.Errorf("IPv6 session families = %v, want [ipv6]", f)
+	}
+}
+
+// TestLoadHostExample loads the config a host gets (the package's
+// /etc/virtbgp/virtbgp.yaml): the system libvirt, the directories the unit
+// gives the service, no status listener, and the mapping.d/ directory.
+func TestLoadHostExample(t *testing.T) {
+	cfg, err := Load("../../examples/virtbgp.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, c := range []struct{ what, got, want string }{
+		{"libvirt.uri", cfg.Libvirt.URI, "qemu:///system"},
+		{"state-dir", cfg.StateDir, DefaultStateDir},
+		{"control.socket", cfg.Control.Socket, DefaultControlSocket},
+		{"status.listen", cfg.Status.Listen, ""},
+		{"mapping.path", cfg.Mapping.Path, filepath.Join("..", "..", "examples", "mapping.d")},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+		}
 	}
 }

@@ -28,8 +28,10 @@ func fuzzPassword(path string) (string, error) {
 // one "file:line: message" line, in order, and that every config it accepts
 // is complete and within the documented limits.
 func FuzzParse(f *testing.F) {
-	if data, err := os.ReadFile("../../examples/virtbgp.yaml"); err == nil {
-		f.Add(data)
+	for _, example := range []string{"../../examples/virtbgp.yaml", "../../examples/demo.yaml"} {
+		if data, err := os.ReadFile(example); err == nil {
+			f.Add(data)
+		}
 	}
 	for _, seed := range []string{
 		"",

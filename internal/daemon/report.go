@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/reconcile"
@@ -24,11 +25,13 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 	}
 	vms, routes := snap.Mapping.Stats()
 	r := status.Report{
-		Version: d.opts.Version,
-		Host:    hostname(),
-		Started: d.started,
-		Ready:   snap.Synced,
-		Libvirt: status.Libvirt{URI: d.cfg.Libvirt.URI, Connected: d.hv.Connected()},
+		Version:   d.opts.Version,
+		Revision:  d.opts.Revision,
+		GoVersion: runtime.Version(),
+		Host:      hostname(),
+		Started:   d.started,
+		Ready:     snap.Synced,
+		Libvirt:   status.Libvirt{URI: d.cfg.Libvirt.URI, Connected: d.hv.Connected()},
 		Mapping: status.Mapping{
 			Path:       d.cfg.Mapping.Path,
 			Generation: d.generation,

@@ -231,7 +231,7 @@ func newStateCollector() *stateCollector {
 	}
 	return &stateCollector{
 		sourceUp:       d("status_source_up", "1 if the daemon's state could be read for this scrape (its main loop answered in time), else 0 and the state series are absent."),
-		buildInfo:      d("build_info", "Always 1; the version label is the running virtbgp's version.", "version"),
+		buildInfo:      d("build_info", "Always 1; the labels are the running virtbgp's release version, the commit it was built from and the Go release that built it.", "version", "revision", "goversion"),
 		ready:          d("ready", "1 once the first full sync from libvirt was applied, else 0."),
 		libvirt:        d("libvirt_connected", "1 if the connection to libvirtd is up, else 0."),
 		drainState:     d("drain_state", "The host's drain state: 1 for the current state (none, draining or drained), 0 for the others.", "state"),
@@ -286,7 +286,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- gauge(c.sourceUp, 1)
-	ch <- gauge(c.buildInfo, 1, r.Version)
+	ch <- gauge(c.buildInfo, 1, r.Version, r.Revision, r.GoVersion)
 	ch <- gauge(c.ready, b2f(r.Ready))
 	ch <- gauge(c.libvirt, b2f(r.Libvirt.Connected))
 

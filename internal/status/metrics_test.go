@@ -121,9 +121,9 @@ func TestStateMetrics(t *testing.T) {
 	}
 	m.setSource(staticSource(sampleReport()), time.Second, slog.New(slog.DiscardHandler))
 	want := `
-# HELP virtbgp_build_info Always 1; the version label is the running virtbgp's version.
+# HELP virtbgp_build_info Always 1; the labels are the running virtbgp's release version, the commit it was built from and the Go release that built it.
 # TYPE virtbgp_build_info gauge
-virtbgp_build_info{version="1.4.0"} 1
+virtbgp_build_info{goversion="go1.26.8",revision="0123456789ab",version="1.4.0"} 1
 # HELP virtbgp_claims_refused Prefixes that domains on this host claim in their metadata and that are not announced (outside the allowed prefixes, the mapping file's, another domain's), by source.
 # TYPE virtbgp_claims_refused gauge
 virtbgp_claims_refused{source="metadata"} 0

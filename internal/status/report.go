@@ -15,9 +15,13 @@ import (
 // Report is a point-in-time view of one virtbgp daemon. It is what /status
 // and `virtbgp status --json` return.
 type Report struct {
-	Version string    `json:"version"`
-	Host    string    `json:"host"`
-	Started time.Time `json:"started"`
+	Version string `json:"version"`
+	// Revision is the VCS commit virtbgp was built from; GoVersion the Go
+	// release that built it.
+	Revision  string    `json:"revision,omitempty"`
+	GoVersion string    `json:"go_version,omitempty"`
+	Host      string    `json:"host"`
+	Started   time.Time `json:"started"`
 	// Ready is true after the first full sync from libvirt was applied.
 	Ready   bool     `json:"ready"`
 	Libvirt Libvirt  `json:"libvirt"`
