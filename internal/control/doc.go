@@ -10,7 +10,9 @@
 // authority: it holds even if the file's mode or its directory's is
 // loosened, and a root user inside an unprivileged user namespace is seen
 // as its unprivileged host uid. Refused clients get 403 with a JSON error,
-// and are logged with their uid, gid and pid. The Client checks the other
+// and are logged with their uid, gid and pid. With Server.ReadGroup, the
+// members of that group (by SO_PEERCRED's gid or the process's
+// supplementary groups) may use the read calls. The Client checks the other
 // way too: it talks only to a socket served by root (or its own uid).
 //
 // On TCP (Server.ListenTCP) every request needs a bearer token of
