@@ -34,6 +34,7 @@ import (
 	"syscall"
 
 	"github.com/virtbgp/virtbgp/fileerr"
+	"github.com/virtbgp/virtbgp/internal/bgp"
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/daemon"
 	"github.com/virtbgp/virtbgp/internal/notify"
@@ -135,6 +136,7 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		for _, w := range hostWarnings(cfg) {
 			fmt.Fprintf(stderr, "config %s: warning: %s\n", cfgPath, w)
 		}
+		checkNextHops(cfg.BGP, bgp.KernelNextHop, stdout, stderr)
 		if md := cfg.Mapping.Metadata; md.Enabled {
 			fmt.Fprintf(stdout, "metadata: virtbgp's element, claims allowed in %v\n", md.Allow.Prefixes)
 		}
@@ -155,6 +157,26 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 	vms, routes := m.Stats()
 	fmt.Fprintf(stdout, "mapping %s: ok (%d VM(s), %d route(s) from %d file(s))\n", path, vms, routes, len(m.Sources()))
 	return 0
+}
+
+// checkNextHops prints, for each peer whose session carries the family
+// other than its own, the next hop of that family its routes get on this
+// host, or a warning that they are not sent to it. It is a warning, not an
+// error: the config may be checked away from the host that runs it.
+func checkNextHops(b config.BGP, nh bgp.NextHopFunc, stdout, stderr io.Writer) {
+	used, dropped := bgp.PlanNextHops(b, nh)
+	for _, p := range b.Peers {
+		a := p.Address.Unmap()
+		for _, f := range []config.Family{config.FamilyIPv4, config.FamilyIPv6} {
+			if addr, ok := used[a][f]; ok {
+				fmt.Fprintf(stdout, "peer %s: %s routes with next hop self get next hop %s\n", a, f, addr)
+			}
+		}
+	}
+	for _, d := range dropped {
+		fmt.Fprintf(stderr, "warning: peer %s: its session carries %s but %s routes with next hop self will not be sent to it on this host: %s (set next-hop-%s, or give the interface facing it a global %s address)\n",
+			d.Peer, d.Family, d.Family, d.Reason, d.Family, d.Family)
+	}
 }
 
 // newLogger returns the daemon's logger writing to w. With journal (w is

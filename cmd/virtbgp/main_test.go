@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/virtbgp/virtbgp/internal/config"
 )
 
 func TestCheck(t *testing.T) {
@@ -69,6 +73,42 @@ func TestCheck(t *testing.T) {
 			}
 			if tt.noStdout && out.Len() > 0 {
 				t.Errorf("stdout = %q, want nothing", out.String())
+			}
+		})
+	}
+}
+
+// TestCheckNextHops checks what `virtbgp check` says about the next hops of
+// the other family, with a stand-in for the host's interfaces.
+func TestCheckNextHops(t *testing.T) {
+	nh := func(peer netip.Addr, fam config.Family) (netip.Addr, error) {
+		if peer == netip.MustParseAddr("198.18.0.1") {
+			return netip.MustParseAddr("fd00::11"), nil
+		}
+		return netip.Addr{}, errors.New("interface eth1 facing the peer has no usable global " + string(fam) + " address")
+	}
+	both := []config.Family{config.FamilyIPv4, config.FamilyIPv6}
+	tests := []struct {
+		name           string
+		peers          []config.Peer
+		stdout, stderr string
+	}{
+		{"own family only", []config.Peer{{Address: netip.MustParseAddr("198.18.0.1"), Families: []config.Family{config.FamilyIPv4}}}, "", ""},
+		{"found", []config.Peer{{Address: netip.MustParseAddr("198.18.0.1"), Families: both}},
+			"peer 198.18.0.1: ipv6 routes with next hop self get next hop fd00::11\n", ""},
+		{"override", []config.Peer{{Address: netip.MustParseAddr("198.18.0.2"), Families: both, NextHopIPv6: netip.MustParseAddr("fd00::99")}},
+			"peer 198.18.0.2: ipv6 routes with next hop self get next hop fd00::99\n", ""},
+		{"none", []config.Peer{{Address: netip.MustParseAddr("198.18.0.2"), Families: both}}, "",
+			"warning: peer 198.18.0.2: its session carries ipv6 but ipv6 routes with next hop self will not be sent to it on this host: interface eth1 facing the peer has no usable global ipv6 address (set next-hop-ipv6, or give the interface facing it a global ipv6 address)\n"},
+		{"ipv4 over IPv6", []config.Peer{{Address: netip.MustParseAddr("fd00::1"), Families: both}}, "",
+			"warning: peer fd00::1: its session carries ipv4 but ipv4 routes with next hop self will not be sent to it on this host: interface eth1 facing the peer has no usable global ipv4 address (set next-hop-ipv4, or give the interface facing it a global ipv4 address)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			checkNextHops(config.BGP{ASN: 65001, Peers: tt.peers}, nh, &out, &errb)
+			if out.String() != tt.stdout || errb.String() != tt.stderr {
+				t.Errorf("stdout %q\nwant   %q\nstderr %q\nwant   %q", out.String(), tt.stdout, errb.String(), tt.stderr)
 			}
 		})
 	}

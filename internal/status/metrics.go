@@ -214,6 +214,11 @@ type stateCollector struct {
 	peerUp         *prometheus.Desc
 	peerSince      *prometheus.Desc
 	peerRoutesSent *prometheus.Desc
+	peerFamSent    *prometheus.Desc
+	peerUpdSent    *prometheus.Desc
+	peerUpdRecv    *prometheus.Desc
+	peerFlaps      *prometheus.Desc
+	notCarried     *prometheus.Desc
 	routes         *prometheus.Desc
 	domains        *prometheus.Desc
 	mappingGen     *prometheus.Desc
@@ -238,6 +243,11 @@ func newStateCollector() *stateCollector {
 		peerUp:         d("peer_up", "1 if the BGP session with the peer is established, else 0.", "peer", "asn"),
 		peerSince:      d("peer_established_timestamp_seconds", "Unix time the BGP session with the peer was established, 0 while it is not.", "peer"),
 		peerRoutesSent: d("peer_routes_sent", "Routes currently advertised to the peer.", "peer"),
+		peerFamSent:    d("peer_family_routes_sent", "Routes currently advertised to the peer, by address family (GoBGP's Adj-RIB-Out after the export policy).", "peer", "family"),
+		peerUpdSent:    d("peer_updates_sent", "UPDATE messages sent to the peer in the current session (0 while it is not established).", "peer"),
+		peerUpdRecv:    d("peer_updates_received", "UPDATE messages received from the peer in the current session (0 while it is not established).", "peer"),
+		peerFlaps:      d("peer_flaps", "Times the BGP session with the peer went down from established since virtbgp started.", "peer"),
+		notCarried:     d("routes_not_carried", "Routes announced by this host that no peer is sent (no session carries their family, or none has a next hop of it), by address family.", "family"),
 		routes:         d("routes_announced", "Routes announced by this host, by address family; sum() for the total.", "family"),
 		domains:        d("domains", "libvirt domains on this host by state (running, paused, off).", "state"),
 		mappingGen:     d("mapping_generation", "Generation of the mapping in force: 1 at start, +1 per reload that changed its content."),
@@ -260,7 +270,7 @@ func (c *stateCollector) set(src Source, timeout time.Duration, log *slog.Logger
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.sourceUp, c.buildInfo, c.ready, c.libvirt, c.drainState,
-		c.peerUp, c.peerSince, c.peerRoutesSent, c.routes, c.domains,
+		c.peerUp, c.peerSince, c.peerRoutesSent, c.peerFamSent, c.peerUpdSent, c.peerUpdRecv, c.peerFlaps, c.notCarried, c.routes, c.domains,
 		c.mappingGen, c.mappingInfo, c.mappingVMs, c.mappingRoutes, c.unmappedNow,
 		c.metaErrors, c.claimsRefused,
 	} {
@@ -308,14 +318,25 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge(c.peerUp, b2f(up), p.Address, strconv.FormatUint(uint64(p.ASN), 10))
 		ch <- gauge(c.peerSince, since, p.Address)
 		ch <- gauge(c.peerRoutesSent, float64(p.RoutesSent), p.Address)
+		for _, f := range p.Families {
+			ch <- gauge(c.peerFamSent, float64(p.RoutesSentByFamily[f]), p.Address, f)
+		}
+		ch <- gauge(c.peerUpdSent, float64(p.UpdatesSent), p.Address)
+		ch <- gauge(c.peerUpdRecv, float64(p.UpdatesReceived), p.Address)
+		ch <- gauge(c.peerFlaps, float64(p.Flaps), p.Address)
 	}
 
 	byFamily := map[string]int{"ipv4": 0, "ipv6": 0}
+	notCarried := map[string]int{"ipv4": 0, "ipv6": 0}
 	for _, rt := range r.Routes {
 		byFamily[family(rt.Prefix)]++
+		if rt.NotCarried != "" {
+			notCarried[family(rt.Prefix)]++
+		}
 	}
 	for f, n := range byFamily {
 		ch <- gauge(c.routes, float64(n), f)
+		ch <- gauge(c.notCarried, float64(notCarried[f]), f)
 	}
 
 	byState := map[string]int{"running": 0, "paused": 0, "off": 0}
