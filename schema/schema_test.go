@@ -57,10 +57,13 @@ bgp:
       keepalive: 3s
       multihop-ttl: 2
       local-address: 198.18.0.2
-      families: [ipv4]
+      families: [ipv4, ipv6]
+      next-hop-ipv6: 2001:db8::2
+      export: {communities: ["65001:300"], large-communities: ["65001:3:4"], as-path-prepend: 1, med: 50, families: [ipv4], prefixes: [192.0.2.0/24]}
     - address: 2001:db8::1
       asn: 65000
       password: secret
+      next-hop-ipv4: 198.18.0.2
 mapping:
   path: mapping.yaml
   watch: true
@@ -391,6 +394,8 @@ func TestSchemaRejectsInvalid(t *testing.T) {
 		{"config: peer without asn", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1}]", 1)},
 		{"config: password and password-file", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, password: x, password-file: tor.pw}]", 1)},
 		{"config: a family ipv5", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, families: [ipv5]}]", 1)},
+		{"config: unknown export key", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, export: {colour: red}}]", 1)},
+		{"config: export prepend 11", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, export: {as-path-prepend: 11}}]", 1)},
 		{"config: multihop-ttl 256", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, multihop-ttl: 256}]", 1)},
 		{"config: paused sometimes", configFormat, cfg("policy: {paused: sometimes}\n")},
 		{"config: standby-prepend 1", configFormat, cfg("policy: {standby-prepend: 1}\n")},
