@@ -91,6 +91,9 @@ fuzz: deps
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
 	$(GO) test -run='^$$' -fuzz='^FuzzHoldReload$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/daemon/
 	$(GO) test -run='^$$' -fuzz='^FuzzClip$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./fileerr/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/manual/
+	$(GO) test -run='^$$' -fuzz='^FuzzRequest$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/manual/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/control/
 
 clean:
 	rm -rf bin

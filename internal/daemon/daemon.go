@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"reflect"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/control"
 	"github.com/virtbgp/virtbgp/internal/libvirt"
+	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/notify"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
@@ -97,6 +99,7 @@ type Daemon struct {
 	failedDigest  string // mapping.Digest of the last files that failed to load
 	origins       *origins
 	drain         *drainer
+	manual        *manualRoutes
 	peersAdded    bool
 	held          *status.HeldReload // the reload held by the mass-withdraw guard
 	heldTimer     *time.Timer        // when held is applied without confirmation
@@ -137,18 +140,26 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	var manualRoutes []mapping.Route
+	d.manual, manualRoutes, err = loadManual(cfg.StateDir, cfg.API.Allow, log.With("part", "api"))
+	if err != nil {
+		return nil, err
+	}
+	d.manual.onChange = d.metrics.ManualRoutes
+	d.metrics.ManualRoutes(len(manualRoutes), 0)
 	d.rec = reconcile.New(reconcile.Options{
 		Hypervisor:     d.hv,
 		Speaker:        d.speaker,
 		Log:            log.With("part", "reconcile"),
 		Mapping:        m,
 		Drain:          drain,
+		Manual:         manualRoutes,
 		ResyncInterval: cfg.ResyncInterval,
 		Observer:       d.metrics,
 		Policy: reconcile.Policy{
 			KeepPaused:     cfg.Policy.Paused == config.PausedKeep,
 			StandbyPrepend: cfg.Policy.StandbyPrepend,
-			Trust:          trust(cfg.Mapping),
+			Trust:          trust(cfg.Mapping, cfg.API),
 		},
 	})
 	d.drain.rec = d.rec
@@ -164,11 +175,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.endLife()
 	defer context.AfterFunc(ctx, d.endLife)()
 
-	ctl := &control.Server{Handler: handler{d}, Log: d.log.With("part", "control")}
+	ctl := &control.Server{Handler: handler{d}, Log: d.log.With("part", "control"),
+		WriteRate: d.cfg.API.WriteRate, TLS: d.cfg.API.TLS.Config}
+	if d.cfg.Control.ReadGroup != "" {
+		gid := d.cfg.Control.ReadGID
+		ctl.ReadGroup = &gid
+	}
+	for _, t := range d.cfg.API.Tokens {
+		ctl.Tokens = append(ctl.Tokens, control.Token{Name: t.Name, Secret: t.Secret, Write: t.Write})
+	}
 	if err := ctl.Listen(d.cfg.Control.Socket); err != nil {
 		return err // it names the socket
 	}
 	defer ctl.Close()
+	if d.cfg.API.Listen != "" {
+		if err := ctl.ListenTCP(d.cfg.API.Listen); err != nil {
+			return err // it names the address
+		}
+	}
 
 	// Graceful restart: the peers come up in restarting mode only after the
 	// first sync has put the routes back into the RIB, so that a helper
@@ -243,6 +267,8 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.drain.finish(ctx)
 		case <-d.heldTimerC():
 			d.heldExpired(ctx)
+		case <-d.manual.timerC():
+			d.manual.expire(ctx, d.rec)
 		case run := <-d.reqs:
 			run(ctx)
 		}
@@ -376,11 +402,34 @@ func (h handler) Undrain(ctx context.Context) (string, error) {
 }
 
 func (h handler) Reload(ctx context.Context) (string, error) {
-	return h.d.reload(ctx, false)
+	return h.reloadAnswer(ctx, false)
+}
+
+// reloadAnswer is Reload and ReloadForce for the API: a refused config or
+// mapping, or a held one, is a 422, and the old ones stay in force.
+func (h handler) reloadAnswer(ctx context.Context, confirm bool) (string, error) {
+	msg, err := h.d.reload(ctx, confirm)
+	if err != nil && ctx.Err() == nil {
+		// The new config or mapping is refused; the old one stays.
+		return "", &control.Error{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+	}
+	return msg, err
+}
+
+func (h handler) ManualRoutes(ctx context.Context) ([]manual.Route, error) {
+	return call(ctx, h.d, "manual routes", func(context.Context) ([]manual.Route, error) { return h.d.manual.list(), nil })
+}
+
+func (h handler) Announce(ctx context.Context, who string, req manual.Request) (manual.Route, error) {
+	return call(ctx, h.d, "announce", func(ctx context.Context) (manual.Route, error) { return h.d.announce(ctx, who, req) })
+}
+
+func (h handler) Withdraw(ctx context.Context, who, prefix string) (manual.Route, error) {
+	return call(ctx, h.d, "withdraw", func(ctx context.Context) (manual.Route, error) { return h.d.withdraw(ctx, who, prefix) })
 }
 
 func (h handler) ReloadForce(ctx context.Context) (string, error) {
-	return h.d.reload(ctx, true)
+	return h.reloadAnswer(ctx, true)
 }
 
 // reload is SIGHUP: the config file, then the mapping; confirm applies a
@@ -453,6 +502,9 @@ func restartOnly(old, nc *config.Config) []string {
 	add(old.ResyncInterval != nc.ResyncInterval, "resync-interval")
 	add(old.StateDir != nc.StateDir, "state-dir")
 	add(old.Control != nc.Control, "control")
+	oa, na := old.API, nc.API
+	oa.TLS.Config, na.TLS.Config = nil, nil
+	add(!reflect.DeepEqual(oa, na), "api")
 	add(old.Mapping.Path != nc.Mapping.Path || old.Mapping.Watch != nc.Mapping.Watch, "mapping")
 	add(!reflect.DeepEqual(old.Mapping.Metadata, nc.Mapping.Metadata), "mapping.metadata")
 	add(!reflect.DeepEqual(old.Mapping.Nova, nc.Mapping.Nova), "mapping.nova")
@@ -497,8 +549,8 @@ func metadataOption(m config.Mapping) libvirt.Option {
 
 // trust is what the reconciler lets each enabled source claim; a disabled
 // source is allowed nothing.
-func trust(m config.Mapping) reconcile.Trust {
-	var t reconcile.Trust
+func trust(m config.Mapping, api config.API) reconcile.Trust {
+	t := reconcile.Trust{Manual: api.Allow}
 	if m.Metadata.Enabled {
 		t.Metadata = m.Metadata.Allow
 	}

@@ -48,6 +48,8 @@ type Metrics struct {
 	reloads           *prometheus.CounterVec
 	reloadHeld        prometheus.Gauge
 	watchOK           prometheus.Gauge
+	manualRoutes      prometheus.Gauge
+	manualExpired     prometheus.Counter
 
 	state *stateCollector
 }
@@ -117,6 +119,16 @@ func NewMetrics() *Metrics {
 			Name:      "mapping_watch_ok",
 			Help:      "1 if inotify watches every directory the mapping path goes through, 0 if a watch is lost and the mapping is polled instead (or mapping.watch is off).",
 		}),
+		manualRoutes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "manual_routes",
+			Help:      "Manual routes of the API in force (announced unless the mapping file or the allowed prefixes refuse them now).",
+		}),
+		manualExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "manual_routes_expired_total",
+			Help:      "Manual routes withdrawn because their lease (TTL) ended without a renewal.",
+		}),
 		state: newStateCollector(),
 	}
 	// Both results exist from the start, so that rate() and increase() see
@@ -137,9 +149,18 @@ func NewMetrics() *Metrics {
 		m.reloads,
 		m.reloadHeld,
 		m.watchOK,
+		m.manualRoutes,
+		m.manualExpired,
 		m.state,
 	)
 	return m
+}
+
+// ManualRoutes records the count of manual routes in force after a
+// change, and how many leases the change ended.
+func (m *Metrics) ManualRoutes(n, expired int) {
+	m.manualRoutes.Set(float64(n))
+	m.manualExpired.Add(float64(expired))
 }
 
 // Registry is the registry holding every series, for serving it elsewhere
