@@ -160,6 +160,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 // the mapping at mapPath alone.
 func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 	path := mapPath
+	limits := mapping.DefaultLimits // --mapping alone: the default limits
 	if path == "" {
 		cfg, err := config.Load(cfgPath)
 		if err != nil {
@@ -168,6 +169,8 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "config %s: ok (AS %d, router-id %s, %d peer(s), libvirt %s)\n",
 			cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
+		printWarnings(stdout, cfg)
+		limits = cfg.Routes
 		if md := cfg.Mapping.Metadata; md.Enabled {
 			fmt.Fprintf(stdout, "metadata: virtbgp's element, claims allowed in %v\n", md.Allow.Prefixes)
 		}
@@ -180,7 +183,7 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 			return 0
 		}
 	}
-	m, err := mapping.Load(path)
+	m, err := loadMapping(path, limits)
 	if err != nil {
 		printErrors(stderr, "mapping "+path, err)
 		return 1
@@ -188,6 +191,30 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 	vms, routes := m.Stats()
 	fmt.Fprintf(stdout, "mapping %s: ok (%d VM(s), %d route(s) from %d file(s))\n", path, vms, routes, len(m.Sources()))
 	return 0
+}
+
+// loadMapping loads the mapping at path and checks it against the
+// config's limits on routes.
+func loadMapping(path string, limits mapping.Limits) (*mapping.Mapping, error) {
+	m, err := mapping.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.CheckLimits(limits); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// printWarnings prints what the config has that is valid but probably
+// wrong or unsafe: what `virtbgp run` logs at WARN.
+func printWarnings(w io.Writer, cfg *config.Config) {
+	for _, e := range cfg.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", e.Error())
+	}
+	for _, p := range daemon.UnsafeDirs(cfg) {
+		fmt.Fprintf(w, "warning: %s\n", p)
+	}
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -233,9 +260,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 		printErrors(stderr, "config "+*cfgPath, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", "problem", w.Error())
+	}
+	for _, w := range daemon.UnsafeDirs(cfg) {
+		log.Warn("config warning", "problem", w)
+	}
 	var m *mapping.Mapping // none without a file: metadata only
 	if cfg.Mapping.Path != "" {
-		if m, err = mapping.Load(cfg.Mapping.Path); err != nil {
+		if m, err = loadMapping(cfg.Mapping.Path, cfg.Routes); err != nil {
 			printErrors(stderr, "mapping "+cfg.Mapping.Path, err)
 			return 1
 		}

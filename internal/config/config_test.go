@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/fileerr"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // doc joins lines into a YAML document; line i of the slice is line i+1 of
@@ -132,6 +133,11 @@ func TestParseFull(t *testing.T) {
 		StateDir:       filepath.Join(filepath.Dir(file), "state"),
 		Control:        Control{Socket: "/run/vb/ctl.sock"},
 		Drain:          Drain{GracefulShutdownTime: 0},
+		Routes:         mapping.DefaultLimits,
+		Warnings: fileerr.ErrorList{
+			{File: file, Line: 18, Msg: "bgp.peers[0].password: the password is in the config file, which is often world-readable and copied around: use password-file with a file of mode 0600"},
+			{File: file, Line: 25, Msg: "bgp.peers[1]: the session is IPv6 but carries ipv4: its routes with next hop self get the session's address, unusable as an ipv4 next hop; give them an explicit next hop in the mapping"},
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
@@ -179,6 +185,7 @@ func TestParseDefaults(t *testing.T) {
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
+		Routes:         mapping.Limits{MinBits4: 24, MinBits6: 48},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
@@ -282,7 +289,7 @@ func withPeerLines(keys ...string) []string {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, drain"
+	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, routes, policy, resync-interval, state-dir, control, drain"
 	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families"
 	tests := []struct {
 		name string
@@ -445,7 +452,7 @@ func TestParseErrors(t *testing.T) {
 		), []string{
 			`c.yaml:7: bgp.peers[1].address: want a unicast IP address, got "::ffff:198.18.0.1"`,
 			`c.yaml:8: bgp.peers[2].address: want a unicast IP address, got "0.0.0.0"`,
-			`c.yaml:9: bgp.peers[3].address: want an IP address, got "fe80::1%eth0"`,
+			`c.yaml:9: bgp.peers[3].address: "fe80::1%eth0" is a link-local address: virtbgp does not support link-local (interface-scoped) sessions; use a global or unique-local address`,
 			`c.yaml:10: bgp.peers[4].address: 198.18.0.1 is already the address of bgp.peers[0] (line 6)`,
 			`c.yaml:13: bgp.peers[5].local-address: 198.18.0.2 is IPv4 but the peer address 2001:db8::1 is IPv6`,
 		}},

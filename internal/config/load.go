@@ -17,7 +17,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // Limits of the format beyond those in the defaults.
@@ -85,6 +87,8 @@ func parse(file string, data []byte, readPassword func(path string) (string, err
 		return nil, err
 	}
 	cfg.File = file
+	l.warns.Sort()
+	cfg.Warnings = l.warns
 	return cfg, nil
 }
 
@@ -93,6 +97,12 @@ type loader struct {
 	r            *yamlutil.Reader
 	dir          string // base of relative paths
 	readPassword func(path string) (string, error)
+	warns        fileerr.ErrorList
+}
+
+// warnf records a warning at node n: valid, but probably wrong or unsafe.
+func (l *loader) warnf(n *yaml.Node, format string, args ...any) {
+	l.warns = append(l.warns, fileerr.Error{File: l.r.File, Line: n.Line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // lineNode stands for a line in messages that are not about one node.
@@ -134,6 +144,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
+		Routes:         mapping.DefaultLimits,
 	}
 	if n == nil {
 		n = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
@@ -144,6 +155,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		yamlutil.Field{Key: "bgp", Do: func(k, v *yaml.Node) { l.bgp(k, v, &cfg.BGP) }},
 		yamlutil.Field{Key: "mapping", Do: func(k, v *yaml.Node) { l.mapping(k, v, &cfg.Mapping) }},
 		yamlutil.Field{Key: "status", Do: func(k, v *yaml.Node) { l.status(k, v, &cfg.Status) }},
+		yamlutil.Field{Key: "routes", Do: func(k, v *yaml.Node) { l.routes(k, v, &cfg.Routes) }},
 		yamlutil.Field{Key: "policy", Do: func(k, v *yaml.Node) { l.policy(k, v, &cfg.Policy) }},
 		yamlutil.Field{Key: "resync-interval", Do: func(_, v *yaml.Node) {
 			if d, ok := l.duration(v, "resync-interval", `0 (disabled) or a duration of at least 1s like "5m"`,
@@ -173,6 +185,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		}},
 	)
 	l.required(n, "top level", 1, "version", "bgp", "mapping")
+	l.sourcesInLimits(n, cfg)
 	return cfg
 }
 
@@ -216,7 +229,7 @@ func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
 	var nodes []peerNodes
 	l.r.Map(v, "bgp",
 		yamlutil.Field{Key: "asn", Do: func(_, v *yaml.Node) {
-			if asn, ok := l.r.Uint32(v, "bgp.asn", 1); ok {
+			if asn, ok := l.asn(v, "bgp.asn"); ok {
 				b.ASN = asn
 			}
 		}},
@@ -227,6 +240,10 @@ func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
 			}
 			if !a.Is4() || a.IsUnspecified() {
 				l.r.Errorf(v, "bgp.router-id: want an IPv4 address other than 0.0.0.0, got %s", yamlutil.Describe(v))
+				return
+			}
+			if classE := netip.MustParsePrefix("240.0.0.0/4"); a.IsMulticast() || classE.Contains(a) {
+				l.r.Errorf(v, "bgp.router-id: %s is a multicast, broadcast or reserved (240.0.0.0/4) address: want a unicast IPv4 address of this host", a)
 				return
 			}
 			b.RouterID = a
@@ -277,6 +294,14 @@ func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
 		}
 		if pn.keepalive == nil {
 			p.Keepalive = (p.HoldTime / 3).Truncate(time.Second)
+		}
+		if pn.address != nil {
+			for _, f := range p.Families {
+				if (f == FamilyIPv4) != p.Address.Is4() {
+					l.warnf(pn.address, "%s: the session is %s but carries %s: its routes with next hop self get the session's address, unusable as an %s next hop; give them an explicit next hop in the mapping",
+						pn.what, family(p.Address), f, f)
+				}
+			}
 		}
 		if pn.passive != nil && b.ListenPort == 0 {
 			l.r.Errorf(pn.passive, "%s.passive: a passive peer needs bgp.listen-port (without it virtbgp does not accept sessions)", pn.what)
@@ -336,6 +361,10 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 	pn := peerNodes{what: what, holdOK: true}
 	var pwKey *yaml.Node // the first of password and password-file
 	addr := func(v *yaml.Node, key string) (netip.Addr, bool) {
+		if a, err := netip.ParseAddr(v.Value); v.Kind == yaml.ScalarNode && err == nil && a.IsLinkLocalUnicast() {
+			l.r.Errorf(v, "%s.%s: %s is a link-local address: virtbgp does not support link-local (interface-scoped) sessions; use a global or unique-local address", what, key, yamlutil.Describe(v))
+			return netip.Addr{}, false
+		}
 		a, ok := l.r.Addr(v, what+"."+key)
 		if ok && !unicast(a) {
 			l.r.Errorf(v, "%s.%s: want a unicast IP address, got %s", what, key, yamlutil.Describe(v))
@@ -357,6 +386,9 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		yamlutil.Field{Key: "address", Do: func(_, v *yaml.Node) {
 			if a, ok := addr(v, "address"); ok {
 				p.Address, pn.address = a, v
+				if a.IsLoopback() {
+					l.warnf(v, "%s.address: %s is a loopback address: the session is with this host itself, which only a test does", what, a)
+				}
 			}
 		}},
 		yamlutil.Field{Key: "port", Do: func(_, v *yaml.Node) {
@@ -365,7 +397,7 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 			}
 		}},
 		yamlutil.Field{Key: "asn", Do: func(_, v *yaml.Node) {
-			if asn, ok := l.r.Uint32(v, what+".asn", 1); ok {
+			if asn, ok := l.asn(v, what+".asn"); ok {
 				p.ASN = asn
 			}
 		}},
@@ -376,6 +408,7 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 			}
 			if pw, ok := l.checkPassword(v, what+".password", s, ""); ok {
 				p.Password = pw
+				l.warnf(k, "%s.password: the password is in the config file, which is often world-readable and copied around: use password-file with a file of mode 0600", what)
 			}
 		}},
 		yamlutil.Field{Key: "password-file", Do: func(k, v *yaml.Node) {
@@ -395,6 +428,9 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 			}
 			if pw, ok := l.checkPassword(v, what+".password-file", pw, " in "+path); ok {
 				p.Password = pw
+				if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 {
+					l.warnf(v, "%s.password-file: %s is readable by every user (mode %04o): chmod 600 it", what, path, fi.Mode().Perm())
+				}
 			}
 		}},
 		yamlutil.Field{Key: "passive", Do: func(_, v *yaml.Node) {
@@ -457,6 +493,12 @@ func (l *loader) checkPassword(v *yaml.Node, what, pw, where string) (string, bo
 		return "", false
 	case len(pw) > MaxPasswordLen:
 		l.r.Errorf(v, "%s: the password%s is longer than %d bytes (the TCP MD5 key limit)", what, where, MaxPasswordLen)
+		return "", false
+	case strings.ContainsAny(pw, "\r\n"):
+		l.r.Errorf(v, "%s: the password%s has more than one line: want the password alone on one line", what, where)
+		return "", false
+	case strings.IndexFunc(pw, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0:
+		l.r.Errorf(v, "%s: the password%s has a control character", what, where)
 		return "", false
 	}
 	return pw, true
@@ -534,6 +576,11 @@ func (l *loader) status(_, v *yaml.Node, st *Status) {
 				return
 			}
 			st.Listen = s
+			if host, _, err := net.SplitHostPort(s); err == nil && s != "" {
+				if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
+					l.warnf(v, "status.listen: %q listens on every address: anyone who can reach this host reads its VMs, IPs and peers; listen on 127.0.0.1", s)
+				}
+			}
 		}},
 	)
 }

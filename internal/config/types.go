@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -69,6 +70,15 @@ type Config struct {
 	StateDir string
 	Control  Control
 	Drain    Drain
+	// Routes is the routes section: what any route of any source may be
+	// (min-prefix-length, default /24 and /48; allowed-prefixes, default
+	// anywhere).
+	Routes mapping.Limits
+	// Warnings are what is valid but probably wrong or unsafe (a password
+	// in the file, a world-readable password file, a status endpoint on
+	// every address, ...), each at its file and line, sorted. `virtbgp
+	// check` prints them and `virtbgp run` logs them at WARN.
+	Warnings fileerr.ErrorList
 }
 
 // Control is the control section: the local channel of `virtbgp status`,

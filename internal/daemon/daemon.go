@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -84,6 +85,9 @@ type Daemon struct {
 // New builds a daemon from a validated config and the mapping it names. It
 // reads the drain state from the state directory (creating the directory).
 func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options) (*Daemon, error) {
+	if probs := UnsafeDirs(cfg); len(probs) > 0 {
+		return nil, fmt.Errorf("refusing to start: %s", strings.Join(probs, "; "))
+	}
 	d := &Daemon{
 		cfg:        cfg,
 		opts:       opts,
@@ -373,6 +377,9 @@ func (d *Daemon) reloadConfig(ctx context.Context) ([]string, error) {
 		logProblems(d.log, "config reload rejected", err)
 		return nil, err // it names the file
 	}
+	for _, w := range nc.Warnings {
+		d.log.Warn("config warning", "problem", w.Error())
+	}
 	var notes []string
 	if needsRestart := restartOnly(d.cfg, nc); len(needsRestart) > 0 {
 		d.log.Warn("config changes that take effect only after a restart", "keys", needsRestart)
@@ -404,6 +411,7 @@ func restartOnly(old, nc *config.Config) []string {
 	add(old.BGP.GracefulRestart != nc.BGP.GracefulRestart, "bgp.graceful-restart")
 	add(old.Status != nc.Status, "status")
 	add(old.Policy != nc.Policy, "policy")
+	add(!reflect.DeepEqual(old.Routes, nc.Routes), "routes")
 	add(old.ResyncInterval != nc.ResyncInterval, "resync-interval")
 	add(old.StateDir != nc.StateDir, "state-dir")
 	add(old.Control != nc.Control, "control")
@@ -439,6 +447,9 @@ func (d *Daemon) reloadMapping(ctx context.Context, force bool) (string, error) 
 		return "mapping unchanged since the failed reload", nil
 	}
 	m, err := mapping.Load(path)
+	if err == nil {
+		err = m.CheckLimits(d.cfg.Routes)
+	}
 	if err != nil {
 		d.failedDigest = digest
 		d.recordReload(false, err)
