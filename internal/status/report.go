@@ -152,7 +152,7 @@ type Mapping struct {
 	Files      []string  `json:"files"`
 	VMs        int       `json:"vms"`
 	Routes     int       `json:"routes"`
-	LastReload Reload    `json:"last_reload"`
+	LastReload Reload    `json:"last_reload,omitzero"` // zero (left out) until a reload is tried
 }
 
 // Reload is the result of the last reload attempt (zero if none yet).
