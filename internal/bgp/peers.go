@@ -66,6 +66,10 @@ type PeerStatus struct {
 	// ("hold-timer-expired", "notification-received cease/..."); empty if
 	// it never did since Start.
 	LastDownReason string
+	// LastError is the last NOTIFICATION the session sent or received
+	// ("sent NOTIFICATION open/bad peer as: ..."), while it is not
+	// established: why a peer does not come up. Empty once it is up.
+	LastError string
 	// GracefulRestart is what the peer announced in the OPEN of its last
 	// established session: whether it keeps this host's routes when virtbgp
 	// restarts or the host dies (GRUnknown until a session is up).
@@ -85,6 +89,7 @@ type peerTrack struct {
 	// not say why a session went down).
 	pendingReason  string
 	lastDownReason string
+	lastError      string // see PeerStatus.LastError
 
 	// Marks for watchSessions (sessions.go), set by onPeerState:
 	// checkCaps, the session came up; reconnect, it went back to Idle
@@ -250,6 +255,9 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			continue // SetPeers could not add it
 		}
 		out[i].LastDownReason = t.lastDownReason
+		if t.state != StateEstablished {
+			out[i].LastError = t.lastError
+		}
 		out[i].GracefulRestart = t.gr
 		if running {
 			out[i].State = t.state
@@ -330,6 +338,7 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 	if next == StateEstablished && prev != StateEstablished {
 		t.up = time.Now()
 		t.checkCaps, t.reconnect = true, false
+		t.lastError = ""
 	}
 	reason := ""
 	if prev == StateEstablished && next != StateEstablished {

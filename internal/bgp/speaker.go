@@ -135,6 +135,7 @@ func New(cfg config.BGP, log *slog.Logger) *Speaker {
 		s.peers[a] = &peerTrack{cfg: p, addr: a, state: StateIdle}
 	}
 	adapter := newSlogLogger(log.With("component", "gobgp"), s.onPeerDownLogged)
+	adapter.onNotification = s.onNotificationLogged
 	// No GrpcListenAddress option: NewBgpServer starts a gRPC server only
 	// when that option gives a non-empty address.
 	s.srv = server.NewBgpServer(server.LoggerOption(adapter))

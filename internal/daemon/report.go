@@ -49,6 +49,7 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			State:      string(p.State),
 			RoutesSent: int(p.RoutesSent),
 			LastDown:   p.LastDownReason,
+			LastError:  p.LastError,
 			// What the peer does with our routes when we restart.
 			GracefulRestart: string(p.GracefulRestart),
 		}

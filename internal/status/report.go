@@ -44,6 +44,10 @@ type Peer struct {
 	RoutesSent int       `json:"routes_sent"`
 	Families   []string  `json:"families"`
 	LastDown   string    `json:"last_down,omitempty"`
+	// LastError is the last NOTIFICATION the session sent or received
+	// while it is not established: why it does not come up (a wrong AS
+	// number, a bad router ID); empty once it is up.
+	LastError string `json:"last_error,omitempty"`
 	// GracefulRestart is what the peer announced in the OPEN of its last
 	// established session: "llgr" (graceful restart and long-lived
 	// graceful restart: it keeps this host's routes through a virtbgp
