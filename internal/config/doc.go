@@ -76,6 +76,12 @@
 //	    attributes: {med: 10}        # the attributes of every route, keys as metadata.defaults
 //	status:
 //	  listen: 127.0.0.1:9479         # host:port of the HTTP status endpoint; omitted or "": disabled
+//	routes:                          # what any route of any source may be (mapping files, metadata, Nova)
+//	  min-prefix-length: {ipv4: 24, ipv6: 48}  # default; ipv4 16..32, ipv6 32..128: shorter prefixes
+//	                                 # in a mapping are errors at their file:line; metadata's and
+//	                                 # Nova's min-prefix-length may not be shorter
+//	  allowed-prefixes: []           # default none: anywhere; else every route, and every source's
+//	                                 # allowed-prefixes, must lie inside one (rules of metadata's)
 //	policy:
 //	  paused: withdraw               # withdraw (default) or keep: the routes of a domain
 //	                                 # paused for any reason but an incoming migration
@@ -88,6 +94,13 @@
 //	drain:
 //	  graceful-shutdown-time: 60s    # default; 0..1h: how long `virtbgp drain` announces every route
 //	                                 # with GRACEFUL_SHUTDOWN (65535:0) before withdrawing them all
+//
+// AS numbers 23456 (AS_TRANS), 65535 and 4294967295 are refused, as are a
+// multicast or 240.0.0.0/4 router ID, link-local peer and local addresses
+// and a password of more than one line. What is valid but probably wrong
+// or unsafe is in [Config.Warnings]: an inline password, a password file
+// readable by every user, status.listen on every address, a loopback peer,
+// a session carrying the other address family.
 //
 // Durations are Go durations ("9s", "2m", "1h30m"); a bare 0 is zero.
 //
