@@ -70,6 +70,10 @@ type PeerStatus struct {
 	// ("sent NOTIFICATION open/bad peer as: ..."), while it is not
 	// established: why a peer does not come up. Empty once it is up.
 	LastError string
+	// RoutesReceived is the number of routes the peer sent, which GoBGP
+	// keeps though the speaker imports none (received.go); zero unless
+	// established.
+	RoutesReceived uint64
 	// GracefulRestart is what the peer announced in the OPEN of its last
 	// established session: whether it keeps this host's routes when virtbgp
 	// restarts or the host dies (GRUnknown until a session is up).
@@ -90,6 +94,7 @@ type peerTrack struct {
 	pendingReason  string
 	lastDownReason string
 	lastError      string // see PeerStatus.LastError
+	receiveWarned  bool   // warned this session about its receive limit (received.go)
 
 	// Marks for watchSessions (sessions.go), set by onPeerState:
 	// checkCaps, the session came up; reconnect, it went back to Idle
@@ -199,6 +204,7 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 		if gr {
 			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 		}
+		receiveLimit(af, p)
 		if llgr {
 			af.LongLivedGracefulRestart = &api.LongLivedGracefulRestart{Config: &api.LongLivedGracefulRestartConfig{
 				Enabled:     true,
@@ -284,6 +290,11 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			}
 			out[i].RoutesSent += t.GetNumPath()
 		}
+		n, err := s.routesReceived(ctx, peers[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i].RoutesReceived = n
 	}
 	return out, nil
 }
@@ -339,6 +350,7 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 		t.up = time.Now()
 		t.checkCaps, t.reconnect = true, false
 		t.lastError = ""
+		t.receiveWarned = false
 	}
 	reason := ""
 	if prev == StateEstablished && next != StateEstablished {

@@ -67,6 +67,10 @@ type StartOptions struct {
 	// adds them (with Restarting as above). A restarting daemon re-adds its
 	// routes in between, so that the peers get the full table at once.
 	DeferPeers bool
+	// ReceiveCheck is how often the routes the peers sent are counted
+	// against their receive limits (received.go). Zero means
+	// DefaultReceiveCheck.
+	ReceiveCheck time.Duration
 }
 
 type lifecycle int
@@ -222,6 +226,7 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 		go s.watchRestarting(watchCtx)
 	}
 	go s.watchSessions(watchCtx)
+	go s.watchReceived(watchCtx, opts.ReceiveCheck)
 	s.stopWatches = cancel
 	s.state = lifecycleRunning
 	gr := s.cfg.GracefulRestart

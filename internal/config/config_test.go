@@ -117,6 +117,8 @@ func TestParseFull(t *testing.T) {
 				MultihopTTL:  2,
 				LocalAddress: netip.MustParseAddr("198.18.0.2"),
 				Families:     []Family{FamilyIPv4},
+
+				ReceiveLimit: DefaultReceiveLimit, ReceiveLimitAction: ReceiveWarn,
 			}, {
 				Address:  netip.MustParseAddr("2001:db8::1"),
 				Port:     DefaultPeerPort,
@@ -124,6 +126,8 @@ func TestParseFull(t *testing.T) {
 				Password: "from-file",
 				HoldTime: 0,
 				Families: []Family{FamilyIPv6, FamilyIPv4},
+
+				ReceiveLimit: DefaultReceiveLimit, ReceiveLimitAction: ReceiveWarn,
 			}},
 		},
 		Mapping:        Mapping{Path: "/srv/mapping.d", Watch: false},
@@ -176,6 +180,8 @@ func TestParseDefaults(t *testing.T) {
 				HoldTime:  DefaultHoldTime,
 				Keepalive: DefaultHoldTime / 3,
 				Families:  []Family{FamilyIPv4}, // the address's family
+
+				ReceiveLimit: DefaultReceiveLimit, ReceiveLimitAction: ReceiveWarn,
 			}},
 		},
 		Mapping:        Mapping{Path: "/etc/virtbgp/mapping.yaml", Watch: true},
@@ -290,7 +296,7 @@ func withPeerLines(keys ...string) []string {
 
 func TestParseErrors(t *testing.T) {
 	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, routes, policy, resync-interval, state-dir, control, drain"
-	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families"
+	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families, receive-limit, receive-limit-action"
 	tests := []struct {
 		name string
 		data []byte

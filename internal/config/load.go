@@ -355,8 +355,10 @@ func unicast(a netip.Addr) bool {
 // peer reads one item of bgp.peers.
 func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 	p := Peer{
-		Port:     DefaultPeerPort,
-		HoldTime: DefaultHoldTime,
+		Port:               DefaultPeerPort,
+		HoldTime:           DefaultHoldTime,
+		ReceiveLimit:       DefaultReceiveLimit,
+		ReceiveLimitAction: ReceiveWarn,
 	}
 	pn := peerNodes{what: what, holdOK: true}
 	var pwKey *yaml.Node // the first of password and password-file
@@ -471,6 +473,23 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		}},
 		yamlutil.Field{Key: "families", Do: func(_, v *yaml.Node) {
 			p.Families = l.families(v, what+".families")
+		}},
+		yamlutil.Field{Key: "receive-limit", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, what+".receive-limit", 0, 1<<32-1); ok {
+				p.ReceiveLimit = uint32(n)
+			}
+		}},
+		yamlutil.Field{Key: "receive-limit-action", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, what+".receive-limit-action")
+			if !ok {
+				return
+			}
+			switch a := ReceiveAction(s); a {
+			case ReceiveWarn, ReceiveRestart:
+				p.ReceiveLimitAction = a
+			default:
+				l.r.Errorf(v, "%s.receive-limit-action: want warn or restart, got %s", what, yamlutil.Describe(v))
+			}
 		}},
 	)
 	l.required(n, what, n.Line, "address", "asn")

@@ -140,7 +140,34 @@ type Peer struct {
 	MultihopTTL  uint8         // multihop-ttl, 0 = directly connected
 	LocalAddress netip.Addr    // local-address, optional
 	Families     []Family      // families, default: the family of Address
+	// ReceiveLimit is receive-limit, default DefaultReceiveLimit: the most
+	// routes of a family the peer should send. virtbgp imports none, but
+	// GoBGP keeps every route a peer sends (about 250 bytes each); 0: no
+	// limit.
+	ReceiveLimit uint32
+	// ReceiveLimitAction is receive-limit-action: what happens beyond
+	// ReceiveLimit, default ReceiveWarn.
+	ReceiveLimitAction ReceiveAction
 }
+
+// DefaultReceiveLimit is the default receive-limit: a ToR that follows
+// docs/tor sends nothing; one that leaks its table sends far more.
+const DefaultReceiveLimit = 1000
+
+// ReceiveAction is what happens when a peer sends more routes than its
+// receive-limit.
+type ReceiveAction string
+
+// The receive-limit actions.
+const (
+	// ReceiveWarn logs a warning once per session and shows the count in
+	// status; the routes are kept (and cost memory). The default.
+	ReceiveWarn ReceiveAction = "warn"
+	// ReceiveRestart ends the session with a Cease (maximum number of
+	// prefixes reached, RFC 4486), which drops the peer's routes and so
+	// bounds their memory; the session then comes up again.
+	ReceiveRestart ReceiveAction = "restart"
+)
 
 // Mapping is the mapping section.
 type Mapping struct {

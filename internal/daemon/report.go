@@ -44,12 +44,13 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 	}
 	for _, p := range peers {
 		sp := status.Peer{
-			Address:    p.Address.String(),
-			ASN:        p.ASN,
-			State:      string(p.State),
-			RoutesSent: int(p.RoutesSent),
-			LastDown:   p.LastDownReason,
-			LastError:  p.LastError,
+			Address:        p.Address.String(),
+			ASN:            p.ASN,
+			State:          string(p.State),
+			RoutesSent:     int(p.RoutesSent),
+			RoutesReceived: int(p.RoutesReceived),
+			LastDown:       p.LastDownReason,
+			LastError:      p.LastError,
 			// What the peer does with our routes when we restart.
 			GracefulRestart: string(p.GracefulRestart),
 		}

@@ -193,6 +193,7 @@ type stateCollector struct {
 	peerUp         *prometheus.Desc
 	peerSince      *prometheus.Desc
 	peerRoutesSent *prometheus.Desc
+	peerRoutesRecv *prometheus.Desc
 	routes         *prometheus.Desc
 	domains        *prometheus.Desc
 	mappingGen     *prometheus.Desc
@@ -217,6 +218,7 @@ func newStateCollector() *stateCollector {
 		peerUp:         d("peer_up", "1 if the BGP session with the peer is established, else 0.", "peer", "asn"),
 		peerSince:      d("peer_established_timestamp_seconds", "Unix time the BGP session with the peer was established, 0 while it is not.", "peer"),
 		peerRoutesSent: d("peer_routes_sent", "Routes currently advertised to the peer.", "peer"),
+		peerRoutesRecv: d("peer_routes_received", "Routes the peer sent, not imported but kept in memory (receive-limit).", "peer"),
 		routes:         d("routes_announced", "Routes announced by this host, by address family; sum() for the total.", "family"),
 		domains:        d("domains", "libvirt domains on this host by state (running, paused, off).", "state"),
 		mappingGen:     d("mapping_generation", "Generation of the mapping in force: 1 at start, +1 per reload that changed its content."),
@@ -239,7 +241,7 @@ func (c *stateCollector) set(src Source, timeout time.Duration, log *slog.Logger
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.sourceUp, c.buildInfo, c.ready, c.libvirt, c.drainState,
-		c.peerUp, c.peerSince, c.peerRoutesSent, c.routes, c.domains,
+		c.peerUp, c.peerSince, c.peerRoutesSent, c.peerRoutesRecv, c.routes, c.domains,
 		c.mappingGen, c.mappingInfo, c.mappingVMs, c.mappingRoutes, c.unmappedNow,
 		c.metaErrors, c.claimsRefused,
 	} {
@@ -287,6 +289,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge(c.peerUp, b2f(up), p.Address, strconv.FormatUint(uint64(p.ASN), 10))
 		ch <- gauge(c.peerSince, since, p.Address)
 		ch <- gauge(c.peerRoutesSent, float64(p.RoutesSent), p.Address)
+		ch <- gauge(c.peerRoutesRecv, float64(p.RoutesReceived), p.Address)
 	}
 
 	byFamily := map[string]int{"ipv4": 0, "ipv6": 0}

@@ -162,6 +162,11 @@ virtbgp_metadata_errors{source="nova"} 0
 virtbgp_peer_established_timestamp_seconds{peer="198.18.0.1"} 1.748768403e+09
 virtbgp_peer_established_timestamp_seconds{peer="198.18.0.5"} 0
 virtbgp_peer_established_timestamp_seconds{peer="2001:db8:ff::1"} 1.7490384e+09
+# HELP virtbgp_peer_routes_received Routes the peer sent, not imported but kept in memory (receive-limit).
+# TYPE virtbgp_peer_routes_received gauge
+virtbgp_peer_routes_received{peer="198.18.0.1"} 0
+virtbgp_peer_routes_received{peer="198.18.0.5"} 0
+virtbgp_peer_routes_received{peer="2001:db8:ff::1"} 0
 # HELP virtbgp_peer_routes_sent Routes currently advertised to the peer.
 # TYPE virtbgp_peer_routes_sent gauge
 virtbgp_peer_routes_sent{peer="198.18.0.1"} 5

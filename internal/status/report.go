@@ -42,8 +42,11 @@ type Peer struct {
 	// Since is when the session was established (zero unless established).
 	Since      time.Time `json:"since,omitzero"`
 	RoutesSent int       `json:"routes_sent"`
-	Families   []string  `json:"families"`
-	LastDown   string    `json:"last_down,omitempty"`
+	// RoutesReceived is the number of routes the peer sent, which virtbgp
+	// does not import but keeps in memory (its receive-limit bounds them).
+	RoutesReceived int      `json:"routes_received"`
+	Families       []string `json:"families"`
+	LastDown       string   `json:"last_down,omitempty"`
 	// LastError is the last NOTIFICATION the session sent or received
 	// while it is not established: why it does not come up (a wrong AS
 	// number, a bad router ID); empty once it is up.
