@@ -53,6 +53,10 @@
 //	      local-address: 198.18.0.2  # default: chosen by the kernel; same family as address
 //	      families: [ipv4]           # default: the address's family; ipv4 and/or ipv6, no duplicates
 //	                                 # (the other family needs explicit next hops in the mapping)
+//	      receive-limit: 1000        # default; 0..4294967295, 0 none: the most routes of a family the
+//	                                 # peer should send (virtbgp imports none, but GoBGP keeps them all)
+//	      receive-limit-action: warn # warn (default): a WARN once per session and the count in status;
+//	                                 # restart: end the session with a Cease (max prefixes), which drops them
 //	mapping:
 //	  path: mapping.yaml             # the VM -> IP mapping, a YAML file or a directory of *.yaml;
 //	                                 # relative to the directory of this file; required unless

@@ -78,6 +78,13 @@ func TestParseRefusesWhatCannotWork(t *testing.T) {
 			`c.yaml:8: routes.allowed-prefixes: 198.51.100.128/25 lies inside 198.51.100.0/24 (at 1)`,
 			`c.yaml:9: routes: unknown key "extra" (allowed: min-prefix-length, allowed-prefixes)`,
 		}},
+		{"receive limit", append(head("65001", "192.0.2.1"),
+			"  peers:",
+			"    - {address: 198.18.0.1, asn: 65000, receive-limit: -1, receive-limit-action: drop}",
+			"mapping: {path: m.yaml}"), []string{
+			`c.yaml:6: bgp.peers[0].receive-limit: want an integer from 0 to 4294967295, got -1`,
+			`c.yaml:6: bgp.peers[0].receive-limit-action: want warn or restart, got "drop"`,
+		}},
 		{"metadata beyond the routes section", append(head("65001", "192.0.2.1"),
 			"mapping:",
 			"  metadata: {enabled: true, allowed-prefixes: [192.0.2.0/24, 203.0.113.0/24], min-prefix-length: {ipv4: 16}}",
@@ -118,6 +125,23 @@ func TestParseRoutes(t *testing.T) {
 	}
 	if cfg, err = Parse("c.yaml", doc(minimal...)); err != nil || !reflect.DeepEqual(cfg.Routes, mapping.DefaultLimits) {
 		t.Errorf("default Routes = %+v (%v), want %+v", cfg.Routes, err, mapping.DefaultLimits)
+	}
+}
+
+// Issue 17, finding 10: a peer's receive limit, and its default.
+func TestParseReceiveLimit(t *testing.T) {
+	cfg, err := Parse("c.yaml", withPeer("asn: 65000", "receive-limit: 50000", "receive-limit-action: restart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.BGP.Peers[0]; p.ReceiveLimit != 50000 || p.ReceiveLimitAction != ReceiveRestart {
+		t.Errorf("receive limit %d %s, want 50000 restart", p.ReceiveLimit, p.ReceiveLimitAction)
+	}
+	if cfg, err = Parse("c.yaml", withPeer("asn: 65000")); err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.BGP.Peers[0]; p.ReceiveLimit != DefaultReceiveLimit || p.ReceiveLimitAction != ReceiveWarn {
+		t.Errorf("default receive limit %d %s, want %d warn", p.ReceiveLimit, p.ReceiveLimitAction, DefaultReceiveLimit)
 	}
 }
 
