@@ -19,6 +19,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -64,6 +65,10 @@ type Daemon struct {
 	reqs    chan func(context.Context) // run by the main loop
 	watch   chan struct{}              // the file watcher's hint, capacity 1
 
+	// origins caches where the mapping's entries are, for the reports,
+	// which are built outside the main loop (report.go).
+	origins atomic.Pointer[origins]
+
 	// Owned by the main loop (Run).
 	//
 	// The generation counts the mapping contents put in force:
@@ -77,7 +82,6 @@ type Daemon struct {
 	contentDigest string // contentDigest of the mapping in force
 	fileDigest    string // mapping.Digest of the files in force
 	failedDigest  string // mapping.Digest of the last files that failed to load
-	origins       *origins
 	drain         *drainer
 	peersAdded    bool
 }
@@ -154,6 +158,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	if d.cfg.Status.Listen != "" {
 		web := status.NewServer(d.cfg.Status.Listen, d.Report, d.metrics, d.log.With("part", "status"))
+		web.Health = d.Alive
 		if err := web.Start(); err != nil {
 			return err // it says what failed
 		}
@@ -316,15 +321,27 @@ func (d *Daemon) Reload(ctx context.Context) error {
 
 // Report returns the daemon's status report.
 func (d *Daemon) Report(ctx context.Context) (status.Report, error) {
-	return call(ctx, d, "report", d.buildReport)
+	own, err := call(ctx, d, "report", d.ownFields)
+	if err != nil {
+		return status.Report{}, err
+	}
+	return d.buildReport(ctx, own)
 }
 
-// healthy round-trips through the main loop and the reconciler, for the
-// systemd watchdog.
-func (d *Daemon) healthy(ctx context.Context) bool {
-	_, err := d.Report(ctx)
-	return err == nil
+// Alive round-trips through the main loop and the reconciler's loop,
+// without building a report: the status endpoint's /healthz.
+func (d *Daemon) Alive(ctx context.Context) error {
+	if _, err := call(ctx, d, "health check", d.ownFields); err != nil {
+		return err
+	}
+	if _, err := d.rec.Snapshot(ctx); err != nil {
+		return fmt.Errorf("health check: read the reconciler's state: %w", err)
+	}
+	return nil
 }
+
+// healthy is Alive for the systemd watchdog.
+func (d *Daemon) healthy(ctx context.Context) bool { return d.Alive(ctx) == nil }
 
 // handler adapts the daemon to the control socket.
 type handler struct{ d *Daemon }

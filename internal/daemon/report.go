@@ -10,10 +10,38 @@ import (
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
-// buildReport assembles the status report. Runs in the main loop; the
-// reconciler's snapshot goes through the reconciler's own loop, so a report
-// also proves that both loops are alive.
-func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
+// reportFields are the parts of the status report that the main loop
+// owns, copied in the main loop: cheap, whatever the number of routes.
+type reportFields struct {
+	uri, path     string
+	generation    int
+	contentDigest string
+	loadedAt      time.Time
+	lastReload    status.Reload
+	drainSince    time.Time
+}
+
+// ownFields copies the main loop's part of the report. Runs in the main
+// loop; an answer also proves that the loop is alive.
+func (d *Daemon) ownFields(context.Context) (reportFields, error) {
+	return reportFields{
+		uri:           d.cfg.Libvirt.URI,
+		path:          d.cfg.Mapping.Path,
+		generation:    d.generation,
+		contentDigest: d.contentDigest,
+		loadedAt:      d.loadedAt,
+		lastReload:    d.lastReload,
+		drainSince:    d.drain.since,
+	}, nil
+}
+
+// buildReport assembles the status report from the main loop's fields and
+// the reconciler's and the speaker's state, in the caller's goroutine: the
+// reconciler's snapshot goes through the reconciler's own loop (so a
+// report also proves that it is alive), and the work that grows with the
+// routes and domains (the peers' route counts from GoBGP, the report's
+// lists) does not hold the main loop (issue 17, finding 7).
+func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Report, error) {
 	snap, err := d.rec.Snapshot(ctx)
 	if err != nil {
 		return status.Report{}, fmt.Errorf("read the reconciler's state: %w", err)
@@ -28,18 +56,18 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 		Host:    hostname(),
 		Started: d.started,
 		Ready:   snap.Synced,
-		Libvirt: status.Libvirt{URI: d.cfg.Libvirt.URI, Connected: d.hv.Connected()},
+		Libvirt: status.Libvirt{URI: own.uri, Connected: d.hv.Connected()},
 		Mapping: status.Mapping{
-			Path:       d.cfg.Mapping.Path,
-			Generation: d.generation,
-			Digest:     d.contentDigest,
-			LoadedAt:   d.loadedAt,
+			Path:       own.path,
+			Generation: own.generation,
+			Digest:     own.contentDigest,
+			LoadedAt:   own.loadedAt,
 			Files:      snap.Mapping.Sources(),
 			VMs:        vms,
 			Routes:     routes,
-			LastReload: d.lastReload,
+			LastReload: own.lastReload,
 		},
-		Drain: status.Drain{State: snap.Drain, Since: d.drain.since},
+		Drain: status.Drain{State: snap.Drain, Since: own.drainSince},
 		Time:  time.Now(),
 	}
 	for _, p := range peers {
@@ -67,8 +95,10 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 		perDomain[w.UUID]++
 		r.Routes = append(r.Routes, reportRoute(w))
 	}
-	if d.origins == nil || d.origins.m != snap.Mapping {
-		d.origins = newOrigins(snap.Mapping)
+	orig := d.origins.Load()
+	if orig == nil || orig.m != snap.Mapping {
+		orig = newOrigins(snap.Mapping)
+		d.origins.Store(orig) // a cache: reports made at once may each build it
 	}
 	for _, dom := range snap.Domains {
 		vm, _ := snap.Mapping.Lookup(dom.Name, dom.UUID)
@@ -81,7 +111,7 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			Routes: perDomain[dom.UUID],
 		}
 		if vm != "" {
-			sd.Source, sd.Origin = status.SourceFile, d.origins.of(vm)
+			sd.Source, sd.Origin = status.SourceFile, orig.of(vm)
 		}
 		addSources(&sd, snap.Sources[dom.UUID])
 		if dom.Migration != reconcile.MigrationNone {

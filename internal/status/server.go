@@ -62,6 +62,13 @@ const (
 // address it listens on, and whether it runs at all, is the config's
 // decision (status.listen).
 type Server struct {
+	// Health, if set before Start, is what /healthz asks instead of a
+	// whole Report: a round trip through the daemon's loops that does not
+	// grow with the routes, so that /healthz does not wait behind reports
+	// being built and sent (issue 17, finding 7). It must return promptly
+	// once ctx is done.
+	Health func(ctx context.Context) error
+
 	src Source
 	m   *Metrics
 	log *slog.Logger
@@ -193,6 +200,18 @@ func (s *Server) report(ctx context.Context) (Report, error) {
 	return sn.r, nil
 }
 
+// healthy asks Health, or for want of it a Report, within SourceTimeout.
+func (s *Server) healthy(ctx context.Context) error {
+	if s.Health == nil {
+		_, err := s.report(ctx)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, SourceTimeout)
+	defer cancel()
+	_, err := callSource(ctx, func(ctx context.Context) (Report, error) { return Report{}, s.Health(ctx) })
+	return err
+}
+
 func (s *Server) handleStatus(w http.ResponseWriter, req *http.Request) {
 	select {
 	case s.statusSlots <- struct{}{}:
@@ -219,7 +238,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, req *http.Request) {
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, req *http.Request) {
-	if _, err := s.report(req.Context()); err != nil {
+	if err := s.healthy(req.Context()); err != nil {
 		s.log.Warn("status unavailable", "path", "/healthz", "error", err)
 		http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
 		return
