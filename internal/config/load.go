@@ -451,6 +451,9 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 				})
 			if ok {
 				p.HoldTime = d
+				if d == 0 {
+					l.warnf(v, "%s.hold-time: 0 cannot be proposed with GoBGP: virtbgp proposes 90s, and the session has no keepalives only if the peer proposes 0", what)
+				}
 			}
 			pn.holdOK = ok
 		}},
