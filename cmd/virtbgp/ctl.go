@@ -16,33 +16,30 @@ import (
 
 // ctlFlags parses the flags of a control command: --socket, plus those
 // that extra adds. It returns the client, or nil after a usage error.
-func ctlFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) *control.Client {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func ctlFlags(name string, args []string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*control.Client, int) {
+	fs := newFlagSet(name, stdout, stderr)
 	socket := fs.String("socket", control.DefaultSocket, "control socket `path` of the daemon")
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return nil, code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "virtbgp %s: unexpected argument %q\n", name, fs.Arg(0))
-		fs.Usage()
-		return nil
+	if code, ok := noArgs(fs); !ok {
+		return nil, code
 	}
-	return &control.Client{Path: *socket}
+	return &control.Client{Path: *socket}, 0
 }
 
 // cmdStatus is `virtbgp status [--socket PATH] [--json]`: the daemon's
 // status as a table, or its status.Report as indented JSON.
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	var asJSON bool
-	c := ctlFlags("status", args, stderr, func(fs *flag.FlagSet) {
+	c, code := ctlFlags("status", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	})
 	if c == nil {
-		return 2
+		return code
 	}
 	r, err := c.Status(context.Background())
 	if err != nil {
@@ -66,9 +63,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 // cmdControl is `virtbgp drain|undrain|reload [--socket PATH]`: it asks the
 // daemon to do op and prints the daemon's message.
 func cmdControl(op string, args []string, stdout, stderr io.Writer) int {
-	c := ctlFlags(op, args, stderr, nil)
+	c, code := ctlFlags(op, args, stdout, stderr, nil)
 	if c == nil {
-		return 2
+		return code
 	}
 	var call func(context.Context) (string, error)
 	switch op {
@@ -88,4 +85,9 @@ func cmdControl(op string, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, msg)
 	return 0
+}
+
+// ctlOp is the run function of `virtbgp op` for a control operation.
+func ctlOp(op string) func(args []string, stdout, stderr io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int { return cmdControl(op, args, stdout, stderr) }
 }

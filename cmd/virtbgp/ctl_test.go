@@ -207,8 +207,8 @@ func TestControlUsage(t *testing.T) {
 		{[]string{"reload", "--socket"}, "flag needs an argument: -socket"},
 	} {
 		code, out, errs := run(tc.args...)
-		if code != 2 || out != "" || !strings.Contains(errs, tc.want) || !strings.Contains(errs, "-socket path") {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q with the flags", tc.args, code, out, errs, tc.want)
+		if code != 2 || out != "" || !strings.Contains(errs, tc.want) || !strings.Contains(errs, "usage: virtbgp "+tc.args[0]+" [--socket PATH]") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q with the synopsis", tc.args, code, out, errs, tc.want)
 		}
 	}
 	code, out, _ := run("help")

@@ -42,10 +42,10 @@ func TestCheckLimitsAndWarnings(t *testing.T) {
 			"2 problem(s)"}},
 		{"outside the pools, with warnings", []string{"check", "--config", cfg}, 1, []string{
 			"config " + cfg + ": ok",
+		}, []string{
 			"warning: " + cfg + `:6: bgp.peers[0]: the session is IPv4 but carries ipv6`,
 			"warning: " + cfg + `:6: bgp.peers[0].password-file: ` + pw + ` is readable by every user (mode 0644)`,
-			"warning: " + cfg + `:7: status.listen: "0.0.0.0:9479" listens on every address`,
-		}, []string{
+			"config " + cfg + `: warning: status.listen 0.0.0.0:9479 is reachable beyond this host`,
 			filepath.Join(dir, "narrow.yaml") + `:4: vm "web": 203.0.113.0/28 lies outside routes.allowed-prefixes [198.51.100.0/24]`,
 			"1 problem(s)"}},
 	}
@@ -81,7 +81,7 @@ func TestCheckLimitsAndWarnings(t *testing.T) {
 		"control: {socket: "+filepath.Join(dir, "ctl.sock")+"}\nmapping: {path: narrow.yaml}\n", 0o644)
 	var out, errb bytes.Buffer
 	if code := runMain([]string{"check", "--config", cfg2}, &out, &errb); code != 0 ||
-		!strings.Contains(out.String(), "warning: state-dir: "+shared+" is writable by other users") {
+		!strings.Contains(errb.String(), "warning: state-dir: "+shared+" is writable by other users") {
 		t.Errorf("check with a shared state-dir: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
 }

@@ -52,6 +52,16 @@
 //	      multihop-ttl: 2            # default 0: directly connected; 0..255
 //	      local-address: 198.18.0.2  # default: chosen by the kernel; same family as address
 //	      families: [ipv4]           # default: the address's family; ipv4 and/or ipv6, no duplicates
+//	      next-hop-ipv6: 2001:db8::2 # only on an IPv4 session: next hop of its IPv6 routes with next
+//	                                 # hop self; global IPv6. Default: the interface facing the peer's
+//	      next-hop-ipv4: 192.0.2.2   # only on an IPv6 session: the same for IPv4 routes
+//	      export:                    # the routes sent to this peer only (a change resets no session)
+//	        communities: ["65001:1"] # added; ASN:value or no-export, no-advertise, blackhole, graceful-shutdown
+//	        large-communities: ["65001:0:1"]  # added; GA:LD1:LD2
+//	        as-path-prepend: 0       # 0..10 more times the local AS
+//	        med: 10                  # replaces the MED; 0..4294967295
+//	        families: [ipv4, ipv6]   # only these families (default: all); not empty
+//	        prefixes: [192.0.2.0/24] # allow-list: only routes within one of them; not empty, no host bits
 //	                                 # (the other family needs explicit next hops in the mapping)
 //	      receive-limit: 1000        # default; 0..4294967295, 0 none: the most routes of a family the
 //	                                 # peer should send (virtbgp imports none, but GoBGP keeps them all)

@@ -177,16 +177,6 @@ func TestParseWarnings(t *testing.T) {
 		{"IPv4 session carrying IPv6", withPeerLines("asn: 65000", "families: [ipv6]"), []string{
 			`c.yaml:6: bgp.peers[0]: the session is IPv4 but carries ipv6: its routes with next hop self get the session's address, unusable as an ipv6 next hop; give them an explicit next hop in the mapping`,
 		}},
-		{"status on 0.0.0.0", append(slices.Clone(minimal), "status: {listen: '0.0.0.0:9479'}"), []string{
-			`c.yaml:7: status.listen: "0.0.0.0:9479" listens on every address: anyone who can reach this host reads its VMs, IPs and peers; listen on 127.0.0.1`,
-		}},
-		{"status on [::]", append(slices.Clone(minimal), "status: {listen: '[::]:9479'}"), []string{
-			`c.yaml:7: status.listen: "[::]:9479" listens on every address: anyone who can reach this host reads its VMs, IPs and peers; listen on 127.0.0.1`,
-		}},
-		{"status without host", append(slices.Clone(minimal), "status: {listen: ':9479'}"), []string{
-			`c.yaml:7: status.listen: ":9479" listens on every address: anyone who can reach this host reads its VMs, IPs and peers; listen on 127.0.0.1`,
-		}},
-		{"status on loopback", append(slices.Clone(minimal), "status: {listen: '127.0.0.1:9479'}"), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

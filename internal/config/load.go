@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -362,8 +364,9 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 	}
 	pn := peerNodes{what: what, holdOK: true}
 	var pwKey *yaml.Node // the first of password and password-file
+	var nh4, nh6 *yaml.Node
 	addr := func(v *yaml.Node, key string) (netip.Addr, bool) {
-		if a, err := netip.ParseAddr(v.Value); v.Kind == yaml.ScalarNode && err == nil && a.IsLinkLocalUnicast() {
+		if a, err := netip.ParseAddr(v.Value); (key == "address" || key == "local-address") && v.Kind == yaml.ScalarNode && err == nil && a.IsLinkLocalUnicast() {
 			l.r.Errorf(v, "%s.%s: %s is a link-local address: virtbgp does not support link-local (interface-scoped) sessions; use a global or unique-local address", what, key, yamlutil.Describe(v))
 			return netip.Addr{}, false
 		}
@@ -494,8 +497,37 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 				l.r.Errorf(v, "%s.receive-limit-action: want warn or restart, got %s", what, yamlutil.Describe(v))
 			}
 		}},
+		yamlutil.Field{Key: "next-hop-ipv4", Do: func(_, v *yaml.Node) {
+			if a, ok := addr(v, "next-hop-ipv4"); ok {
+				if !a.Is4() {
+					l.r.Errorf(v, "%s.next-hop-ipv4: want an IPv4 address, got %s", what, yamlutil.Describe(v))
+					return
+				}
+				p.NextHopIPv4, nh4 = a, v
+			}
+		}},
+		yamlutil.Field{Key: "next-hop-ipv6", Do: func(_, v *yaml.Node) {
+			if a, ok := addr(v, "next-hop-ipv6"); ok {
+				if a.Is4() || a.IsLinkLocalUnicast() {
+					l.r.Errorf(v, "%s.next-hop-ipv6: want a global IPv6 address, got %s", what, yamlutil.Describe(v))
+					return
+				}
+				p.NextHopIPv6, nh6 = a, v
+			}
+		}},
+		yamlutil.Field{Key: "export", Do: func(_, v *yaml.Node) {
+			p.Export = l.export(v, what+".export")
+		}},
 	)
 	l.required(n, what, n.Line, "address", "asn")
+	// The next hop overrides are for the family other than the session's:
+	// on a session of its own family "self" is already right.
+	if nh4 != nil && p.Address.IsValid() && p.Address.Is4() {
+		l.r.Errorf(nh4, "%s.next-hop-ipv4: only for a session over IPv6 (the peer address %s is IPv4: its IPv4 routes already get this host's address)", what, p.Address)
+	}
+	if nh6 != nil && p.Address.IsValid() && !p.Address.Is4() {
+		l.r.Errorf(nh6, "%s.next-hop-ipv6: only for a session over IPv4 (the peer address %s is IPv6: its IPv6 routes already get this host's address)", what, p.Address)
+	}
 	if p.Families == nil {
 		// The session's own family: next hop "self" of the other family
 		// would be the session's address, unusable as a next hop there.
@@ -505,6 +537,93 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		}
 	}
 	return p, pn
+}
+
+// MaxExportPrepend is the most bgp.peers[i].export.as-path-prepend accepts.
+const MaxExportPrepend = 10
+
+// export reads a peer's export policy.
+func (l *loader) export(n *yaml.Node, what string) PeerExport {
+	var e PeerExport
+	l.r.Map(n, what,
+		yamlutil.Field{Key: "communities", Do: func(_, v *yaml.Node) {
+			e.Communities = []uint32{}
+			for _, it := range l.r.Seq(v, what+".communities") {
+				s, ok := l.r.String(it, what+".communities")
+				if !ok {
+					continue
+				}
+				c, err := mapping.ParseCommunity(s)
+				if err != nil {
+					l.r.Errorf(it, "%s.communities: %v", what, err)
+					continue
+				}
+				e.Communities = append(e.Communities, c)
+			}
+			slices.Sort(e.Communities)
+			e.Communities = slices.Compact(e.Communities)
+		}},
+		yamlutil.Field{Key: "large-communities", Do: func(_, v *yaml.Node) {
+			e.LargeCommunities = []mapping.LargeCommunity{}
+			for _, it := range l.r.Seq(v, what+".large-communities") {
+				s, ok := l.r.String(it, what+".large-communities")
+				if !ok {
+					continue
+				}
+				c, err := mapping.ParseLargeCommunity(s)
+				if err != nil {
+					l.r.Errorf(it, "%s.large-communities: %v", what, err)
+					continue
+				}
+				e.LargeCommunities = append(e.LargeCommunities, c)
+			}
+			slices.SortFunc(e.LargeCommunities, func(a, b mapping.LargeCommunity) int {
+				return cmp.Or(cmp.Compare(a.GlobalAdmin, b.GlobalAdmin), cmp.Compare(a.LocalData1, b.LocalData1), cmp.Compare(a.LocalData2, b.LocalData2))
+			})
+			e.LargeCommunities = slices.Compact(e.LargeCommunities)
+		}},
+		yamlutil.Field{Key: "as-path-prepend", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, what+".as-path-prepend", 0, MaxExportPrepend); ok {
+				e.ASPathPrepend = uint8(n)
+			}
+		}},
+		yamlutil.Field{Key: "med", Do: func(_, v *yaml.Node) {
+			if m, ok := l.r.Uint32(v, what+".med", 0); ok {
+				e.MED = &m
+			}
+		}},
+		yamlutil.Field{Key: "families", Do: func(_, v *yaml.Node) {
+			e.Families = l.families(v, what+".families")
+		}},
+		yamlutil.Field{Key: "prefixes", Do: func(_, v *yaml.Node) {
+			items := l.r.Seq(v, what+".prefixes")
+			if items == nil {
+				return
+			}
+			if len(v.Content) == 0 {
+				l.r.Errorf(v, "%s.prefixes: want at least one prefix (leave the key out to send every route), got an empty list", what)
+				return
+			}
+			e.Prefixes = []netip.Prefix{}
+			for _, it := range items {
+				s, ok := l.r.String(it, what+".prefixes")
+				if !ok {
+					continue
+				}
+				pfx, err := netip.ParsePrefix(s)
+				if err != nil || pfx.Addr().Zone() != "" || pfx.Addr().Is4In6() {
+					l.r.Errorf(it, "%s.prefixes: want a prefix like 192.0.2.0/24 or 2001:db8::/32, got %s", what, yamlutil.Describe(it))
+					continue
+				}
+				if pfx != pfx.Masked() {
+					l.r.Errorf(it, "%s.prefixes: %s has host bits set (did you mean %s?)", what, pfx, pfx.Masked())
+					continue
+				}
+				e.Prefixes = append(e.Prefixes, pfx)
+			}
+		}},
+	)
+	return e
 }
 
 // checkPassword checks a TCP MD5 password; where says where it came from.
@@ -597,12 +716,7 @@ func (l *loader) status(_, v *yaml.Node, st *Status) {
 					yamlutil.Describe(v))
 				return
 			}
-			st.Listen = s
-			if host, _, err := net.SplitHostPort(s); err == nil && s != "" {
-				if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
-					l.warnf(v, "status.listen: %q listens on every address: anyone who can reach this host reads its VMs, IPs and peers; listen on 127.0.0.1", s)
-				}
-			}
+			st.Listen = s // `check` warns about a non-loopback address (cmd/virtbgp hostWarnings)
 		}},
 	)
 }

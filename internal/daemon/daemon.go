@@ -37,8 +37,10 @@ import (
 
 // Options are the daemon's settings that do not come from the config file.
 type Options struct {
-	// Version is reported in logs and status.
-	Version string
+	// Version is reported in logs and status, Revision (the commit
+	// virtbgp was built from) in status.
+	Version  string
+	Revision string
 	// StopBGP stops the BGP speaker when Run ends, with a Cease
 	// NOTIFICATION (a Hard Reset where RFC 8538 is negotiated) that makes
 	// peers drop the routes at once. `virtbgp run` leaves it false when

@@ -3,8 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"runtime"
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
 	"github.com/virtbgp/virtbgp/mapping"
@@ -52,11 +55,13 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 	}
 	vms, routes := snap.Mapping.Stats()
 	r := status.Report{
-		Version: d.opts.Version,
-		Host:    hostname(),
-		Started: d.started,
-		Ready:   snap.Synced,
-		Libvirt: status.Libvirt{URI: own.uri, Connected: d.hv.Connected()},
+		Version:   d.opts.Version,
+		Revision:  d.opts.Revision,
+		GoVersion: runtime.Version(),
+		Host:      hostname(),
+		Started:   d.started,
+		Ready:     snap.Synced,
+		Libvirt:   status.Libvirt{URI: own.uri, Connected: d.hv.Connected()},
 		Mapping: status.Mapping{
 			Path:       own.path,
 			Generation: own.generation,
@@ -70,6 +75,7 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 		Drain: status.Drain{State: snap.Drain, Since: own.drainSince},
 		Time:  time.Now(),
 	}
+	carried := map[config.Family]bool{} // by some peer's session
 	for _, p := range peers {
 		sp := status.Peer{
 			Address:        p.Address.String(),
@@ -81,6 +87,24 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 			LastError:      p.LastError,
 			// What the peer does with our routes when we restart.
 			GracefulRestart: string(p.GracefulRestart),
+			UpdatesSent:     int(p.UpdatesSent),
+			UpdatesReceived: int(p.UpdatesReceived),
+			Flaps:           int(p.Flaps),
+		}
+		for f, n := range p.SentByFamily {
+			if sp.RoutesSentByFamily == nil {
+				sp.RoutesSentByFamily = map[string]int{}
+			}
+			sp.RoutesSentByFamily[string(f)] = int(n)
+		}
+		for f, why := range p.NotSent {
+			if sp.NotSent == nil {
+				sp.NotSent = map[string]string{}
+			}
+			sp.NotSent[string(f)] = why
+		}
+		for _, f := range p.Carries() {
+			carried[f] = true
 		}
 		if p.Uptime > 0 {
 			sp.Since = time.Now().Add(-p.Uptime).Truncate(time.Second)
@@ -93,7 +117,11 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 	perDomain := map[string]int{}
 	for _, w := range snap.Announced {
 		perDomain[w.UUID]++
-		r.Routes = append(r.Routes, reportRoute(w))
+		rt := reportRoute(w)
+		if f := routeFamily(w.Route.Prefix); !carried[f] {
+			rt.NotCarried = "no peer carries " + string(f)
+		}
+		r.Routes = append(r.Routes, rt)
 	}
 	orig := d.origins.Load()
 	if orig == nil || orig.m != snap.Mapping {
@@ -148,6 +176,14 @@ func addSources(sd *status.Domain, dr reconcile.DomainRoutes) {
 	case len(dr.Refused) > 0:
 		sd.Problem = status.ProblemClaimsRefused
 	}
+}
+
+// routeFamily is the address family of prefix p.
+func routeFamily(p netip.Prefix) config.Family {
+	if p.Addr().Is4() {
+		return config.FamilyIPv4
+	}
+	return config.FamilyIPv6
 }
 
 func reportRoute(w reconcile.Want) status.Route {

@@ -136,7 +136,13 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, prev map[netip.Pref
 	res := Resolution{Want: make(map[netip.Prefix]Want, len(prev)), Domains: make(map[string]DomainRoutes, len(domains))}
 	domains = slices.Clone(domains)
 	slices.SortFunc(domains, func(a, b Domain) int { return cmp.Compare(a.UUID, b.UUID) })
-	claims := make(map[netip.Prefix][]Want, len(prev)) // metadata and Nova claims of serving domains
+	// The metadata and Nova claims of serving domains: the first claim of
+	// each prefix indexed in claims (a Want is too big to be a map value
+	// without an allocation each), any others (a conflict, rare) in
+	// rivals.
+	var wants []Want
+	claims := make(map[netip.Prefix]int, len(prev))
+	var rivals map[netip.Prefix][]Want
 	for _, d := range domains {
 		why, serves := serving(d, p)
 		key, routes := m.Lookup(d.Name, d.UUID)
@@ -172,12 +178,28 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, prev map[netip.Pref
 				continue
 			}
 			if serves {
-				claims[r.Prefix] = append(claims[r.Prefix], Want{Route: adjust(r, why, p), Domain: d.Name, UUID: d.UUID, Why: why, Source: source})
+				w := Want{Route: adjust(r, why, p), Domain: d.Name, UUID: d.UUID, Why: why, Source: source}
+				if _, dup := claims[r.Prefix]; !dup {
+					if wants == nil {
+						wants = make([]Want, 0, len(prev))
+					}
+					claims[r.Prefix] = len(wants)
+					wants = append(wants, w)
+				} else {
+					if rivals == nil {
+						rivals = map[netip.Prefix][]Want{}
+					}
+					rivals[r.Prefix] = append(rivals[r.Prefix], w)
+				}
 			}
 		}
 		res.Domains[d.UUID] = dr
 	}
-	for prefix, ws := range claims {
+	for prefix, i := range claims {
+		ws := wants[i : i+1 : i+1]
+		if more := rivals[prefix]; more != nil {
+			ws = append(ws, more...)
+		}
 		if held, ok := res.Want[prefix]; ok {
 			// Cannot happen (the file's prefixes were refused above);
 			// kept so that no claim ever displaces a file route.

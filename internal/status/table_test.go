@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/virtbgp/virtbgp/internal/reconcile"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -20,6 +22,7 @@ func TestWriteTableGolden(t *testing.T) {
 	}{
 		{"table", sampleReport()},
 		{"table_fresh", freshReport()},
+		{"table_not_carried", notCarriedReport()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -99,4 +102,20 @@ func TestFmtDuration(t *testing.T) {
 			t.Errorf("fmtDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+// notCarriedReport is a host whose one peer carries IPv4 only: its IPv6
+// route is announced but sent to no peer, and the table says so.
+func notCarriedReport() Report {
+	r := freshReport()
+	r.Ready = true
+	r.Libvirt.Connected = true
+	r.Drain = Drain{State: reconcile.DrainNone}
+	r.Peers = []Peer{{Address: "198.18.0.1", ASN: 65000, State: "established", Since: at(13, 0, 0), RoutesSent: 1,
+		Families: []string{"ipv4"}, RoutesSentByFamily: map[string]int{"ipv4": 1}, UpdatesSent: 1, GracefulRestart: "llgr"}}
+	r.Routes = []Route{
+		{Prefix: "192.0.2.60/32", NextHop: "self", Domain: "dual", VM: "dual", Why: "running"},
+		{Prefix: "2001:db8:60::60/128", NextHop: "self", Domain: "dual", VM: "dual", Why: "running", NotCarried: "no peer carries ipv6"},
+	}
+	return r
 }
