@@ -85,3 +85,32 @@ func TestCheckLimitsAndWarnings(t *testing.T) {
 		t.Errorf("check with a shared state-dir: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
 }
+
+// Issue 17, finding 8: `virtbgp run` refuses a state directory that other
+// users can write, before it touches anything, and says which and why.
+func TestRunRefusesASharedStateDir(t *testing.T) {
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "m.yaml"), []byte("version: 1\nvms:\n  test:\n    ips: [192.0.2.10]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfg, []byte("version: 1\nlibvirt: {uri: 'test:///default'}\nbgp: {asn: 65001, router-id: 192.0.2.1}\n"+
+		"state-dir: "+shared+"\ncontrol: {socket: "+filepath.Join(dir, "ctl.sock")+"}\nmapping: {path: m.yaml}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := runMain([]string{"run", "--config", cfg}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "refusing to start: state-dir: "+shared+" is writable by other users") {
+		t.Errorf("run: exit %d\nstderr: %s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(shared, "drain.json")); err == nil {
+		t.Error("run wrote drain.json into the shared directory")
+	}
+}

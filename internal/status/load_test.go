@@ -95,3 +95,22 @@ func TestStatusUnderParallelLoad(t *testing.T) {
 		t.Errorf("the loop was asked %d times in %s, want at most %d", asked.Load(), elapsed, max)
 	}
 }
+
+// Issue 17, finding 11: the table says why a peer does not come up, as
+// the JSON's last_error does.
+func TestWriteTablePeerError(t *testing.T) {
+	r := sampleReport()
+	r.Peers = append(r.Peers, Peer{Address: "198.18.0.9", ASN: 65099, State: "active",
+		LastError: "sent NOTIFICATION code 2(open) subcode 2(bad peer as): as number mismatch expected 65099, received 65000"})
+	var b strings.Builder
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	want := "  198.18.0.9 does not come up: sent NOTIFICATION code 2(open) subcode 2(bad peer as): as number mismatch expected 65099, received 65000\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+	if strings.Count(b.String(), "does not come up") != 1 {
+		t.Errorf("table names more than the one peer that does not come up:\n%s", b.String())
+	}
+}
