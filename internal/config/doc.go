@@ -66,7 +66,8 @@
 //	      receive-limit: 1000        # default; 0..4294967295, 0 none: the most routes of a family the
 //	                                 # peer should send (virtbgp imports none, but GoBGP keeps them all)
 //	      receive-limit-action: warn # warn (default): a WARN once per session and the count in status;
-//	                                 # restart: end the session with a Cease (max prefixes), which drops them
+//	                                 # restart: end the session with a Cease (max prefixes), which drops them;
+//	                                 # it comes back and ends again while the peer keeps sending them
 //	mapping:
 //	  path: mapping.yaml             # the VM -> IP mapping, a YAML file or a directory of *.yaml;
 //	                                 # relative to the directory of this file; required unless
