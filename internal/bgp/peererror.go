@@ -3,6 +3,7 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
@@ -51,7 +52,28 @@ func (s *Speaker) onNotificationLogged(addr, reason string) {
 	}
 	s.peerMu.Lock()
 	if t := s.peers[a.Unmap()]; t != nil {
-		t.lastError = reason
+		t.lastError, t.notifiedAt = reason, time.Now()
 	}
 	s.peerMu.Unlock()
+}
+
+// refusedAfter is how long after GoBGP sent a NOTIFICATION the end of the
+// OPEN exchange is put down to it: the state event comes through GoBGP's
+// watch, a moment after the log line.
+const refusedAfter = 2 * time.Second
+
+// peerRefused is the last error of a session that the peer ended during
+// the OPEN exchange: GoBGP v3.37.0 does not log a NOTIFICATION received
+// before the session is established, nor say why (fsm.go opensent takes
+// it for an invalid message), so the peer's own log has the reason.
+const peerRefused = "the peer ended the session during the OPEN exchange (it refused this host's OPEN: see its log, and its config of this host's address and AS)"
+
+// refusedByPeer records, for a session that went back to Idle from
+// OpenSent or OpenConfirm at now, that the peer refused it, unless GoBGP
+// refused the peer's OPEN itself (a NOTIFICATION it just sent, whose
+// reason stays). Called with the Speaker's peerMu held.
+func refusedByPeer(t *peerTrack, now time.Time) {
+	if now.Sub(t.notifiedAt) > refusedAfter {
+		t.lastError = peerRefused
+	}
 }

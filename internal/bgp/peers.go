@@ -118,8 +118,9 @@ type peerTrack struct {
 	// not say why a session went down).
 	pendingReason  string
 	lastDownReason string
-	lastError      string // see PeerStatus.LastError
-	receiveWarned  bool   // warned this session about its receive limit (received.go)
+	lastError      string    // see PeerStatus.LastError
+	notifiedAt     time.Time // when GoBGP last sent the peer a NOTIFICATION (peererror.go)
+	receiveWarned  bool      // warned this session about its receive limit (received.go)
 
 	// Marks for watchSessions (sessions.go), set by onPeerState:
 	// checkCaps, the session came up; reconnect, it went back to Idle
@@ -408,6 +409,9 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 	}
 	if next == StateIdle && (prev == StateOpenSent || prev == StateOpenConfirm || prev == StateEstablished) {
 		t.reconnect = true // sessions.go: GoBGP holds it in Idle for 5s now
+	}
+	if next == StateIdle && (prev == StateOpenSent || prev == StateOpenConfirm) {
+		refusedByPeer(t, time.Now())
 	}
 	kick := t.checkCaps || t.reconnect
 	asn := t.cfg.ASN
