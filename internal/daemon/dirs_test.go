@@ -92,6 +92,28 @@ func TestUnsafeDirs(t *testing.T) {
 			}
 			return d
 		}, ""},
+		{"a link in a shared directory to a private one", func(t *testing.T) string {
+			shared := mk(t, 0o777)
+			link := filepath.Join(shared, "state")
+			if err := os.Symlink(mk(t, 0o700), link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, "is writable by other users"},
+		{"a link in a private directory to a shared one", func(t *testing.T) string {
+			link := filepath.Join(mk(t, 0o700), "state")
+			if err := os.Symlink(mk(t, 0o777), link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, "is writable by other users"},
+		{"a link in a private directory to a private one", func(t *testing.T) string {
+			link := filepath.Join(mk(t, 0o700), "state")
+			if err := os.Symlink(mk(t, 0o700), link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, ""},
 		{"owned by another user", func(t *testing.T) string {
 			d := mk(t, 0o700)
 			if err := os.Chown(d, 65534, 65534); err != nil {
