@@ -136,6 +136,7 @@ func TestParseFull(t *testing.T) {
 		ResyncInterval: 90 * time.Second,
 		StateDir:       filepath.Join(filepath.Dir(file), "state"),
 		Control:        Control{Socket: "/run/vb/ctl.sock"},
+		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: 0},
 		Routes:         mapping.DefaultLimits,
 		Warnings: fileerr.ErrorList{
@@ -191,6 +192,7 @@ func TestParseDefaults(t *testing.T) {
 		ResyncInterval: DefaultResyncInterval,
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
+		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
 		Routes:         mapping.Limits{MinBits4: 24, MinBits6: 48},
 	}
@@ -296,7 +298,7 @@ func withPeerLines(keys ...string) []string {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, routes, policy, resync-interval, state-dir, control, drain"
+	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, routes, policy, resync-interval, state-dir, control, api, drain"
 	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families, receive-limit, receive-limit-action, next-hop-ipv4, next-hop-ipv6, export"
 	tests := []struct {
 		name string
@@ -804,7 +806,7 @@ func TestParseOperationsSectionErrors(t *testing.T) {
 	want := []string{
 		`c.yaml:3: mapping.watch: want true or false, got "yes-please"`,
 		`c.yaml:4: state-dir: want a path, got ""`,
-		`c.yaml:5: control: unknown key "sockets" (allowed: socket)`,
+		`c.yaml:5: control: unknown key "sockets" (allowed: socket, read-group)`,
 		`c.yaml:6: drain.graceful-shutdown-time: want a duration from 0 to 1h like "60s", got "2h"`,
 	}
 	got := strings.Split(fmt.Sprint(err), "\n")

@@ -70,6 +70,7 @@ type Config struct {
 	StateDir string
 	Control  Control
 	Drain    Drain
+	API      API
 	// Routes is the routes section: what any route of any source may be
 	// (min-prefix-length, default /24 and /48; allowed-prefixes, default
 	// anywhere).
@@ -85,6 +86,11 @@ type Config struct {
 // `drain`, `undrain` and `reload`.
 type Control struct {
 	Socket string // socket, default /run/virtbgp/control.sock
+	// ReadGroup is read-group: a group whose members may use the API's
+	// read calls on the socket (root alone writes); "" for none. ReadGID
+	// is its gid, looked up at load time.
+	ReadGroup string
+	ReadGID   uint32
 }
 
 // Drain is the drain section.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
 	"github.com/virtbgp/virtbgp/mapping"
@@ -22,6 +23,7 @@ type reportFields struct {
 	loadedAt      time.Time
 	lastReload    status.Reload
 	drainSince    time.Time
+	manual        []manual.Route
 }
 
 // ownFields copies the main loop's part of the report. Runs in the main
@@ -35,6 +37,7 @@ func (d *Daemon) ownFields(context.Context) (reportFields, error) {
 		loadedAt:      d.loadedAt,
 		lastReload:    d.lastReload,
 		drainSince:    d.drain.since,
+		manual:        d.manual.list(),
 	}, nil
 }
 
@@ -72,8 +75,9 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 			Routes:     routes,
 			LastReload: own.lastReload,
 		},
-		Drain: status.Drain{State: snap.Drain, Since: own.drainSince},
-		Time:  time.Now(),
+		Drain:        status.Drain{State: snap.Drain, Since: own.drainSince},
+		ManualRoutes: own.manual,
+		Time:         time.Now(),
 	}
 	carried := map[config.Family]bool{} // by some peer's session
 	for _, p := range peers {
