@@ -91,10 +91,10 @@
 //	    attributes: {med: 10}        # the attributes of every route, keys as metadata.defaults
 //	status:
 //	  listen: 127.0.0.1:9479         # host:port of the HTTP status endpoint; omitted or "": disabled
-//	routes:                          # what any route of any source may be (mapping files, metadata, Nova)
+//	routes:                          # what any route of any source may be (mapping files, metadata, Nova, API)
 //	  min-prefix-length: {ipv4: 24, ipv6: 48}  # default; ipv4 16..32, ipv6 32..128: shorter prefixes
-//	                                 # in a mapping are errors at their file:line; metadata's and
-//	                                 # Nova's min-prefix-length may not be shorter
+//	                                 # in a mapping are errors at their file:line; metadata's, Nova's
+//	                                 # and the API's min-prefix-length may not be shorter
 //	  allowed-prefixes: []           # default none: anywhere; else every route, and every source's
 //	                                 # allowed-prefixes, must lie inside one (rules of metadata's)
 //	policy:

@@ -78,6 +78,13 @@ func TestParseRefusesWhatCannotWork(t *testing.T) {
 			`c.yaml:8: routes.allowed-prefixes: 198.51.100.128/25 lies inside 198.51.100.0/24 (at 1)`,
 			`c.yaml:9: routes: unknown key "extra" (allowed: min-prefix-length, allowed-prefixes)`,
 		}},
+		{"API beyond the routes section", append(head("65001", "192.0.2.1"),
+			"mapping: {path: m.yaml}",
+			"api: {allowed-prefixes: [198.51.100.0/24], min-prefix-length: {ipv4: 20}}",
+			"routes: {allowed-prefixes: [192.0.2.0/24]}"), []string{
+			`c.yaml:6: api.allowed-prefixes: 198.51.100.0/24 lies outside routes.allowed-prefixes [192.0.2.0/24], which every source must keep to`,
+			`c.yaml:6: api.min-prefix-length.ipv4: /20 is shorter than routes.min-prefix-length.ipv4 (/24), which every source must keep to`,
+		}},
 		{"receive limit", append(head("65001", "192.0.2.1"),
 			"  peers:",
 			"    - {address: 198.18.0.1, asn: 65000, receive-limit: -1, receive-limit-action: drop}",

@@ -66,26 +66,26 @@ func (l *loader) routes(_, v *yaml.Node, lim *mapping.Limits) {
 	)
 }
 
-// sourcesInLimits checks that what the metadata sources may claim stays
-// within the routes section: their allowed prefixes inside its pools,
-// their shortest prefixes not shorter than its minimum. The mapping files
-// are checked against it when they are loaded (mapping.CheckLimits).
+// sourcesInLimits checks that what the metadata sources and the API may
+// claim stays within the routes section: their allowed prefixes inside its
+// pools, their shortest prefixes not shorter than its minimum. The mapping
+// files are checked against it when they are loaded (mapping.CheckLimits).
 func (l *loader) sourcesInLimits(top *yaml.Node, cfg *Config) {
-	at := func(section string) *yaml.Node {
-		for _, path := range [][]string{{"mapping", section}, {"mapping"}} {
+	at := func(path ...string) *yaml.Node {
+		for len(path) > 0 {
 			if n := child(top, path...); n != nil {
 				return n
 			}
+			path = path[:len(path)-1]
 		}
 		return lineNode(1)
 	}
 	lim := &cfg.Routes
-	check := func(section string, enabled bool, a mapping.Allow) {
+	check := func(what string, enabled bool, a mapping.Allow, path ...string) {
 		if !enabled {
 			return
 		}
-		n := at(section)
-		what := "mapping." + section
+		n := at(path...)
 		for _, p := range a.Prefixes {
 			if !lim.InPools(p) {
 				l.r.Errorf(n, "%s.allowed-prefixes: %s lies outside routes.allowed-prefixes %v, which every source must keep to", what, p, lim.Pools)
@@ -106,8 +106,10 @@ func (l *loader) sourcesInLimits(top *yaml.Node, cfg *Config) {
 			}
 		}
 	}
-	check("metadata", cfg.Mapping.Metadata.Enabled, cfg.Mapping.Metadata.Allow)
-	check("nova", cfg.Mapping.Nova.Enabled, cfg.Mapping.Nova.Allow)
+	check("mapping.metadata", cfg.Mapping.Metadata.Enabled, cfg.Mapping.Metadata.Allow, "mapping", "metadata")
+	check("mapping.nova", cfg.Mapping.Nova.Enabled, cfg.Mapping.Nova.Allow, "mapping", "nova")
+	// The API's manual routes: an API that may claim nothing is off.
+	check("api", len(cfg.API.Allow.Prefixes) > 0, cfg.API.Allow, "api")
 }
 
 // child returns the value node at the path of keys under n, or nil.
