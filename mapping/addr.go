@@ -88,6 +88,9 @@ func parsePrefix(s string) (netip.Prefix, string) {
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
+	if p.Bits() == 0 {
+		return p, fmt.Sprintf("%s is the default route: a mapping names service addresses, never the default route", p)
+	}
 	if r, bad := reservedOverlap(p); bad {
 		if p.IsSingleIP() {
 			return p, fmt.Sprintf("%s is a reserved address (%s)", p.Addr(), r.why)

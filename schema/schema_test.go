@@ -60,6 +60,8 @@ bgp:
       families: [ipv4, ipv6]
       next-hop-ipv6: 2001:db8::2
       export: {communities: ["65001:300"], large-communities: ["65001:3:4"], as-path-prepend: 1, med: 50, families: [ipv4], prefixes: [192.0.2.0/24]}
+      receive-limit: 1000
+      receive-limit-action: warn
     - address: 2001:db8::1
       asn: 65000
       password: secret
@@ -80,6 +82,7 @@ mapping:
     allowed-next-hops: [198.18.0.0/24]
     attributes: {communities: [no-export], large-communities: ["65001:3:4"], med: 10, local-pref: 100, as-path-prepend: 0, next-hop: self}
 status: {listen: "127.0.0.1:9479"}
+routes: {min-prefix-length: {ipv4: 24, ipv6: 48}, allowed-prefixes: [192.0.2.0/24, 198.51.100.0/24]}
 policy: {paused: keep, standby-prepend: 3}
 resync-interval: 5m
 state-dir: /var/lib/virtbgp

@@ -125,6 +125,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 // the mapping at mapPath alone.
 func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 	path, limit := mapPath, int64(mapping.DefaultMaxBytes)
+	limits := mapping.DefaultLimits // --mapping alone: the default limits
 	if path == "" {
 		cfg, err := config.Load(cfgPath)
 		if err != nil {
@@ -133,6 +134,8 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "config %s: ok (AS %d, router-id %s, %d peer(s), libvirt %s)\n",
 			cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
+		printWarnings(stderr, cfg)
+		limits = cfg.Routes
 		for _, w := range hostWarnings(cfg) {
 			fmt.Fprintf(stderr, "config %s: warning: %s\n", cfgPath, w)
 		}
@@ -149,7 +152,7 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 			return 0
 		}
 	}
-	m, err := mapping.LoadMax(path, limit)
+	m, err := loadMapping(path, limit, limits)
 	if err != nil {
 		printErrors(stderr, "mapping "+path, err)
 		return 1
@@ -157,6 +160,30 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 	vms, routes := m.Stats()
 	fmt.Fprintf(stdout, "mapping %s: ok (%d VM(s), %d route(s) from %d file(s))\n", path, vms, routes, len(m.Sources()))
 	return 0
+}
+
+// loadMapping loads the mapping at path and checks it against the
+// config's limits on routes.
+func loadMapping(path string, maxBytes int64, limits mapping.Limits) (*mapping.Mapping, error) {
+	m, err := mapping.LoadMax(path, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.CheckLimits(limits); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// printWarnings prints what the config has that is valid but probably
+// wrong or unsafe: what `virtbgp run` logs at WARN.
+func printWarnings(w io.Writer, cfg *config.Config) {
+	for _, e := range cfg.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", e.Error())
+	}
+	for _, p := range daemon.UnsafeDirs(cfg) {
+		fmt.Fprintf(w, "warning: %s\n", p)
+	}
 }
 
 // checkNextHops prints, for each peer whose session carries the family
@@ -237,9 +264,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, "config "+*cfgPath, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", "problem", w.Error())
+	}
+	for _, w := range daemon.UnsafeDirs(cfg) {
+		log.Warn("config warning", "problem", w)
+	}
 	var m *mapping.Mapping // none without a file: metadata only
 	if cfg.Mapping.Path != "" {
-		if m, err = mapping.LoadMax(cfg.Mapping.Path, cfg.Mapping.MaxBytes); err != nil {
+		if m, err = loadMapping(cfg.Mapping.Path, cfg.Mapping.MaxBytes, cfg.Routes); err != nil {
 			printErrors(stderr, "mapping "+cfg.Mapping.Path, err)
 			return 1
 		}

@@ -1,6 +1,10 @@
 package bgp
 
-import "github.com/osrg/gobgp/v3/pkg/server"
+import (
+	"context"
+
+	"github.com/osrg/gobgp/v3/pkg/server"
+)
 
 // Hooks for the external tests (package bgp_test). Those live outside the
 // package because they use internal/bgptest, which imports this package.
@@ -14,3 +18,6 @@ var (
 // GoBGPServer returns the speaker's GoBGP server, for tests that read its
 // RIB and peers.
 func GoBGPServer(s *Speaker) *server.BgpServer { return s.srv }
+
+// CheckReceived is one round of the receive-limit watch (received.go).
+func CheckReceived(s *Speaker, ctx context.Context) { s.checkReceived(ctx) }

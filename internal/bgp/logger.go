@@ -33,6 +33,9 @@ type slogLogger struct {
 	// GoBGP has (server.go WatchEvent), and ListPeer has none. TestPeers
 	// fails if GoBGP renames the message or its Key and Reason fields.
 	onPeerDown func(addr, reason string)
+	// onNotification, if set, receives the neighbor address and a reason
+	// of each NOTIFICATION sent or received (peererror.go).
+	onNotification func(addr, reason string)
 	// exit is os.Exit; replaced in tests.
 	exit func(code int)
 }
@@ -64,6 +67,11 @@ func (a *slogLogger) Error(msg string, fields gobgplog.Fields) {
 
 // Warn logs at slog.LevelWarn.
 func (a *slogLogger) Warn(msg string, fields gobgplog.Fields) {
+	if a.onNotification != nil {
+		if addr, reason, ok := notificationReason(msg, fields); ok {
+			a.onNotification(addr, reason)
+		}
+	}
 	a.log(gobgplog.WarnLevel, slog.LevelWarn, msg, fields)
 }
 

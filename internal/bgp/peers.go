@@ -66,6 +66,14 @@ type PeerStatus struct {
 	// ("hold-timer-expired", "notification-received cease/..."); empty if
 	// it never did since Start.
 	LastDownReason string
+	// LastError is the last NOTIFICATION the session sent or received
+	// ("sent NOTIFICATION open/bad peer as: ..."), while it is not
+	// established: why a peer does not come up. Empty once it is up.
+	LastError string
+	// RoutesReceived is the number of routes the peer sent, which GoBGP
+	// keeps though the speaker imports none (received.go); zero unless
+	// established.
+	RoutesReceived uint64
 	// GracefulRestart is what the peer announced in the OPEN of its last
 	// established session: whether it keeps this host's routes when virtbgp
 	// restarts or the host dies (GRUnknown until a session is up).
@@ -110,6 +118,9 @@ type peerTrack struct {
 	// not say why a session went down).
 	pendingReason  string
 	lastDownReason string
+	lastError      string    // see PeerStatus.LastError
+	notifiedAt     time.Time // when GoBGP last sent the peer a NOTIFICATION (peererror.go)
+	receiveWarned  bool      // warned this session about its receive limit (received.go)
 
 	// Marks for watchSessions (sessions.go), set by onPeerState:
 	// checkCaps, the session came up; reconnect, it went back to Idle
@@ -221,6 +232,7 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 		if gr {
 			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 		}
+		receiveLimit(af, p)
 		if llgr {
 			af.LongLivedGracefulRestart = &api.LongLivedGracefulRestart{Config: &api.LongLivedGracefulRestartConfig{
 				Enabled:     true,
@@ -270,6 +282,9 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			continue // SetPeers could not add it
 		}
 		out[i].LastDownReason = t.lastDownReason
+		if t.state != StateEstablished {
+			out[i].LastError = t.lastError
+		}
 		out[i].GracefulRestart = t.gr
 		out[i].Flaps = t.flaps
 		if running {
@@ -310,6 +325,11 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			out[i].RoutesSent += t.GetNumPath()
 			out[i].SentByFamily[f] = t.GetNumPath()
 		}
+		n, err := s.routesReceived(ctx, peers[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i].RoutesReceived = n
 	}
 	return out, nil
 }
@@ -373,6 +393,8 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 	if next == StateEstablished && prev != StateEstablished {
 		t.up = time.Now()
 		t.checkCaps, t.reconnect = true, false
+		t.lastError = ""
+		t.receiveWarned = false
 	}
 	reason := ""
 	if prev == StateEstablished && next != StateEstablished {
@@ -387,6 +409,9 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 	}
 	if next == StateIdle && (prev == StateOpenSent || prev == StateOpenConfirm || prev == StateEstablished) {
 		t.reconnect = true // sessions.go: GoBGP holds it in Idle for 5s now
+	}
+	if next == StateIdle && (prev == StateOpenSent || prev == StateOpenConfirm) {
+		refusedByPeer(t, time.Now())
 	}
 	kick := t.checkCaps || t.reconnect
 	asn := t.cfg.ASN

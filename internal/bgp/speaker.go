@@ -67,6 +67,10 @@ type StartOptions struct {
 	// adds them (with Restarting as above). A restarting daemon re-adds its
 	// routes in between, so that the peers get the full table at once.
 	DeferPeers bool
+	// ReceiveCheck is how often the routes the peers sent are counted
+	// against their receive limits (received.go). Zero means
+	// DefaultReceiveCheck.
+	ReceiveCheck time.Duration
 	// NextHop finds the next hop "self" of the family other than a
 	// session's own (export.go); nil means KernelNextHop, whose answers
 	// follow the host's address changes.
@@ -148,6 +152,7 @@ func New(cfg config.BGP, log *slog.Logger) *Speaker {
 		s.peers[a] = &peerTrack{cfg: p, addr: a, state: StateIdle}
 	}
 	adapter := newSlogLogger(log.With("component", "gobgp"), s.onPeerDownLogged)
+	adapter.onNotification = s.onNotificationLogged
 	// No GrpcListenAddress option: NewBgpServer starts a gRPC server only
 	// when that option gives a non-empty address.
 	s.srv = server.NewBgpServer(server.LoggerOption(adapter))
@@ -244,6 +249,7 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 		go s.watchRestarting(watchCtx)
 	}
 	go s.watchSessions(watchCtx)
+	go s.watchReceived(watchCtx, opts.ReceiveCheck)
 	go s.watchExport(watchCtx)
 	s.stopWatches = cancel
 	s.state = lifecycleRunning

@@ -120,6 +120,8 @@ func TestParseFull(t *testing.T) {
 				MultihopTTL:  2,
 				LocalAddress: netip.MustParseAddr("198.18.0.2"),
 				Families:     []Family{FamilyIPv4},
+
+				ReceiveLimit: DefaultReceiveLimit, ReceiveLimitAction: ReceiveWarn,
 			}, {
 				Address:  netip.MustParseAddr("2001:db8::1"),
 				Port:     DefaultPeerPort,
@@ -127,6 +129,8 @@ func TestParseFull(t *testing.T) {
 				Password: "from-file",
 				HoldTime: 0,
 				Families: []Family{FamilyIPv6, FamilyIPv4},
+
+				ReceiveLimit: DefaultReceiveLimit, ReceiveLimitAction: ReceiveWarn,
 			}},
 		},
 		Mapping:        Mapping{Path: "/srv/mapping.d", Watch: false, MaxBytes: 1 << 20, MaxWithdrawPercent: 100},
@@ -137,6 +141,12 @@ func TestParseFull(t *testing.T) {
 		Control:        Control{Socket: "/run/vb/ctl.sock"},
 		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: 0},
+		Routes:         mapping.DefaultLimits,
+		Warnings: fileerr.ErrorList{
+			{File: file, Line: 18, Msg: "bgp.peers[0].password: the password is in the config file, which is often world-readable and copied around: use password-file with a file of mode 0600"},
+			{File: file, Line: 25, Msg: "bgp.peers[1]: the session is IPv6 but carries ipv4: its routes with next hop self get the session's address, unusable as an ipv4 next hop; give them an explicit next hop in the mapping"},
+			{File: file, Line: 28, Msg: "bgp.peers[1].hold-time: 0 cannot be proposed with GoBGP: virtbgp proposes 90s, and the session has no keepalives only if the peer proposes 0"},
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
@@ -175,6 +185,8 @@ func TestParseDefaults(t *testing.T) {
 				HoldTime:  DefaultHoldTime,
 				Keepalive: DefaultHoldTime / 3,
 				Families:  []Family{FamilyIPv4}, // the address's family
+
+				ReceiveLimit: DefaultReceiveLimit, ReceiveLimitAction: ReceiveWarn,
 			}},
 		},
 		Mapping: Mapping{Path: "/etc/virtbgp/mapping.yaml", Watch: true,
@@ -186,6 +198,7 @@ func TestParseDefaults(t *testing.T) {
 		Control:        Control{Socket: DefaultControlSocket},
 		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
+		Routes:         mapping.Limits{MinBits4: 24, MinBits6: 48},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
@@ -289,8 +302,8 @@ func withPeerLines(keys ...string) []string {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, api, drain"
-	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families, next-hop-ipv4, next-hop-ipv6, export"
+	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, routes, policy, resync-interval, state-dir, control, api, drain"
+	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families, receive-limit, receive-limit-action, next-hop-ipv4, next-hop-ipv6, export"
 	tests := []struct {
 		name string
 		data []byte
@@ -484,7 +497,7 @@ func TestParseErrors(t *testing.T) {
 		), []string{
 			`c.yaml:7: bgp.peers[1].address: want a unicast IP address, got "::ffff:198.18.0.1"`,
 			`c.yaml:8: bgp.peers[2].address: want a unicast IP address, got "0.0.0.0"`,
-			`c.yaml:9: bgp.peers[3].address: want an IP address, got "fe80::1%eth0"`,
+			`c.yaml:9: bgp.peers[3].address: "fe80::1%eth0" is a link-local address: virtbgp does not support link-local (interface-scoped) sessions; use a global or unique-local address`,
 			`c.yaml:10: bgp.peers[4].address: 198.18.0.1 is already the address of bgp.peers[0] (line 6)`,
 			`c.yaml:13: bgp.peers[5].local-address: 198.18.0.2 is IPv4 but the peer address 2001:db8::1 is IPv6`,
 		}},

@@ -63,6 +63,11 @@
 //	        families: [ipv4, ipv6]   # only these families (default: all); not empty
 //	        prefixes: [192.0.2.0/24] # allow-list: only routes within one of them; not empty, no host bits
 //	                                 # (the other family needs explicit next hops in the mapping)
+//	      receive-limit: 1000        # default; 0..4294967295, 0 none: the most routes of a family the
+//	                                 # peer should send (virtbgp imports none, but GoBGP keeps them all)
+//	      receive-limit-action: warn # warn (default): a WARN once per session and the count in status;
+//	                                 # restart: end the session with a Cease (max prefixes), which drops them;
+//	                                 # it comes back and ends again while the peer keeps sending them
 //	mapping:
 //	  path: mapping.yaml             # the VM -> IP mapping, a YAML file or a directory of *.yaml;
 //	                                 # relative to the directory of this file; required unless
@@ -86,6 +91,12 @@
 //	    attributes: {med: 10}        # the attributes of every route, keys as metadata.defaults
 //	status:
 //	  listen: 127.0.0.1:9479         # host:port of the HTTP status endpoint; omitted or "": disabled
+//	routes:                          # what any route of any source may be (mapping files, metadata, Nova, API)
+//	  min-prefix-length: {ipv4: 24, ipv6: 48}  # default; ipv4 16..32, ipv6 32..128: shorter prefixes
+//	                                 # in a mapping are errors at their file:line; metadata's, Nova's
+//	                                 # and the API's min-prefix-length may not be shorter
+//	  allowed-prefixes: []           # default none: anywhere; else every route, and every source's
+//	                                 # allowed-prefixes, must lie inside one (rules of metadata's)
 //	policy:
 //	  paused: withdraw               # withdraw (default) or keep: the routes of a domain
 //	                                 # paused for any reason but an incoming migration
@@ -112,6 +123,13 @@
 //	drain:
 //	  graceful-shutdown-time: 60s    # default; 0..1h: how long `virtbgp drain` announces every route
 //	                                 # with GRACEFUL_SHUTDOWN (65535:0) before withdrawing them all
+//
+// AS numbers 23456 (AS_TRANS), 65535 and 4294967295 are refused, as are a
+// multicast or 240.0.0.0/4 router ID, link-local peer and local addresses
+// and a password of more than one line. What is valid but probably wrong
+// or unsafe is in [Config.Warnings]: an inline password, a password file
+// readable by every user, status.listen on every address, a loopback peer,
+// a session carrying the other address family.
 //
 // Durations are Go durations ("9s", "2m", "1h30m"); a bare 0 is zero.
 //

@@ -80,6 +80,8 @@ resync-interval: 0
 		"{version: 1, bgp: {asn: 1, router-id: 1.2.3.4, listen-port: 0, peers: [{address: 1.1.1.1, asn: 2, passive: true}]}, mapping: {path: x}}\n",
 		"version: 1\nbgp: {asn: 1, router-id: 1.2.3.4}\nmapping:\n  metadata: {enabled: true, allowed-prefixes: [192.0.2.0/24, '2001:db8::/32'], min-prefix-length: {ipv4: 28, ipv6: 64}, allowed-next-hops: [198.51.100.0/24], defaults: {communities: ['65001:1'], large-communities: ['1:2:3'], med: 1, local-pref: 2, as-path-prepend: 3, next-hop: self}}\n  nova: {enabled: true, ip-types: [fixed, floating], allowed-prefixes: [203.0.113.0/24], attributes: {med: 5, next-hop: 203.0.113.1}, allowed-next-hops: [203.0.113.0/24]}\n",
 		"version: 1\nbgp: {asn: 1, router-id: 1.2.3.4}\nmapping:\n  metadata: {enabled: true, allowed-prefixes: [10.0.0.0/8, 1.2.3.4/24], min-prefix-length: {ipv4: 8}}\n  nova: {enabled: true, ip-types: []}\n",
+		"version: 1\nbgp: {asn: 23456, router-id: 224.0.0.1, peers: [{address: 'fe80::1%eth0', asn: 4294967295, password: \"a\\nb\"}, {address: 127.0.0.1, asn: 2, families: [ipv6]}]}\nstatus: {listen: '[::]:1'}\nmapping:\n  metadata: {enabled: true, allowed-prefixes: [10.0.0.0/16], min-prefix-length: {ipv4: 16}}\nroutes: {min-prefix-length: {ipv4: 20, ipv6: 40}, allowed-prefixes: [10.0.0.0/16, 10.0.1.0/24, 0.0.0.0/0]}\n",
+		"version: 1\nbgp: {asn: 65001, router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, hold-time: 0, receive-limit: 0, receive-limit-action: restart}, {address: 198.18.0.2, asn: 65000, receive-limit: 4294967296, receive-limit-action: x}]}\nmapping: {path: m.yaml}\n",
 	} {
 		f.Add([]byte(seed))
 	}

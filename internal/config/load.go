@@ -20,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/internal/safefile"
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
 	"github.com/virtbgp/virtbgp/mapping"
@@ -96,6 +97,8 @@ func parse(file string, data []byte, readPassword func(path string) (string, err
 		return nil, err
 	}
 	cfg.File = file
+	l.warns.Sort()
+	cfg.Warnings = l.warns
 	return cfg, nil
 }
 
@@ -104,6 +107,12 @@ type loader struct {
 	r            *yamlutil.Reader
 	dir          string // base of relative paths
 	readPassword func(path string) (string, error)
+	warns        fileerr.ErrorList
+}
+
+// warnf records a warning at node n: valid, but probably wrong or unsafe.
+func (l *loader) warnf(n *yaml.Node, format string, args ...any) {
+	l.warns = append(l.warns, fileerr.Error{File: l.r.File, Line: n.Line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // lineNode stands for a line in messages that are not about one node.
@@ -146,6 +155,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		StateDir: DefaultStateDir,
 		Control:  Control{Socket: DefaultControlSocket},
 		Drain:    Drain{GracefulShutdownTime: DefaultDrainTime},
+		Routes:   mapping.DefaultLimits,
 		API:      API{WriteRate: DefaultWriteRate},
 	}
 	if n == nil {
@@ -157,6 +167,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		yamlutil.Field{Key: "bgp", Do: func(k, v *yaml.Node) { l.bgp(k, v, &cfg.BGP) }},
 		yamlutil.Field{Key: "mapping", Do: func(k, v *yaml.Node) { l.mapping(k, v, &cfg.Mapping) }},
 		yamlutil.Field{Key: "status", Do: func(k, v *yaml.Node) { l.status(k, v, &cfg.Status) }},
+		yamlutil.Field{Key: "routes", Do: func(k, v *yaml.Node) { l.routes(k, v, &cfg.Routes) }},
 		yamlutil.Field{Key: "policy", Do: func(k, v *yaml.Node) { l.policy(k, v, &cfg.Policy) }},
 		yamlutil.Field{Key: "resync-interval", Do: func(_, v *yaml.Node) {
 			if d, ok := l.duration(v, "resync-interval", `0 (disabled) or a duration of at least 1s like "5m"`,
@@ -203,6 +214,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		}},
 	)
 	l.required(n, "top level", 1, "version", "bgp", "mapping")
+	l.sourcesInLimits(n, cfg)
 	return cfg
 }
 
@@ -246,7 +258,7 @@ func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
 	var nodes []peerNodes
 	l.r.Map(v, "bgp",
 		yamlutil.Field{Key: "asn", Do: func(_, v *yaml.Node) {
-			if asn, ok := l.r.Uint32(v, "bgp.asn", 1); ok {
+			if asn, ok := l.asn(v, "bgp.asn"); ok {
 				b.ASN = asn
 			}
 		}},
@@ -257,6 +269,10 @@ func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
 			}
 			if !a.Is4() || a.IsUnspecified() {
 				l.r.Errorf(v, "bgp.router-id: want an IPv4 address other than 0.0.0.0, got %s", yamlutil.Describe(v))
+				return
+			}
+			if classE := netip.MustParsePrefix("240.0.0.0/4"); a.IsMulticast() || classE.Contains(a) {
+				l.r.Errorf(v, "bgp.router-id: %s is a multicast, broadcast or reserved (240.0.0.0/4) address: want a unicast IPv4 address of this host", a)
 				return
 			}
 			b.RouterID = a
@@ -307,6 +323,14 @@ func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
 		}
 		if pn.keepalive == nil {
 			p.Keepalive = (p.HoldTime / 3).Truncate(time.Second)
+		}
+		if pn.address != nil {
+			for _, f := range p.Families {
+				if (f == FamilyIPv4) != p.Address.Is4() {
+					l.warnf(pn.address, "%s: the session is %s but carries %s: its routes with next hop self get the session's address, unusable as an %s next hop; give them an explicit next hop in the mapping",
+						pn.what, family(p.Address), f, f)
+				}
+			}
 		}
 		if pn.passive != nil && b.ListenPort == 0 {
 			l.r.Errorf(pn.passive, "%s.passive: a passive peer needs bgp.listen-port (without it virtbgp does not accept sessions)", pn.what)
@@ -360,13 +384,19 @@ func unicast(a netip.Addr) bool {
 // peer reads one item of bgp.peers.
 func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 	p := Peer{
-		Port:     DefaultPeerPort,
-		HoldTime: DefaultHoldTime,
+		Port:               DefaultPeerPort,
+		HoldTime:           DefaultHoldTime,
+		ReceiveLimit:       DefaultReceiveLimit,
+		ReceiveLimitAction: ReceiveWarn,
 	}
 	pn := peerNodes{what: what, holdOK: true}
 	var pwKey *yaml.Node // the first of password and password-file
 	var nh4, nh6 *yaml.Node
 	addr := func(v *yaml.Node, key string) (netip.Addr, bool) {
+		if a, err := netip.ParseAddr(v.Value); (key == "address" || key == "local-address") && v.Kind == yaml.ScalarNode && err == nil && a.IsLinkLocalUnicast() {
+			l.r.Errorf(v, "%s.%s: %s is a link-local address: virtbgp does not support link-local (interface-scoped) sessions; use a global or unique-local address", what, key, yamlutil.Describe(v))
+			return netip.Addr{}, false
+		}
 		a, ok := l.r.Addr(v, what+"."+key)
 		if ok && !unicast(a) {
 			l.r.Errorf(v, "%s.%s: want a unicast IP address, got %s", what, key, yamlutil.Describe(v))
@@ -388,6 +418,9 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		yamlutil.Field{Key: "address", Do: func(_, v *yaml.Node) {
 			if a, ok := addr(v, "address"); ok {
 				p.Address, pn.address = a, v
+				if a.IsLoopback() {
+					l.warnf(v, "%s.address: %s is a loopback address: the session is with this host itself, which only a test does", what, a)
+				}
 			}
 		}},
 		yamlutil.Field{Key: "port", Do: func(_, v *yaml.Node) {
@@ -396,7 +429,7 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 			}
 		}},
 		yamlutil.Field{Key: "asn", Do: func(_, v *yaml.Node) {
-			if asn, ok := l.r.Uint32(v, what+".asn", 1); ok {
+			if asn, ok := l.asn(v, what+".asn"); ok {
 				p.ASN = asn
 			}
 		}},
@@ -407,6 +440,7 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 			}
 			if pw, ok := l.checkPassword(v, what+".password", s, ""); ok {
 				p.Password = pw
+				l.warnf(k, "%s.password: the password is in the config file, which is often world-readable and copied around: use password-file with a file of mode 0600", what)
 			}
 		}},
 		yamlutil.Field{Key: "password-file", Do: func(k, v *yaml.Node) {
@@ -426,6 +460,9 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 			}
 			if pw, ok := l.checkPassword(v, what+".password-file", pw, " in "+path); ok {
 				p.Password = pw
+				if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 {
+					l.warnf(v, "%s.password-file: %s is readable by every user (mode %04o): chmod 600 it", what, path, fi.Mode().Perm())
+				}
 			}
 		}},
 		yamlutil.Field{Key: "passive", Do: func(_, v *yaml.Node) {
@@ -444,6 +481,9 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 				})
 			if ok {
 				p.HoldTime = d
+				if d == 0 {
+					l.warnf(v, "%s.hold-time: 0 cannot be proposed with GoBGP: virtbgp proposes 90s, and the session has no keepalives only if the peer proposes 0", what)
+				}
 			}
 			pn.holdOK = ok
 		}},
@@ -466,6 +506,23 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		}},
 		yamlutil.Field{Key: "families", Do: func(_, v *yaml.Node) {
 			p.Families = l.families(v, what+".families")
+		}},
+		yamlutil.Field{Key: "receive-limit", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, what+".receive-limit", 0, 1<<32-1); ok {
+				p.ReceiveLimit = uint32(n)
+			}
+		}},
+		yamlutil.Field{Key: "receive-limit-action", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, what+".receive-limit-action")
+			if !ok {
+				return
+			}
+			switch a := ReceiveAction(s); a {
+			case ReceiveWarn, ReceiveRestart:
+				p.ReceiveLimitAction = a
+			default:
+				l.r.Errorf(v, "%s.receive-limit-action: want warn or restart, got %s", what, yamlutil.Describe(v))
+			}
 		}},
 		yamlutil.Field{Key: "next-hop-ipv4", Do: func(_, v *yaml.Node) {
 			if a, ok := addr(v, "next-hop-ipv4"); ok {
@@ -605,6 +662,12 @@ func (l *loader) checkPassword(v *yaml.Node, what, pw, where string) (string, bo
 	case len(pw) > MaxPasswordLen:
 		l.r.Errorf(v, "%s: the password%s is longer than %d bytes (the TCP MD5 key limit)", what, where, MaxPasswordLen)
 		return "", false
+	case strings.ContainsAny(pw, "\r\n"):
+		l.r.Errorf(v, "%s: the password%s has more than one line: want the password alone on one line", what, where)
+		return "", false
+	case strings.IndexFunc(pw, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0:
+		l.r.Errorf(v, "%s: the password%s has a control character", what, where)
+		return "", false
 	}
 	return pw, true
 }
@@ -696,7 +759,7 @@ func (l *loader) status(_, v *yaml.Node, st *Status) {
 					yamlutil.Describe(v))
 				return
 			}
-			st.Listen = s
+			st.Listen = s // `check` warns about a non-loopback address (cmd/virtbgp hostWarnings)
 		}},
 	)
 }

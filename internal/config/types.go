@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -70,6 +71,15 @@ type Config struct {
 	Control  Control
 	Drain    Drain
 	API      API
+	// Routes is the routes section: what any route of any source may be
+	// (min-prefix-length, default /24 and /48; allowed-prefixes, default
+	// anywhere).
+	Routes mapping.Limits
+	// Warnings are what is valid but probably wrong or unsafe (a password
+	// in the file, a world-readable password file, a status endpoint on
+	// every address, ...), each at its file and line, sorted. `virtbgp
+	// check` prints them and `virtbgp run` logs them at WARN.
+	Warnings fileerr.ErrorList
 }
 
 // Control is the control section: the local channel of `virtbgp status`,
@@ -136,6 +146,14 @@ type Peer struct {
 	MultihopTTL  uint8         // multihop-ttl, 0 = directly connected
 	LocalAddress netip.Addr    // local-address, optional
 	Families     []Family      // families, default: the family of Address
+	// ReceiveLimit is receive-limit, default DefaultReceiveLimit: the most
+	// routes of a family the peer should send. virtbgp imports none, but
+	// GoBGP keeps every route a peer sends (about 250 bytes each); 0: no
+	// limit.
+	ReceiveLimit uint32
+	// ReceiveLimitAction is receive-limit-action: what happens beyond
+	// ReceiveLimit, default ReceiveWarn.
+	ReceiveLimitAction ReceiveAction
 	// NextHopIPv4 and NextHopIPv6 are next-hop-ipv4 and next-hop-ipv6: the
 	// next hop sent to this peer in place of "self" for routes of that
 	// family when the session's transport is of the other family. Unset,
@@ -180,6 +198,25 @@ func (e *PeerExport) IsZero() bool {
 const (
 	DefaultMaxWithdrawPercent   = 50
 	DefaultWithdrawConfirmAfter = 10 * time.Minute
+)
+
+// DefaultReceiveLimit is the default receive-limit: a ToR that follows
+// docs/tor sends nothing; one that leaks its table sends far more.
+const DefaultReceiveLimit = 1000
+
+// ReceiveAction is what happens when a peer sends more routes than its
+// receive-limit.
+type ReceiveAction string
+
+// The receive-limit actions.
+const (
+	// ReceiveWarn logs a warning once per session and shows the count in
+	// status; the routes are kept (and cost memory). The default.
+	ReceiveWarn ReceiveAction = "warn"
+	// ReceiveRestart ends the session with a Cease (maximum number of
+	// prefixes reached, RFC 4486), which drops the peer's routes and so
+	// bounds their memory; the session then comes up again.
+	ReceiveRestart ReceiveAction = "restart"
 )
 
 // Mapping is the mapping section.

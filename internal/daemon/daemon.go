@@ -19,7 +19,9 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -84,6 +86,10 @@ type Daemon struct {
 	life    context.Context
 	endLife context.CancelFunc
 
+	// origins caches where the mapping's entries are, for the reports,
+	// which are built outside the main loop (report.go).
+	origins atomic.Pointer[origins]
+
 	// Owned by the main loop (Run).
 	//
 	// The generation counts the mapping contents put in force:
@@ -97,7 +103,6 @@ type Daemon struct {
 	contentDigest string // contentDigest of the mapping in force
 	fileDigest    string // mapping.Digest of the files in force
 	failedDigest  string // mapping.Digest of the last files that failed to load
-	origins       *origins
 	drain         *drainer
 	manual        *manualRoutes
 	peersAdded    bool
@@ -109,6 +114,9 @@ type Daemon struct {
 // New builds a daemon from a validated config and the mapping it names. It
 // reads the drain state from the state directory (creating the directory).
 func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options) (*Daemon, error) {
+	if probs := UnsafeDirs(cfg); len(probs) > 0 {
+		return nil, fmt.Errorf("refusing to start: %s", strings.Join(probs, "; "))
+	}
 	d := &Daemon{
 		cfg:        cfg,
 		opts:       opts,
@@ -205,6 +213,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	if d.cfg.Status.Listen != "" {
 		web := status.NewServer(d.cfg.Status.Listen, d.Report, d.metrics, d.log.With("part", "status"))
+		web.Health = d.Alive
 		if err := web.Start(); err != nil {
 			return err // it says what failed
 		}
@@ -376,15 +385,27 @@ func (d *Daemon) ReloadConfirmed(ctx context.Context) (string, error) {
 
 // Report returns the daemon's status report.
 func (d *Daemon) Report(ctx context.Context) (status.Report, error) {
-	return call(ctx, d, "report", d.buildReport)
+	own, err := call(ctx, d, "report", d.ownFields)
+	if err != nil {
+		return status.Report{}, err
+	}
+	return d.buildReport(ctx, own)
 }
 
-// healthy round-trips through the main loop and the reconciler, for the
-// systemd watchdog.
-func (d *Daemon) healthy(ctx context.Context) bool {
-	_, err := d.Report(ctx)
-	return err == nil
+// Alive round-trips through the main loop and the reconciler's loop,
+// without building a report: the status endpoint's /healthz.
+func (d *Daemon) Alive(ctx context.Context) error {
+	if _, err := call(ctx, d, "health check", d.ownFields); err != nil {
+		return err
+	}
+	if _, err := d.rec.Snapshot(ctx); err != nil {
+		return fmt.Errorf("health check: read the reconciler's state: %w", err)
+	}
+	return nil
 }
+
+// healthy is Alive for the systemd watchdog.
+func (d *Daemon) healthy(ctx context.Context) bool { return d.Alive(ctx) == nil }
 
 // handler adapts the daemon to the control socket.
 type handler struct{ d *Daemon }
@@ -468,6 +489,9 @@ func (d *Daemon) reloadConfig(ctx context.Context) ([]string, error) {
 		logProblems(d.log, "config reload rejected", err)
 		return nil, err // it names the file
 	}
+	for _, w := range nc.Warnings {
+		d.log.Warn("config warning", "problem", w.Error())
+	}
 	var notes []string
 	if needsRestart := restartOnly(d.cfg, nc); len(needsRestart) > 0 {
 		d.log.Warn("config changes that take effect only after a restart", "keys", needsRestart)
@@ -499,6 +523,7 @@ func restartOnly(old, nc *config.Config) []string {
 	add(old.BGP.GracefulRestart != nc.BGP.GracefulRestart, "bgp.graceful-restart")
 	add(old.Status != nc.Status, "status")
 	add(old.Policy != nc.Policy, "policy")
+	add(!reflect.DeepEqual(old.Routes, nc.Routes), "routes")
 	add(old.ResyncInterval != nc.ResyncInterval, "resync-interval")
 	add(old.StateDir != nc.StateDir, "state-dir")
 	add(old.Control != nc.Control, "control")

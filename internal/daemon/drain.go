@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/reconcile"
@@ -21,7 +23,8 @@ import (
 type drainer struct {
 	rec   drainTarget
 	log   *slog.Logger
-	path  string      // drain.json in the state directory
+	dir   string      // the state directory
+	path  string      // drain.json in it, for messages
 	since time.Time   // when the state in force began (zero: never drained)
 	timer *time.Timer // while draining: the end of the graceful-shutdown time
 }
@@ -48,8 +51,9 @@ func (dr *drainer) load(stateDir string, grace time.Duration) (reconcile.Drain, 
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return 0, fmt.Errorf("create the state directory: %w", err)
 	}
+	dr.dir = stateDir
 	dr.path = filepath.Join(stateDir, drainFile)
-	data, err := os.ReadFile(dr.path)
+	data, err := dr.read()
 	if errors.Is(err, fs.ErrNotExist) {
 		return reconcile.DrainNone, nil
 	}
@@ -81,14 +85,50 @@ func (dr *drainer) load(stateDir string, grace time.Duration) (reconcile.Drain, 
 	return rec.State, nil
 }
 
-// save writes the drain record atomically.
+// maxDrainFile bounds how much of drain.json is read.
+const maxDrainFile = 4096
+
+// read reads drain.json: a regular file inside the state directory, never
+// through a symbolic link, and only its beginning.
+func (dr *drainer) read() ([]byte, error) {
+	root, err := os.OpenRoot(dr.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(drainFile, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", dr.path)
+	}
+	return io.ReadAll(io.LimitReader(f, maxDrainFile))
+}
+
+// save writes the drain record atomically: a new file created inside the
+// state directory (openat-style, through an os.Root), never through a
+// symbolic link or into a file that was already there, then renamed over
+// drain.json. Whatever another user may have put at the temporary name is
+// removed first, not followed.
 func (dr *drainer) save(rec drainRecord) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("save the drain state: %w", err)
 	}
-	tmp := dr.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	root, err := os.OpenRoot(dr.dir)
+	if err != nil {
+		return fmt.Errorf("save the drain state: %w", err)
+	}
+	defer root.Close()
+	const tmp = drainFile + ".tmp"
+	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("save the drain state: %w", err)
+	}
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("save the drain state: %w", err)
 	}
@@ -100,7 +140,7 @@ func (dr *drainer) save(rec drainRecord) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, dr.path)
+		err = root.Rename(tmp, drainFile)
 	}
 	if err != nil {
 		return fmt.Errorf("save the drain state: %w", err)

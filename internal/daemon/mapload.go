@@ -60,7 +60,9 @@ func (d *Daemon) loadMapping(ctx context.Context, how loadHow) (string, error) {
 	if how.onlyDigest != "" && digest != how.onlyDigest {
 		return "the held reload's files changed: not applied", nil
 	}
+	var limits mapping.Limits
 	skip, err := call(ctx, d, "reload mapping", func(context.Context) (string, error) {
+		limits = d.cfg.Routes // the config is the main loop's
 		return d.skipLoad(digest, derr == nil, how), nil
 	})
 	if err != nil || skip != "" {
@@ -68,6 +70,9 @@ func (d *Daemon) loadMapping(ctx context.Context, how loadHow) (string, error) {
 	}
 	start := time.Now()
 	m, lerr := d.load(path, d.mapMax)
+	if lerr == nil {
+		lerr = m.CheckLimits(limits)
+	}
 	var content string
 	if lerr == nil {
 		content = contentDigest(m) // pure, and as slow as the mapping is big

@@ -5,18 +5,54 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
-// buildReport assembles the status report. Runs in the main loop; the
-// reconciler's snapshot goes through the reconciler's own loop, so a report
-// also proves that both loops are alive.
-func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
+// reportFields are the parts of the status report that the main loop
+// owns, copied in the main loop: cheap, whatever the number of routes.
+type reportFields struct {
+	uri, path     string
+	generation    int
+	contentDigest string
+	loadedAt      time.Time
+	lastReload    status.Reload
+	held          *status.HeldReload
+	watch         status.Watch
+	drainSince    time.Time
+	manual        []manual.Route
+}
+
+// ownFields copies the main loop's part of the report. Runs in the main
+// loop; an answer also proves that the loop is alive.
+func (d *Daemon) ownFields(context.Context) (reportFields, error) {
+	return reportFields{
+		uri:           d.cfg.Libvirt.URI,
+		path:          d.cfg.Mapping.Path,
+		generation:    d.generation,
+		contentDigest: d.contentDigest,
+		loadedAt:      d.loadedAt,
+		lastReload:    d.lastReload,
+		held:          heldCopy(d.held),
+		watch:         watchCopy(d.watchState),
+		drainSince:    d.drain.since,
+		manual:        d.manual.list(),
+	}, nil
+}
+
+// buildReport assembles the status report from the main loop's fields and
+// the reconciler's and the speaker's state, in the caller's goroutine: the
+// reconciler's snapshot goes through the reconciler's own loop (so a
+// report also proves that it is alive), and the work that grows with the
+// routes and domains (the peers' route counts from GoBGP, the report's
+// lists) does not hold the main loop (issue 17, finding 7).
+func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Report, error) {
 	snap, err := d.rec.Snapshot(ctx)
 	if err != nil {
 		return status.Report{}, fmt.Errorf("read the reconciler's state: %w", err)
@@ -33,31 +69,33 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 		Host:      hostname(),
 		Started:   d.started,
 		Ready:     snap.Synced,
-		Libvirt:   status.Libvirt{URI: d.cfg.Libvirt.URI, Connected: d.hv.Connected()},
+		Libvirt:   status.Libvirt{URI: own.uri, Connected: d.hv.Connected()},
 		Mapping: status.Mapping{
-			Path:       d.cfg.Mapping.Path,
-			Generation: d.generation,
-			Digest:     d.contentDigest,
-			LoadedAt:   d.loadedAt,
+			Path:       own.path,
+			Generation: own.generation,
+			Digest:     own.contentDigest,
+			LoadedAt:   own.loadedAt,
 			Files:      snap.Mapping.Sources(),
 			VMs:        vms,
 			Routes:     routes,
-			LastReload: d.lastReload,
-			Held:       heldCopy(d.held),
-			Watch:      d.watchState,
+			LastReload: own.lastReload,
+			Held:       own.held,
+			Watch:      own.watch,
 		},
-		Drain:        status.Drain{State: snap.Drain, Since: d.drain.since},
-		ManualRoutes: d.manual.list(),
+		Drain:        status.Drain{State: snap.Drain, Since: own.drainSince},
+		ManualRoutes: own.manual,
 		Time:         time.Now(),
 	}
 	carried := map[config.Family]bool{} // by some peer's session
 	for _, p := range peers {
 		sp := status.Peer{
-			Address:    p.Address.String(),
-			ASN:        p.ASN,
-			State:      string(p.State),
-			RoutesSent: int(p.RoutesSent),
-			LastDown:   p.LastDownReason,
+			Address:        p.Address.String(),
+			ASN:            p.ASN,
+			State:          string(p.State),
+			RoutesSent:     int(p.RoutesSent),
+			RoutesReceived: int(p.RoutesReceived),
+			LastDown:       p.LastDownReason,
+			LastError:      p.LastError,
 			// What the peer does with our routes when we restart.
 			GracefulRestart: string(p.GracefulRestart),
 			UpdatesSent:     int(p.UpdatesSent),
@@ -96,8 +134,10 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 		}
 		r.Routes = append(r.Routes, rt)
 	}
-	if d.origins == nil || d.origins.m != snap.Mapping {
-		d.origins = newOrigins(snap.Mapping)
+	orig := d.origins.Load()
+	if orig == nil || orig.m != snap.Mapping {
+		orig = newOrigins(snap.Mapping)
+		d.origins.Store(orig) // a cache: reports made at once may each build it
 	}
 	for _, dom := range snap.Domains {
 		vm, _ := snap.Mapping.Lookup(dom.Name, dom.UUID)
@@ -110,7 +150,7 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			Routes: perDomain[dom.UUID],
 		}
 		if vm != "" {
-			sd.Source, sd.Origin = status.SourceFile, d.origins.of(vm)
+			sd.Source, sd.Origin = status.SourceFile, orig.of(vm)
 		}
 		addSources(&sd, snap.Sources[dom.UUID])
 		if dom.Migration != reconcile.MigrationNone {
@@ -184,6 +224,12 @@ func reportRoute(w reconcile.Want) status.Route {
 
 // heldCopy copies the held reload for a report, which outlives the main
 // loop's turn.
+// watchCopy copies w with its own list of directories.
+func watchCopy(w status.Watch) status.Watch {
+	w.Dirs = slices.Clone(w.Dirs)
+	return w
+}
+
 func heldCopy(h *status.HeldReload) *status.HeldReload {
 	if h == nil {
 		return nil

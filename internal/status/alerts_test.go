@@ -35,7 +35,7 @@ func promtool(t *testing.T) string {
 // TestAlertRules checks the shipped rules with promtool and runs their unit
 // tests (fleet mapping digests that differ, an unmapped arrival, a peer
 // down, a rejected reload, no routes while domains run, libvirt
-// disconnected, reconcile errors).
+// disconnected, reconcile errors, a peer that sends routes).
 func TestAlertRules(t *testing.T) {
 	bin := promtool(t)
 	for _, args := range [][]string{

@@ -242,6 +242,7 @@ type stateCollector struct {
 	peerUp         *prometheus.Desc
 	peerSince      *prometheus.Desc
 	peerRoutesSent *prometheus.Desc
+	peerRoutesRecv *prometheus.Desc
 	peerFamSent    *prometheus.Desc
 	peerUpdSent    *prometheus.Desc
 	peerUpdRecv    *prometheus.Desc
@@ -271,6 +272,7 @@ func newStateCollector() *stateCollector {
 		peerUp:         d("peer_up", "1 if the BGP session with the peer is established, else 0.", "peer", "asn"),
 		peerSince:      d("peer_established_timestamp_seconds", "Unix time the BGP session with the peer was established, 0 while it is not.", "peer"),
 		peerRoutesSent: d("peer_routes_sent", "Routes currently advertised to the peer.", "peer"),
+		peerRoutesRecv: d("peer_routes_received", "Routes the peer sent, not imported but kept in memory (receive-limit).", "peer"),
 		peerFamSent:    d("peer_family_routes_sent", "Routes currently advertised to the peer, by address family (GoBGP's Adj-RIB-Out after the export policy).", "peer", "family"),
 		peerUpdSent:    d("peer_updates_sent", "UPDATE messages sent to the peer in the current session (0 while it is not established).", "peer"),
 		peerUpdRecv:    d("peer_updates_received", "UPDATE messages received from the peer in the current session (0 while it is not established).", "peer"),
@@ -298,7 +300,7 @@ func (c *stateCollector) set(src Source, timeout time.Duration, log *slog.Logger
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.sourceUp, c.buildInfo, c.ready, c.libvirt, c.drainState,
-		c.peerUp, c.peerSince, c.peerRoutesSent, c.peerFamSent, c.peerUpdSent, c.peerUpdRecv, c.peerFlaps, c.notCarried, c.routes, c.domains,
+		c.peerUp, c.peerSince, c.peerRoutesSent, c.peerRoutesRecv, c.peerFamSent, c.peerUpdSent, c.peerUpdRecv, c.peerFlaps, c.notCarried, c.routes, c.domains,
 		c.mappingGen, c.mappingInfo, c.mappingVMs, c.mappingRoutes, c.unmappedNow,
 		c.metaErrors, c.claimsRefused,
 	} {
@@ -346,6 +348,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge(c.peerUp, b2f(up), p.Address, strconv.FormatUint(uint64(p.ASN), 10))
 		ch <- gauge(c.peerSince, since, p.Address)
 		ch <- gauge(c.peerRoutesSent, float64(p.RoutesSent), p.Address)
+		ch <- gauge(c.peerRoutesRecv, float64(p.RoutesReceived), p.Address)
 		for _, f := range p.Families {
 			ch <- gauge(c.peerFamSent, float64(p.RoutesSentByFamily[f]), p.Address, f)
 		}

@@ -174,6 +174,11 @@ virtbgp_peer_family_routes_sent{family="ipv6",peer="2001:db8:ff::1"} 1
 virtbgp_peer_flaps{peer="198.18.0.1"} 1
 virtbgp_peer_flaps{peer="198.18.0.5"} 3
 virtbgp_peer_flaps{peer="2001:db8:ff::1"} 0
+# HELP virtbgp_peer_routes_received Routes the peer sent, not imported but kept in memory (receive-limit).
+# TYPE virtbgp_peer_routes_received gauge
+virtbgp_peer_routes_received{peer="198.18.0.1"} 0
+virtbgp_peer_routes_received{peer="198.18.0.5"} 0
+virtbgp_peer_routes_received{peer="2001:db8:ff::1"} 0
 # HELP virtbgp_peer_routes_sent Routes currently advertised to the peer.
 # TYPE virtbgp_peer_routes_sent gauge
 virtbgp_peer_routes_sent{peer="198.18.0.1"} 4

@@ -51,8 +51,15 @@ type Peer struct {
 	// Since is when the session was established (zero unless established).
 	Since      time.Time `json:"since,omitzero"`
 	RoutesSent int       `json:"routes_sent"`
-	Families   []string  `json:"families"`
-	LastDown   string    `json:"last_down,omitempty"`
+	// RoutesReceived is the number of routes the peer sent, which virtbgp
+	// does not import but keeps in memory (its receive-limit bounds them).
+	RoutesReceived int      `json:"routes_received"`
+	Families       []string `json:"families"`
+	LastDown       string   `json:"last_down,omitempty"`
+	// LastError is the last NOTIFICATION the session sent or received
+	// while it is not established: why it does not come up (a wrong AS
+	// number, a bad router ID); empty once it is up.
+	LastError string `json:"last_error,omitempty"`
 	// GracefulRestart is what the peer announced in the OPEN of its last
 	// established session: "llgr" (graceful restart and long-lived
 	// graceful restart: it keeps this host's routes through a virtbgp
@@ -178,7 +185,7 @@ type Mapping struct {
 	Files      []string  `json:"files"`
 	VMs        int       `json:"vms"`
 	Routes     int       `json:"routes"`
-	LastReload Reload    `json:"last_reload"`
+	LastReload Reload    `json:"last_reload,omitzero"` // zero (left out) until a reload is tried
 	// Held is the reload held because it would withdraw too many routes,
 	// if any: confirm with `virtbgp reload --force`.
 	Held *HeldReload `json:"held,omitempty"`

@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +34,14 @@ const (
 	// maxScrapes bounds concurrent /metrics requests, each of which asks
 	// the daemon's main loop for a Report.
 	maxScrapes = 4
+	// maxStatus bounds concurrent /status requests: each encodes and
+	// sends a report that is megabytes with tens of thousands of routes.
+	// More get 503 with Retry-After at once.
+	maxStatus = 4
+	// statusMaxAge is how old a report /status may serve: parallel
+	// clients share one report, and so one question to the main loop,
+	// per statusMaxAge at most.
+	statusMaxAge = time.Second
 )
 
 // Server is virtbgp's optional HTTP status endpoint:
@@ -55,10 +62,20 @@ const (
 // address it listens on, and whether it runs at all, is the config's
 // decision (status.listen).
 type Server struct {
+	// Health, if set before Start, is what /healthz asks instead of a
+	// whole Report: a round trip through the daemon's loops that does not
+	// grow with the routes, so that /healthz does not wait behind reports
+	// being built and sent (issue 17, finding 7). It must return promptly
+	// once ctx is done.
+	Health func(ctx context.Context) error
+
 	src Source
 	m   *Metrics
 	log *slog.Logger
 	srv *http.Server
+
+	snap        snapshots     // the reports the handlers share
+	statusSlots chan struct{} // a token per /status request in flight
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -78,7 +95,8 @@ func NewServer(addr string, src Source, m *Metrics, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m.setSource(src, SourceTimeout, log)
-	s := &Server{src: src, m: m, log: log}
+	s := &Server{src: src, m: m, log: log, statusSlots: make(chan struct{}, maxStatus)}
+	s.snap.src = src
 
 	reg := m.Registry()
 	metrics := promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -97,6 +115,7 @@ func NewServer(addr string, src Source, m *Metrics, log *slog.Logger) *Server {
 	// Shutdown cancels the requests in flight, so that one waiting for a
 	// main loop that is itself stopping does not hold Shutdown up.
 	base, cancel := context.WithCancel(context.Background())
+	s.snap.base = base
 	s.srv = &http.Server{
 		Addr:              addr,
 		Handler:           noStore(mux),
@@ -170,32 +189,56 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// report asks the Source for a Report, waiting at most SourceTimeout.
+// report returns a Report made after this call began (the main loop
+// answered, within SourceTimeout): the one being made if there is one,
+// else a new one.
 func (s *Server) report(ctx context.Context) (Report, error) {
+	sn, err := s.snap.get(ctx, 0)
+	if err != nil {
+		return Report{}, err
+	}
+	return sn.r, nil
+}
+
+// healthy asks Health, or for want of it a Report, within SourceTimeout.
+func (s *Server) healthy(ctx context.Context) error {
+	if s.Health == nil {
+		_, err := s.report(ctx)
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, SourceTimeout)
 	defer cancel()
-	return callSource(ctx, s.src)
+	_, err := callSource(ctx, func(ctx context.Context) (Report, error) { return Report{}, s.Health(ctx) })
+	return err
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, req *http.Request) {
-	r, err := s.report(req.Context())
+	select {
+	case s.statusSlots <- struct{}{}:
+		defer func() { <-s.statusSlots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("status busy: %d requests in flight, try again", maxStatus), http.StatusServiceUnavailable)
+		return
+	}
+	sn, err := s.snap.get(req.Context(), statusMaxAge)
 	if err != nil {
 		s.log.Warn("status unavailable", "path", "/status", "error", err)
 		http.Error(w, "status unavailable: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	b, err := sn.encoded()
 	if err != nil {
 		s.log.Error("cannot encode the status report", "error", err)
 		http.Error(w, "encode report: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, req *http.Request) {
-	if _, err := s.report(req.Context()); err != nil {
+	if err := s.healthy(req.Context()); err != nil {
 		s.log.Warn("status unavailable", "path", "/healthz", "error", err)
 		http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
 		return

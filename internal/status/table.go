@@ -61,6 +61,11 @@ func WriteTable(w io.Writer, r Report) error {
 				dash(p.GracefulRestart), dash(p.LastDown))
 		}
 		_ = tw.Flush()
+		for _, p := range peers {
+			if p.LastError != "" {
+				fmt.Fprintf(ew, "  %s does not come up: %s\n", p.Address, p.LastError)
+			}
+		}
 	}
 
 	fmt.Fprintf(ew, "\nDomains (%d)\n", len(r.Domains))
