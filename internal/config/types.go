@@ -118,7 +118,14 @@ type GracefulRestart struct {
 
 // Peer is one item of bgp.peers.
 type Peer struct {
-	Address netip.Addr // address, required
+	// Address is address: the peer's address. Exactly one of address and
+	// interface is given; for an interface peer Address is the zero Addr.
+	Address netip.Addr
+	// Interface is interface: BGP unnumbered. The session runs over the
+	// IPv6 link-local addresses of this interface, the peer's learned from
+	// the link (the speaker resolves it: internal/bgp), and carries IPv4
+	// routes with an IPv6 next hop (RFC 8950).
+	Interface string
 	Port    uint16     // port, default 179
 	ASN     uint32     // asn, required; equal to bgp.asn means iBGP
 	// Password is the TCP MD5 password, from password or password-file (the
@@ -129,7 +136,7 @@ type Peer struct {
 	Keepalive    time.Duration // keepalive, default hold-time/3 in whole seconds
 	MultihopTTL  uint8         // multihop-ttl, 0 = directly connected
 	LocalAddress netip.Addr    // local-address, optional
-	Families     []Family      // families, default: the family of Address
+	Families     []Family      // families, default: the family of Address; both for an interface peer
 	// NextHopIPv4 and NextHopIPv6 are next-hop-ipv4 and next-hop-ipv6: the
 	// next hop sent to this peer in place of "self" for routes of that
 	// family when the session's transport is of the other family. Unset,
@@ -162,6 +169,14 @@ type PeerExport struct {
 	// Prefixes, when set, is an allow-list (prefixes): only routes within
 	// one of them (equal or more specific) are sent; nil sends all.
 	Prefixes []netip.Prefix
+}
+
+// Name names the peer in messages: its address, or "interface NAME".
+func (p *Peer) Name() string {
+	if p.Interface != "" {
+		return "interface " + p.Interface
+	}
+	return p.Address.String()
 }
 
 // IsZero reports whether e changes and filters nothing.
