@@ -126,8 +126,8 @@ type Peer struct {
 	// the link (the speaker resolves it: internal/bgp), and carries IPv4
 	// routes with an IPv6 next hop (RFC 8950).
 	Interface string
-	Port    uint16     // port, default 179
-	ASN     uint32     // asn, required; equal to bgp.asn means iBGP
+	Port      uint16 // port, default 179
+	ASN       uint32 // asn, required; equal to bgp.asn means iBGP
 	// Password is the TCP MD5 password, from password or password-file (the
 	// file is read at load time; surrounding white space is trimmed).
 	Password     string
