@@ -163,6 +163,10 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 func checkNextHops(b config.BGP, nh bgp.NextHopFunc, stdout, stderr io.Writer) {
 	used, dropped := bgp.PlanNextHops(b, nh)
 	for _, p := range b.Peers {
+		if p.Interface != "" {
+			fmt.Fprintf(stdout, "peer interface %s: unnumbered; its routes get this host's link-local address on %s as next hop (IPv4 ones as RFC 8950 allows)\n", p.Interface, p.Interface)
+			continue
+		}
 		a := p.Address.Unmap()
 		for _, f := range []config.Family{config.FamilyIPv4, config.FamilyIPv6} {
 			if addr, ok := used[a][f]; ok {

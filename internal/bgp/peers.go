@@ -48,8 +48,15 @@ func sessionState(s api.PeerState_SessionState) SessionState {
 
 // PeerStatus is the state of one configured peer.
 type PeerStatus struct {
-	// Address is the peer's address as configured.
+	// Address is the peer's address as configured; for an unnumbered peer
+	// its link-local address with the interface as zone, the zero Addr
+	// while it is not resolved (Waiting).
 	Address netip.Addr
+	// Interface is the interface of an unnumbered peer, "" for others.
+	Interface string
+	// Waiting says why an unnumbered peer has no session yet (no
+	// link-local neighbour on its interface); "" once it is resolved.
+	Waiting string
 	// ASN is the peer's AS number as configured.
 	ASN uint32
 	// State is the session state.
@@ -183,6 +190,16 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 	if p.LocalAddress.IsValid() {
 		ap.Transport.LocalAddress = p.LocalAddress.Unmap().String()
 	}
+	if p.Interface != "" {
+		// Unnumbered: the local address stays "::" with the interface
+		// bound. GoBGP's own choice for a zoned neighbour, the interface's
+		// link-local address with the zone, would become a nil next hop
+		// "self" (server.go handleFSMMessage: net.ParseIP of the
+		// configured local address); with "::" it takes the connection's
+		// local address, the link-local one, without the zone.
+		ap.Transport.LocalAddress = "::"
+		ap.Transport.BindInterface = p.Interface
+	}
 	if p.MultihopTTL > 0 {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.MultihopTTL)}
 	}
@@ -240,9 +257,11 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 // against server.go toConfig.)
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.mu.Lock()
-	peers := s.cfg.Peers // SetPeers replaces the slice, never changes it
+	// SetPeers replaces these slices, never changes them.
+	peers := inConfigOrder(s.want, s.cfg.Peers)
 	running := s.state == lifecycleRunning
 	dropped := s.export.dropped
+	unres := s.unresolved
 	s.mu.Unlock()
 
 	out := make([]PeerStatus, len(peers))
@@ -250,10 +269,19 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.peerMu.Lock()
 	for i, p := range peers {
 		out[i] = PeerStatus{
-			Address:  p.Address,
-			ASN:      p.ASN,
-			State:    StateIdle,
-			Families: append([]config.Family(nil), families(p)...),
+			Address:   p.Address,
+			Interface: p.Interface,
+			ASN:       p.ASN,
+			State:     StateIdle,
+			Families:  append([]config.Family(nil), families(p)...),
+		}
+		if !p.Address.IsValid() {
+			for _, u := range unres {
+				if u.peer.Interface == p.Interface {
+					out[i].Waiting = u.why
+				}
+			}
+			continue
 		}
 		for _, f := range out[i].Families {
 			if p.Export.Families != nil && !hasFamily(p.Export.Families, f) {
@@ -312,6 +340,23 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		}
 	}
 	return out, nil
+}
+
+// inConfigOrder returns the peers of want in their order, unnumbered ones
+// as resolved (from resolved) or as configured (not resolved).
+func inConfigOrder(want, resolved []config.Peer) []config.Peer {
+	out := make([]config.Peer, 0, len(want))
+	for _, p := range want {
+		if p.Interface != "" {
+			for _, r := range resolved {
+				if r.Interface == p.Interface {
+					p = r
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func notSent(p *PeerStatus, f config.Family, why string) {

@@ -49,8 +49,14 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 	}
 	carried := map[config.Family]bool{} // by some peer's session
 	for _, p := range peers {
+		addr := ""
+		if p.Address.IsValid() {
+			addr = p.Address.String()
+		}
 		sp := status.Peer{
-			Address:    p.Address.String(),
+			Address:    addr,
+			Interface:  p.Interface,
+			Waiting:    p.Waiting,
 			ASN:        p.ASN,
 			State:      string(p.State),
 			RoutesSent: int(p.RoutesSent),
