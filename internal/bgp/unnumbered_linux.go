@@ -163,4 +163,3 @@ func sendRA(ifname string) error {
 	}
 	return nil
 }
-
