@@ -368,6 +368,28 @@ func notSent(p *PeerStatus, f config.Family, why string) {
 	}
 }
 
+// trackOf returns the watch state of the peer at address a, nil if none.
+// GoBGP's peer events give an unnumbered peer's link-local address without
+// the zone (watchEventPeer.PeerAddress is a net.IP), so a link-local a
+// without zone matches the one peer with that address on any interface
+// (not one if two interfaces have neighbours with the same address).
+// Call with peerMu held.
+func (s *Speaker) trackOf(a netip.Addr) *peerTrack {
+	if t := s.peers[a]; t != nil || a.Zone() != "" || !a.IsLinkLocalUnicast() {
+		return t
+	}
+	var found *peerTrack
+	for k, t := range s.peers {
+		if k.WithZone("") == a {
+			if found != nil {
+				return nil
+			}
+			found = t
+		}
+	}
+	return found
+}
+
 // onPeerDownLogged is called by the GoBGP logger adapter with the reason of
 // a session that went down; the state event that follows logs it.
 func (s *Speaker) onPeerDownLogged(addr, reason string) {
@@ -376,7 +398,7 @@ func (s *Speaker) onPeerDownLogged(addr, reason string) {
 		return
 	}
 	s.peerMu.Lock()
-	if t := s.peers[a.Unmap()]; t != nil {
+	if t := s.trackOf(a.Unmap()); t != nil {
 		t.pendingReason = reason
 	}
 	s.peerMu.Unlock()
@@ -408,11 +430,12 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 	next := sessionState(ps.GetSessionState())
 
 	s.peerMu.Lock()
-	t := s.peers[a]
+	t := s.trackOf(a)
 	if t == nil {
 		s.peerMu.Unlock()
 		return
 	}
+	a = t.addr // an unnumbered peer's, with the zone
 	prev := t.state
 	t.state = next
 	if next == StateEstablished && prev != StateEstablished {
