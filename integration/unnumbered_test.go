@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -114,7 +115,18 @@ func TestUnnumberedFRR(t *testing.T) {
 	}
 
 	// virtbgp's status: the FRR peer by interface, with its link-local
-	// neighbour, established, and the routes FRR holds from it.
+	// neighbour (FRR's address on vA), established, and the routes FRR
+	// holds from it.
+	out, err := exec.CommandContext(ctx, "ip", "-n", l.TorNS, "-6", "-o", "addr", "show", "dev", h.Link, "scope", "link").Output()
+	if err != nil {
+		t.Fatalf("FRR's link-local address on %s: %v", h.Link, err)
+	}
+	var torLL netip.Addr
+	if f := strings.Fields(string(out)); len(f) >= 4 {
+		if p, err := netip.ParsePrefix(f[3]); err == nil {
+			torLL = p.Addr()
+		}
+	}
 	rep := virtbgpStatus(ctx, t, h)
 	var found bool
 	for _, p := range rep.Peers {
@@ -124,10 +136,10 @@ func TestUnnumberedFRR(t *testing.T) {
 		found = true
 		a, err := netip.ParseAddr(p.Address)
 		want := map[string]int{"ipv4": 1, "ipv6": 1}
-		if err != nil || a.WithZone("") != ll || a.Zone() != "eth0" || p.State != "established" || p.Waiting != "" ||
+		if err != nil || a.WithZone("") != torLL || a.Zone() != "eth0" || p.State != "established" || p.Waiting != "" ||
 			!maps.Equal(p.RoutesSentByFamily, want) || p.RoutesSent != 2 {
 			t.Errorf("status of interface eth0: address %q, state %s, waiting %q, sent %d %v; want %s%%eth0, established, sent 2 %v",
-				p.Address, p.State, p.Waiting, p.RoutesSent, p.RoutesSentByFamily, ll, want)
+				p.Address, p.State, p.Waiting, p.RoutesSent, p.RoutesSentByFamily, torLL, want)
 		}
 	}
 	if !found {
