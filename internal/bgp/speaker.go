@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -135,6 +136,12 @@ type Speaker struct {
 	neighbor   NeighborFunc
 	noRA       bool
 	raSenders  map[string]context.CancelFunc
+	// watchNeigh: follow the kernel's neighbour table once there is an
+	// unnumbered peer (neighWatching: it is followed). unnumIfs: the
+	// interfaces of the unnumbered peers, for the neighbour watch
+	// (map[string]bool, replaced whole).
+	watchNeigh, neighWatching bool
+	unnumIfs                  atomic.Value
 	watchCtx   context.Context
 
 	// sessionCheck asks watchSessions to look at the peers onPeerState
@@ -243,13 +250,9 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 		}
 	}
 	s.neighbor = opts.Neighbor
+	s.watchNeigh = s.neighbor == nil // from the first unnumbered peer on
 	if s.neighbor == nil {
 		s.neighbor = KernelLinkLocalNeighbor
-		if len(interfaces(s.want)) > 0 {
-			if err := watchNeighbors(watchCtx.Done(), s.unnumberedInterface, s.kickExport); err != nil {
-				s.log.Warn("cannot follow the host's neighbour table; unnumbered peers are resolved at start and reload only", "error", err)
-			}
-		}
 	}
 	s.noRA = opts.NoRouterAdvertisements
 	s.watchCtx = watchCtx

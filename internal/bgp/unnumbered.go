@@ -96,10 +96,21 @@ func (s *Speaker) setUnnumbered(want []config.Peer, missing []unresolved) {
 		}
 	}
 	s.unresolved = missing
+	ifs := interfaces(want)
+	set := make(map[string]bool, len(ifs))
+	for _, name := range ifs {
+		set[name] = true
+	}
+	s.unnumIfs.Store(set)
+	if len(ifs) > 0 && s.watchNeigh && !s.neighWatching {
+		s.neighWatching = true
+		if err := watchNeighbors(s.watchCtx.Done(), s.unnumberedInterface, s.kickExport); err != nil {
+			s.log.Warn("cannot follow the host's neighbour table; unnumbered peers are resolved at start and reload only", "error", err)
+		}
+	}
 	if s.noRA {
 		return
 	}
-	ifs := interfaces(want)
 	for name, stop := range s.raSenders {
 		if !slices.Contains(ifs, name) {
 			stop()
@@ -116,15 +127,10 @@ func (s *Speaker) setUnnumbered(want []config.Peer, missing []unresolved) {
 	}
 }
 
-// unnumberedIfIndex reports whether ifname is the interface of an
-// unnumbered peer of the speaker.
+// unnumberedInterface reports whether ifname is the interface of an
+// unnumbered peer of the speaker. It does not wait for mu (held across
+// GoBGP calls), so that the neighbour watch keeps reading netlink.
 func (s *Speaker) unnumberedInterface(ifname string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.want {
-		if p.Interface == ifname {
-			return true
-		}
-	}
-	return false
+	set, _ := s.unnumIfs.Load().(map[string]bool)
+	return set[ifname]
 }
