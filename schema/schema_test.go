@@ -1,6 +1,15 @@
 package schema_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"time"
+
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -48,10 +57,13 @@ bgp:
       keepalive: 3s
       multihop-ttl: 2
       local-address: 198.18.0.2
-      families: [ipv4]
+      families: [ipv4, ipv6]
+      next-hop-ipv6: 2001:db8::2
+      export: {communities: ["65001:300"], large-communities: ["65001:3:4"], as-path-prepend: 1, med: 50, families: [ipv4], prefixes: [192.0.2.0/24]}
     - address: 2001:db8::1
       asn: 65000
       password: secret
+      next-hop-ipv4: 198.18.0.2
 mapping:
   path: mapping.yaml
   watch: true
@@ -71,7 +83,15 @@ status: {listen: "127.0.0.1:9479"}
 policy: {paused: keep, standby-prepend: 3}
 resync-interval: 5m
 state-dir: /var/lib/virtbgp
-control: {socket: /run/virtbgp/control.sock}
+control: {socket: /run/virtbgp/control.sock, read-group: nogroup}
+api:
+  allowed-prefixes: [198.51.100.0/24]
+  min-prefix-length: {ipv4: 24, ipv6: 64}
+  allowed-next-hops: [198.51.100.0/24]
+  write-rate: 10
+  listen: 127.0.0.1:9480
+  tokens: [{name: ci, file: api.token, access: read-write}]
+  tls: {cert: api.pem, key: api.key, client-ca: api.pem}
 drain: {graceful-shutdown-time: 60s}
 `,
 	}
@@ -116,6 +136,29 @@ func workDir(t *testing.T) string {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "mapping.yaml"), []byte(mappingFormat.full), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// The api section's token, and a self-signed certificate for its tls.
+	if err := os.WriteFile(filepath.Join(dir, "api.token"), []byte("0123456789abcdef-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "virtbgp"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, block := range map[string]*pem.Block{"api.pem": {Type: "CERTIFICATE", Bytes: der}, "api.key": {Type: "EC PRIVATE KEY", Bytes: kder}} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir
 }
@@ -351,6 +394,8 @@ func TestSchemaRejectsInvalid(t *testing.T) {
 		{"config: peer without asn", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1}]", 1)},
 		{"config: password and password-file", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, password: x, password-file: tor.pw}]", 1)},
 		{"config: a family ipv5", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, families: [ipv5]}]", 1)},
+		{"config: unknown export key", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, export: {colour: red}}]", 1)},
+		{"config: export prepend 11", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, export: {as-path-prepend: 11}}]", 1)},
 		{"config: multihop-ttl 256", configFormat, strings.Replace(cfg(""), "router-id: 192.0.2.1", "router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, multihop-ttl: 256}]", 1)},
 		{"config: paused sometimes", configFormat, cfg("policy: {paused: sometimes}\n")},
 		{"config: standby-prepend 1", configFormat, cfg("policy: {standby-prepend: 1}\n")},

@@ -60,23 +60,39 @@ func commands() []*command {
 			summary:  "Remove the domain's virtbgp metadata element.",
 			run:      metadataOp("clear")},
 		{name: "status", brief: "show the running daemon",
-			synopsis: []string{"[--socket PATH] [--json]"},
+			synopsis: []string{"[--socket PATH | --config FILE] [--json]"},
 			summary: "Show the running daemon: peers, domains and where their routes come from, announced routes, " +
-				"the mapping in force, drain state, libvirt connection.",
+				"manual routes, the mapping in force, drain state, libvirt connection.",
 			run: cmdStatus},
 		{name: control.OpDrain, brief: "withdraw everything gracefully for maintenance",
-			synopsis: []string{"[--socket PATH]"},
+			synopsis: []string{"[--socket PATH | --config FILE]"},
 			summary: "Drain this host for maintenance: announce every route with GRACEFUL_SHUTDOWN (RFC 8326), wait " +
 				"drain.graceful-shutdown-time, then withdraw everything. The host stays drained across restarts.",
 			run: ctlOp(control.OpDrain)},
 		{name: control.OpUndrain, brief: "undo a drain",
-			synopsis: []string{"[--socket PATH]"},
+			synopsis: []string{"[--socket PATH | --config FILE]"},
 			summary:  "Undo a drain: announce the routes normally again.",
 			run:      ctlOp(control.OpUndrain)},
 		{name: control.OpReload, brief: "reload the config and the mapping now",
-			synopsis: []string{"[--socket PATH]"},
+			synopsis: []string{"[--socket PATH | --config FILE]"},
 			summary:  "Reload the config (peers) and the mapping now, as SIGHUP does, and print what changed or every problem.",
 			run:      ctlOp(control.OpReload)},
+		{name: "announce", brief: "announce a manual route, or renew its lease",
+			synopsis: []string{"PREFIX [--med N] [--local-pref N] [--prepend N] [--next-hop ADDR] [--community C ...] " +
+				"[--large-community C ...] [--ttl DURATION] [--note TEXT] [--json] [--socket PATH | --config FILE]"},
+			summary: "Announce a manual route through the daemon's API: a service IP of the host, a VM outside libvirt, " +
+				"an emergency blackhole (--community blackhole). It must lie in api.allowed-prefixes; a prefix the " +
+				"mapping gives to a VM is refused. With --ttl it is a lease, withdrawn when it ends unless announced " +
+				"again. Manual routes survive restarts (state-dir).",
+			run: cmdAnnounce},
+		{name: "withdraw", brief: "withdraw a manual route",
+			synopsis: []string{"PREFIX [--socket PATH | --config FILE]"},
+			summary:  "Withdraw the manual route of PREFIX (an address or a prefix).",
+			run:      cmdWithdraw},
+		{name: "routes", brief: "list the manual routes",
+			synopsis: []string{"[--socket PATH | --config FILE] [--json]"},
+			summary:  "List the manual routes in force, with their attributes, who created them and when, and when their lease ends.",
+			run:      cmdRoutes},
 		{name: "version", brief: "print the version",
 			synopsis: []string{""},
 			summary:  "Print the version, the commit it was built from, and the Go version.",
@@ -259,8 +275,9 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.brief)
 	}
-	fmt.Fprintf(w, "\nRun 'virtbgp <command> --help' for a command's flags. status, drain, undrain and reload\n"+
-		"talk to the daemon over its control socket (--socket, default %s; root only).\n", control.DefaultSocket)
+	fmt.Fprintf(w, "\nRun 'virtbgp <command> --help' for a command's flags. status, drain, undrain, reload,\n"+
+		"announce, withdraw and routes talk to the daemon's HTTP API on its control socket (--socket,\n"+
+		"default %s, or control.socket of --config; root only).\n", control.DefaultSocket)
 }
 
 // cmdHelp is `virtbgp help [COMMAND]`.

@@ -345,11 +345,13 @@ func TestBashCompletion(t *testing.T) {
 		line string // the words typed, the last one being completed
 		want []string
 	}{
-		{"virtbgp ", []string{"run", "check", "metadata", "status", "drain", "undrain", "reload", "version", "help", "--help", "--version"}},
+		{"virtbgp ", []string{"run", "check", "metadata", "status", "drain", "undrain", "reload", "announce", "withdraw", "routes",
+			"version", "help", "--help", "--version"}},
 		{"virtbgp ch", []string{"check"}},
 		{"virtbgp metadata ", []string{"show", "set", "clear", "--help"}},
 		{"virtbgp metadata set --", []string{"--connect", "--domain", "--live", "--config", "--file", "--help"}},
-		{"virtbgp status --", []string{"--socket", "--json", "--help"}},
+		{"virtbgp status --", []string{"--socket", "--config", "--json", "--help"}},
+		{"virtbgp announce --c", []string{"--community", "--config"}},
 		{"virtbgp run --log-level ", []string{"debug", "info", "warn", "error"}},
 		{"virtbgp check --config virtbgp.y", []string{"virtbgp.yaml"}},
 		{"virtbgp help dr", []string{"drain"}},

@@ -10,6 +10,9 @@
 //	virtbgp drain                   drain this host (GRACEFUL_SHUTDOWN, then withdraw)
 //	virtbgp undrain                 undo a drain
 //	virtbgp reload                  reload the mapping and config
+//	virtbgp announce PREFIX [...]   announce a manual route (--med, --community, --ttl, --note, ...)
+//	virtbgp withdraw PREFIX         withdraw a manual route
+//	virtbgp routes  [--json]        list the manual routes
 //	virtbgp version                 print the version, commit and Go version
 //	virtbgp help [COMMAND]          the commands, or one command's synopsis and flags
 //

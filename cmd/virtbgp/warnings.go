@@ -46,6 +46,10 @@ func hostWarnings(cfg *config.Config) []string {
 		warn = append(warn, fmt.Sprintf("status.listen %s is reachable beyond this host, and the status "+
 			"endpoint has no authentication: listen on 127.0.0.1 or [::1]", l))
 	}
+	if l := cfg.API.Listen; l != "" && !loopbackListen(l) && cfg.API.TLS.Config == nil {
+		warn = append(warn, fmt.Sprintf("api.listen %s is reachable beyond this host without api.tls: its "+
+			"bearer tokens cross the network in clear; add api.tls, or listen on a management network only", l))
+	}
 	return warn
 }
 

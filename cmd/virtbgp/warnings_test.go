@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"slices"
 	"strings"
 	"testing"
@@ -37,6 +38,9 @@ func TestHostWarnings(t *testing.T) {
 		{"status on [::]", host(func(c *config.Config) { c.Status.Listen = "[::]:9479" }), []string{"status.listen [::]:9479 "}},
 		{"status on a LAN address", host(func(c *config.Config) { c.Status.Listen = "198.18.0.11:9479" }), []string{"status.listen 198.18.0.11:9479 "}},
 		{"status on a host name", host(func(c *config.Config) { c.Status.Listen = "hv1.example:9479" }), []string{"status.listen hv1.example:9479 "}},
+		{"api on a LAN address without tls", host(func(c *config.Config) { c.API.Listen = "198.18.0.11:9480" }), []string{"api.listen 198.18.0.11:9480 "}},
+		{"api on a LAN address with tls", host(func(c *config.Config) { c.API.Listen = "198.18.0.11:9480"; c.API.TLS.Config = &tls.Config{} }), nil},
+		{"api on loopback", host(func(c *config.Config) { c.API.Listen = "127.0.0.1:9480" }), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := hostWarnings(tc.cfg)

@@ -314,8 +314,8 @@ func (h *Host) RestartVirtbgp(ctx context.Context, sig syscall.Signal) error {
 }
 
 // VirtbgpCtl runs a control command of the lab's virtbgp binary against the
-// host's daemon, "status", "drain", "undrain" or "reload" with args, and
-// returns its output:
+// host's daemon ("status", "drain", "undrain", "reload", "announce",
+// "withdraw", "routes") with args, and returns its output:
 //
 //	<lab>/bin/virtbgp <cmd> --socket <host>/virtbgp.sock [args]
 func (h *Host) VirtbgpCtl(ctx context.Context, cmd string, args ...string) (string, error) {

@@ -132,6 +132,7 @@ func TestParseFull(t *testing.T) {
 		ResyncInterval: 90 * time.Second,
 		StateDir:       filepath.Join(filepath.Dir(file), "state"),
 		Control:        Control{Socket: "/run/vb/ctl.sock"},
+		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: 0},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -179,6 +180,7 @@ func TestParseDefaults(t *testing.T) {
 		ResyncInterval: DefaultResyncInterval,
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
+		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -283,7 +285,7 @@ func withPeerLines(keys ...string) []string {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, drain"
+	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, api, drain"
 	const allowedPeer = "allowed: address, interface, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families, next-hop-ipv4, next-hop-ipv6, export"
 	tests := []struct {
 		name string
@@ -816,7 +818,7 @@ func TestParseOperationsSectionErrors(t *testing.T) {
 	want := []string{
 		`c.yaml:3: mapping.watch: want true or false, got "yes-please"`,
 		`c.yaml:4: state-dir: want a path, got ""`,
-		`c.yaml:5: control: unknown key "sockets" (allowed: socket)`,
+		`c.yaml:5: control: unknown key "sockets" (allowed: socket, read-group)`,
 		`c.yaml:6: drain.graceful-shutdown-time: want a duration from 0 to 1h like "60s", got "2h"`,
 	}
 	got := strings.Split(fmt.Sprint(err), "\n")

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -137,6 +138,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
+		API:            API{WriteRate: DefaultWriteRate},
 	}
 	if n == nil {
 		n = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
@@ -164,8 +166,25 @@ func (l *loader) config(n *yaml.Node) *Config {
 				if s, ok := l.nonEmptyPath(v, "control.socket"); ok {
 					cfg.Control.Socket = s
 				}
+			}}, yamlutil.Field{Key: "read-group", Do: func(_, v *yaml.Node) {
+				s, ok := l.r.String(v, "control.read-group")
+				if !ok || s == "" {
+					return
+				}
+				g, err := user.LookupGroup(s)
+				if err != nil {
+					l.r.Errorf(v, "control.read-group: %v", err)
+					return
+				}
+				gid, err := strconv.ParseUint(g.Gid, 10, 32)
+				if err != nil {
+					l.r.Errorf(v, "control.read-group: group %q has gid %q", s, g.Gid)
+					return
+				}
+				cfg.Control.ReadGroup, cfg.Control.ReadGID = s, uint32(gid)
 			}})
 		}},
+		yamlutil.Field{Key: "api", Do: func(k, v *yaml.Node) { l.api(k, v, &cfg.API) }},
 		yamlutil.Field{Key: "drain", Do: func(_, v *yaml.Node) {
 			l.r.Map(v, "drain", yamlutil.Field{Key: "graceful-shutdown-time", Do: func(_, v *yaml.Node) {
 				if d, ok := l.duration(v, "drain.graceful-shutdown-time", `a duration from 0 to 1h like "60s"`,

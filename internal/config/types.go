@@ -69,12 +69,18 @@ type Config struct {
 	StateDir string
 	Control  Control
 	Drain    Drain
+	API      API
 }
 
 // Control is the control section: the local channel of `virtbgp status`,
 // `drain`, `undrain` and `reload`.
 type Control struct {
 	Socket string // socket, default /run/virtbgp/control.sock
+	// ReadGroup is read-group: a group whose members may use the API's
+	// read calls on the socket (root alone writes); "" for none. ReadGID
+	// is its gid, looked up at load time.
+	ReadGroup string
+	ReadGID   uint32
 }
 
 // Drain is the drain section.

@@ -44,8 +44,9 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			Routes:     routes,
 			LastReload: d.lastReload,
 		},
-		Drain: status.Drain{State: snap.Drain, Since: d.drain.since},
-		Time:  time.Now(),
+		Drain:        status.Drain{State: snap.Drain, Since: d.drain.since},
+		ManualRoutes: d.manual.list(),
+		Time:         time.Now(),
 	}
 	carried := map[config.Family]bool{} // by some peer's session
 	for _, p := range peers {

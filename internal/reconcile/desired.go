@@ -48,6 +48,8 @@ const (
 	WhyStandby    = "standby"
 	WhySwitchover = "switchover"
 	WhyPausedKeep = "paused-keep"
+	// WhyManual: a manual route of the API.
+	WhyManual = "manual"
 )
 
 // serving decides from a domain's state whether its routes are wanted, and
@@ -74,11 +76,12 @@ func serving(d Domain, p Policy) (why string, ok bool) {
 
 // Desired computes the routes that should be announced, as a pure function
 // of the domains on this host (with their metadata claims), the mapping and
-// the policy: Resolve with nothing announced before. Only prefixes that the
-// mapping names, or that a domain's metadata claims within what the policy
-// trusts that source with, can appear in the result.
-func Desired(domains []Domain, m *mapping.Mapping, p Policy) map[netip.Prefix]Want {
-	return Resolve(domains, m, p, nil).Want
+// the policy and the manual routes: Resolve with nothing announced before.
+// Only prefixes that the mapping names, or that a domain's metadata or a
+// manual route claims within what the policy trusts that source with, can
+// appear in the result.
+func Desired(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route) map[netip.Prefix]Want {
+	return Resolve(domains, m, p, manual, nil).Want
 }
 
 func rank(why string) int {

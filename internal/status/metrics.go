@@ -46,6 +46,8 @@ type Metrics struct {
 	reloadTimestamp   prometheus.Gauge
 	reloadOKTimestamp prometheus.Gauge
 	reloads           *prometheus.CounterVec
+	manualRoutes      prometheus.Gauge
+	manualExpired     prometheus.Counter
 
 	state *stateCollector
 }
@@ -105,6 +107,16 @@ func NewMetrics() *Metrics {
 			Name:      "mapping_reloads_total",
 			Help:      "Mapping loads and reloads by result (ok, or error when the new mapping was rejected).",
 		}, []string{"result"}),
+		manualRoutes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "manual_routes",
+			Help:      "Manual routes of the API in force (announced unless the mapping file or the allowed prefixes refuse them now).",
+		}),
+		manualExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "manual_routes_expired_total",
+			Help:      "Manual routes withdrawn because their lease (TTL) ended without a renewal.",
+		}),
 		state: newStateCollector(),
 	}
 	// Both results exist from the start, so that rate() and increase() see
@@ -123,9 +135,18 @@ func NewMetrics() *Metrics {
 		m.reloadTimestamp,
 		m.reloadOKTimestamp,
 		m.reloads,
+		m.manualRoutes,
+		m.manualExpired,
 		m.state,
 	)
 	return m
+}
+
+// ManualRoutes records the count of manual routes in force after a
+// change, and how many leases the change ended.
+func (m *Metrics) ManualRoutes(n, expired int) {
+	m.manualRoutes.Set(float64(n))
+	m.manualExpired.Add(float64(expired))
 }
 
 // Registry is the registry holding every series, for serving it elsewhere

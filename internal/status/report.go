@@ -5,6 +5,8 @@
 package status
 
 import (
+	"github.com/virtbgp/virtbgp/internal/manual"
+
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/reconcile"
@@ -21,14 +23,17 @@ type Report struct {
 	Host      string    `json:"host"`
 	Started   time.Time `json:"started"`
 	// Ready is true after the first full sync from libvirt was applied.
-	Ready   bool      `json:"ready"`
-	Libvirt Libvirt   `json:"libvirt"`
-	Peers   []Peer    `json:"peers"`
-	Domains []Domain  `json:"domains"`
-	Routes  []Route   `json:"routes"`
-	Mapping Mapping   `json:"mapping"`
-	Drain   Drain     `json:"drain"`
-	Time    time.Time `json:"time"` // when the report was made
+	Ready   bool     `json:"ready"`
+	Libvirt Libvirt  `json:"libvirt"`
+	Peers   []Peer   `json:"peers"`
+	Domains []Domain `json:"domains"`
+	Routes  []Route  `json:"routes"`
+	Mapping Mapping  `json:"mapping"`
+	Drain   Drain    `json:"drain"`
+	// ManualRoutes are the API's manual routes in force, with who
+	// created them and when (internal/manual).
+	ManualRoutes []manual.Route `json:"manual_routes"`
+	Time         time.Time      `json:"time"` // when the report was made
 }
 
 // Libvirt is the libvirt connection.

@@ -107,6 +107,19 @@ func WriteTable(w io.Writer, r Report) error {
 		}
 		_ = tw.Flush()
 	}
+	if len(r.ManualRoutes) > 0 {
+		fmt.Fprintf(ew, "\nManual routes (%d)\n", len(r.ManualRoutes))
+		tw := newTabWriter(ew)
+		row(tw, "Prefix", "Created by", "Created", "Expires", "Note")
+		for _, m := range r.ManualRoutes {
+			exp := "never"
+			if !m.Expires.IsZero() {
+				exp = m.Expires.UTC().Format(time.RFC3339) + " (" + m.TTL + ")"
+			}
+			row(tw, m.Prefix.String(), m.CreatedBy, m.Created.UTC().Format(time.RFC3339), exp, dash(m.Note))
+		}
+		_ = tw.Flush()
+	}
 	return ew.err
 }
 
