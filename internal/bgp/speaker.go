@@ -142,7 +142,7 @@ type Speaker struct {
 	// (map[string]bool, replaced whole).
 	watchNeigh, neighWatching bool
 	unnumIfs                  atomic.Value
-	watchCtx   context.Context
+	watchCtx                  context.Context
 
 	// sessionCheck asks watchSessions to look at the peers onPeerState
 	// marked (capacity 1, as grCheck).
