@@ -25,7 +25,8 @@ import (
 // address (the /32 with the IPv6 next hop of RFC 8950), with the community
 // of its export policy, installed both in its kernel table via that
 // address on vA, and that virtbgp's status shows the peer by interface
-// with the routes FRR holds.
+// with the routes FRR holds; then that a one-line edit of the peer's
+// policy and a reload change the routes at FRR with no session reset.
 func TestUnnumberedFRR(t *testing.T) {
 	l := upLabWith(t, vblab.Options{FRRUnnumbered: true, OneSessionPerToR: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -127,6 +128,7 @@ func TestUnnumberedFRR(t *testing.T) {
 			torLL = p.Addr()
 		}
 	}
+	frrBefore := frrStatsOf(ctx, t, l, h.Link)
 	rep := virtbgpStatus(ctx, t, h)
 	var found bool
 	for _, p := range rep.Peers {
@@ -144,6 +146,50 @@ func TestUnnumberedFRR(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("status has no peer on interface eth0: %+v", rep.Peers)
+	}
+
+	// A one-line edit of the unnumbered peer's policy and a reload: the
+	// session stays, FRR gets exactly the two changed routes.
+	cfg.PeerExtra[vblab.FRRv4] = `export: {communities: ["65011:78"]}`
+	text, err := h.VirtbgpYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.VirtbgpConfigPath(), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.VirtbgpCtl(ctx, "reload"); err != nil {
+		t.Fatalf("reload: %v: %s", err, out)
+	}
+	err = vblab.Eventually(wctx, 50*time.Millisecond, func(ctx context.Context) error {
+		rib, err := l.FRR.Routes(ctx)
+		if err != nil {
+			return err
+		}
+		for _, pfx := range []netip.Prefix{dual4, dual6} {
+			if paths := rib.Paths(pfx); len(paths) != 1 || !slices.Equal(paths[0].Communities, []uint32{65011<<16 | 78}) {
+				return fmt.Errorf("%s: %v, want one path with community 65011:78", pfx, paths)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frrAfter := frrStatsOf(ctx, t, l, h.Link)
+	if frrAfter.established != frrBefore.established {
+		t.Errorf("the unnumbered session was reset: established %d times, before %d", frrAfter.established, frrBefore.established)
+	}
+	// GoBGP's soft reset out ends each family with an End-of-RIB: the two
+	// changed routes and two markers, nothing else.
+	if got := frrAfter.updates - frrBefore.updates; got != 4 {
+		t.Errorf("FRR received %d UPDATEs for the edit, want 4 (its two changed routes, an End-of-RIB per family)", got)
+	}
+	// The UPDATEs virtbgp counts are the ones FRR received.
+	for _, p := range virtbgpStatus(ctx, t, h).Peers {
+		if p.Interface == "eth0" && p.UpdatesSent != frrAfter.updates {
+			t.Errorf("status: %d UPDATEs sent to FRR, FRR received %d", p.UpdatesSent, frrAfter.updates)
+		}
 	}
 }
 
