@@ -84,7 +84,14 @@ type frrSession struct {
 
 func frrStats(ctx context.Context, t *testing.T, l *vblab.Lab, peer netip.Addr) frrSession {
 	t.Helper()
-	out, err := l.FRR.Vtysh(ctx, "show bgp neighbors "+peer.String()+" json")
+	return frrStatsOf(ctx, t, l, peer.String())
+}
+
+// frrStatsOf is frrStats of the neighbor FRR calls peer: its address, or
+// the interface of an unnumbered one.
+func frrStatsOf(ctx context.Context, t *testing.T, l *vblab.Lab, peer string) frrSession {
+	t.Helper()
+	out, err := l.FRR.Vtysh(ctx, "show bgp neighbors "+peer+" json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +104,7 @@ func frrStats(ctx context.Context, t *testing.T, l *vblab.Lab, peer netip.Addr) 
 	if err := json.Unmarshal([]byte(out), &n); err != nil {
 		t.Fatalf("FRR neighbor %s: %v: %s", peer, err, out)
 	}
-	s, ok := n[peer.String()]
+	s, ok := n[peer]
 	if !ok {
 		t.Fatalf("FRR has no neighbor %s: %s", peer, out)
 	}

@@ -139,7 +139,7 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		for _, w := range hostWarnings(cfg) {
 			fmt.Fprintf(stderr, "config %s: warning: %s\n", cfgPath, w)
 		}
-		checkNextHops(cfg.BGP, bgp.KernelNextHop, stdout, stderr)
+		checkNextHops(cfg.BGP, bgp.KernelNextHop, bgp.KernelLinkLocalNeighbor, stdout, stderr)
 		if md := cfg.Mapping.Metadata; md.Enabled {
 			fmt.Fprintf(stdout, "metadata: virtbgp's element, claims allowed in %v\n", md.Allow.Prefixes)
 		}
@@ -188,11 +188,21 @@ func printWarnings(w io.Writer, cfg *config.Config) {
 
 // checkNextHops prints, for each peer whose session carries the family
 // other than its own, the next hop of that family its routes get on this
-// host, or a warning that they are not sent to it. It is a warning, not an
-// error: the config may be checked away from the host that runs it.
-func checkNextHops(b config.BGP, nh bgp.NextHopFunc, stdout, stderr io.Writer) {
+// host, or a warning that they are not sent to it; and for each unnumbered
+// peer the neighbour nb finds on its interface, or a warning that there is
+// none yet. They are warnings, not errors: the config may be checked away
+// from the host that runs it.
+func checkNextHops(b config.BGP, nh bgp.NextHopFunc, nb bgp.NeighborFunc, stdout, stderr io.Writer) {
 	used, dropped := bgp.PlanNextHops(b, nh)
 	for _, p := range b.Peers {
+		if p.Interface != "" {
+			if a, err := nb(p.Interface); err != nil {
+				fmt.Fprintf(stderr, "warning: peer interface %s: no session on this host until there is one neighbour: %v\n", p.Interface, err)
+			} else {
+				fmt.Fprintf(stdout, "peer interface %s: unnumbered, neighbour %s; its routes get this host's link-local address on %s as next hop (IPv4 ones too, RFC 8950)\n", p.Interface, a, p.Interface)
+			}
+			continue
+		}
 		a := p.Address.Unmap()
 		for _, f := range []config.Family{config.FamilyIPv4, config.FamilyIPv6} {
 			if addr, ok := used[a][f]; ok {

@@ -141,6 +141,12 @@ func TestCheckNextHops(t *testing.T) {
 		}
 		return netip.Addr{}, errors.New("interface eth1 facing the peer has no usable global " + string(fam) + " address")
 	}
+	nb := func(ifname string) (netip.Addr, error) {
+		if ifname == "eth2" {
+			return netip.MustParseAddr("fe80::2%eth2"), nil
+		}
+		return netip.Addr{}, errors.New("no IPv6 link-local neighbour on " + ifname + " yet (its router advertisements create one)")
+	}
 	both := []config.Family{config.FamilyIPv4, config.FamilyIPv6}
 	tests := []struct {
 		name           string
@@ -156,11 +162,15 @@ func TestCheckNextHops(t *testing.T) {
 			"warning: peer 198.18.0.2: its session carries ipv6 but ipv6 routes with next hop self will not be sent to it on this host: interface eth1 facing the peer has no usable global ipv6 address (set next-hop-ipv6, or give the interface facing it a global ipv6 address)\n"},
 		{"ipv4 over IPv6", []config.Peer{{Address: netip.MustParseAddr("fd00::1"), Families: both}}, "",
 			"warning: peer fd00::1: its session carries ipv4 but ipv4 routes with next hop self will not be sent to it on this host: interface eth1 facing the peer has no usable global ipv4 address (set next-hop-ipv4, or give the interface facing it a global ipv4 address)\n"},
+		{"unnumbered", []config.Peer{{Interface: "eth2", Families: both}},
+			"peer interface eth2: unnumbered, neighbour fe80::2%eth2; its routes get this host's link-local address on eth2 as next hop (IPv4 ones too, RFC 8950)\n", ""},
+		{"unnumbered without neighbour", []config.Peer{{Interface: "eth3", Families: both}}, "",
+			"warning: peer interface eth3: no session on this host until there is one neighbour: no IPv6 link-local neighbour on eth3 yet (its router advertisements create one)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			checkNextHops(config.BGP{ASN: 65001, Peers: tt.peers}, nh, &out, &errb)
+			checkNextHops(config.BGP{ASN: 65001, Peers: tt.peers}, nh, nb, &out, &errb)
 			if out.String() != tt.stdout || errb.String() != tt.stderr {
 				t.Errorf("stdout %q\nwant   %q\nstderr %q\nwant   %q", out.String(), tt.stdout, errb.String(), tt.stderr)
 			}

@@ -90,6 +90,12 @@ type Options struct {
 	// family; virtbgp's config has the two IPv4 peers with
 	// families [ipv4, ipv6].
 	OneSessionPerToR bool `json:"one_session_per_tor,omitempty"`
+	// FRRUnnumbered makes FRR's sessions with the hypervisors BGP
+	// unnumbered: one per host over the link's IPv6 link-local addresses
+	// (docs/tor: FRR's `neighbor vA interface` in peer-group VIRTBGPLL),
+	// carrying both families; virtbgp's config has one FRR peer with
+	// "interface: eth0" and bgp.listen-port 179 (FRR connects to it).
+	FRRUnnumbered bool `json:"frr_unnumbered,omitempty"`
 	// Log receives the lab's progress; nil discards it.
 	Log *slog.Logger `json:"-"`
 }

@@ -228,6 +228,24 @@ func TestParseFRRNeighbors(t *testing.T) {
 	}
 }
 
+// TestParseFRRUnnumberedNeighbors: FRR keys an unnumbered neighbor by its
+// interface and gives its address, once known, in bgpNeighborAddr.
+func TestParseFRRUnnumberedNeighbors(t *testing.T) {
+	ss, err := ParseFRRNeighbors([]byte(`{"vA": {"nbrDesc": "hvAu", "bgpState": "Established", "bgpNeighborAddr": "fe80::1"},
+		"vB": {"nbrDesc": "hvBu", "bgpState": "Active", "bgpNeighborAddr": "none"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range ss {
+		got = append(got, fmt.Sprintf("%s %s %v %s %t", s.Name, s.Interface, s.Peer, s.State, s.Established))
+	}
+	w := []string{"hvBu vB invalid IP Active false", "hvAu vA fe80::1 Established true"}
+	if !slices.Equal(got, w) {
+		t.Errorf("got %q\nwant %q", got, w)
+	}
+}
+
 func TestParseRouteEvent(t *testing.T) {
 	var evs []RouteEvent
 	for _, line := range strings.Split(string(readTestdata(t, "ip-monitor-route.txt")), "\n") {

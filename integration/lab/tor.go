@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,8 +35,12 @@ type Session struct {
 	// Name is the router's name for the session: the BIRD protocol, or the
 	// FRR neighbor description.
 	Name string
-	// Peer is the hypervisor's address.
+	// Peer is the hypervisor's address (for an unnumbered session its
+	// link-local address once FRR knows it, without zone).
 	Peer netip.Addr
+	// Interface is the ToR's port of an unnumbered session (vA), "" for
+	// the others.
+	Interface string
 	// State is the router's word for it: Established, Active, Connect,
 	// Idle, ...
 	State string
@@ -62,6 +67,9 @@ type torPeer struct {
 	V6    bool
 	// Both: an IPv4 session carrying IPv6 too (Options.OneSessionPerToR).
 	Both bool
+	// Iface: an unnumbered session on this port of the ToR
+	// (Options.FRRUnnumbered; FRR only).
+	Iface string
 }
 
 // torPeers lists the neighbors of BIRD (birdSide) or FRR: both
@@ -72,6 +80,10 @@ func (l *Lab) torPeers(birdSide bool) []torPeer {
 		l4, l6 := h.ToR(BIRDv4), h.ToR(BIRDv6)
 		if !birdSide {
 			l4, l6 = h.ToR(FRRv4), h.ToR(FRRv6)
+		}
+		if l.opts.FRRUnnumbered && !birdSide {
+			out = append(out, torPeer{Name: h.Name + "u", Host: h.Name, ASN: h.ASN, Iface: h.Link})
+			continue
 		}
 		if l.opts.OneSessionPerToR {
 			out = append(out, torPeer{Name: h.Name + "4", Host: h.Name, Addr: h.IPv4, Local: l4, ASN: h.ASN, Both: true})
@@ -425,9 +437,15 @@ log timestamp precision 6
 router bgp {{.ASN}}
  bgp router-id {{.RouterID}}
 {{- range .Peers}}
+{{- if .Iface}}
+ neighbor {{.Iface}} interface remote-as {{.ASN}}
+ neighbor {{.Iface}} peer-group VIRTBGPLL
+ neighbor {{.Iface}} description {{.Name}}
+{{- else}}
  neighbor {{.Addr}} remote-as {{.ASN}}
  neighbor {{.Addr}} peer-group VIRTBGP{{if .Both}}46{{else if .V6}}6{{else}}4{{end}}
  neighbor {{.Addr}} description {{.Name}}
+{{- end}}
 {{- end}}
 exit
 !
@@ -669,18 +687,26 @@ func ParseFRRNeighbors(out []byte) ([]Session, error) {
 	var m map[string]struct {
 		Desc  string `json:"nbrDesc"`
 		State string `json:"bgpState"`
+		// An unnumbered neighbor ("vA") has its address here, once known.
+		Addr string `json:"bgpNeighborAddr"`
 	}
 	if err := json.Unmarshal(out, &m); err != nil {
 		return nil, fmt.Errorf("frr neighbors json: %w", err)
 	}
 	var ss []Session
 	for k, v := range m {
-		a, err := netip.ParseAddr(k)
-		if err != nil {
-			continue
+		s := Session{Name: v.Desc, State: v.State, Established: v.State == "Established"}
+		if a, err := netip.ParseAddr(k); err == nil {
+			s.Peer = a
+		} else {
+			s.Interface = k
+			s.Peer, _ = netip.ParseAddr(v.Addr)
+			s.Peer = s.Peer.WithZone("")
 		}
-		ss = append(ss, Session{Name: v.Desc, Peer: a, State: v.State, Established: v.State == "Established"})
+		ss = append(ss, s)
 	}
-	slices.SortFunc(ss, func(a, b Session) int { return a.Peer.Compare(b.Peer) })
+	slices.SortFunc(ss, func(a, b Session) int {
+		return cmp.Or(a.Peer.Compare(b.Peer), strings.Compare(a.Interface, b.Interface))
+	})
 	return ss, nil
 }

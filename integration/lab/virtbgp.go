@@ -110,6 +110,9 @@ func (h *Host) VirtbgpYAML(c VirtbgpConfig) (string, error) {
 	}
 	fmt.Fprintf(&b, "libvirt:\n  uri: %q\n", uri)
 	fmt.Fprintf(&b, "bgp:\n  asn: %d\n  router-id: %s\n", h.ASN, h.IPv4)
+	if h.lab.opts.FRRUnnumbered {
+		b.WriteString("  listen-port: 179\n") // FRR connects to the host's link-local address
+	}
 	fmt.Fprintf(&b, "  graceful-restart:\n    enabled: %t\n", !c.NoGracefulRestart)
 	if c.RestartTime > 0 {
 		fmt.Fprintf(&b, "    restart-time: %s\n", dur(c.RestartTime))
@@ -126,15 +129,22 @@ func (h *Host) VirtbgpYAML(c VirtbgpConfig) (string, error) {
 		if len(c.Peers) > 0 && !slices.Contains(c.Peers, p.addr) {
 			continue
 		}
+		extra := ""
+		if x := c.PeerExtra[p.addr]; x != "" {
+			extra = ", " + x
+		}
+		if h.lab.opts.FRRUnnumbered && (p.addr == FRRv4 || p.addr == FRRv6) {
+			// One unnumbered session with FRR, keyed FRRv4 in PeerExtra.
+			if p.addr == FRRv4 {
+				fmt.Fprintf(&b, "    - {interface: eth0, asn: %d, hold-time: %s%s}\n", tor, dur(hold), extra)
+			}
+			continue
+		}
 		if h.lab.opts.OneSessionPerToR {
 			if p.fam == "ipv6" {
 				continue
 			}
 			p.fam = "ipv4, ipv6"
-		}
-		extra := ""
-		if x := c.PeerExtra[p.addr]; x != "" {
-			extra = ", " + x
 		}
 		fmt.Fprintf(&b, "    - {address: %q, asn: %d, families: [%s], hold-time: %s, local-address: %q%s}\n",
 			h.ToR(p.addr), tor, p.fam, dur(hold), p.local, extra)

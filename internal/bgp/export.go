@@ -60,7 +60,7 @@ func transportFamily(p config.Peer) config.Family {
 
 // setName makes a GoBGP defined-set or statement name for peer a.
 func setName(a netip.Addr, kind string) string {
-	return "virtbgp-" + strings.ReplaceAll(a.String(), ":", "_") + "-" + kind
+	return "virtbgp-" + strings.NewReplacer(":", "_", "%", "-").Replace(a.String()) + "-" + kind
 }
 
 // planExport builds the export policy of peers, originating from AS asn;
@@ -82,6 +82,9 @@ func planExport(asn uint32, peers []config.Peer, nh NextHopFunc) exportPlan {
 	pl.nextHops = map[netip.Addr]map[config.Family]netip.Addr{}
 	seen := map[netip.Addr]bool{}
 	for _, p := range peers {
+		if !p.Address.IsValid() {
+			continue // an unnumbered peer not resolved: not in GoBGP
+		}
 		a := p.Address.Unmap()
 		// GoBGP exits the process when a policy it is given has a
 		// statement name twice (RoutingPolicy.Reset calls its logger's
@@ -149,7 +152,9 @@ func planExport(asn uint32, peers []config.Peer, nh NextHopFunc) exportPlan {
 
 		// 3. Next hop "self" of the other family.
 		for _, f := range carried {
-			if f == transportFamily(p) {
+			// Unnumbered: GoBGP's "self" is the interface's link-local
+			// address, for IPv4 routes too (RFC 8950).
+			if f == transportFamily(p) || p.Interface != "" {
 				continue
 			}
 			c := cond()
@@ -629,7 +634,13 @@ func (s *Speaker) watchExport(ctx context.Context) {
 		}
 		s.mu.Lock()
 		if s.state == lifecycleRunning {
-			if err := s.updateExport(ctx, nil); err != nil && ctx.Err() == nil {
+			// An unnumbered peer's neighbour may have appeared or changed:
+			// the whole peer set again (it changes only what differs).
+			if len(interfaces(s.want)) > 0 {
+				if err := s.setPeers(ctx, s.want); err != nil && ctx.Err() == nil {
+					s.log.Error("cannot update the peers after a neighbour or address change", "error", err)
+				}
+			} else if err := s.updateExport(ctx, nil); err != nil && ctx.Err() == nil {
 				s.log.Error("cannot update the export policy after an address change", "error", err)
 			}
 		}

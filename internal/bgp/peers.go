@@ -48,8 +48,15 @@ func sessionState(s api.PeerState_SessionState) SessionState {
 
 // PeerStatus is the state of one configured peer.
 type PeerStatus struct {
-	// Address is the peer's address as configured.
+	// Address is the peer's address as configured; for an unnumbered peer
+	// its link-local address with the interface as zone, the zero Addr
+	// while it is not resolved (Waiting).
 	Address netip.Addr
+	// Interface is the interface of an unnumbered peer, "" for others.
+	Interface string
+	// Waiting says why an unnumbered peer has no session yet (no
+	// link-local neighbour on its interface); "" once it is resolved.
+	Waiting string
 	// ASN is the peer's AS number as configured.
 	ASN uint32
 	// State is the session state.
@@ -194,6 +201,16 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 	if p.LocalAddress.IsValid() {
 		ap.Transport.LocalAddress = p.LocalAddress.Unmap().String()
 	}
+	if p.Interface != "" {
+		// Unnumbered: the local address stays "::" with the interface
+		// bound. GoBGP's own choice for a zoned neighbour, the interface's
+		// link-local address with the zone, would become a nil next hop
+		// "self" (server.go handleFSMMessage: net.ParseIP of the
+		// configured local address); with "::" it takes the connection's
+		// local address, the link-local one, without the zone.
+		ap.Transport.LocalAddress = "::"
+		ap.Transport.BindInterface = p.Interface
+	}
 	if p.MultihopTTL > 0 {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.MultihopTTL)}
 	}
@@ -252,9 +269,11 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 // against server.go toConfig.)
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.mu.Lock()
-	peers := s.cfg.Peers // SetPeers replaces the slice, never changes it
+	// SetPeers replaces these slices, never changes them.
+	peers := inConfigOrder(s.want, s.cfg.Peers)
 	running := s.state == lifecycleRunning
 	dropped := s.export.dropped
+	unres := s.unresolved
 	s.mu.Unlock()
 
 	out := make([]PeerStatus, len(peers))
@@ -262,10 +281,19 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.peerMu.Lock()
 	for i, p := range peers {
 		out[i] = PeerStatus{
-			Address:  p.Address,
-			ASN:      p.ASN,
-			State:    StateIdle,
-			Families: append([]config.Family(nil), families(p)...),
+			Address:   p.Address,
+			Interface: p.Interface,
+			ASN:       p.ASN,
+			State:     StateIdle,
+			Families:  append([]config.Family(nil), families(p)...),
+		}
+		if !p.Address.IsValid() {
+			for _, u := range unres {
+				if u.peer.Interface == p.Interface {
+					out[i].Waiting = u.why
+				}
+			}
+			continue
 		}
 		for _, f := range out[i].Families {
 			if p.Export.Families != nil && !hasFamily(p.Export.Families, f) {
@@ -334,6 +362,23 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	return out, nil
 }
 
+// inConfigOrder returns the peers of want in their order, unnumbered ones
+// as resolved (from resolved) or as configured (not resolved).
+func inConfigOrder(want, resolved []config.Peer) []config.Peer {
+	out := make([]config.Peer, 0, len(want))
+	for _, p := range want {
+		if p.Interface != "" {
+			for _, r := range resolved {
+				if r.Interface == p.Interface {
+					p = r
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 func notSent(p *PeerStatus, f config.Family, why string) {
 	if p.NotSent == nil {
 		p.NotSent = map[config.Family]string{}
@@ -341,6 +386,28 @@ func notSent(p *PeerStatus, f config.Family, why string) {
 	if _, have := p.NotSent[f]; !have {
 		p.NotSent[f] = why
 	}
+}
+
+// trackOf returns the watch state of the peer at address a, nil if none.
+// GoBGP's peer events give an unnumbered peer's link-local address without
+// the zone (watchEventPeer.PeerAddress is a net.IP), so a link-local a
+// without zone matches the one peer with that address on any interface
+// (not one if two interfaces have neighbours with the same address).
+// Call with peerMu held.
+func (s *Speaker) trackOf(a netip.Addr) *peerTrack {
+	if t := s.peers[a]; t != nil || a.Zone() != "" || !a.IsLinkLocalUnicast() {
+		return t
+	}
+	var found *peerTrack
+	for k, t := range s.peers {
+		if k.WithZone("") == a {
+			if found != nil {
+				return nil
+			}
+			found = t
+		}
+	}
+	return found
 }
 
 // onPeerDownLogged is called by the GoBGP logger adapter with the reason of
@@ -351,7 +418,7 @@ func (s *Speaker) onPeerDownLogged(addr, reason string) {
 		return
 	}
 	s.peerMu.Lock()
-	if t := s.peers[a.Unmap()]; t != nil {
+	if t := s.trackOf(a.Unmap()); t != nil {
 		t.pendingReason = reason
 	}
 	s.peerMu.Unlock()
@@ -383,11 +450,12 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 	next := sessionState(ps.GetSessionState())
 
 	s.peerMu.Lock()
-	t := s.peers[a]
+	t := s.trackOf(a)
 	if t == nil {
 		s.peerMu.Unlock()
 		return
 	}
+	a = t.addr // an unnumbered peer's, with the zone
 	prev := t.state
 	t.state = next
 	if next == StateEstablished && prev != StateEstablished {

@@ -22,12 +22,26 @@ import (
 // after StartWith with DeferPeers adds the initial peers, in restarting
 // mode if the start asked for it. The peers must be valid (config.Load
 // checks them).
+//
+// An unnumbered peer (config.Peer.Interface) is added once its interface
+// has one link-local neighbour, with that address; until then it is listed
+// by Peers as waiting, and the speaker tries again whenever the neighbour
+// table of its interface changes. A changed neighbour address replaces the
+// peer.
 func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != lifecycleRunning {
 		return errors.New("the bgp speaker is not running")
 	}
+	return s.setPeers(ctx, peers)
+}
+
+// setPeers is SetPeers with mu held.
+func (s *Speaker) setPeers(ctx context.Context, configured []config.Peer) error {
+	s.want = slices.Clone(configured)
+	peers, missing := resolvePeers(configured, unnumberedAddrs(s.configured), s.neighbor)
+	s.setUnnumbered(configured, missing)
 	want := make(map[netip.Addr]config.Peer, len(peers))
 	for _, p := range peers {
 		want[p.Address.Unmap()] = p

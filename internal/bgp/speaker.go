@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -75,6 +76,13 @@ type StartOptions struct {
 	// session's own (export.go); nil means KernelNextHop, whose answers
 	// follow the host's address changes.
 	NextHop NextHopFunc
+	// Neighbor finds the link-local neighbour of an unnumbered peer's
+	// interface; nil means KernelLinkLocalNeighbor, which follows the
+	// kernel's neighbour table.
+	Neighbor NeighborFunc
+	// NoRouterAdvertisements sends none on the interfaces of unnumbered
+	// peers (tests whose peer learns this host's address otherwise).
+	NoRouterAdvertisements bool
 }
 
 type lifecycle int
@@ -122,6 +130,24 @@ type Speaker struct {
 	// 1, as grCheck).
 	exportCheck chan struct{}
 
+	// want: the peers as configured (cfg.Peers holds them resolved:
+	// unnumbered peers with their neighbour's link-local address, those
+	// not resolved left out and in unresolved). neighbor resolves them.
+	// raSenders: the router advertisement sender of each unnumbered
+	// peer's interface, children of watchCtx (mu).
+	want       []config.Peer
+	unresolved []unresolved
+	neighbor   NeighborFunc
+	noRA       bool
+	raSenders  map[string]context.CancelFunc
+	// watchNeigh: follow the kernel's neighbour table once there is an
+	// unnumbered peer (neighWatching: it is followed). unnumIfs: the
+	// interfaces of the unnumbered peers, for the neighbour watch
+	// (map[string]bool, replaced whole).
+	watchNeigh, neighWatching bool
+	unnumIfs                  atomic.Value
+	watchCtx                  context.Context
+
 	// sessionCheck asks watchSessions to look at the peers onPeerState
 	// marked (capacity 1, as grCheck).
 	sessionCheck chan struct{}
@@ -147,7 +173,11 @@ func New(cfg config.BGP, log *slog.Logger) *Speaker {
 		sessionCheck: make(chan struct{}, 1),
 		exportCheck:  make(chan struct{}, 1),
 	}
+	s.want = cfg.Peers
 	for _, p := range cfg.Peers {
+		if p.Interface != "" {
+			continue // tracked once resolved (SetPeers)
+		}
 		a := p.Address.Unmap()
 		s.peers[a] = &peerTrack{cfg: p, addr: a, state: StateIdle}
 	}
@@ -224,6 +254,17 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 			s.log.Warn("cannot follow the host's address changes; next hops of the other family are looked up at start and reload only", "error", err)
 		}
 	}
+	s.neighbor = opts.Neighbor
+	s.watchNeigh = s.neighbor == nil // from the first unnumbered peer on
+	if s.neighbor == nil {
+		s.neighbor = KernelLinkLocalNeighbor
+	}
+	s.noRA = opts.NoRouterAdvertisements
+	s.watchCtx = watchCtx
+	s.raSenders = map[string]context.CancelFunc{}
+	resolved, missing := resolvePeers(s.want, nil, s.neighbor)
+	s.cfg.Peers = resolved
+	s.setUnnumbered(s.want, missing)
 	if err := s.setExportPolicy(ctx); err != nil {
 		return err
 	}

@@ -303,7 +303,7 @@ func withPeerLines(keys ...string) []string {
 
 func TestParseErrors(t *testing.T) {
 	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, routes, policy, resync-interval, state-dir, control, api, drain"
-	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families, receive-limit, receive-limit-action, next-hop-ipv4, next-hop-ipv6, export"
+	const allowedPeer = "allowed: address, interface, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families, receive-limit, receive-limit-action, next-hop-ipv4, next-hop-ipv6, export"
 	tests := []struct {
 		name string
 		data []byte
@@ -424,7 +424,7 @@ func TestParseErrors(t *testing.T) {
 			"    - 198.18.0.2",
 			"mapping: {path: m.yaml}",
 		), []string{
-			`c.yaml:6: bgp.peers[0]: missing required key "address"`,
+			`c.yaml:6: bgp.peers[0]: missing required key "address" (or "interface" for BGP unnumbered)`,
 			`c.yaml:6: bgp.peers[0]: missing required key "asn"`,
 			`c.yaml:7: bgp.peers[1]: missing required key "asn"`,
 			`c.yaml:8: bgp.peers[2]: want a mapping, got "198.18.0.2"`,
@@ -463,6 +463,31 @@ func TestParseErrors(t *testing.T) {
 			`c.yaml:8: bgp.peers[0].next-hop-ipv4: only for a session over IPv6 (the peer address 198.18.0.1 is IPv4: its IPv4 routes already get this host's address)`,
 			`c.yaml:9: bgp.peers[0].next-hop-ipv6: want a global IPv6 address, got "fe80::1"`,
 			`c.yaml:10: bgp.peers[0]: duplicate key "next-hop-ipv4" (first at line 8)`,
+		}},
+		{"interface peer errors", doc(
+			"version: 1",
+			"bgp:",
+			"  asn: 65001",
+			"  router-id: 192.0.2.1",
+			"  peers:",
+			"    - {address: 198.18.0.1, interface: eth1, asn: 65000}",
+			"    - {interface: 'eth0:1', asn: 65000}",
+			"    - {interface: averyveryverylongname, asn: 65000}",
+			"    - {interface: '', asn: 65000}",
+			"    - {interface: eth2, asn: 65000, local-address: 198.18.0.2, multihop-ttl: 2, next-hop-ipv4: 192.0.2.9}",
+			"    - {interface: eth3, asn: 65000, next-hop-ipv6: '2001:db8::9'}",
+			"    - {interface: eth3, asn: 65000}",
+			"mapping: {path: m.yaml}",
+		), []string{
+			`c.yaml:6: bgp.peers[0]: give either address or interface, not both (address at line 6)`,
+			`c.yaml:7: bgp.peers[1].interface: want a network interface name (1 to 15 characters, no '/', ':', '%' or white space), got "eth0:1"`,
+			`c.yaml:8: bgp.peers[2].interface: want a network interface name (1 to 15 characters, no '/', ':', '%' or white space), got "averyveryverylongname"`,
+			`c.yaml:9: bgp.peers[3].interface: want a network interface name (1 to 15 characters, no '/', ':', '%' or white space), got ""`,
+			`c.yaml:10: bgp.peers[4].local-address: not for an interface peer (the session uses the link-local address of eth2)`,
+			`c.yaml:10: bgp.peers[4].multihop-ttl: not for an interface peer (it is directly connected on eth2)`,
+			`c.yaml:10: bgp.peers[4].next-hop-ipv4: not for an interface peer (its routes of both families get the link-local address of eth2 as next hop, RFC 8950)`,
+			`c.yaml:11: bgp.peers[5].next-hop-ipv6: not for an interface peer (its routes of both families get the link-local address of eth3 as next hop, RFC 8950)`,
+			`c.yaml:12: bgp.peers[6].interface: eth3 is already the interface of bgp.peers[5] (line 11)`,
 		}},
 		{"peer bad values", withPeer(
 			"asn: -1",
@@ -830,6 +855,24 @@ func TestDefaultFamiliesFollowTheSession(t *testing.T) {
 	}
 	if f := cfg.BGP.Peers[1].Families; !slices.Equal(f, []Family{FamilyIPv6}) {
 		t.Errorf("IPv6 session families = %v, want [ipv6]", f)
+	}
+}
+
+// TestParseInterfacePeer checks a BGP unnumbered peer: the interface,
+// no address, and both families by default.
+func TestParseInterfacePeer(t *testing.T) {
+	cfg, err := Parse("c.yaml", doc("version: 1", "bgp:", "  asn: 65001", "  router-id: 192.0.2.1", "  peers:",
+		"    - {interface: eth1, asn: 65000}", "    - {interface: eth2, asn: 65000, families: [ipv6]}", "mapping: {path: m.yaml}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.BGP.Peers[0]
+	if p.Interface != "eth1" || p.Address.IsValid() || !slices.Equal(p.Families, []Family{FamilyIPv4, FamilyIPv6}) || p.Name() != "interface eth1" {
+		t.Errorf("peer = interface %q, address %v, families %v, name %q; want eth1, none, [ipv4 ipv6], \"interface eth1\"",
+			p.Interface, p.Address, p.Families, p.Name())
+	}
+	if f := cfg.BGP.Peers[1].Families; !slices.Equal(f, []Family{FamilyIPv6}) {
+		t.Errorf("families = %v, want [ipv6]", f)
 	}
 }
 

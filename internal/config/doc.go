@@ -37,6 +37,13 @@
 //	                                 # stopping the speaker sends a Hard Reset (routes withdrawn)
 //	  peers:                         # default none
 //	    - address: 198.18.0.1        # required, a unicast IP address, unique among peers
+//	      # interface: eth1          # BGP unnumbered instead of address: the session runs over
+//	                                 # eth1's IPv6 link-local addresses with its one link-local
+//	                                 # neighbour; families default to [ipv4, ipv6] (IPv4 routes
+//	                                 # with the link-local next hop, RFC 8950); virtbgp sends
+//	                                 # router advertisements (lifetime 0) on eth1 so that the
+//	                                 # router learns this host's link-local address; not with
+//	                                 # local-address, multihop-ttl, next-hop-ipv4/-ipv6
 //	      port: 179                  # default 179; 1..65535
 //	      asn: 65000                 # required, 1..4294967295; equal to bgp.asn means iBGP
 //	      password: secret           # TCP MD5 password, at most 80 bytes; or:

@@ -248,6 +248,8 @@ func (l *loader) libvirt(_, v *yaml.Node, lv *Libvirt) {
 type peerNodes struct {
 	what      string     // "bgp.peers[i]"
 	address   *yaml.Node // nil when missing or invalid
+	iface     *yaml.Node // interface; nil when missing or invalid
+	multihop  *yaml.Node // multihop-ttl; nil when missing or invalid
 	passive   *yaml.Node // nil unless passive: true
 	keepalive *yaml.Node // nil when omitted or invalid
 	holdOK    bool       // hold-time is omitted or valid
@@ -303,8 +305,17 @@ func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
 
 	// Checks across keys, now that everything is read.
 	first := map[netip.Addr]int{} // address -> index of the first peer with it
+	firstIf := map[string]int{}   // interface -> index of the first peer with it
 	for i, pn := range nodes {
 		p := &b.Peers[i]
+		if pn.iface != nil {
+			if j, dup := firstIf[p.Interface]; dup {
+				l.r.Errorf(pn.iface, "%s.interface: %s is already the interface of %s (line %d)",
+					pn.what, p.Interface, nodes[j].what, nodes[j].iface.Line)
+			} else {
+				firstIf[p.Interface] = i
+			}
+		}
 		if pn.address != nil {
 			if j, dup := first[p.Address]; dup {
 				l.r.Errorf(pn.address, "%s.address: %s is already the address of %s (line %d)",
@@ -423,6 +434,17 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 				}
 			}
 		}},
+		yamlutil.Field{Key: "interface", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, what+".interface")
+			if !ok {
+				return
+			}
+			if !validIfName(s) {
+				l.r.Errorf(v, "%s.interface: want a network interface name (1 to 15 characters, no '/', ':', '%%' or white space), got %s", what, yamlutil.Describe(v))
+				return
+			}
+			p.Interface, pn.iface = s, v
+		}},
 		yamlutil.Field{Key: "port", Do: func(_, v *yaml.Node) {
 			if port, ok := l.r.Uint(v, what+".port", 1, 65535); ok {
 				p.Port = uint16(port)
@@ -497,6 +519,9 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		yamlutil.Field{Key: "multihop-ttl", Do: func(_, v *yaml.Node) {
 			if ttl, ok := l.r.Uint(v, what+".multihop-ttl", 0, 255); ok {
 				p.MultihopTTL = uint8(ttl)
+				if ttl > 0 {
+					pn.multihop = v
+				}
 			}
 		}},
 		yamlutil.Field{Key: "local-address", Do: func(_, v *yaml.Node) {
@@ -546,7 +571,16 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 			p.Export = l.export(v, what+".export")
 		}},
 	)
-	l.required(n, what, n.Line, "address", "asn")
+	l.addressOrInterface(n, what, &p, &pn)
+	l.required(n, what, n.Line, "asn")
+	if p.Interface != "" {
+		for _, nh := range []*yaml.Node{nh4, nh6} {
+			if nh != nil {
+				l.r.Errorf(nh, "%s: not for an interface peer (its routes of both families get the link-local address of %s as next hop, RFC 8950)", what+"."+keyOf(n, nh), p.Interface)
+			}
+		}
+		p.NextHopIPv4, p.NextHopIPv6 = netip.Addr{}, netip.Addr{}
+	}
 	// The next hop overrides are for the family other than the session's:
 	// on a session of its own family "self" is already right.
 	if nh4 != nil && p.Address.IsValid() && p.Address.Is4() {
@@ -554,6 +588,10 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 	}
 	if nh6 != nil && p.Address.IsValid() && !p.Address.Is4() {
 		l.r.Errorf(nh6, "%s.next-hop-ipv6: only for a session over IPv4 (the peer address %s is IPv6: its IPv6 routes already get this host's address)", what, p.Address)
+	}
+	if p.Families == nil && p.Interface != "" {
+		// Unnumbered: IPv4 routes go with the link-local IPv6 next hop.
+		p.Families = []Family{FamilyIPv4, FamilyIPv6}
 	}
 	if p.Families == nil {
 		// The session's own family: next hop "self" of the other family
@@ -564,6 +602,65 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		}
 	}
 	return p, pn
+}
+
+// addressOrInterface checks that a peer has exactly one of address and
+// interface, and no key an interface peer cannot use.
+func (l *loader) addressOrInterface(n *yaml.Node, what string, p *Peer, pn *peerNodes) {
+	var addrKey, ifKey *yaml.Node
+	for i := 0; n != nil && n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		switch n.Content[i].Value {
+		case "address":
+			addrKey = n.Content[i]
+		case "interface":
+			ifKey = n.Content[i]
+		}
+	}
+	switch {
+	case addrKey == nil && ifKey == nil:
+		if n != nil && n.Kind == yaml.MappingNode {
+			l.r.Errorf(lineNode(n.Line), "%s: missing required key \"address\" (or \"interface\" for BGP unnumbered)", what)
+		}
+		return
+	case addrKey != nil && ifKey != nil:
+		l.r.Errorf(ifKey, "%s: give either address or interface, not both (address at line %d)", what, addrKey.Line)
+		return
+	case ifKey == nil:
+		return
+	}
+	// An unnumbered session is to the link-local neighbour of the
+	// interface, over the interface's own link-local address.
+	if pn.localAddr != nil {
+		l.r.Errorf(pn.localAddr, "%s.local-address: not for an interface peer (the session uses the link-local address of %s)", what, p.Interface)
+		p.LocalAddress = netip.Addr{}
+		pn.localAddr = nil
+	}
+	if pn.multihop != nil {
+		l.r.Errorf(pn.multihop, "%s.multihop-ttl: not for an interface peer (it is directly connected on %s)", what, p.Interface)
+	}
+}
+
+// keyOf returns the key of value v in mapping n.
+func keyOf(n, v *yaml.Node) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i+1] == v {
+			return n.Content[i].Value
+		}
+	}
+	return ""
+}
+
+// validIfName reports whether s can be a Linux network interface name.
+func validIfName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if r == '/' || r == ':' || r == '%' || r <= ' ' || r == 0x7f || r > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // MaxExportPrepend is the most bgp.peers[i].export.as-path-prepend accepts.

@@ -134,9 +134,16 @@ type GracefulRestart struct {
 
 // Peer is one item of bgp.peers.
 type Peer struct {
-	Address netip.Addr // address, required
-	Port    uint16     // port, default 179
-	ASN     uint32     // asn, required; equal to bgp.asn means iBGP
+	// Address is address: the peer's address. Exactly one of address and
+	// interface is given; for an interface peer Address is the zero Addr.
+	Address netip.Addr
+	// Interface is interface: BGP unnumbered. The session runs over the
+	// IPv6 link-local addresses of this interface, the peer's learned from
+	// the link (the speaker resolves it: internal/bgp), and carries IPv4
+	// routes with an IPv6 next hop (RFC 8950).
+	Interface string
+	Port      uint16 // port, default 179
+	ASN       uint32 // asn, required; equal to bgp.asn means iBGP
 	// Password is the TCP MD5 password, from password or password-file (the
 	// file is read at load time; surrounding white space is trimmed).
 	Password     string
@@ -145,7 +152,7 @@ type Peer struct {
 	Keepalive    time.Duration // keepalive, default hold-time/3 in whole seconds
 	MultihopTTL  uint8         // multihop-ttl, 0 = directly connected
 	LocalAddress netip.Addr    // local-address, optional
-	Families     []Family      // families, default: the family of Address
+	Families     []Family      // families, default: the family of Address; both for an interface peer
 	// ReceiveLimit is receive-limit, default DefaultReceiveLimit: the most
 	// routes of a family the peer should send. virtbgp imports none, but
 	// GoBGP keeps every route a peer sends (about 250 bytes each); 0: no
@@ -186,6 +193,14 @@ type PeerExport struct {
 	// Prefixes, when set, is an allow-list (prefixes): only routes within
 	// one of them (equal or more specific) are sent; nil sends all.
 	Prefixes []netip.Prefix
+}
+
+// Name names the peer in messages: its address, or "interface NAME".
+func (p *Peer) Name() string {
+	if p.Interface != "" {
+		return "interface " + p.Interface
+	}
+	return p.Address.String()
 }
 
 // IsZero reports whether e changes and filters nothing.

@@ -88,8 +88,14 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 	}
 	carried := map[config.Family]bool{} // by some peer's session
 	for _, p := range peers {
+		addr := ""
+		if p.Address.IsValid() {
+			addr = p.Address.String()
+		}
 		sp := status.Peer{
-			Address:        p.Address.String(),
+			Address:        addr,
+			Interface:      p.Interface,
+			Waiting:        p.Waiting,
 			ASN:            p.ASN,
 			State:          string(p.State),
 			RoutesSent:     int(p.RoutesSent),

@@ -336,25 +336,25 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 
 	seen := make(map[string]bool, len(r.Peers))
 	for _, p := range r.Peers {
-		if seen[p.Address] {
+		if seen[p.Label()] {
 			continue // one series per peer, even if a Report repeats one
 		}
-		seen[p.Address] = true
+		seen[p.Label()] = true
 		up := p.State == "established"
 		since := 0.0
 		if up && !p.Since.IsZero() {
 			since = float64(p.Since.UnixNano()) / 1e9
 		}
-		ch <- gauge(c.peerUp, b2f(up), p.Address, strconv.FormatUint(uint64(p.ASN), 10))
-		ch <- gauge(c.peerSince, since, p.Address)
-		ch <- gauge(c.peerRoutesSent, float64(p.RoutesSent), p.Address)
-		ch <- gauge(c.peerRoutesRecv, float64(p.RoutesReceived), p.Address)
+		ch <- gauge(c.peerUp, b2f(up), p.Label(), strconv.FormatUint(uint64(p.ASN), 10))
+		ch <- gauge(c.peerSince, since, p.Label())
+		ch <- gauge(c.peerRoutesSent, float64(p.RoutesSent), p.Label())
+		ch <- gauge(c.peerRoutesRecv, float64(p.RoutesReceived), p.Label())
 		for _, f := range p.Families {
-			ch <- gauge(c.peerFamSent, float64(p.RoutesSentByFamily[f]), p.Address, f)
+			ch <- gauge(c.peerFamSent, float64(p.RoutesSentByFamily[f]), p.Label(), f)
 		}
-		ch <- gauge(c.peerUpdSent, float64(p.UpdatesSent), p.Address)
-		ch <- gauge(c.peerUpdRecv, float64(p.UpdatesReceived), p.Address)
-		ch <- gauge(c.peerFlaps, float64(p.Flaps), p.Address)
+		ch <- gauge(c.peerUpdSent, float64(p.UpdatesSent), p.Label())
+		ch <- gauge(c.peerUpdRecv, float64(p.UpdatesReceived), p.Label())
+		ch <- gauge(c.peerFlaps, float64(p.Flaps), p.Label())
 	}
 
 	byFamily := map[string]int{"ipv4": 0, "ipv6": 0}

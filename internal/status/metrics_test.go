@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -242,6 +243,33 @@ virtbgp_ready 0
 virtbgp_unmapped_arrival_domains 0
 `), "virtbgp_drain_state", "virtbgp_peer_up", "virtbgp_ready", "virtbgp_unmapped_arrival_domains", "virtbgp_mapping_info"); err != nil {
 		t.Error(err) // freshReport has no digest: no virtbgp_mapping_info
+	}
+}
+
+// TestUnnumberedPeerMetrics: an unnumbered peer's series are labelled by
+// its interface, the same while it waits for its neighbour and once its
+// link-local address is known.
+func TestUnnumberedPeerMetrics(t *testing.T) {
+	for _, p := range []Peer{
+		{Interface: "eth1", Waiting: "no IPv6 link-local neighbour on eth1 yet", ASN: 65000, State: "idle"},
+		{Address: "fe80::1%eth1", Interface: "eth1", ASN: 65000, State: "established"},
+	} {
+		m := NewMetrics()
+		r := freshReport()
+		r.Peers = []Peer{p}
+		m.setSource(staticSource(r), time.Second, slog.New(slog.DiscardHandler))
+		up := 0
+		if p.State == "established" {
+			up = 1
+		}
+		want := fmt.Sprintf(`
+# HELP virtbgp_peer_up 1 if the BGP session with the peer is established, else 0.
+# TYPE virtbgp_peer_up gauge
+virtbgp_peer_up{asn="65000",peer="eth1"} %d
+`, up)
+		if err := testutil.CollectAndCompare(m.state, strings.NewReader(want), "virtbgp_peer_up"); err != nil {
+			t.Errorf("peer %+v: %v", p, err)
+		}
 	}
 }
 

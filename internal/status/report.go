@@ -44,8 +44,15 @@ type Libvirt struct {
 
 // Peer is one BGP session.
 type Peer struct {
+	// Address is the peer's address; for an unnumbered peer its
+	// link-local address with the interface as zone ("fe80::1%eth1"), ""
+	// until it is resolved.
 	Address string `json:"address"`
-	ASN     uint32 `json:"asn"`
+	// Interface is the interface of an unnumbered peer (bgp.peers[i].
+	// interface); Waiting says why it has no session yet.
+	Interface string `json:"interface,omitempty"`
+	Waiting   string `json:"waiting,omitempty"`
+	ASN       uint32 `json:"asn"`
 	// State is idle, connect, active, opensent, openconfirm or established.
 	State string `json:"state"`
 	// Since is when the session was established (zero unless established).
@@ -81,6 +88,16 @@ type Peer struct {
 	// NotSent are the families of Families whose routes the peer is not
 	// sent, with why (its export families, no next hop of that family).
 	NotSent map[string]string `json:"not_sent,omitempty"`
+}
+
+// Label is the peer's name in metrics labels: its interface for an
+// unnumbered peer (stable while its neighbour's address changes), its
+// address for the others.
+func (p *Peer) Label() string {
+	if p.Interface != "" {
+		return p.Interface
+	}
+	return p.Address
 }
 
 // Domain is one libvirt domain as the reconciler last read it.

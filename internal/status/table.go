@@ -56,9 +56,16 @@ func WriteTable(w io.Writer, r Report) error {
 					uptime = fmtDuration(now.Sub(p.Since))
 				}
 			}
-			row(tw, p.Address, strconv.FormatUint(uint64(p.ASN), 10), dash(p.State), since, uptime,
+			addr, last := p.Address, p.LastDown
+			if p.Interface != "" && addr == "" {
+				addr = "interface " + p.Interface
+			}
+			if p.Waiting != "" {
+				last = "waiting: " + p.Waiting
+			}
+			row(tw, addr, strconv.FormatUint(uint64(p.ASN), 10), dash(p.State), since, uptime,
 				routesSent(p), peerFamilies(p), fmt.Sprintf("%d/%d", p.UpdatesSent, p.UpdatesReceived), strconv.Itoa(p.Flaps),
-				dash(p.GracefulRestart), dash(p.LastDown))
+				dash(p.GracefulRestart), dash(last))
 		}
 		_ = tw.Flush()
 		for _, p := range peers {

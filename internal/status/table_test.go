@@ -143,3 +143,23 @@ func notCarriedReport() Report {
 	}
 	return r
 }
+
+// TestWriteTableUnnumberedPeer: an unnumbered peer waiting for its
+// neighbour is listed by interface with why in "Last down"; once resolved,
+// by its link-local address with the zone.
+func TestWriteTableUnnumberedPeer(t *testing.T) {
+	r := freshReport()
+	r.Peers = []Peer{
+		{Interface: "eth1", Waiting: "no IPv6 link-local neighbour on eth1 yet", ASN: 65000, State: "idle", Families: []string{"ipv4", "ipv6"}},
+		{Address: "fe80::1%eth2", Interface: "eth2", ASN: 65000, State: "idle", Families: []string{"ipv4", "ipv6"}},
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"interface eth1", "waiting: no IPv6 link-local neighbour on eth1 yet", "fe80::1%eth2"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table has no %q:\n%s", want, b.String())
+		}
+	}
+}
