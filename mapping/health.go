@@ -519,3 +519,14 @@ func (p *fileParser) noteHealth(pfx netip.Prefix) {
 		p.entAnycast[pfx] = true
 	}
 }
+
+// LookupVM is Lookup returning the whole entry (with its Health and
+// Anycast), and whether there is one. The entry shares memory with the
+// Mapping: do not modify it.
+func (m *Mapping) LookupVM(name, uuid string) (VM, bool) {
+	key, _ := m.Lookup(name, uuid)
+	if key == "" {
+		return VM{}, false
+	}
+	return m.vms[m.keys[key]], true
+}

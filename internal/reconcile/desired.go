@@ -40,6 +40,10 @@ type Want struct {
 	// Source is where the route comes from: SourceFile (VM is the entry),
 	// SourceMetadata or SourceNova.
 	Source string
+	// Health is the route's health: HealthNone (no checks), HealthUp, or
+	// HealthFailing (announced depreferenced); HealthReason says why.
+	Health       string
+	HealthReason string
 }
 
 // Reasons a route is wanted.
@@ -73,12 +77,13 @@ func serving(d Domain, p Policy) (why string, ok bool) {
 }
 
 // Desired computes the routes that should be announced, as a pure function
-// of the domains on this host (with their metadata claims), the mapping and
-// the policy: Resolve with nothing announced before. Only prefixes that the
+// of the domains on this host (with their metadata claims), the mapping,
+// the policy and the health of the routes: Resolve with nothing announced
+// before. Only prefixes that the
 // mapping names, or that a domain's metadata claims within what the policy
 // trusts that source with, can appear in the result.
-func Desired(domains []Domain, m *mapping.Mapping, p Policy) map[netip.Prefix]Want {
-	return Resolve(domains, m, p, nil).Want
+func Desired(domains []Domain, m *mapping.Mapping, p Policy, h Health) map[netip.Prefix]Want {
+	return Resolve(domains, m, p, nil, h).Want
 }
 
 func rank(why string) int {
