@@ -52,13 +52,17 @@ const (
 // applyHealth returns the route r of domain d as its health wants it (a
 // depreferenced copy with a failing check and on-failure: depreference),
 // the health state for Want.Health, and false if the route is withdrawn.
-func applyHealth(r mapping.Route, uuid string, h *mapping.Health, hs Health) (mapping.Route, string, string, bool) {
+//
+// A route not checked yet is starting: it follows the Health's initial
+// state, except on a domain that arrived by live migration, whose guest
+// was serving on the source: up.
+func applyHealth(r mapping.Route, d Domain, h *mapping.Health, hs Health) (mapping.Route, string, string, bool) {
 	if h == nil {
 		return r, HealthNone, "", true
 	}
-	rh, known := hs[HealthKey{UUID: uuid, Prefix: r.Prefix}]
+	rh, known := hs[HealthKey{UUID: d.UUID, Prefix: r.Prefix}]
 	if !known {
-		rh = RouteHealth{Failing: !h.InitialUp, Reason: "starting"}
+		rh = RouteHealth{Failing: !h.InitialUp && !Arrived(d), Reason: "starting"}
 	}
 	if !rh.Failing {
 		return r, HealthUp, rh.Reason, true
@@ -67,4 +71,11 @@ func applyHealth(r mapping.Route, uuid string, h *mapping.Health, hs Health) (ma
 		return r, healthOff, rh.Reason, false
 	}
 	return h.Depreference.Apply(r), HealthFailing, rh.Reason, true
+}
+
+// Arrived reports whether a domain came by live migration (the paused
+// destination, or running with reason "migrated"): its guest was serving
+// on the source, so its checks start up rather than starting.
+func Arrived(d Domain) bool {
+	return d.Migration == MigrationIncoming || (d.State == StateRunning && d.Reason == "migrated")
 }

@@ -157,7 +157,7 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, prev map[netip.Pref
 			res.Domains[d.UUID] = dr
 			if serves {
 				for _, r := range routes {
-					r, hstate, hreason, ok := applyHealth(r, d.UUID, vm.Health[r.Prefix], health)
+					r, hstate, hreason, ok := applyHealth(r, d, vm.Health[r.Prefix], health)
 					if !ok {
 						continue
 					}
