@@ -89,4 +89,3 @@ func TestProbes(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
