@@ -22,6 +22,10 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 	if err != nil {
 		return status.Report{}, fmt.Errorf("read the BGP peers: %w", err)
 	}
+	checks, err := d.health.Status(ctx)
+	if err != nil {
+		return status.Report{}, fmt.Errorf("read the health checks: %w", err)
+	}
 	vms, routes := snap.Mapping.Stats()
 	r := status.Report{
 		Version: d.opts.Version,
@@ -39,8 +43,9 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			Routes:     routes,
 			LastReload: d.lastReload,
 		},
-		Drain: status.Drain{State: snap.Drain, Since: d.drain.since},
-		Time:  time.Now(),
+		Drain:  status.Drain{State: snap.Drain, Since: d.drain.since},
+		Health: checks,
+		Time:   time.Now(),
 	}
 	for _, p := range peers {
 		sp := status.Peer{
@@ -130,6 +135,8 @@ func reportRoute(w reconcile.Want) status.Route {
 		VM:            w.VM,
 		Why:           w.Why,
 		Source:        w.Source,
+		Health:        w.Health,
+		HealthReason:  w.HealthReason,
 	}
 	if rt.NextHop.IsValid() {
 		out.NextHop = rt.NextHop.String()

@@ -7,6 +7,7 @@ package status
 import (
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/health"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 )
 
@@ -24,7 +25,9 @@ type Report struct {
 	Routes  []Route   `json:"routes"`
 	Mapping Mapping   `json:"mapping"`
 	Drain   Drain     `json:"drain"`
-	Time    time.Time `json:"time"` // when the report was made
+	// Health is every health check's state (health.Monitor.Status).
+	Health []health.CheckStatus `json:"health_checks,omitempty"`
+	Time   time.Time            `json:"time"` // when the report was made
 }
 
 // Libvirt is the libvirt connection.
@@ -134,6 +137,10 @@ type Route struct {
 	Why string `json:"why"`
 	// Source is where it comes from: file, metadata, nova.
 	Source string `json:"source,omitempty"`
+	// Health is "up" or "failing" (announced depreferenced) for a route
+	// with health checks, empty without; HealthReason says why.
+	Health       string `json:"health,omitempty"`
+	HealthReason string `json:"health_reason,omitempty"`
 }
 
 // Mapping is the mapping in force and the last reload.
