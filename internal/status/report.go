@@ -18,13 +18,13 @@ type Report struct {
 	Host    string    `json:"host"`
 	Started time.Time `json:"started"`
 	// Ready is true after the first full sync from libvirt was applied.
-	Ready   bool      `json:"ready"`
-	Libvirt Libvirt   `json:"libvirt"`
-	Peers   []Peer    `json:"peers"`
-	Domains []Domain  `json:"domains"`
-	Routes  []Route   `json:"routes"`
-	Mapping Mapping   `json:"mapping"`
-	Drain   Drain     `json:"drain"`
+	Ready   bool     `json:"ready"`
+	Libvirt Libvirt  `json:"libvirt"`
+	Peers   []Peer   `json:"peers"`
+	Domains []Domain `json:"domains"`
+	Routes  []Route  `json:"routes"`
+	Mapping Mapping  `json:"mapping"`
+	Drain   Drain    `json:"drain"`
 	// Health is every health check's state (health.Monitor.Status).
 	Health []health.CheckStatus `json:"health_checks,omitempty"`
 	Time   time.Time            `json:"time"` // when the report was made
