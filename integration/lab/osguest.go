@@ -327,7 +327,7 @@ func (w *cpioWriter) pad() {
 	}
 }
 
-func (w *cpioWriter) dir(name string)                          { w.entry(name, 0o040755, nil) }
+func (w *cpioWriter) dir(name string)                         { w.entry(name, 0o040755, nil) }
 func (w *cpioWriter) file(name string, b []byte, perm uint32) { w.entry(name, 0o100000|perm, b) }
 func (w *cpioWriter) trailer()                                { w.entry("TRAILER!!!", 0, nil) }
 
