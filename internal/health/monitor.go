@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -41,7 +40,6 @@ type Monitor struct {
 	log    *slog.Logger
 	agent  Agent
 	obs    Observer
-	client *http.Client
 
 	watchMu sync.Mutex
 	watch   *watchReq // the latest Watch, for Run to take
@@ -73,7 +71,6 @@ func New(opts Options) *Monitor {
 		log:     opts.Log,
 		agent:   opts.Agent,
 		obs:     opts.Observer,
-		client:  newHTTPClient(),
 		kick:    make(chan struct{}, 1),
 		results: make(chan probeResult, 256),
 		agentEv: make(chan string, 256),
@@ -149,7 +146,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 			c.cancel()
 		}
 		wg.Wait()
-		m.client.CloseIdleConnections()
 	}()
 	for {
 		select {
@@ -255,6 +251,8 @@ func (m *Monitor) apply(ctx context.Context, st *monState, w *watchReq, wg *sync
 func (m *Monitor) loop(ctx context.Context, c *check) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var hc httpConn // the http check's connection, kept between runs
+	defer hc.close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -268,7 +266,7 @@ func (m *Monitor) loop(ctx context.Context, c *check) {
 				}
 			}
 		}
-		r := m.run(ctx, &c.t)
+		r := m.run(ctx, &c.t, &hc)
 		if ctx.Err() != nil {
 			return
 		}
@@ -277,8 +275,24 @@ func (m *Monitor) loop(ctx context.Context, c *check) {
 		case <-ctx.Done():
 			return
 		}
-		t.Reset(max(c.t.check.Interval-r.Took, 0))
+		t.Reset(nextRun(time.Now(), r.At, c.t.check.Interval))
 	}
+}
+
+// runGrid is the grid that runs are aligned to: a run starts at most this
+// much later than its interval says, and the checks due within one grid
+// step run in one wake-up of the process instead of one each (a thousand
+// checks a second wake it ten times).
+const runGrid = 100 * time.Millisecond
+
+// nextRun is how long to wait, at now, for the run after the one started
+// at last: at last+interval, rounded up to the grid.
+func nextRun(now, last time.Time, interval time.Duration) time.Duration {
+	next := last.Add(interval)
+	if g := next.Truncate(runGrid); g.Before(next) {
+		next = g.Add(runGrid)
+	}
+	return max(next.Sub(now), 0)
 }
 
 // result applies one probe result: one log line per transition, and a new

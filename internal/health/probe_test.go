@@ -77,7 +77,9 @@ func TestProbes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.check.Timeout = 100 * time.Millisecond
 			start := time.Now()
-			r := m.run(context.Background(), &target{uuid: "u", domain: "web", vm: "web", ip: tt.ip, check: tt.check})
+			var hc httpConn
+			defer hc.close()
+			r := m.run(context.Background(), &target{uuid: "u", domain: "web", vm: "web", ip: tt.ip, check: tt.check}, &hc)
 			if r.Outcome != tt.outcome || !strings.Contains(r.Detail, tt.detail) {
 				t.Errorf("run = %v %q, want %v with %q", r.Outcome, r.Detail, tt.outcome, tt.detail)
 			}
