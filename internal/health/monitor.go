@@ -37,9 +37,9 @@ type Options struct {
 // Status may be called from any goroutine. It implements
 // reconcile.HealthSource.
 type Monitor struct {
-	log    *slog.Logger
-	agent  Agent
-	obs    Observer
+	log   *slog.Logger
+	agent Agent
+	obs   Observer
 
 	watchMu sync.Mutex
 	watch   *watchReq // the latest Watch, for Run to take
