@@ -74,3 +74,29 @@ func TestMachineHealthy(t *testing.T) {
 		}
 	}
 }
+
+func TestNextDue(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time {
+		if n < 0 {
+			return time.Time{}
+		}
+		return base.Add(time.Duration(n) * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		name           string
+		due, start, at int // ms; due -1: the first run
+		interval       time.Duration
+		want           int // ms
+	}{
+		{"first run off the grid: a full interval, rounded up", -1, 1234, 1240, time.Second, 2300},
+		{"cadence kept", 2300, 2303, 2310, time.Second, 3300},
+		{"200 ms", 2300, 2305, 2306, 200 * time.Millisecond, 2500},
+		{"not a multiple: rounded up", 2300, 2301, 2302, 250 * time.Millisecond, 2600},
+		{"overdue: at the next grid point", 2300, 2301, 3450, time.Second, 3500},
+	} {
+		if got := nextDue(ms(tc.due), ms(tc.start), ms(tc.at), tc.interval); !got.Equal(ms(tc.want)) {
+			t.Errorf("%s: nextDue = %v, want %v", tc.name, got.Sub(base), ms(tc.want).Sub(base))
+		}
+	}
+}

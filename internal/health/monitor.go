@@ -253,6 +253,7 @@ func (m *Monitor) loop(ctx context.Context, c *check) {
 	defer t.Stop()
 	var hc httpConn // the http check's connection, kept between runs
 	defer hc.close()
+	var due time.Time // when the last run was due (zero: the first)
 	for {
 		select {
 		case <-ctx.Done():
@@ -275,7 +276,8 @@ func (m *Monitor) loop(ctx context.Context, c *check) {
 		case <-ctx.Done():
 			return
 		}
-		t.Reset(nextRun(time.Now(), r.At, c.t.check.Interval))
+		due = nextDue(due, r.At, time.Now(), c.t.check.Interval)
+		t.Reset(time.Until(due))
 	}
 }
 
@@ -285,14 +287,28 @@ func (m *Monitor) loop(ctx context.Context, c *check) {
 // checks a second wake it ten times).
 const runGrid = 100 * time.Millisecond
 
-// nextRun is how long to wait, at now, for the run after the one started
-// at last: at last+interval, rounded up to the grid.
-func nextRun(now, last time.Time, interval time.Duration) time.Duration {
-	next := last.Add(interval)
-	if g := next.Truncate(runGrid); g.Before(next) {
-		next = g.Add(runGrid)
+// nextDue returns when the run after one due at due (zero for the first
+// run, which started at start) is due: interval later, on the grid
+// (rounded up), never before now. A check's runs thus keep their cadence
+// (an interval that is a multiple of the grid exactly), and no two runs
+// are less than an interval apart.
+func nextDue(due, start, now time.Time, interval time.Duration) time.Time {
+	if due.IsZero() {
+		due = start
 	}
-	return max(next.Sub(now), 0)
+	next := alignUp(due.Add(interval))
+	if next.Before(now) {
+		next = alignUp(now) // overdue (a slow run): the runs missed are skipped
+	}
+	return next
+}
+
+// alignUp rounds t up to the grid.
+func alignUp(t time.Time) time.Time {
+	if g := t.Truncate(runGrid); g.Before(t) {
+		return g.Add(runGrid)
+	}
+	return t
 }
 
 // result applies one probe result: one log line per transition, and a new
