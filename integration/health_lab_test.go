@@ -92,10 +92,23 @@ func TestLabHealthOSGuest(t *testing.T) {
 		}
 	}
 	t.Run("service stopped: withdrawn after fall", func(t *testing.T) {
+		mon, err := l.MonitorRoutes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mon.Close()
 		start := time.Now()
 		exec("killall", "httpd")
 		took := waitToRs(ctx, t, l, osGuestRoute, false, "httpd killed in the guest")
 		t.Logf("service stopped to withdrawn at both ToRs: %v (interval %v x fall %d)", took.Round(time.Millisecond), labInterval, labFall)
+		// From virtbgp's decision (the transition's log line) to the
+		// route's removal from each ToR's kernel table.
+		down := transitionTime(t, l, "check=http", "to=down")
+		for _, ev := range mon.Events() {
+			if ev.Prefix == osGuestRoute && ev.Deleted {
+				t.Logf("check down to removed from %s's kernel table: %v", ev.Proto, ev.Time.Sub(down).Round(100*time.Microsecond))
+			}
+		}
 		if d := time.Since(start); d < (labFall-1)*labInterval {
 			t.Errorf("withdrawn %v after the stop, before fall", d)
 		}
@@ -185,4 +198,35 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// transitionTime returns the time of the last "health check changed" line
+// of hvA's virtbgp log that has every one of fields.
+func transitionTime(t *testing.T, l *vblab.Lab, fields ...string) time.Time {
+	t.Helper()
+	b, err := os.ReadFile(l.A.VirtbgpLogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at time.Time
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `msg="health check changed"`) {
+			continue
+		}
+		ok := true
+		for _, f := range fields {
+			ok = ok && strings.Contains(line, f)
+		}
+		ts, found := strings.CutPrefix(strings.Fields(line+" ")[0], "time=")
+		if !ok || !found {
+			continue
+		}
+		if tm, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			at = tm
+		}
+	}
+	if at.IsZero() {
+		t.Fatalf("no transition %v in virtbgp's log", fields)
+	}
+	return at
 }
