@@ -217,7 +217,7 @@ func transitionTime(t *testing.T, l *vblab.Lab, fields ...string) time.Time {
 		for _, f := range fields {
 			ok = ok && strings.Contains(line, f)
 		}
-		ts, found := strings.CutPrefix(strings.Fields(line+" ")[0], "time=")
+		ts, found := strings.CutPrefix(strings.Fields(line + " ")[0], "time=")
 		if !ok || !found {
 			continue
 		}
