@@ -212,7 +212,13 @@ func (m *Monitor) apply(ctx context.Context, st *monState, w *watchReq, wg *sync
 					if ck == nil {
 						ck = &check{key: key, t: target{uuid: d.UUID, domain: d.Name, vm: vm.Key, ip: ip, check: *c}, health: h,
 							mach: NewMachine(c.Rise, c.Fall, time.Now()), wake: make(chan struct{}, 1)}
-						if reconcile.Arrived(d) {
+						if old := predecessor(st.checks, d.UUID, ip, c.Name); old != nil {
+							// The same check, edited (another interval,
+							// target, rise): its state carries over, so
+							// that a reload does not make a route start
+							// again.
+							ck.mach.State, ck.mach.Since, ck.mach.Reason, ck.mach.Last = old.mach.State, old.mach.Since, old.mach.Reason, old.mach.Last
+						} else if reconcile.Arrived(d) {
 							ck.mach.State, ck.mach.Reason = Up, "arrived by live migration"
 						}
 					}
@@ -245,6 +251,17 @@ func (m *Monitor) apply(ctx context.Context, st *monState, w *watchReq, wg *sync
 	}
 	st.checks, st.routes = want, routes
 	m.publish(st)
+}
+
+// predecessor returns the running check of domain uuid and IP ip with
+// this name, if any.
+func predecessor(checks map[string]*check, uuid string, ip netip.Addr, name string) *check {
+	for _, c := range checks {
+		if c.t.uuid == uuid && c.t.ip == ip && c.t.check.Name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // loop runs the probe of c every interval (and when woken) until ctx ends.

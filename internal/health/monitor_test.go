@@ -243,3 +243,38 @@ func sorted(s []string) []string {
 	}
 	return out
 }
+
+// TestMonitorEditKeepsState: a mapping reload that changes a running
+// check (its interval) keeps the check's state: the route does not go
+// back to starting.
+func TestMonitorEditKeepsState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m0, _ := mapping.Parse("m.yaml", []byte(monMapping))
+		m1, err := mapping.Parse("m.yaml", []byte(strings.ReplaceAll(monMapping, "interval: 1s", "interval: 2s")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		agent := &fakeAgent{err: map[string]error{}, pings: map[string]int{}}
+		mon := New(Options{Agent: agent})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go mon.Run(ctx)
+		web := []reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}
+		mon.Watch(web, m0)
+		time.Sleep(1500 * time.Millisecond) // two passes: up
+		synctest.Wait()
+		key := reconcile.HealthKey{UUID: uuidWeb, Prefix: pWeb1}
+		if rh := mon.Health()[key]; rh.Failing {
+			t.Fatalf("web before the edit: %+v", rh)
+		}
+		mon.Watch(web, m1)
+		synctest.Wait()
+		if rh, ok := mon.Health()[key]; !ok || rh.Failing {
+			t.Fatalf("web after its check's interval changed: %+v %v, want up", rh, ok)
+		}
+		st, _ := mon.Status(ctx)
+		if len(st) != 1 || st[0].State != "up" {
+			t.Errorf("status after the edit: %+v", st)
+		}
+	})
+}
