@@ -177,9 +177,14 @@ func (m *Monitor) Run(ctx context.Context) error {
 }
 
 // checksRun reports whether a domain in this state has its checks run: it
-// runs, or it is the paused destination of a migration (standby).
+// runs, or it is paused. A paused domain's checks go on (and fail after
+// fall intervals if the pause lasts) rather than stop and start again: the
+// source of a live migration, paused for the switch-over, keeps its
+// route's health (up) and so its depreferenced route, which the
+// destination's route replaces without a gap; the paused destination
+// started up.
 func checksRun(d reconcile.Domain) bool {
-	return d.State == reconcile.StateRunning || (d.State == reconcile.StatePaused && d.Migration == reconcile.MigrationIncoming)
+	return d.State == reconcile.StateRunning || d.State == reconcile.StatePaused
 }
 
 // apply makes the running checks those of the domains and mapping in w.

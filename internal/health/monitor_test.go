@@ -278,3 +278,24 @@ func TestMonitorEditKeepsState(t *testing.T) {
 		}
 	})
 }
+
+// TestMonitorPausedKeepsChecks: a domain paused (the source of a
+// migration at its switch-over) keeps its checks and their state.
+func TestMonitorPausedKeepsChecks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m0, _ := mapping.Parse("m.yaml", []byte(monMapping))
+		agent := &fakeAgent{err: map[string]error{}, pings: map[string]int{}}
+		mon := New(Options{Agent: agent})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go mon.Run(ctx)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0)
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationOutgoing}}, m0)
+		synctest.Wait()
+		if rh, ok := mon.Health()[reconcile.HealthKey{UUID: uuidWeb, Prefix: pWeb1}]; !ok || rh.Failing {
+			t.Errorf("web paused for the switch-over: %+v %v, want up", rh, ok)
+		}
+	})
+}
