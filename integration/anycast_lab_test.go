@@ -33,6 +33,7 @@ defaults:
 vms:
   any-a: {ips: [{prefix: 192.0.2.200, anycast: true}]}
   any-b: {ips: [{prefix: 192.0.2.200, anycast: true}]}
+  mig: {ips: [192.0.2.201]}
 `, dir)
 }
 
@@ -114,9 +115,74 @@ func TestLabAnycast(t *testing.T) {
 	})
 }
 
-// wantPaths waits until both ToRs have exactly one path for the anycast IP
-// via each of hosts.
-func wantPaths(ctx context.Context, t *testing.T, l *vblab.Lab, after string, hosts ...*vblab.Host) {
+// TestLabHealthMigration live-migrates a guest whose route has a health
+// check: the route never leaves either ToR's kernel table (the source's
+// paused guest keeps its checks' state and its depreferenced route; the
+// destination's guest, arrived by migration, starts up, not "starting"),
+// and ends via the destination.
+func TestLabHealthMigration(t *testing.T) {
+	l := upLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	mp := filepath.Join(dir, "mapping.yaml")
+	if err := os.WriteFile(mp, []byte(anycastMapping(dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartVirtbgpAll(ctx, vblab.VirtbgpConfig{Mapping: mp, LogLevel: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.A.CreateGuest(ctx, vblab.Guest{Name: "mig"}); err != nil {
+		t.Fatal(err)
+	}
+	p := netip.MustParsePrefix("192.0.2.201/32")
+	wantVia(ctx, t, l, p, "the check passes on hvA", l.A)
+	mon, err := l.MonitorRoutes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	m, err := l.StartMigration(ctx, "mig", l.A, l.B, vblab.MigrateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantVia(ctx, t, l, p, "the migration to hvB", l.B)
+	changes := 0
+	for _, ev := range mon.Events() {
+		if ev.Prefix != p {
+			continue
+		}
+		changes++
+		if ev.Deleted {
+			t.Errorf("the route was deleted from a ToR's kernel table during the migration: %s", ev.Line)
+		}
+	}
+	if changes == 0 {
+		t.Error("no kernel route change seen during the migration")
+	}
+	// Neither host let health decide anything during the migration: the
+	// source kept its switch-over route until the guest stopped there
+	// (withdrawn as domain-gone, not for health), and the destination did
+	// not hold back the arrived guest's route as starting.
+	for _, h := range []*vblab.Host{l.A, l.B} {
+		b, err := os.ReadFile(h.VirtbgpLogPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "domain=mig") && (strings.Contains(line, "reason=health") || strings.Contains(line, "health_reason=starting")) {
+				t.Errorf("%s: %s", h.Name, line)
+			}
+		}
+	}
+}
+
+// wantVia waits until both ToRs have exactly one path for p, via each
+// of hosts.
+func wantVia(ctx context.Context, t *testing.T, l *vblab.Lab, p netip.Prefix, after string, hosts ...*vblab.Host) {
 	t.Helper()
 	var want []netip.Addr
 	for _, h := range hosts {
@@ -133,10 +199,10 @@ func wantPaths(ctx context.Context, t *testing.T, l *vblab.Lab, after string, ho
 			if err != nil {
 				return err
 			}
-			got := rib.NextHops(anycastIP)
+			got := rib.NextHops(p)
 			slices.SortFunc(got, netip.Addr.Compare)
 			if !slices.Equal(got, want) {
-				return fmt.Errorf("%s: %s via %v, want via %v", r.Name(), anycastIP, got, want)
+				return fmt.Errorf("%s: %s via %v, want via %v", r.Name(), p, got, want)
 			}
 			return nil
 		})
@@ -144,4 +210,11 @@ func wantPaths(ctx context.Context, t *testing.T, l *vblab.Lab, after string, ho
 			t.Fatalf("after %s: %v", after, err)
 		}
 	}
+}
+
+// wantPaths waits until both ToRs have exactly one path for the anycast IP
+// via each of hosts.
+func wantPaths(ctx context.Context, t *testing.T, l *vblab.Lab, after string, hosts ...*vblab.Host) {
+	t.Helper()
+	wantVia(ctx, t, l, anycastIP, after, hosts...)
 }

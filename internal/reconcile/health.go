@@ -61,8 +61,12 @@ func applyHealth(r mapping.Route, d Domain, h *mapping.Health, hs Health) (mappi
 		return r, HealthNone, "", true
 	}
 	rh, known := hs[HealthKey{UUID: d.UUID, Prefix: r.Prefix}]
-	if !known {
-		rh = RouteHealth{Failing: !h.InitialUp && !Arrived(d), Reason: "starting"}
+	switch {
+	case known:
+	case Arrived(d):
+		rh = RouteHealth{Reason: "arrived by live migration"}
+	default:
+		rh = RouteHealth{Failing: !h.InitialUp, Reason: "starting"}
 	}
 	if !rh.Failing {
 		return r, HealthUp, rh.Reason, true
