@@ -1,8 +1,14 @@
 # virtbgp: `make run` for the demo, `make test` for every test.
 GO      ?= go
 BIN     := bin/virtbgp
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS := -X main.version=$(VERSION)
+# The version is cmd/virtbgp's releaseVersion (CHANGELOG.md's top entry);
+# the build records the commit it was made from.
+COMMIT  ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; } || echo unknown)
+LDFLAGS := -X main.commit=$(COMMIT) $(EXTRA_LDFLAGS)
+BUILDFLAGS ?=
+# `make install` puts the files where the Debian package has them (the
+# unit runs /usr/sbin/virtbgp); DESTDIR stages them (make deb).
+DESTDIR ?=
 # Fuzz budget per target as a count of executions, not a duration: in
 # Go 1.26 a duration budget can fail a target with a bare "context
 # deadline exceeded" when a worker is busy at the deadline (golang/go#75804,
@@ -11,7 +17,7 @@ FUZZTIME ?= 60000x
 # staticcheck, pinned (the Go proxy here serves pinned versions only).
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all deps build run check test unit vet lint fuzz clean
+.PHONY: all deps build run check test unit vet lint fuzz clean install deb docs
 
 all: build
 
@@ -20,16 +26,46 @@ deps:
 	@scripts/deps.sh $(LAB_PKGS)
 
 build: deps
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/virtbgp
+	$(GO) build $(BUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/virtbgp
+
+# The files of a host install. The config and the mapping directory's
+# example are installed only where none exists yet: an install from source
+# over a configured host keeps the host's files.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)/usr/sbin/virtbgp
+	install -D -m 0644 systemd/virtbgp.service $(DESTDIR)/lib/systemd/system/virtbgp.service
+	install -d -m 0755 $(DESTDIR)/etc/virtbgp/mapping.d
+	[ -e $(DESTDIR)/etc/virtbgp/virtbgp.yaml ] || install -m 0644 examples/virtbgp.yaml $(DESTDIR)/etc/virtbgp/virtbgp.yaml
+	[ -e $(DESTDIR)/etc/virtbgp/mapping.d/example.yaml ] || install -m 0644 examples/mapping.d/example.yaml $(DESTDIR)/etc/virtbgp/mapping.d/example.yaml
+	install -d -m 0755 $(DESTDIR)/usr/share/man/man8 $(DESTDIR)/usr/share/man/man5
+	gzip -9n <packaging/man/virtbgp.8 >$(DESTDIR)/usr/share/man/man8/virtbgp.8.gz
+	gzip -9n <packaging/man/virtbgp-mapping.5 >$(DESTDIR)/usr/share/man/man5/virtbgp-mapping.5.gz
+	install -D -m 0644 packaging/bash-completion/virtbgp $(DESTDIR)/usr/share/bash-completion/completions/virtbgp
+	install -D -m 0644 -t $(DESTDIR)/usr/share/virtbgp/schema schema/config.schema.json schema/mapping.schema.json
+	install -D -m 0644 -t $(DESTDIR)/usr/share/doc/virtbgp README.md docs/design.md docs/metadata.md
+	gzip -9n <CHANGELOG.md >$(DESTDIR)/usr/share/doc/virtbgp/changelog.gz
+	install -D -m 0644 -t $(DESTDIR)/usr/share/doc/virtbgp/examples examples/demo.yaml examples/mapping.yaml systemd/dedicated-user.conf
+	install -D -m 0644 -t $(DESTDIR)/usr/share/doc/virtbgp/examples/prometheus examples/prometheus/virtbgp-alerts.yaml
+	install -D -m 0644 -t $(DESTDIR)/usr/share/doc/virtbgp/examples/grafana examples/grafana/virtbgp-dashboard.json
+	install -D -m 0644 -t $(DESTDIR)/usr/share/doc/virtbgp/tor docs/tor/README.md docs/tor/bird.conf docs/tor/frr.conf
+
+# The Debian package, bin/virtbgp_<version>-1_<arch>.deb (scripts/mkdeb.sh).
+deb: deps
+	scripts/mkdeb.sh bin
+
+# The generated man pages and bash completion (cmd/virtbgp/docs_test.go
+# checks them in make test; this writes them anew).
+docs:
+	$(GO) test -count=1 -run '^TestGeneratedDocs$$' ./cmd/virtbgp/ -update
 
 # The demo: libvirt's in-process test driver (its domain "test" is running)
 # and the example mapping; watch the log announce the test domain's IPs.
 run: build
-	$(BIN) check --config examples/virtbgp.yaml
-	$(BIN) run --config examples/virtbgp.yaml
+	$(BIN) check --config examples/demo.yaml
+	$(BIN) run --config examples/demo.yaml
 
 check: build
-	$(BIN) check --config examples/virtbgp.yaml
+	$(BIN) check --config examples/demo.yaml
 
 vet: deps
 	$(GO) vet ./...
@@ -54,6 +90,9 @@ fuzz: deps
 	$(GO) test -run='^$$' -fuzz='^FuzzParseNova$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseHealth$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/manual/
+	$(GO) test -run='^$$' -fuzz='^FuzzRequest$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/manual/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/control/
 
 clean:
 	rm -rf bin

@@ -24,6 +24,12 @@ import (
 // of the lab is left: no namespace, no process, no mount.
 func upLab(t *testing.T) *vblab.Lab {
 	t.Helper()
+	return upLabWith(t, vblab.Options{})
+}
+
+// upLabWith is upLab with lab options (Log is set here).
+func upLabWith(t *testing.T, opts vblab.Options) *vblab.Lab {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("the real-world lab (libvirtd, QEMU, BIRD, FRR) does not run with -short")
 	}
@@ -34,7 +40,8 @@ func upLab(t *testing.T) *vblab.Lab {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	l, err := vblab.Up(ctx, vblab.Options{Log: log})
+	opts.Log = log
+	l, err := vblab.Up(ctx, opts)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}

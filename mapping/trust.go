@@ -220,11 +220,16 @@ func (a *Allow) refuse(r *Route) string {
 	return ""
 }
 
-// inside reports whether p is one of the valid allowed prefixes, or lies
-// inside one.
+// inside reports whether p is one of the allowed prefixes, or lies inside
+// one. An allowed prefix that Validate would refuse for its length, its
+// host bits or a zone allows nothing, so that an Allow built without
+// Validate never widens; its reserved-address rule is left to the claims
+// themselves (every parser refuses a reserved address), which keeps this
+// check, run for each claimed route on each pass, cheap.
 func inside(p netip.Prefix, allowed []netip.Prefix) bool {
 	for _, o := range allowed {
-		if o.Bits() <= p.Bits() && o.Contains(p.Addr()) && allowedProblem(o) == "" {
+		if o.Bits() <= p.Bits() && o.Contains(p.Addr()) &&
+			o.Bits() >= minAllowed(o.Addr().Is4()) && o.Addr().Zone() == "" && o.Masked() == o {
 			return true
 		}
 	}

@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 
 # build: cgo against libvirt; tests: a real libvirtd (test driver), network
 # namespaces, systemd-analyze (unit check; does not replace the init system);
-# bench: GNU time (a child's peak RSS).
-pkgs=(gcc pkg-config libvirt-dev libvirt-daemon libvirt-clients iproute2 systemd time)
+# bench: GNU time (a child's peak RSS); make deb and its test: dpkg-dev
+# (dpkg-shlibdeps), lintian, groff (the man pages' check); curl (the API's
+# tests and benchmark drive it as operators do, curl --unix-socket).
+pkgs=(gcc pkg-config libvirt-dev libvirt-daemon libvirt-clients iproute2 systemd time dpkg-dev lintian groff curl)
 [ $# -gt 0 ] && pkgs+=("$@")
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -17,7 +17,7 @@ const (
 	unitName   = "virtbgp.service"
 	dropInName = "dedicated-user.conf"
 	// installedBinary is where the unit expects virtbgp (README, "Install").
-	installedBinary = "/usr/local/bin/virtbgp"
+	installedBinary = "/usr/sbin/virtbgp"
 	// defaultConfig is cmd/virtbgp's default --config.
 	defaultConfig = "/etc/virtbgp/virtbgp.yaml"
 )

@@ -396,6 +396,9 @@ type Virtbgp struct {
 	// (lab.VirtbgpConfig.MappingExtra): mapping.metadata, see
 	// MetadataConfigYAML.
 	MappingExtra string
+	// Extra is top-level YAML added to the config (lab.VirtbgpConfig.Extra:
+	// the api section).
+	Extra string
 }
 
 // StartVirtbgp starts the lab's virtbgp on the host against the
@@ -422,6 +425,7 @@ func (r *Rig) StartVirtbgp(ctx context.Context, v Virtbgp) (time.Time, error) {
 		Binary:            v.Binary,
 		Env:               env,
 		MappingExtra:      v.MappingExtra,
+		Extra:             v.Extra,
 	})
 	if err != nil {
 		return t0, err

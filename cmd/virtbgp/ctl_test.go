@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,16 +15,19 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // fakeDaemon is a control.Handler with canned answers.
 type fakeDaemon struct {
-	mu     sync.Mutex
-	calls  []string
-	report status.Report
-	err    error
+	mu      sync.Mutex
+	calls   []string
+	report  status.Report
+	err     error
+	lastReq manual.Request
 }
 
 func (f *fakeDaemon) record(op string) error {
@@ -46,6 +51,27 @@ func (f *fakeDaemon) Undrain(context.Context) (string, error) {
 
 func (f *fakeDaemon) Reload(context.Context) (string, error) {
 	return "reloaded: mapping generation 2, 1 route(s) changed", f.record("reload")
+}
+
+func (f *fakeDaemon) ManualRoutes(context.Context) ([]manual.Route, error) {
+	return []manual.Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32"), NextHop: "self",
+		Communities: []string{"blackhole"}, CreatedBy: "uid 0", Note: "rtbh"}}, f.record("routes")
+}
+
+func (f *fakeDaemon) Announce(_ context.Context, who string, req manual.Request) (manual.Route, error) {
+	f.mu.Lock()
+	f.lastReq = req
+	f.mu.Unlock()
+	allow := mapping.Allow{Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	r, ttl, err := manual.Validate(&req, &allow)
+	if err != nil {
+		return manual.Route{}, err
+	}
+	return manual.New(r, ttl, req.Note, who, time.Now(), nil), f.record("announce")
+}
+
+func (f *fakeDaemon) Withdraw(_ context.Context, who, prefix string) (manual.Route, error) {
+	return manual.Route{Prefix: netip.MustParsePrefix(prefix), CreatedBy: who}, f.record("withdraw " + prefix)
 }
 
 func (f *fakeDaemon) Calls() []string {
@@ -207,12 +233,12 @@ func TestControlUsage(t *testing.T) {
 		{[]string{"reload", "--socket"}, "flag needs an argument: -socket"},
 	} {
 		code, out, errs := run(tc.args...)
-		if code != 2 || out != "" || !strings.Contains(errs, tc.want) || !strings.Contains(errs, "-socket path") {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q with the flags", tc.args, code, out, errs, tc.want)
+		if code != 2 || out != "" || !strings.Contains(errs, tc.want) || !strings.Contains(errs, "usage: virtbgp "+tc.args[0]+" [--socket PATH | --config FILE]") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q with the synopsis", tc.args, code, out, errs, tc.want)
 		}
 	}
 	code, out, _ := run("help")
-	for _, cmd := range []string{"status", "drain", "undrain", "reload", control.DefaultSocket} {
+	for _, cmd := range []string{"status", "drain", "undrain", "reload", "announce", "withdraw", "routes", control.DefaultSocket} {
 		if code != 0 || !strings.Contains(out, cmd) {
 			t.Errorf("help lacks %q:\n%s", cmd, out)
 		}
@@ -224,5 +250,58 @@ func TestDefaultSocket(t *testing.T) {
 	code, _, errs := run("status", "--json")
 	if code != 0 && !strings.Contains(errs, "socket "+control.DefaultSocket) {
 		t.Errorf("exit %d, stderr %q; want the default socket %s named", code, errs, control.DefaultSocket)
+	}
+}
+
+// TestManualCommands: announce (flags before and after the prefix), routes
+// and withdraw send what they are given and print the answer.
+func TestManualCommands(t *testing.T) {
+	h, sock := startDaemon(t)
+	code, out, errs := run("announce", "--socket", sock, "198.51.100.1", "--med", "10", "--community", "65001:1",
+		"--community", "blackhole", "--ttl", "30s", "--note", "rtbh ticket 42")
+	if code != 0 || !strings.HasPrefix(out, "announced 198.51.100.1/32 (lease 30s, until ") || errs != "" {
+		t.Fatalf("announce: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	req := h.lastReq
+	if req.Prefix != "198.51.100.1" || *req.MED != 10 || strings.Join(req.Communities, ",") != "65001:1,blackhole" ||
+		req.TTL != "30s" || req.Note != "rtbh ticket 42" || req.ASPathPrepend != nil || req.LocalPref != nil {
+		t.Errorf("request %+v", req)
+	}
+	code, out, errs = run("announce", "--socket", sock, "203.0.113.1")
+	if code != 1 || !strings.Contains(errs, "virtbgp announce: prefix: 203.0.113.1/32: outside the prefixes allowed to a manual route") {
+		t.Errorf("announce outside: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, errs = run("routes", "--socket", sock)
+	if code != 0 || !strings.Contains(out, "198.51.100.1/32") || !strings.Contains(out, "rtbh") || errs != "" {
+		t.Errorf("routes: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, _ = run("withdraw", "--socket", sock, "198.51.100.1/32")
+	if code != 0 || !strings.HasPrefix(out, "withdrawn 198.51.100.1/32 (created by uid 0") {
+		t.Errorf("withdraw: exit %d, stdout %q", code, out)
+	}
+	code, out, errs = run("announce", "--socket", sock, "198.51.100.1", "--med", "ten")
+	if code != 2 || out != "" || !strings.Contains(errs, `invalid value "ten" for flag -med`) {
+		t.Errorf("bad flag: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	// --help: the synopsis on stdout, exit 0.
+	for _, cmd := range []string{"announce", "withdraw", "routes", "status", "drain"} {
+		code, out, errs := run(cmd, "--help")
+		if code != 0 || !strings.HasPrefix(out, "usage: virtbgp "+cmd) || errs != "" {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", cmd, code, out, errs)
+		}
+	}
+}
+
+// TestSocketFromConfig: --config gives the socket's path.
+func TestSocketFromConfig(t *testing.T) {
+	_, sock := startDaemon(t)
+	cfg := filepath.Join(t.TempDir(), "virtbgp.yaml")
+	text := "version: 1\nbgp: {asn: 65001, router-id: 192.0.2.1}\nmapping: {path: m.yaml}\ncontrol: {socket: " + sock + "}\n"
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run("routes", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "198.51.100.1/32") {
+		t.Errorf("routes --config: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

@@ -10,7 +10,14 @@
 //	virtbgp drain                   drain this host (GRACEFUL_SHUTDOWN, then withdraw)
 //	virtbgp undrain                 undo a drain
 //	virtbgp reload                  reload the mapping and config
-//	virtbgp version                 print the version
+//	virtbgp announce PREFIX [...]   announce a manual route (--med, --community, --ttl, --note, ...)
+//	virtbgp withdraw PREFIX         withdraw a manual route
+//	virtbgp routes  [--json]        list the manual routes
+//	virtbgp version                 print the version, commit and Go version
+//	virtbgp help [COMMAND]          the commands, or one command's synopsis and flags
+//
+// Every command takes --help. The man page virtbgp(8) says the same at
+// length.
 package main
 
 import (
@@ -21,23 +28,18 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/virtbgp/virtbgp/fileerr"
+	"github.com/virtbgp/virtbgp/internal/bgp"
 	"github.com/virtbgp/virtbgp/internal/config"
-	"github.com/virtbgp/virtbgp/internal/control"
 	"github.com/virtbgp/virtbgp/internal/daemon"
 	"github.com/virtbgp/virtbgp/internal/notify"
 	"github.com/virtbgp/virtbgp/mapping"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
 
 const defaultConfig = "/etc/virtbgp/virtbgp.yaml"
 
@@ -45,70 +47,36 @@ func main() {
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintf(w, `usage: virtbgp <command> [flags]
-
-commands:
-  run     --config FILE   run the daemon (default config %s)
-  check   --config FILE   validate the config and the mapping; print every error; exit 1 on any
-  check   --mapping PATH  validate a mapping file or directory alone
-  check   --domain-xml F  validate the virtbgp and Nova metadata of a domain XML file (or of a
-                          bare element), optionally against --allowed-prefixes; for orchestrator CI
-  metadata show|set|clear --domain NAME [--live] [--config]
-                          a domain's virtbgp metadata through libvirt (virtbgp metadata help)
-  status  [--json]        show the running daemon: peers, domains, announced routes, drain, mapping
-  drain                   drain this host: routes carry GRACEFUL_SHUTDOWN, then are withdrawn
-  undrain                 undo a drain: announce the routes normally again
-  reload                  reload the mapping and the config (as SIGHUP does)
-  version                 print the version
-
-status, drain, undrain and reload talk to the daemon over its control socket
-(--socket PATH, default %s; root only); exit 1 if it fails or is unreachable.
-`, defaultConfig, control.DefaultSocket)
-}
-
 func runMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
 	}
-	cmd, args := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return cmdRun(args, stderr)
-	case "check":
-		return cmdCheck(args, stdout, stderr)
-	case "metadata":
-		return cmdMetadata(args, stdout, stderr)
-	case "status":
-		return cmdStatus(args, stdout, stderr)
-	case control.OpDrain, control.OpUndrain, control.OpReload:
-		return cmdControl(cmd, args, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, versionString())
-		return 0
-	case "help", "-h", "--help":
-		usage(stdout)
-		return 0
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		return cmdHelp(args[1:], stdout, stderr)
+	case "--version", "-version":
+		return cmdVersion(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "virtbgp: unknown command %q\n", cmd)
+	c, rest := findCommand(args)
+	if c != nil {
+		return c.run(rest, stdout, stderr)
+	}
+	// A group ("metadata") without one of its commands.
+	if cs := group(args[0]); len(cs) > 0 {
+		if len(args) > 1 && (args[1] == "-h" || args[1] == "-help" || args[1] == "--help" || args[1] == "help") {
+			writeUsage(stdout, cs)
+			return 0
+		}
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "virtbgp %s: unknown command %q\n", args[0], args[1])
+		}
+		writeUsage(stderr, cs)
+		return 2
+	}
+	fmt.Fprintf(stderr, "virtbgp: unknown command %q\n", args[0])
 	usage(stderr)
 	return 2
-}
-
-func versionString() string {
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-					v = "devel-" + s.Value[:12]
-				}
-			}
-		}
-	}
-	return fmt.Sprintf("virtbgp %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // printErrors writes each problem of err on its own line.
@@ -124,17 +92,15 @@ func printErrors(w io.Writer, what string, err error) {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("check", stdout, stderr)
 	cfgPath := fs.String("config", defaultConfig, "daemon config `file`")
 	mapPath := fs.String("mapping", "", "check this mapping `path` instead of the config's mapping.path (config not needed)")
 	domainXML := domainXMLFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "virtbgp check: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := noArgs(fs); !ok {
+		return code
 	}
 	if len(domainXML.files) > 0 {
 		// Domain XML alone, unless --config or --mapping asks for more.
@@ -150,8 +116,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if domainXML.allow != nil {
-		fmt.Fprintln(stderr, "virtbgp check: --allowed-prefixes and its companions need --domain-xml")
-		return 2
+		return usageError(fs, "--allowed-prefixes and its companions need --domain-xml")
 	}
 	return checkMapping(*cfgPath, *mapPath, stdout, stderr)
 }
@@ -168,6 +133,10 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "config %s: ok (AS %d, router-id %s, %d peer(s), libvirt %s)\n",
 			cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
+		for _, w := range hostWarnings(cfg) {
+			fmt.Fprintf(stderr, "config %s: warning: %s\n", cfgPath, w)
+		}
+		checkNextHops(cfg.BGP, bgp.KernelNextHop, stdout, stderr)
 		if md := cfg.Mapping.Metadata; md.Enabled {
 			fmt.Fprintf(stdout, "metadata: virtbgp's element, claims allowed in %v\n", md.Allow.Prefixes)
 		}
@@ -190,34 +159,69 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+// checkNextHops prints, for each peer whose session carries the family
+// other than its own, the next hop of that family its routes get on this
+// host, or a warning that they are not sent to it. It is a warning, not an
+// error: the config may be checked away from the host that runs it.
+func checkNextHops(b config.BGP, nh bgp.NextHopFunc, stdout, stderr io.Writer) {
+	used, dropped := bgp.PlanNextHops(b, nh)
+	for _, p := range b.Peers {
+		a := p.Address.Unmap()
+		for _, f := range []config.Family{config.FamilyIPv4, config.FamilyIPv6} {
+			if addr, ok := used[a][f]; ok {
+				fmt.Fprintf(stdout, "peer %s: %s routes with next hop self get next hop %s\n", a, f, addr)
+			}
+		}
+	}
+	for _, d := range dropped {
+		fmt.Fprintf(stderr, "warning: peer %s: its session carries %s but %s routes with next hop self will not be sent to it on this host: %s (set next-hop-%s, or give the interface facing it a global %s address)\n",
+			d.Peer, d.Family, d.Family, d.Reason, d.Family, d.Family)
+	}
+}
+
+// newLogger returns the daemon's logger writing to w. With journal (w is
+// the stream systemd connects to the journal), each line starts with its
+// syslog priority, so that journalctl -p warning shows warnings and errors,
+// and the text format leaves out the time, which the journal records.
+func newLogger(w io.Writer, level, format string, journal bool) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var newHandler func(io.Writer) slog.Handler
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		if journal {
+			opts.ReplaceAttr = dropTime
+		}
+		newHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, opts) }
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		newHandler = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, opts) }
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", format)
 	}
-	return nil, fmt.Errorf("log format %q: want text or json", format)
+	if journal {
+		return slog.New(newJournalHandler(w, newHandler)), nil
+	}
+	return slog.New(newHandler(w)), nil
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", stdout, stderr)
 	cfgPath := fs.String("config", defaultConfig, "daemon config `file`")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	format := fs.String("log-format", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log `format`: text or json")
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code
 	}
-	log, err := newLogger(stderr, *level, *format)
+	if code, ok := noArgs(fs); !ok {
+		return code
+	}
+	f, _ := stderr.(*os.File)
+	log, err := newLogger(stderr, *level, *format, stderrIsJournal(f, os.Getenv("JOURNAL_STREAM")))
 	if err != nil {
-		fmt.Fprintf(stderr, "virtbgp: %v\n", err)
-		return 2
+		return usageError(fs, "%v", err)
 	}
 	// A CPU profile of the whole run, for benchmarks (go tool pprof).
 	if path := os.Getenv("VIRTBGP_CPUPROFILE"); path != "" {
@@ -240,6 +244,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
+	for _, w := range hostWarnings(cfg) {
+		log.Warn("config works against a host install", "config", cfg.File, "warning", w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -250,7 +257,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log.Info("starting", "version", versionString(), "config", cfg.File, "asn", cfg.BGP.ASN,
 		"router_id", cfg.BGP.RouterID, "peers", len(cfg.BGP.Peers), "libvirt", cfg.Libvirt.URI,
 		"mapping", cfg.Mapping.Path, "vms", vms, "routes", routes)
-	d, err := daemon.New(cfg, m, log, daemon.Options{Version: strings.TrimPrefix(versionString(), "virtbgp "), Notifier: notify.New(log.With("part", "systemd"))})
+	d, err := daemon.New(cfg, m, log, daemon.Options{Version: currentBuild().Version, Revision: currentBuild().Commit, Notifier: notify.New(log.With("part", "systemd"))})
 	if err != nil {
 		log.Error("virtbgp cannot start", "error", err)
 		return 1

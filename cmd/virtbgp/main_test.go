@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/virtbgp/virtbgp/internal/config"
 )
 
 func TestCheck(t *testing.T) {
@@ -25,9 +29,16 @@ func TestCheck(t *testing.T) {
 		stdout   []string
 		stderr   []string
 		noStdout bool
+		noStderr bool
 	}{
-		{name: "example config", args: []string{"check", "--config", "../../examples/virtbgp.yaml"}, code: 0,
-			stdout: []string{"config ../../examples/virtbgp.yaml: ok", "mapping ../../examples/mapping.yaml: ok (2 VM(s), 5 route(s) from 1 file(s))"}},
+		{name: "example config", args: []string{"check", "--config", "../../examples/demo.yaml"}, code: 0,
+			stdout: []string{"config ../../examples/demo.yaml: ok", "mapping ../../examples/mapping.yaml: ok (2 VM(s), 5 route(s) from 1 file(s))"}},
+		{name: "the demo's /tmp paths are warned about", args: []string{"check", "--config", "../../examples/demo.yaml"}, code: 0,
+			stderr: []string{"config ../../examples/demo.yaml: warning: state-dir /tmp/virtbgp-demo/state is under /tmp",
+				"config ../../examples/demo.yaml: warning: control.socket /tmp/virtbgp-demo/control.sock is under /tmp"}},
+		{name: "host config", args: []string{"check", "--config", "../../examples/virtbgp.yaml"}, code: 0, noStderr: true,
+			stdout: []string{"config ../../examples/virtbgp.yaml: ok (AS 65001, router-id 192.0.2.1, 0 peer(s), libvirt qemu:///system)",
+				"mapping ../../examples/mapping.d: ok (0 VM(s), 0 route(s) from 1 file(s))"}},
 		{name: "mapping only", args: []string{"check", "--mapping", "../../examples/mapping.yaml"}, code: 0,
 			stdout: []string{"mapping ../../examples/mapping.yaml: ok"}},
 		{name: "every problem of a broken mapping", args: []string{"check", "--mapping", broken}, code: 1, noStdout: true,
@@ -57,8 +68,47 @@ func TestCheck(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
 				}
 			}
+			if tt.noStderr && errb.Len() > 0 {
+				t.Errorf("stderr = %q, want nothing", errb.String())
+			}
 			if tt.noStdout && out.Len() > 0 {
 				t.Errorf("stdout = %q, want nothing", out.String())
+			}
+		})
+	}
+}
+
+// TestCheckNextHops checks what `virtbgp check` says about the next hops of
+// the other family, with a stand-in for the host's interfaces.
+func TestCheckNextHops(t *testing.T) {
+	nh := func(peer netip.Addr, fam config.Family) (netip.Addr, error) {
+		if peer == netip.MustParseAddr("198.18.0.1") {
+			return netip.MustParseAddr("fd00::11"), nil
+		}
+		return netip.Addr{}, errors.New("interface eth1 facing the peer has no usable global " + string(fam) + " address")
+	}
+	both := []config.Family{config.FamilyIPv4, config.FamilyIPv6}
+	tests := []struct {
+		name           string
+		peers          []config.Peer
+		stdout, stderr string
+	}{
+		{"own family only", []config.Peer{{Address: netip.MustParseAddr("198.18.0.1"), Families: []config.Family{config.FamilyIPv4}}}, "", ""},
+		{"found", []config.Peer{{Address: netip.MustParseAddr("198.18.0.1"), Families: both}},
+			"peer 198.18.0.1: ipv6 routes with next hop self get next hop fd00::11\n", ""},
+		{"override", []config.Peer{{Address: netip.MustParseAddr("198.18.0.2"), Families: both, NextHopIPv6: netip.MustParseAddr("fd00::99")}},
+			"peer 198.18.0.2: ipv6 routes with next hop self get next hop fd00::99\n", ""},
+		{"none", []config.Peer{{Address: netip.MustParseAddr("198.18.0.2"), Families: both}}, "",
+			"warning: peer 198.18.0.2: its session carries ipv6 but ipv6 routes with next hop self will not be sent to it on this host: interface eth1 facing the peer has no usable global ipv6 address (set next-hop-ipv6, or give the interface facing it a global ipv6 address)\n"},
+		{"ipv4 over IPv6", []config.Peer{{Address: netip.MustParseAddr("fd00::1"), Families: both}}, "",
+			"warning: peer fd00::1: its session carries ipv4 but ipv4 routes with next hop self will not be sent to it on this host: interface eth1 facing the peer has no usable global ipv4 address (set next-hop-ipv4, or give the interface facing it a global ipv4 address)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			checkNextHops(config.BGP{ASN: 65001, Peers: tt.peers}, nh, &out, &errb)
+			if out.String() != tt.stdout || errb.String() != tt.stderr {
+				t.Errorf("stdout %q\nwant   %q\nstderr %q\nwant   %q", out.String(), tt.stdout, errb.String(), tt.stderr)
 			}
 		})
 	}

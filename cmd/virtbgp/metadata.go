@@ -25,50 +25,22 @@ import (
 // defaultLibvirtURI is the daemon's default libvirt.uri.
 const defaultLibvirtURI = "qemu:///system"
 
-func metadataUsage(w io.Writer) {
-	fmt.Fprintf(w, `usage: virtbgp metadata <show|set|clear> --domain NAME [flags]
-
-  show  [--live | --config] [--routes]   print the domain's virtbgp element (and check it)
-  set   [--live] [--config] (--file F | ELEMENT)
-                                         check the element, then write it (canonical form)
-  clear [--live] [--config]              remove the element
-
-  --connect URI   libvirt connection (default %s)
-  --domain NAME   the domain's name or UUID
-  --live          the running domain's definition
-  --config        the persistent definition, which a restart and migrate --persistent keep
-                  set and clear without either: every definition the domain has (live if it
-                  runs, config if it is persistent); show without either: libvirt's current
-
-The element is in the namespace %s, key %s:
-the same as virsh metadata DOMAIN --uri %s --key %s --set ELEMENT --live --config.
-`, defaultLibvirtURI, mapping.MetadataNS, mapping.MetadataKey, mapping.MetadataNS, mapping.MetadataKey)
+// metadataOp returns the run function of `virtbgp metadata op`.
+func metadataOp(op string) func(args []string, stdout, stderr io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int { return cmdMetadata(op, args, stdout, stderr) }
 }
 
-// cmdMetadata is `virtbgp metadata show|set|clear`.
-func cmdMetadata(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		metadataUsage(stderr)
-		return 2
-	}
-	op, args := args[0], args[1:]
-	switch op {
-	case "show", "set", "clear":
-	case "help", "-h", "--help":
-		metadataUsage(stdout)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "virtbgp metadata: unknown command %q\n", op)
-		metadataUsage(stderr)
-		return 2
-	}
-	fs := flag.NewFlagSet("metadata "+op, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { metadataUsage(stderr) }
+// cmdMetadata is `virtbgp metadata show|set|clear`. The element is in
+// libvirt's metadata under the namespace mapping.MetadataNS, key
+// mapping.MetadataKey: the same as virsh metadata DOMAIN --uri NS --key KEY
+// --set ELEMENT --live --config.
+func cmdMetadata(op string, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("metadata "+op, stdout, stderr)
 	uri := fs.String("connect", defaultLibvirtURI, "libvirt connection `URI`")
 	name := fs.String("domain", "", "the domain's `name` or UUID")
 	live := fs.Bool("live", false, "the running domain's definition")
-	config := fs.Bool("config", false, "the persistent definition")
+	config := fs.Bool("config", false, "the persistent definition, which a restart and migrate --persistent keep; "+
+		"set and clear without --live or --config: every definition the domain has; show without either: libvirt's current")
 	var file *string
 	var routes *bool
 	switch op {
@@ -77,21 +49,18 @@ func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 	case "show":
 		routes = fs.Bool("routes", false, "print the routes the element gives, not the element")
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code
 	}
 	var element []byte
 	var source string
 	switch {
 	case *name == "":
-		fmt.Fprintf(stderr, "virtbgp metadata %s: --domain is required\n", op)
-		return 2
+		return usageError(fs, "--domain is required")
 	case op == "show" && *live && *config:
-		fmt.Fprintln(stderr, "virtbgp metadata show: --live or --config, not both")
-		return 2
+		return usageError(fs, "--live or --config, not both")
 	case op == "set" && (*file == "") == (fs.NArg() == 0):
-		fmt.Fprintln(stderr, "virtbgp metadata set: give the element as the argument or with --file, one of them")
-		return 2
+		return usageError(fs, "give the element as the argument or with --file, one of them")
 	case op == "set" && *file != "":
 		source = *file
 		var err error
@@ -102,12 +71,10 @@ func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 	case op == "set":
 		source, element = "element", []byte(fs.Arg(0))
 		if fs.NArg() > 1 {
-			fmt.Fprintf(stderr, "virtbgp metadata set: unexpected argument %q (quote the element)\n", fs.Arg(1))
-			return 2
+			return usageError(fs, "unexpected argument %q (quote the element)", fs.Arg(1))
 		}
 	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "virtbgp metadata %s: unexpected argument %q\n", op, fs.Arg(0))
-		return 2
+		return usageError(fs, "unexpected argument %q", fs.Arg(0))
 	}
 	// set checks the element before it connects: bad metadata is never
 	// written.

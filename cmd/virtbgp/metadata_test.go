@@ -208,8 +208,8 @@ func TestMetadataUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want %d, %q (stdout %q)", tc.args, code, stderr, tc.code, tc.stderr, stdout)
 		}
 	}
-	if code, stdout, _ := run("metadata", "help"); code != 0 || !strings.Contains(stdout, "--uri "+mapping.MetadataNS+" --key virtbgp") {
-		t.Errorf("metadata help: exit %d, %q", code, stdout)
+	if code, stdout, _ := run("metadata", "set", "--help"); code != 0 || !strings.Contains(strings.Join(strings.Fields(stdout), " "), "--uri "+mapping.MetadataNS+" --key virtbgp") {
+		t.Errorf("metadata set --help: exit %d, %q", code, stdout)
 	}
 }
 

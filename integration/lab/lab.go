@@ -84,6 +84,12 @@ type Options struct {
 	// route of the namespace, BIRD's table included: a measurement of BIRD
 	// alone runs without it, so that it does not compete for the CPU.
 	NoFRR bool `json:"no_frr,omitempty"`
+	// OneSessionPerToR gives each ToR one session with each hypervisor,
+	// over IPv4, carrying IPv4 and IPv6 unicast (docs/tor: BIRD's template
+	// virtbgp46, FRR's peer-group VIRTBGP46), instead of one session a
+	// family; virtbgp's config has the two IPv4 peers with
+	// families [ipv4, ipv6].
+	OneSessionPerToR bool `json:"one_session_per_tor,omitempty"`
 	// Log receives the lab's progress; nil discards it.
 	Log *slog.Logger `json:"-"`
 }

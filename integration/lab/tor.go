@@ -60,6 +60,8 @@ type torPeer struct {
 	Local netip.Addr // the ToR's own address for the session (BIRD's)
 	ASN   uint32
 	V6    bool
+	// Both: an IPv4 session carrying IPv6 too (Options.OneSessionPerToR).
+	Both bool
 }
 
 // torPeers lists the neighbors of BIRD (birdSide) or FRR: both
@@ -70,6 +72,10 @@ func (l *Lab) torPeers(birdSide bool) []torPeer {
 		l4, l6 := h.ToR(BIRDv4), h.ToR(BIRDv6)
 		if !birdSide {
 			l4, l6 = h.ToR(FRRv4), h.ToR(FRRv6)
+		}
+		if l.opts.OneSessionPerToR {
+			out = append(out, torPeer{Name: h.Name + "4", Host: h.Name, Addr: h.IPv4, Local: l4, ASN: h.ASN, Both: true})
+			continue
 		}
 		out = append(out,
 			torPeer{Name: h.Name + "4", Host: h.Name, Addr: h.IPv4, Local: l4, ASN: h.ASN},
@@ -86,7 +92,10 @@ func (l *Lab) WaitEstablished(ctx context.Context, hosts ...*Host) error {
 	}
 	var peers []netip.Addr
 	for _, h := range hosts {
-		peers = append(peers, h.IPv4, h.IPv6)
+		peers = append(peers, h.IPv4)
+		if !l.opts.OneSessionPerToR {
+			peers = append(peers, h.IPv6)
+		}
 	}
 	return l.WaitSessions(ctx, l.Routers(), peers...)
 }
@@ -204,7 +213,7 @@ include "{{.Docs}}";
 # only (strict bind): FRR listens on the others in the same namespace.
 {{- range .Peers}}
 
-protocol bgp {{.Name}} from virtbgp{{if .V6}}6{{else}}4{{end}} {
+protocol bgp {{.Name}} from virtbgp{{if .Both}}46{{else if .V6}}6{{else}}4{{end}} {
 	description "{{.Host}} IPv{{if .V6}}6{{else}}4{{end}}";
 	local {{.Local}} as {{$.ASN}};
 	neighbor {{.Addr}} as {{.ASN}};
@@ -417,7 +426,7 @@ router bgp {{.ASN}}
  bgp router-id {{.RouterID}}
 {{- range .Peers}}
  neighbor {{.Addr}} remote-as {{.ASN}}
- neighbor {{.Addr}} peer-group VIRTBGP{{if .V6}}6{{else}}4{{end}}
+ neighbor {{.Addr}} peer-group VIRTBGP{{if .Both}}46{{else if .V6}}6{{else}}4{{end}}
  neighbor {{.Addr}} description {{.Name}}
 {{- end}}
 exit

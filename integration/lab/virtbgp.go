@@ -60,6 +60,9 @@ type VirtbgpConfig struct {
 	// FRRv4 and FRRv6 (on host B, the ToRs' addresses on its link stand in
 	// for them: [Host.ToR]); empty: all four.
 	Peers []netip.Addr `json:"peers,omitempty"`
+	// PeerExtra is YAML added to the peer with that ToR address (as in
+	// Peers), inside its flow mapping: "export: {med: 5}".
+	PeerExtra map[netip.Addr]string `json:"peer_extra,omitempty"`
 	// Binary is a virtbgp binary to run instead of the lab's (a benchmark's
 	// build of an earlier revision); empty: the lab's.
 	Binary string `json:"binary,omitempty"`
@@ -123,8 +126,18 @@ func (h *Host) VirtbgpYAML(c VirtbgpConfig) (string, error) {
 		if len(c.Peers) > 0 && !slices.Contains(c.Peers, p.addr) {
 			continue
 		}
-		fmt.Fprintf(&b, "    - {address: %q, asn: %d, families: [%s], hold-time: %s, local-address: %q}\n",
-			h.ToR(p.addr), tor, p.fam, dur(hold), p.local)
+		if h.lab.opts.OneSessionPerToR {
+			if p.fam == "ipv6" {
+				continue
+			}
+			p.fam = "ipv4, ipv6"
+		}
+		extra := ""
+		if x := c.PeerExtra[p.addr]; x != "" {
+			extra = ", " + x
+		}
+		fmt.Fprintf(&b, "    - {address: %q, asn: %d, families: [%s], hold-time: %s, local-address: %q%s}\n",
+			h.ToR(p.addr), tor, p.fam, dur(hold), p.local, extra)
 	}
 	fmt.Fprintf(&b, "mapping:\n  path: %q\n", mp)
 	if c.NoMappingWatch {
@@ -291,8 +304,8 @@ func (h *Host) RestartVirtbgp(ctx context.Context, sig syscall.Signal) error {
 }
 
 // VirtbgpCtl runs a control command of the lab's virtbgp binary against the
-// host's daemon, "status", "drain", "undrain" or "reload" with args, and
-// returns its output:
+// host's daemon ("status", "drain", "undrain", "reload", "announce",
+// "withdraw", "routes") with args, and returns its output:
 //
 //	<lab>/bin/virtbgp <cmd> --socket <host>/virtbgp.sock [args]
 func (h *Host) VirtbgpCtl(ctx context.Context, cmd string, args ...string) (string, error) {

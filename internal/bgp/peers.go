@@ -70,6 +70,31 @@ type PeerStatus struct {
 	// established session: whether it keeps this host's routes when virtbgp
 	// restarts or the host dies (GRUnknown until a session is up).
 	GracefulRestart GRSupport
+	// SentByFamily is RoutesSent per family (every family of Families,
+	// zero unless established).
+	SentByFamily map[config.Family]uint64
+	// UpdatesSent and UpdatesReceived are the UPDATE messages of the
+	// current session (GoBGP counts per session); zero unless established.
+	UpdatesSent, UpdatesReceived uint64
+	// Flaps is how many times the session went down from established since
+	// the speaker started.
+	Flaps uint64
+	// NotSent are the families of Families whose routes the peer does not
+	// get, with why: its export policy's families, or no next hop of that
+	// family for a session of the other (DroppedFamily).
+	NotSent map[config.Family]string
+}
+
+// Carries returns the families whose routes the peer is sent: Families
+// less NotSent.
+func (p PeerStatus) Carries() []config.Family {
+	var out []config.Family
+	for _, f := range p.Families {
+		if _, no := p.NotSent[f]; !no {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // peerTrack is what the speaker keeps of one configured peer. Guarded by
@@ -95,6 +120,8 @@ type peerTrack struct {
 	reconnects []time.Time
 	// gr is what the peer's last established session announced.
 	gr GRSupport
+	// flaps counts the sessions that went down from established.
+	flaps uint64
 }
 
 func families(p config.Peer) []config.Family {
@@ -205,24 +232,6 @@ func (s *Speaker) apiPeer(p config.Peer, opts StartOptions) *api.Peer {
 	return ap
 }
 
-// warnSelfNextHop warns when a session carries the family other than its
-// transport's: GoBGP fills next hop "self" with the session's local address,
-// which is of the wrong family there (an IPv4-mapped IPv6 next hop for IPv6
-// routes over IPv4, an RFC 5549 IPv6 next hop for IPv4 routes over IPv6).
-func (s *Speaker) warnSelfNextHop(p config.Peer) {
-	local := p.Address.Unmap()
-	if p.LocalAddress.IsValid() {
-		local = p.LocalAddress.Unmap()
-	}
-	for _, f := range families(p) {
-		if f == config.FamilyIPv6 && local.Is4() || f == config.FamilyIPv4 && !local.Is4() {
-			s.log.Warn("session carries a family over the other address family: its routes with next-hop self get an unusable next hop",
-				"peer", p.Address.Unmap(), "family", f,
-				"hint", "give those routes an explicit next hop, or peer over "+string(f))
-		}
-	}
-}
-
 // Peers reports the configured peers in config order. The session states
 // are the ones GoBGP's watch events reported (onPeerState); GoBGP is asked
 // only for the routes sent to established peers. (Its ListPeer reads a
@@ -233,6 +242,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.mu.Lock()
 	peers := s.cfg.Peers // SetPeers replaces the slice, never changes it
 	running := s.state == lifecycleRunning
+	dropped := s.export.dropped
 	s.mu.Unlock()
 
 	out := make([]PeerStatus, len(peers))
@@ -245,12 +255,23 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			State:    StateIdle,
 			Families: append([]config.Family(nil), families(p)...),
 		}
+		for _, f := range out[i].Families {
+			if p.Export.Families != nil && !hasFamily(p.Export.Families, f) {
+				notSent(&out[i], f, "not in its export families")
+			}
+		}
+		for _, d := range dropped {
+			if d.Peer == p.Address.Unmap() {
+				notSent(&out[i], d.Family, "no "+string(d.Family)+" next hop: "+d.Reason)
+			}
+		}
 		t := s.peers[p.Address.Unmap()]
 		if t == nil {
 			continue // SetPeers could not add it
 		}
 		out[i].LastDownReason = t.lastDownReason
 		out[i].GracefulRestart = t.gr
+		out[i].Flaps = t.flaps
 		if running {
 			out[i].State = t.state
 			if t.state == StateEstablished {
@@ -265,6 +286,18 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			continue
 		}
 		addr := peers[i].Address.Unmap().String()
+		// ListPeer: see the note on GoBGP's data race above; the session
+		// is established, so its OPEN has been built already.
+		st, err := s.listPeer(ctx, peers[i].Address.Unmap())
+		if err != nil {
+			return nil, fmt.Errorf("read the message counts of %s: %w", addr, err)
+		}
+		if st.GetState().GetSessionState() == api.PeerState_ESTABLISHED {
+			msgs := st.GetState().GetMessages()
+			out[i].UpdatesSent = msgs.GetSent().GetUpdate()
+			out[i].UpdatesReceived = msgs.GetReceived().GetUpdate()
+		}
+		out[i].SentByFamily = make(map[config.Family]uint64, len(out[i].Families))
 		for _, f := range out[i].Families {
 			t, err := s.srv.GetTable(ctx, &api.GetTableRequest{
 				TableType: api.TableType_ADJ_OUT,
@@ -275,9 +308,19 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 				return nil, fmt.Errorf("count routes sent to %s (%s): %w", addr, f, err)
 			}
 			out[i].RoutesSent += t.GetNumPath()
+			out[i].SentByFamily[f] = t.GetNumPath()
 		}
 	}
 	return out, nil
+}
+
+func notSent(p *PeerStatus, f config.Family, why string) {
+	if p.NotSent == nil {
+		p.NotSent = map[config.Family]string{}
+	}
+	if _, have := p.NotSent[f]; !have {
+		p.NotSent[f] = why
+	}
 }
 
 // onPeerDownLogged is called by the GoBGP logger adapter with the reason of
@@ -339,6 +382,7 @@ func (s *Speaker) onPeerState(ps *api.PeerState) {
 		}
 		t.lastDownReason = reason
 		t.pendingReason = ""
+		t.flaps++
 		t.checkCaps = false
 	}
 	if next == StateIdle && (prev == StateOpenSent || prev == StateOpenConfirm || prev == StateEstablished) {

@@ -125,27 +125,6 @@ func TestGRSupport(t *testing.T) {
 	}
 }
 
-func TestWarnSelfNextHop(t *testing.T) {
-	for _, c := range []struct {
-		peer config.Peer
-		warn int
-	}{
-		{config.Peer{Address: netip.MustParseAddr("192.0.2.1")}, 1}, // default families: ipv6 over IPv4
-		{config.Peer{Address: netip.MustParseAddr("192.0.2.1"), Families: []config.Family{config.FamilyIPv4}}, 0},
-		{config.Peer{Address: netip.MustParseAddr("2001:db8::1"), Families: []config.Family{config.FamilyIPv6}}, 0},
-		{config.Peer{Address: netip.MustParseAddr("2001:db8::1")}, 1}, // ipv4 over IPv6
-		// The local address decides the next hop's family.
-		{config.Peer{Address: netip.MustParseAddr("2001:db8::1"), LocalAddress: netip.MustParseAddr("192.0.2.2"),
-			Families: []config.Family{config.FamilyIPv4}}, 0},
-	} {
-		h := &captureHandler{level: slog.LevelInfo}
-		New(config.BGP{}, slog.New(h)).warnSelfNextHop(c.peer)
-		if got := len(h.messages()); got != c.warn {
-			t.Errorf("%v %v: %d warnings: %v", c.peer.Address, c.peer.Families, got, h.messages())
-		}
-	}
-}
-
 // TestRecentReconnects keeps the re-adds within fastReconnectWindow.
 func TestRecentReconnects(t *testing.T) {
 	now := time.Date(2025, 6, 4, 12, 0, 0, 0, time.UTC)

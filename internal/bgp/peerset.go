@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"reflect"
 	"slices"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -17,7 +16,9 @@ import (
 // SetPeers makes the speaker's sessions those of peers, touching only what
 // differs: a new peer is added, a removed one deleted (its session closes
 // with a Cease), and a peer whose configuration changed is replaced (only
-// its session resets). Sessions of unchanged peers stay up. The first call
+// its session resets). Sessions of unchanged peers stay up. A peer whose
+// export policy (export, next-hop-ipv4/-ipv6) alone changed keeps its
+// session: the new policy reaches it by a soft reset out. The first call
 // after StartWith with DeferPeers adds the initial peers, in restarting
 // mode if the start asked for it. The peers must be valid (config.Load
 // checks them).
@@ -33,7 +34,10 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 	}
 	var errs []error
 	for _, a := range slices.SortedFunc(maps.Keys(s.configured), netip.Addr.Compare) {
-		if p, keep := want[a]; keep && reflect.DeepEqual(p, s.configured[a]) {
+		if p, keep := want[a]; keep && sessionEqual(p, s.configured[a]) {
+			// Only the export policy may differ: updateExport below.
+			s.configured[a] = p
+			s.trackPeer(p)
 			continue
 		}
 		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: a.String()}); err != nil {
@@ -50,15 +54,23 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 		s.log.Info("peer removed", "peer", a)
 	}
 	var add []config.Peer
+	fresh := map[netip.Addr]bool{}
 	for _, p := range peers {
 		if _, have := s.configured[p.Address.Unmap()]; !have {
 			add = append(add, p)
+			fresh[p.Address.Unmap()] = true
 		}
+	}
+	// The policy first, so that added peers get it with their first
+	// UPDATE; kept peers get a soft reset out where what they are sent
+	// changes.
+	s.cfg.Peers = slices.Clone(peers)
+	if err := s.updateExport(ctx, fresh); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.addPeers(ctx, add); err != nil {
 		errs = append(errs, err)
 	}
-	s.cfg.Peers = slices.Clone(peers)
 	return errors.Join(errs...)
 }
 
@@ -85,7 +97,6 @@ func (s *Speaker) addPeers(ctx context.Context, peers []config.Peer) error {
 		if opts.Restarting {
 			s.grPending[a] = true
 		}
-		s.warnSelfNextHop(p)
 		if s.state == lifecycleRunning {
 			s.log.Info("peer added", "peer", a, "asn", p.ASN, "restarting", opts.Restarting)
 		}

@@ -67,6 +67,10 @@ type StartOptions struct {
 	// adds them (with Restarting as above). A restarting daemon re-adds its
 	// routes in between, so that the peers get the full table at once.
 	DeferPeers bool
+	// NextHop finds the next hop "self" of the family other than a
+	// session's own (export.go); nil means KernelNextHop, whose answers
+	// follow the host's address changes.
+	NextHop NextHopFunc
 }
 
 type lifecycle int
@@ -106,6 +110,14 @@ type Speaker struct {
 	// grCheck asks watchRestarting to look at the pending peers (capacity
 	// 1: one pending request covers any number of events).
 	grCheck chan struct{}
+	// export is the export policy in force, nextHop what finds the next
+	// hops of the other family (mu).
+	export  exportPlan
+	nextHop NextHopFunc
+	// exportCheck asks watchExport to re-plan the export policy (capacity
+	// 1, as grCheck).
+	exportCheck chan struct{}
+
 	// sessionCheck asks watchSessions to look at the peers onPeerState
 	// marked (capacity 1, as grCheck).
 	sessionCheck chan struct{}
@@ -129,6 +141,7 @@ func New(cfg config.BGP, log *slog.Logger) *Speaker {
 		grCheck:   make(chan struct{}, 1),
 
 		sessionCheck: make(chan struct{}, 1),
+		exportCheck:  make(chan struct{}, 1),
 	}
 	for _, p := range cfg.Peers {
 		a := p.Address.Unmap()
@@ -199,6 +212,16 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 	if err := s.setImportPolicy(ctx); err != nil {
 		return err
 	}
+	s.nextHop = opts.NextHop
+	if s.nextHop == nil {
+		s.nextHop = KernelNextHop
+		if err := watchAddresses(watchCtx.Done(), s.kickExport); err != nil {
+			s.log.Warn("cannot follow the host's address changes; next hops of the other family are looked up at start and reload only", "error", err)
+		}
+	}
+	if err := s.setExportPolicy(ctx); err != nil {
+		return err
+	}
 	watch := &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}
 	if opts.Restarting {
 		// grsync.go: the End-of-RIBs the peers send.
@@ -221,6 +244,7 @@ func (s *Speaker) StartWith(ctx context.Context, opts StartOptions) (err error) 
 		go s.watchRestarting(watchCtx)
 	}
 	go s.watchSessions(watchCtx)
+	go s.watchExport(watchCtx)
 	s.stopWatches = cancel
 	s.state = lifecycleRunning
 	gr := s.cfg.GracefulRestart
@@ -288,14 +312,7 @@ func (s *Speaker) checkTCPMD5() {
 // reject" would reject our own routes too. The policy accepts local paths
 // (route-type local) and rejects everything else by default.
 func (s *Speaker) setImportPolicy(ctx context.Context) error {
-	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{
-		Name: importPolicyName,
-		Statements: []*api.Statement{{
-			Name:       acceptLocalStmtName,
-			Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
-			Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
-		}},
-	}}); err != nil {
+	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: importPolicy()}); err != nil {
 		return fmt.Errorf("add import policy %s: %w", importPolicyName, err)
 	}
 	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{

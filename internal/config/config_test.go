@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/fileerr"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // doc joins lines into a YAML document; line i of the slice is line i+1 of
@@ -131,6 +132,7 @@ func TestParseFull(t *testing.T) {
 		ResyncInterval: 90 * time.Second,
 		StateDir:       filepath.Join(filepath.Dir(file), "state"),
 		Control:        Control{Socket: "/run/vb/ctl.sock"},
+		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: 0},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -178,6 +180,7 @@ func TestParseDefaults(t *testing.T) {
 		ResyncInterval: DefaultResyncInterval,
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
+		API:            API{WriteRate: DefaultWriteRate},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -282,8 +285,8 @@ func withPeerLines(keys ...string) []string {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, drain"
-	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families"
+	const allowedTop = "allowed: version, libvirt, bgp, mapping, status, policy, resync-interval, state-dir, control, api, drain"
+	const allowedPeer = "allowed: address, port, asn, password, password-file, passive, hold-time, keepalive, multihop-ttl, local-address, families, next-hop-ipv4, next-hop-ipv6, export"
 	tests := []struct {
 		name string
 		data []byte
@@ -411,6 +414,38 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"peer unknown key", withPeer("asn: 65000", "hold: 90s"), []string{
 			`c.yaml:8: bgp.peers[0]: unknown key "hold" (` + allowedPeer + `)`,
+		}},
+		{"peer export bad values", withPeer(
+			"asn: 65000",
+			"export:",
+			"  communities: [65000:1, '70000:1', no-such]",
+			"  large-communities: [1:2]",
+			"  as-path-prepend: 11",
+			"  med: -1",
+			"  families: []",
+			"  prefixes: [10.0.0.1/8, nope, '::ffff:10.0.0.0/104']",
+			"  prefix: [10.0.0.0/8]",
+		), []string{
+			`c.yaml:9: bgp.peers[0].export.communities: invalid community "70000:1" (want ASN:value, each from 0 to 65535, or no-export, no-advertise, blackhole, graceful-shutdown)`,
+			`c.yaml:9: bgp.peers[0].export.communities: invalid community "no-such" (want ASN:value, each from 0 to 65535, or no-export, no-advertise, blackhole, graceful-shutdown)`,
+			`c.yaml:10: bgp.peers[0].export.large-communities: invalid large community "1:2" (want GA:LD1:LD2, each from 0 to 4294967295)`,
+			`c.yaml:11: bgp.peers[0].export.as-path-prepend: want an integer from 0 to 10, got 11`,
+			`c.yaml:12: bgp.peers[0].export.med: want an integer from 0 to 4294967295, got -1`,
+			`c.yaml:13: bgp.peers[0].export.families: want at least one of ipv4, ipv6, got an empty list`,
+			`c.yaml:14: bgp.peers[0].export.prefixes: 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)`,
+			`c.yaml:14: bgp.peers[0].export.prefixes: want a prefix like 192.0.2.0/24 or 2001:db8::/32, got "nope"`,
+			`c.yaml:14: bgp.peers[0].export.prefixes: want a prefix like 192.0.2.0/24 or 2001:db8::/32, got "::ffff:10.0.0.0/104"`,
+			`c.yaml:15: bgp.peers[0].export: unknown key "prefix" (allowed: communities, large-communities, as-path-prepend, med, families, prefixes)`,
+		}},
+		{"peer next hop overrides", withPeer(
+			"asn: 65000",
+			"next-hop-ipv4: 192.0.2.1",
+			"next-hop-ipv6: fe80::1",
+			"next-hop-ipv4: 2001:db8::1",
+		), []string{
+			`c.yaml:8: bgp.peers[0].next-hop-ipv4: only for a session over IPv6 (the peer address 198.18.0.1 is IPv4: its IPv4 routes already get this host's address)`,
+			`c.yaml:9: bgp.peers[0].next-hop-ipv6: want a global IPv6 address, got "fe80::1"`,
+			`c.yaml:10: bgp.peers[0]: duplicate key "next-hop-ipv4" (first at line 8)`,
 		}},
 		{"peer bad values", withPeer(
 			"asn: -1",
@@ -707,7 +742,7 @@ func TestParseRelativeFile(t *testing.T) {
 }
 
 func TestLoadExample(t *testing.T) {
-	const path = "../../examples/virtbgp.yaml"
+	const path = "../../examples/demo.yaml"
 	cfg, err := Load(path)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -758,7 +793,7 @@ func TestParseOperationsSectionErrors(t *testing.T) {
 	want := []string{
 		`c.yaml:3: mapping.watch: want true or false, got "yes-please"`,
 		`c.yaml:4: state-dir: want a path, got ""`,
-		`c.yaml:5: control: unknown key "sockets" (allowed: socket)`,
+		`c.yaml:5: control: unknown key "sockets" (allowed: socket, read-group)`,
 		`c.yaml:6: drain.graceful-shutdown-time: want a duration from 0 to 1h like "60s", got "2h"`,
 	}
 	got := strings.Split(fmt.Sprint(err), "\n")
@@ -778,5 +813,79 @@ func TestDefaultFamiliesFollowTheSession(t *testing.T) {
 	}
 	if f := cfg.BGP.Peers[1].Families; !slices.Equal(f, []Family{FamilyIPv6}) {
 		t.Errorf("IPv6 session families = %v, want [ipv6]", f)
+	}
+}
+
+// TestParsePeerExport checks the per-peer export policy and next hop keys
+// as they reach the Peer: sorted, de-duplicated communities, the prepend,
+// MED, families and the prefix allow-list.
+func TestParsePeerExport(t *testing.T) {
+	tests := []struct {
+		name string
+		keys []string
+		want Peer
+	}{
+		{"none", []string{"asn: 65000"}, Peer{}},
+		{"all", []string{
+			"asn: 65000",
+			"families: [ipv4, ipv6]",
+			"next-hop-ipv6: 2001:db8::2",
+			"export:",
+			"  communities: [65000:2, 65000:1, 65000:2, no-export]",
+			"  large-communities: ['65000:0:2', '65000:0:1']",
+			"  as-path-prepend: 2",
+			"  med: 0",
+			"  families: [ipv6]",
+			"  prefixes: [2001:db8::/32, 10.0.0.0/8]",
+		}, Peer{
+			NextHopIPv6: netip.MustParseAddr("2001:db8::2"),
+			Export: PeerExport{
+				Communities:      []uint32{65000<<16 | 1, 65000<<16 | 2, 0xFFFFFF01},
+				LargeCommunities: []mapping.LargeCommunity{{GlobalAdmin: 65000, LocalData2: 1}, {GlobalAdmin: 65000, LocalData2: 2}},
+				ASPathPrepend:    2,
+				MED:              new(uint32(0)),
+				Families:         []Family{FamilyIPv6},
+				Prefixes:         []netip.Prefix{netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("10.0.0.0/8")},
+			},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", withPeer(tt.keys...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := cfg.BGP.Peers[0]
+			if p.NextHopIPv4 != tt.want.NextHopIPv4 || p.NextHopIPv6 != tt.want.NextHopIPv6 {
+				t.Errorf("next hops = %v, %v; want %v, %v", p.NextHopIPv4, p.NextHopIPv6, tt.want.NextHopIPv4, tt.want.NextHopIPv6)
+			}
+			if !reflect.DeepEqual(p.Export, tt.want.Export) {
+				t.Errorf("export = %+v\nwant     %+v", p.Export, tt.want.Export)
+			}
+			if got := p.Export.IsZero(); got != reflect.DeepEqual(tt.want.Export, PeerExport{}) {
+				t.Errorf("IsZero() = %v", got)
+			}
+		})
+	}
+}
+
+// TestLoadHostExample loads the config a host gets (the package's
+// /etc/virtbgp/virtbgp.yaml): the system libvirt, the directories the unit
+// gives the service, no status listener, and the mapping.d/ directory.
+func TestLoadHostExample(t *testing.T) {
+	cfg, err := Load("../../examples/virtbgp.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, c := range []struct{ what, got, want string }{
+		{"libvirt.uri", cfg.Libvirt.URI, "qemu:///system"},
+		{"state-dir", cfg.StateDir, DefaultStateDir},
+		{"control.socket", cfg.Control.Socket, DefaultControlSocket},
+		{"status.listen", cfg.Status.Listen, ""},
+		{"mapping.path", cfg.Mapping.Path, filepath.Join("..", "..", "examples", "mapping.d")},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+		}
 	}
 }

@@ -52,6 +52,16 @@
 //	      multihop-ttl: 2            # default 0: directly connected; 0..255
 //	      local-address: 198.18.0.2  # default: chosen by the kernel; same family as address
 //	      families: [ipv4]           # default: the address's family; ipv4 and/or ipv6, no duplicates
+//	      next-hop-ipv6: 2001:db8::2 # only on an IPv4 session: next hop of its IPv6 routes with next
+//	                                 # hop self; global IPv6. Default: the interface facing the peer's
+//	      next-hop-ipv4: 192.0.2.2   # only on an IPv6 session: the same for IPv4 routes
+//	      export:                    # the routes sent to this peer only (a change resets no session)
+//	        communities: ["65001:1"] # added; ASN:value or no-export, no-advertise, blackhole, graceful-shutdown
+//	        large-communities: ["65001:0:1"]  # added; GA:LD1:LD2
+//	        as-path-prepend: 0       # 0..10 more times the local AS
+//	        med: 10                  # replaces the MED; 0..4294967295
+//	        families: [ipv4, ipv6]   # only these families (default: all); not empty
+//	        prefixes: [192.0.2.0/24] # allow-list: only routes within one of them; not empty, no host bits
 //	                                 # (the other family needs explicit next hops in the mapping)
 //	mapping:
 //	  path: mapping.yaml             # the VM -> IP mapping, a YAML file or a directory of *.yaml;
@@ -82,9 +92,23 @@
 //	  standby-prepend: 3             # 2..16, default 3: extra AS-path prepends on the standby
 //	                                 # route announced during an incoming migration
 //	resync-interval: 5m              # default 5m; 0 disables the periodic resync; else at least 1s
-//	state-dir: /var/lib/virtbgp      # default; what survives a restart (the drain state)
+//	state-dir: /var/lib/virtbgp      # default; what survives a restart (the drain state, the manual routes)
 //	control:
-//	  socket: /run/virtbgp/control.sock  # default; the root-only channel of virtbgp status/drain/undrain/reload
+//	  socket: /run/virtbgp/control.sock  # default; the HTTP API (docs/api/openapi.yaml), root only
+//	  read-group: ""                 # default none; a group (looked up at load) whose members may use
+//	                                 # the read calls: the socket is then 0660 of that group
+//	api:
+//	  allowed-prefixes: []           # default none (no manual route accepted); pools as in mapping.metadata
+//	  min-prefix-length: {ipv4: 32, ipv6: 128}  # default host routes only; 16..32, 32..128
+//	  allowed-next-hops: []          # default none: next hop self only
+//	  write-rate: 10                 # default 10, 1..10000: write calls per second (burst as many)
+//	  listen: ""                     # default none; host:port of the TCP listener, which needs
+//	                                 # tokens, or tls with a client-ca
+//	  tokens:                        # each: name (letters, digits, . _ -), file (the secret, at least
+//	    - {name: ci, file: ci.token, access: read-write}   # 16 printable bytes, trimmed), access
+//	                                 # read-only or read-write; only with listen
+//	  tls: {cert: api.pem, key: api.key, client-ca: ca.pem}  # optional; client-ca makes a verified
+//	                                 # client certificate read-write access
 //	drain:
 //	  graceful-shutdown-time: 60s    # default; 0..1h: how long `virtbgp drain` announces every route
 //	                                 # with GRACEFUL_SHUTDOWN (65535:0) before withdrawing them all

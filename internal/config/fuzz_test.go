@@ -28,8 +28,10 @@ func fuzzPassword(path string) (string, error) {
 // one "file:line: message" line, in order, and that every config it accepts
 // is complete and within the documented limits.
 func FuzzParse(f *testing.F) {
-	if data, err := os.ReadFile("../../examples/virtbgp.yaml"); err == nil {
-		f.Add(data)
+	for _, example := range []string{"../../examples/virtbgp.yaml", "../../examples/demo.yaml"} {
+		if data, err := os.ReadFile(example); err == nil {
+			f.Add(data)
+		}
 	}
 	for _, seed := range []string{
 		"",
@@ -67,6 +69,7 @@ resync-interval: 0
 		"bgp:\n  peers:\n    - {address: 198.18.0.1, asn: 1, password: a, password-file: missing}\n    - {address: 198.18.0.1}\n",
 		"bgp:\n  peers:\n    - {address: 198.18.0.1, asn: 1, hold-time: 3s, keepalive: 3s, local-address: '::2', families: [ipv4, ipv4]}\n",
 		"version: 1\nversion: 1\nfoo: &a [1]\nbar: *a\n<<: {x: 1}\n",
+		"version: 1\nbgp:\n  asn: 1\n  router-id: 1.2.3.4\n  peers:\n    - {address: 1.1.1.1, asn: 2, families: [ipv4, ipv6], next-hop-ipv6: '2001:db8::1', export: {communities: ['1:2', no-export], large-communities: ['1:2:3'], as-path-prepend: 1, med: 5, families: [ipv6], prefixes: [10.0.0.0/8, '2001:db8::/32']}}\n    - {address: '2001:db8::9', asn: 2, next-hop-ipv4: 10.0.0.1, export: {prefixes: [], communities: 1}}\nmapping: {path: x}\n",
 		"- a\n- b\n",
 		"version: 1\n---\nversion: 1\n",
 		"version: 1\n---\na: [\n",

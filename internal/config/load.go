@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +10,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
+	"github.com/virtbgp/virtbgp/mapping"
 )
 
 // Limits of the format beyond those in the defaults.
@@ -134,6 +138,7 @@ func (l *loader) config(n *yaml.Node) *Config {
 		StateDir:       DefaultStateDir,
 		Control:        Control{Socket: DefaultControlSocket},
 		Drain:          Drain{GracefulShutdownTime: DefaultDrainTime},
+		API:            API{WriteRate: DefaultWriteRate},
 	}
 	if n == nil {
 		n = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
@@ -161,8 +166,25 @@ func (l *loader) config(n *yaml.Node) *Config {
 				if s, ok := l.nonEmptyPath(v, "control.socket"); ok {
 					cfg.Control.Socket = s
 				}
+			}}, yamlutil.Field{Key: "read-group", Do: func(_, v *yaml.Node) {
+				s, ok := l.r.String(v, "control.read-group")
+				if !ok || s == "" {
+					return
+				}
+				g, err := user.LookupGroup(s)
+				if err != nil {
+					l.r.Errorf(v, "control.read-group: %v", err)
+					return
+				}
+				gid, err := strconv.ParseUint(g.Gid, 10, 32)
+				if err != nil {
+					l.r.Errorf(v, "control.read-group: group %q has gid %q", s, g.Gid)
+					return
+				}
+				cfg.Control.ReadGroup, cfg.Control.ReadGID = s, uint32(gid)
 			}})
 		}},
+		yamlutil.Field{Key: "api", Do: func(k, v *yaml.Node) { l.api(k, v, &cfg.API) }},
 		yamlutil.Field{Key: "drain", Do: func(_, v *yaml.Node) {
 			l.r.Map(v, "drain", yamlutil.Field{Key: "graceful-shutdown-time", Do: func(_, v *yaml.Node) {
 				if d, ok := l.duration(v, "drain.graceful-shutdown-time", `a duration from 0 to 1h like "60s"`,
@@ -335,6 +357,7 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 	}
 	pn := peerNodes{what: what, holdOK: true}
 	var pwKey *yaml.Node // the first of password and password-file
+	var nh4, nh6 *yaml.Node
 	addr := func(v *yaml.Node, key string) (netip.Addr, bool) {
 		a, ok := l.r.Addr(v, what+"."+key)
 		if ok && !unicast(a) {
@@ -436,8 +459,37 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		yamlutil.Field{Key: "families", Do: func(_, v *yaml.Node) {
 			p.Families = l.families(v, what+".families")
 		}},
+		yamlutil.Field{Key: "next-hop-ipv4", Do: func(_, v *yaml.Node) {
+			if a, ok := addr(v, "next-hop-ipv4"); ok {
+				if !a.Is4() {
+					l.r.Errorf(v, "%s.next-hop-ipv4: want an IPv4 address, got %s", what, yamlutil.Describe(v))
+					return
+				}
+				p.NextHopIPv4, nh4 = a, v
+			}
+		}},
+		yamlutil.Field{Key: "next-hop-ipv6", Do: func(_, v *yaml.Node) {
+			if a, ok := addr(v, "next-hop-ipv6"); ok {
+				if a.Is4() || a.IsLinkLocalUnicast() {
+					l.r.Errorf(v, "%s.next-hop-ipv6: want a global IPv6 address, got %s", what, yamlutil.Describe(v))
+					return
+				}
+				p.NextHopIPv6, nh6 = a, v
+			}
+		}},
+		yamlutil.Field{Key: "export", Do: func(_, v *yaml.Node) {
+			p.Export = l.export(v, what+".export")
+		}},
 	)
 	l.required(n, what, n.Line, "address", "asn")
+	// The next hop overrides are for the family other than the session's:
+	// on a session of its own family "self" is already right.
+	if nh4 != nil && p.Address.IsValid() && p.Address.Is4() {
+		l.r.Errorf(nh4, "%s.next-hop-ipv4: only for a session over IPv6 (the peer address %s is IPv4: its IPv4 routes already get this host's address)", what, p.Address)
+	}
+	if nh6 != nil && p.Address.IsValid() && !p.Address.Is4() {
+		l.r.Errorf(nh6, "%s.next-hop-ipv6: only for a session over IPv4 (the peer address %s is IPv6: its IPv6 routes already get this host's address)", what, p.Address)
+	}
 	if p.Families == nil {
 		// The session's own family: next hop "self" of the other family
 		// would be the session's address, unusable as a next hop there.
@@ -447,6 +499,93 @@ func (l *loader) peer(n *yaml.Node, what string) (Peer, peerNodes) {
 		}
 	}
 	return p, pn
+}
+
+// MaxExportPrepend is the most bgp.peers[i].export.as-path-prepend accepts.
+const MaxExportPrepend = 10
+
+// export reads a peer's export policy.
+func (l *loader) export(n *yaml.Node, what string) PeerExport {
+	var e PeerExport
+	l.r.Map(n, what,
+		yamlutil.Field{Key: "communities", Do: func(_, v *yaml.Node) {
+			e.Communities = []uint32{}
+			for _, it := range l.r.Seq(v, what+".communities") {
+				s, ok := l.r.String(it, what+".communities")
+				if !ok {
+					continue
+				}
+				c, err := mapping.ParseCommunity(s)
+				if err != nil {
+					l.r.Errorf(it, "%s.communities: %v", what, err)
+					continue
+				}
+				e.Communities = append(e.Communities, c)
+			}
+			slices.Sort(e.Communities)
+			e.Communities = slices.Compact(e.Communities)
+		}},
+		yamlutil.Field{Key: "large-communities", Do: func(_, v *yaml.Node) {
+			e.LargeCommunities = []mapping.LargeCommunity{}
+			for _, it := range l.r.Seq(v, what+".large-communities") {
+				s, ok := l.r.String(it, what+".large-communities")
+				if !ok {
+					continue
+				}
+				c, err := mapping.ParseLargeCommunity(s)
+				if err != nil {
+					l.r.Errorf(it, "%s.large-communities: %v", what, err)
+					continue
+				}
+				e.LargeCommunities = append(e.LargeCommunities, c)
+			}
+			slices.SortFunc(e.LargeCommunities, func(a, b mapping.LargeCommunity) int {
+				return cmp.Or(cmp.Compare(a.GlobalAdmin, b.GlobalAdmin), cmp.Compare(a.LocalData1, b.LocalData1), cmp.Compare(a.LocalData2, b.LocalData2))
+			})
+			e.LargeCommunities = slices.Compact(e.LargeCommunities)
+		}},
+		yamlutil.Field{Key: "as-path-prepend", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, what+".as-path-prepend", 0, MaxExportPrepend); ok {
+				e.ASPathPrepend = uint8(n)
+			}
+		}},
+		yamlutil.Field{Key: "med", Do: func(_, v *yaml.Node) {
+			if m, ok := l.r.Uint32(v, what+".med", 0); ok {
+				e.MED = &m
+			}
+		}},
+		yamlutil.Field{Key: "families", Do: func(_, v *yaml.Node) {
+			e.Families = l.families(v, what+".families")
+		}},
+		yamlutil.Field{Key: "prefixes", Do: func(_, v *yaml.Node) {
+			items := l.r.Seq(v, what+".prefixes")
+			if items == nil {
+				return
+			}
+			if len(v.Content) == 0 {
+				l.r.Errorf(v, "%s.prefixes: want at least one prefix (leave the key out to send every route), got an empty list", what)
+				return
+			}
+			e.Prefixes = []netip.Prefix{}
+			for _, it := range items {
+				s, ok := l.r.String(it, what+".prefixes")
+				if !ok {
+					continue
+				}
+				pfx, err := netip.ParsePrefix(s)
+				if err != nil || pfx.Addr().Zone() != "" || pfx.Addr().Is4In6() {
+					l.r.Errorf(it, "%s.prefixes: want a prefix like 192.0.2.0/24 or 2001:db8::/32, got %s", what, yamlutil.Describe(it))
+					continue
+				}
+				if pfx != pfx.Masked() {
+					l.r.Errorf(it, "%s.prefixes: %s has host bits set (did you mean %s?)", what, pfx, pfx.Masked())
+					continue
+				}
+				e.Prefixes = append(e.Prefixes, pfx)
+			}
+		}},
+	)
+	return e
 }
 
 // checkPassword checks a TCP MD5 password; where says where it came from.

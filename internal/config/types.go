@@ -69,12 +69,18 @@ type Config struct {
 	StateDir string
 	Control  Control
 	Drain    Drain
+	API      API
 }
 
 // Control is the control section: the local channel of `virtbgp status`,
 // `drain`, `undrain` and `reload`.
 type Control struct {
 	Socket string // socket, default /run/virtbgp/control.sock
+	// ReadGroup is read-group: a group whose members may use the API's
+	// read calls on the socket (root alone writes); "" for none. ReadGID
+	// is its gid, looked up at load time.
+	ReadGroup string
+	ReadGID   uint32
 }
 
 // Drain is the drain section.
@@ -130,6 +136,44 @@ type Peer struct {
 	MultihopTTL  uint8         // multihop-ttl, 0 = directly connected
 	LocalAddress netip.Addr    // local-address, optional
 	Families     []Family      // families, default: the family of Address
+	// NextHopIPv4 and NextHopIPv6 are next-hop-ipv4 and next-hop-ipv6: the
+	// next hop sent to this peer in place of "self" for routes of that
+	// family when the session's transport is of the other family. Unset,
+	// the speaker uses the global address of that family on the local
+	// interface that faces the peer (internal/bgp).
+	NextHopIPv4 netip.Addr
+	NextHopIPv6 netip.Addr
+	// Export is export: what is changed or filtered in the routes sent to
+	// this peer only. Changing it changes no session.
+	Export PeerExport
+}
+
+// PeerExport is a peer's export policy (bgp.peers[i].export): the changes
+// made to every route sent to that peer and the filters that keep routes
+// from it. The zero value sends every route unchanged.
+type PeerExport struct {
+	// Communities and LargeCommunities are added to every route sent
+	// (communities, large-communities), sorted, without duplicates.
+	Communities      []uint32
+	LargeCommunities []mapping.LargeCommunity
+	// ASPathPrepend prepends the local AS this many more times
+	// (as-path-prepend, 0..10).
+	ASPathPrepend uint8
+	// MED replaces the MULTI_EXIT_DISC of every route sent (med); nil
+	// leaves the route's own.
+	MED *uint32
+	// Families, when set, are the only families whose routes are sent
+	// (families); nil sends every family the session carries.
+	Families []Family
+	// Prefixes, when set, is an allow-list (prefixes): only routes within
+	// one of them (equal or more specific) are sent; nil sends all.
+	Prefixes []netip.Prefix
+}
+
+// IsZero reports whether e changes and filters nothing.
+func (e *PeerExport) IsZero() bool {
+	return len(e.Communities) == 0 && len(e.LargeCommunities) == 0 && e.ASPathPrepend == 0 &&
+		e.MED == nil && e.Families == nil && e.Prefixes == nil
 }
 
 // Mapping is the mapping section.

@@ -1,114 +1,178 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"syscall"
+
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/status"
 )
 
-// Client talks to a virtbgp daemon over its control socket. The zero value
-// uses DefaultSocket and DefaultClientTimeout. Each call is one connection.
+// Client talks to a virtbgp daemon over its control socket, an HTTP client
+// of the API. The zero value uses DefaultSocket and DefaultClientTimeout.
+// Each call is one connection, and before sending anything the client
+// checks, by SO_PEERCRED, that the process serving the socket is root (or
+// this client's own uid): a socket that someone else put there gets
+// nothing.
 //
 // Errors say what failed and how to fix it: "is virtbgp running? socket
 // /run/virtbgp/control.sock: connection refused", "permission denied: the
 // control socket is for root ...". An answer of the daemon that reports a
-// failure is a *DaemonError.
+// failure is an *Error with its HTTP status.
 type Client struct {
 	// Path is the socket; "" means DefaultSocket.
 	Path string
 	// Timeout bounds each whole call unless ctx ends first; 0 means
 	// DefaultClientTimeout.
 	Timeout time.Duration
-}
 
-// DaemonError is a failure reported by the daemon: it received the request
-// and answered with an error (including its refusal of a non-root client).
-type DaemonError struct {
-	Op      string // the request's op
-	Message string // the daemon's error text
+	// serverCred checks the server's credentials; nil means SO_PEERCRED
+	// uid 0 or ours (tests set it).
+	serverCred func(c net.Conn) error
 }
-
-func (e *DaemonError) Error() string { return e.Message }
 
 // Status returns the daemon's status report.
 func (c *Client) Status(ctx context.Context) (status.Report, error) {
 	var r status.Report
-	err := c.Do(ctx, OpStatus, &r)
+	err := c.Do(ctx, http.MethodGet, "/v1/status", nil, &r)
 	return r, err
 }
 
 // Drain asks the daemon to drain the host and returns its message.
-func (c *Client) Drain(ctx context.Context) (string, error) { return c.message(ctx, OpDrain) }
+func (c *Client) Drain(ctx context.Context) (string, error) { return c.message(ctx, "/v1/drain") }
 
 // Undrain asks the daemon to undo a drain and returns its message.
-func (c *Client) Undrain(ctx context.Context) (string, error) { return c.message(ctx, OpUndrain) }
+func (c *Client) Undrain(ctx context.Context) (string, error) { return c.message(ctx, "/v1/undrain") }
 
 // Reload asks the daemon to reload its mapping and config and returns its
 // message.
-func (c *Client) Reload(ctx context.Context) (string, error) { return c.message(ctx, OpReload) }
+func (c *Client) Reload(ctx context.Context) (string, error) { return c.message(ctx, "/v1/reload") }
 
-func (c *Client) message(ctx context.Context, op string) (string, error) {
-	var msg string
-	err := c.Do(ctx, op, &msg)
-	return msg, err
+// ManualRoutes returns the manual routes in force.
+func (c *Client) ManualRoutes(ctx context.Context) ([]manual.Route, error) {
+	var r ManualRoutes
+	err := c.Do(ctx, http.MethodGet, "/v1/manual-routes", nil, &r)
+	return r.Routes, err
 }
 
-// Do sends the request op and decodes the result of a successful answer
-// into result (which may be nil to discard it).
-func (c *Client) Do(ctx context.Context, op string, result any) error {
-	path := c.Path
-	if path == "" {
-		path = DefaultSocket
+// Announce announces (or renews) a manual route.
+func (c *Client) Announce(ctx context.Context, req manual.Request) (manual.Route, error) {
+	var r manual.Route
+	err := c.Do(ctx, http.MethodPost, "/v1/manual-routes", req, &r)
+	return r, err
+}
+
+// Withdraw withdraws the manual route of prefix and returns it.
+func (c *Client) Withdraw(ctx context.Context, prefix string) (manual.Route, error) {
+	var r manual.Route
+	err := c.Do(ctx, http.MethodDelete, "/v1/manual-routes/"+prefix, nil, &r)
+	return r, err
+}
+
+func (c *Client) message(ctx context.Context, path string) (string, error) {
+	var m Message
+	err := c.Do(ctx, http.MethodPost, path, nil, &m)
+	return m.Message, err
+}
+
+// Do sends one request, with body encoded as JSON if not nil, and decodes
+// the answer of a success into result (nil discards it).
+func (c *Client) Do(ctx context.Context, method, path string, body, result any) error {
+	sock := c.Path
+	if sock == "" {
+		sock = DefaultSocket
 	}
-	timeout := orDefault(c.Timeout, DefaultClientTimeout)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, orDefault(c.Timeout, DefaultClientTimeout))
 	defer cancel()
-
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return dialError(ctx, path, err)
-	}
-	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	// Cancelling ctx unblocks the reads and writes below at once.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	req, err := json.Marshal(Request{Op: op})
-	if err != nil {
-		return fmt.Errorf("encode the request: %w", err)
-	}
-	if _, err := conn.Write(append(req, '\n')); err != nil {
-		return ioError(ctx, path, "send the request", err)
-	}
-	if uc, ok := conn.(*net.UnixConn); ok {
-		_ = uc.CloseWrite() // nothing more to send
-	}
-	var resp Response
-	if err := json.NewDecoder(io.LimitReader(conn, maxResponseBytes)).Decode(&resp); err != nil {
-		return ioError(ctx, path, "read the answer", err)
-	}
-	if !resp.OK {
-		msg := resp.Error
-		if msg == "" {
-			msg = "the daemon reported a failure without a message"
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode the request: %w", err)
 		}
-		return &DaemonError{Op: op, Message: msg}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://virtbgp"+path, rd)
+	if err != nil {
+		return fmt.Errorf("build the request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	check := c.serverCred
+	if check == nil {
+		check = checkServer
+	}
+	var dialErr error
+	tr := &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "unix", sock)
+			if err != nil {
+				dialErr = dialError(ctx, sock, err)
+				return nil, dialErr
+			}
+			if err := check(conn); err != nil {
+				conn.Close()
+				dialErr = fmt.Errorf("socket %s: %w", sock, err)
+				return nil, dialErr
+			}
+			return conn, nil
+		},
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		if dialErr != nil {
+			return dialErr
+		}
+		return ioError(ctx, sock, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return ioError(ctx, sock, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+			eb.Error = fmt.Sprintf("the daemon answered %s without a message", resp.Status)
+		}
+		return &Error{Status: resp.StatusCode, Field: eb.Field, Message: eb.Error}
 	}
 	if result != nil {
-		if err := json.Unmarshal(resp.Result, result); err != nil {
-			return fmt.Errorf("bad answer from virtbgp (socket %s): %w", path, err)
+		if err := json.Unmarshal(data, result); err != nil {
+			return fmt.Errorf("bad answer from virtbgp (socket %s): %w", sock, err)
 		}
+	}
+	return nil
+}
+
+// checkServer accepts a server running as root or as this process's uid.
+func checkServer(conn net.Conn) error {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("not a unix socket: %T", conn)
+	}
+	cr, err := peerCred(uc)
+	if err != nil {
+		return fmt.Errorf("cannot verify the server: %w", err)
+	}
+	if cr.uid != 0 && int(cr.uid) != os.Geteuid() {
+		return fmt.Errorf("refusing to talk to it: the process serving it (pid %d) runs as uid %d, not root", cr.pid, cr.uid)
 	}
 	return nil
 }
@@ -132,15 +196,20 @@ func dialError(ctx context.Context, path string, err error) error {
 }
 
 // ioError explains a failed exchange on an established connection.
-func ioError(ctx context.Context, path, what string, err error) error {
+func ioError(ctx context.Context, path string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
-		return fmt.Errorf("%s (socket %s): %w", what, path, context.Canceled)
+		return fmt.Errorf("virtbgp (socket %s): %w", path, context.Canceled)
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("virtbgp did not answer in time (socket %s): %w", path, err)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "server closed"):
 		return fmt.Errorf("virtbgp closed the connection without an answer (socket %s): %w", path, err)
 	}
-	return fmt.Errorf("%s (socket %s): %w", what, path, err)
+	return fmt.Errorf("exchange with virtbgp (socket %s): %w", path, err)
 }

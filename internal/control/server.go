@@ -2,16 +2,16 @@ package control
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -21,39 +21,64 @@ import (
 // socket: another virtbgp is running.
 var ErrInUse = errors.New("another virtbgp is already listening there")
 
-// Server serves the control channel on a unix socket. Set its fields, then
-// call Listen (which fails fast if the socket is in use, so call it before
-// starting anything else) and Serve. The fields must not change after
-// Listen.
+// Server serves the HTTP API on the control unix socket (to root, by
+// SO_PEERCRED) and, with TCP set, on a TCP listener (to bearer tokens and
+// client certificates). Set its fields, then call Listen (which fails fast
+// if the socket is in use, so call it before starting anything else), and
+// ListenTCP if wanted, then Serve. The fields must not change after Listen.
 type Server struct {
 	// Handler carries out the operations. Required.
 	Handler Handler
-	// Log receives refusals, bad requests and the write operations (drain,
-	// undrain, reload) with the client's uid and pid. Nil discards.
+	// Log receives refusals, bad requests and the write operations with
+	// the client's uid and pid or token name. Nil discards.
 	Log *slog.Logger
 	// IOTimeout bounds reading the request and, separately, writing the
 	// answer; 0 means DefaultIOTimeout.
 	IOTimeout time.Duration
 	// OpTimeout bounds one Handler call; 0 means DefaultOpTimeout.
 	OpTimeout time.Duration
-	// MaxRequestBytes is the largest request accepted; 0 means
+	// MaxRequestBytes is the largest request body accepted; 0 means
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int
-	// MaxConns is how many connections are handled at once; 0 means
-	// DefaultMaxConns.
+	// MaxConns is how many connections each listener handles at once; 0
+	// means DefaultMaxConns.
 	MaxConns int
+	// WriteRate is how many write calls per second are served (a burst of
+	// as many); 0 means DefaultWriteRate.
+	WriteRate int
+	// ReadGroup, if not nil, is the gid of a group whose members may use
+	// the read calls on the unix socket (status, peers, domains, routes,
+	// manual routes): the socket is then mode 0660 and of that group, and a
+	// directory Listen creates 0750. Root alone may write.
+	ReadGroup *uint32
+	// Tokens are the bearer tokens the TCP listener accepts.
+	Tokens []Token
+	// TLS, if set, makes the TCP listener speak TLS; with ClientCAs set, a
+	// verified client certificate is read-write access.
+	TLS *tls.Config
 
-	// creds tells who is at the other end of a connection; nil means
-	// SO_PEERCRED (tests set it for in-memory connections).
+	// creds tells who is at the other end of a unix connection; nil means
+	// SO_PEERCRED (tests set it).
 	creds func(net.Conn) (cred, error)
 
 	mu      sync.Mutex
 	ln      net.Listener
+	tcp     net.Listener
 	path    string
 	file    os.FileInfo // the socket file Listen created, to remove only that
 	closed  bool
 	serving bool
 	cancel  context.CancelFunc // ends the handlers' context (set by Serve)
+	servers []*http.Server
+	limit   *limiter
+	mux     *http.ServeMux
+}
+
+// Token is a bearer token of the TCP listener.
+type Token struct {
+	Name   string // who it is, in logs and records; never the secret
+	Secret string
+	Write  bool // read-write; else read-only
 }
 
 // Serve is Listen and Serve in one call: it serves the control channel on
@@ -90,7 +115,7 @@ func (s *Server) Listen(path string) error {
 	if s.ln != nil || s.closed {
 		return errors.New("control: Listen called twice")
 	}
-	if err := ensureDir(filepath.Dir(path)); err != nil {
+	if err := ensureDir(filepath.Dir(path), s.ReadGroup); err != nil {
 		return err
 	}
 	if err := removeStale(path, s.log()); err != nil {
@@ -107,7 +132,14 @@ func (s *Server) Listen(path string) error {
 		os.Remove(path)
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if s.ReadGroup != nil {
+		if err := os.Chown(path, -1, int(*s.ReadGroup)); err != nil {
+			return fail(err)
+		}
+		mode = 0o660
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		return fail(err)
 	}
 	fi, err := os.Lstat(path)
@@ -126,13 +158,22 @@ func (s *Server) Path() string {
 	return s.path
 }
 
-// ensureDir creates dir with mode 0700 if it does not exist.
-func ensureDir(dir string) error {
+// ensureDir creates dir with mode 0700 if it does not exist (0750 and of
+// the group, with a read group).
+func ensureDir(dir string, group *uint32) error {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("control socket directory: %w", err)
+		}
+		if group != nil {
+			if err := os.Chown(dir, -1, int(*group)); err != nil {
+				return fmt.Errorf("control socket directory: %w", err)
+			}
+			if err := os.Chmod(dir, 0o750); err != nil {
+				return fmt.Errorf("control socket directory: %w", err)
+			}
 		}
 		return nil
 	case err != nil:
@@ -171,11 +212,41 @@ func removeStale(path string, log *slog.Logger) error {
 	return nil
 }
 
-// Serve accepts connections until ctx ends or Close is called, then waits
-// for the connections in progress (their handlers' context is cancelled),
-// removes the socket file and returns nil. It returns an error if Listen
-// did not succeed, if Serve was called already, or if accepting fails for
-// good; the socket is removed in every case.
+// ListenTCP opens the TCP listener at addr (after Listen). It serves the
+// same API, to the Tokens and, with TLS, to client certificates.
+func (s *Server) ListenTCP(addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil || s.closed || s.serving {
+		return errors.New("control: ListenTCP must come after Listen and before Serve")
+	}
+	if len(s.Tokens) == 0 && (s.TLS == nil || s.TLS.ClientCAs == nil) {
+		return errors.New("control: the TCP listener needs tokens or client certificates")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("API listener %s: %w", addr, err)
+	}
+	s.tcp = ln
+	s.log().Info("API listening on TCP", "address", ln.Addr().String(), "tls", s.TLS != nil, "tokens", len(s.Tokens))
+	return nil
+}
+
+// TCPAddr is the TCP listener's address (nil without one).
+func (s *Server) TCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
+}
+
+// Serve serves the API until ctx ends or Close is called, then cancels the
+// handlers in progress, waits for them to answer, removes the socket file
+// and returns nil. It returns an error if Listen did not succeed, if Serve
+// was called already, or if a listener fails for good; the socket is
+// removed in every case.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	switch {
@@ -188,7 +259,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s.serving, s.cancel = true, cancel
-	ln, closed := s.ln, s.closed
+	s.limit = newLimiter(orDefault(s.WriteRate, DefaultWriteRate))
+	s.mux = s.routes()
+	type listener struct {
+		ln   net.Listener
+		kind string
+	}
+	lns := []listener{{s.ln, kindUnix}}
+	if s.tcp != nil {
+		lns = append(lns, listener{s.tcp, kindTCP})
+	}
+	for _, l := range lns {
+		s.servers = append(s.servers, s.httpServer(ctx, l.kind))
+	}
+	servers, closed := slices.Clone(s.servers), s.closed
 	s.mu.Unlock()
 	if closed {
 		cancel()
@@ -197,56 +281,52 @@ func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 
-	var wg sync.WaitGroup
-	defer func() {
-		s.Close()
-		wg.Wait()
-	}()
-	sem := make(chan struct{}, s.maxConns())
-	var backoff time.Duration
-	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		c, err := ln.Accept()
-		if err != nil {
-			<-sem
-			if s.isClosed() {
-				return nil
-			}
-			if !retryAccept(err) {
-				return fmt.Errorf("control socket %s: accept: %w", s.path, err)
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log().Warn("accept failed; retrying", "error", err, "retry_in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		wg.Add(1)
+	errs := make(chan error, len(lns))
+	for i, l := range lns {
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			s.serveConn(ctx, c)
+			var ln net.Listener = &limitListener{Listener: l.ln, sem: make(chan struct{}, s.maxConns())}
+			if l.kind == kindTCP && s.TLS != nil {
+				// Outermost, so that net/http sees a *tls.Conn and fills
+				// in Request.TLS.
+				ln = tls.NewListener(ln, s.TLS)
+			}
+			err := servers[i].Serve(ln)
+			if errors.Is(err, http.ErrServerClosed) || s.isClosed() {
+				err = nil
+			}
+			errs <- err
 		}()
 	}
-}
-
-// retryAccept tells the accept errors that may go away (out of file
-// descriptors or memory, a client gone before it was accepted).
-func retryAccept(err error) bool {
-	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
-		if errors.Is(err, e) {
-			return true
+	var first error
+	for range lns {
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("control API: %w", err)
+			s.Close()
 		}
 	}
-	return false
+	s.Close() // (waits for a Close in progress to remove the socket)
+	return first
+}
+
+// httpServer is the http.Server of one listener.
+func (s *Server) httpServer(ctx context.Context, kind string) *http.Server {
+	return &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: s.ioTimeout(),
+		ReadTimeout:       s.ioTimeout(),
+		WriteTimeout:      s.opTimeout() + s.ioTimeout(),
+		IdleTimeout:       s.ioTimeout(),
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log().Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			cc := &connInfo{kind: kind}
+			if kind == kindUnix {
+				cc.cred, cc.credErr = s.peerCred(c)
+			}
+			return context.WithValue(ctx, connKey{}, cc)
+		},
+	}
 }
 
 // Close stops the server: it closes the listener, cancels the handlers of
@@ -266,7 +346,23 @@ func (s *Server) Close() error {
 	if s.ln == nil {
 		return nil
 	}
-	err := s.ln.Close()
+	var err error
+	if len(s.servers) > 0 {
+		// Shutdown closes the listeners, then waits for the requests in
+		// progress, whose context was just cancelled.
+		sctx, cancel := context.WithTimeout(context.Background(), s.ioTimeout())
+		for _, srv := range s.servers {
+			if serr := srv.Shutdown(sctx); serr != nil {
+				srv.Close()
+			}
+		}
+		cancel()
+	} else {
+		err = s.ln.Close()
+		if s.tcp != nil {
+			s.tcp.Close()
+		}
+	}
 	if fi, lerr := os.Lstat(s.path); lerr == nil && os.SameFile(fi, s.file) {
 		if rerr := os.Remove(s.path); rerr != nil && err == nil {
 			err = rerr
@@ -290,132 +386,19 @@ type cred struct {
 	uid, gid uint32
 }
 
-// errEmpty is a connection closed before sending anything (like the probe
-// of a server checking whether the socket is in use).
-var errEmpty = errors.New("empty request")
-
 // peerCred tells who is at the other end of c.
 func (s *Server) peerCred(c net.Conn) (cred, error) {
 	if s.creds != nil {
 		return s.creds(c)
+	}
+	if lc, ok := c.(*limitConn); ok {
+		c = lc.Conn
 	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return cred{}, fmt.Errorf("peer credentials of a %T: not a unix socket", c)
 	}
 	return peerCred(uc)
-}
-
-// serveConn handles one connection: credentials, request, operation, answer.
-func (s *Server) serveConn(ctx context.Context, c net.Conn) {
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(s.ioTimeout()))
-	log := s.log()
-	who, credErr := s.peerCred(c)
-	if credErr == nil {
-		log = log.With("uid", who.uid, "gid", who.gid, "pid", who.pid)
-	}
-	// The request is read even from a client about to be refused, so that
-	// it gets its answer rather than a reset connection.
-	req, reqErr := s.readRequest(c)
-	switch {
-	case credErr != nil:
-		log.Warn("client refused", "reason", "unknown credentials", "op", req.Op, "error", credErr)
-		s.reply(c, log, nil, errors.New("permission denied: cannot verify the client's credentials"))
-		return
-	case who.uid != 0:
-		log.Warn("client refused", "reason", "not root", "op", req.Op)
-		s.reply(c, log, nil, fmt.Errorf("permission denied: the control socket is for root (you are uid %d)", who.uid))
-		return
-	case errors.Is(reqErr, errEmpty):
-		log.Debug("connection closed without a request")
-		return
-	case reqErr != nil:
-		log.Warn("bad request", "error", reqErr)
-		s.reply(c, log, nil, reqErr)
-		return
-	}
-	result, err := s.call(ctx, log, req.Op)
-	switch {
-	case err != nil:
-		log.Warn("request failed", "op", req.Op, "error", err)
-	case req.Op == OpStatus:
-		log.Debug("request served", "op", req.Op)
-	default:
-		log.Info("request served", "op", req.Op, "result", result)
-	}
-	s.reply(c, log, result, err)
-}
-
-// readRequest reads and decodes one request within the size limit and the
-// read deadline.
-func (s *Server) readRequest(c net.Conn) (Request, error) {
-	limit := s.maxRequestBytes()
-	lr := &io.LimitedReader{R: c, N: int64(limit)}
-	dec := json.NewDecoder(lr)
-	dec.DisallowUnknownFields()
-	var req Request
-	err := dec.Decode(&req)
-	switch {
-	case err == nil:
-		return req, nil
-	case lr.N <= 0:
-		return Request{}, fmt.Errorf("request too large: the limit is %d bytes", limit)
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return Request{}, fmt.Errorf("timeout: no complete request within %s", s.ioTimeout())
-	case errors.Is(err, io.EOF) && lr.N == int64(limit):
-		return Request{}, errEmpty
-	}
-	return Request{}, fmt.Errorf("bad request: %w", err)
-}
-
-// call runs one operation on the Handler with the operation timeout; a
-// panic in the Handler becomes an error.
-func (s *Server) call(ctx context.Context, log *slog.Logger, op string) (result any, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opTimeout())
-	defer cancel()
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("handler panicked", "op", op, "panic", p, "stack", string(debug.Stack()))
-			result, err = nil, fmt.Errorf("internal error in %s: %v", op, p)
-		}
-	}()
-	h := s.Handler
-	switch op {
-	case OpStatus:
-		return h.Status(ctx)
-	case OpDrain:
-		return h.Drain(ctx)
-	case OpUndrain:
-		return h.Undrain(ctx)
-	case OpReload:
-		return h.Reload(ctx)
-	}
-	return nil, fmt.Errorf("unknown op %q: want %s, %s, %s or %s", op, OpStatus, OpDrain, OpUndrain, OpReload)
-}
-
-// reply writes the answer: result if err is nil, else err's text.
-func (s *Server) reply(c net.Conn, log *slog.Logger, result any, err error) {
-	resp := Response{OK: err == nil}
-	if err == nil {
-		raw, merr := json.Marshal(result)
-		if merr != nil {
-			resp = Response{Error: fmt.Sprintf("internal error: encode the result: %v", merr)}
-		} else {
-			resp.Result = raw
-		}
-	} else {
-		resp.Error = err.Error()
-	}
-	b, merr := json.Marshal(resp)
-	if merr != nil { // not with these types
-		log.Error("cannot encode the answer", "error", merr)
-		return
-	}
-	_ = c.SetWriteDeadline(time.Now().Add(s.ioTimeout()))
-	if _, werr := c.Write(append(b, '\n')); werr != nil {
-		log.Warn("cannot write the answer", "error", werr)
-	}
 }
 
 func (s *Server) log() *slog.Logger {
@@ -434,4 +417,31 @@ func orDefault[T int | time.Duration](v, def T) T {
 		return def
 	}
 	return v
+}
+
+// limitListener accepts at most cap(sem) connections at once.
+type limitListener struct {
+	net.Listener
+	sem chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.sem <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
+}
+
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }

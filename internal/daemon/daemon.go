@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"reflect"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/virtbgp/virtbgp/internal/control"
 	"github.com/virtbgp/virtbgp/internal/health"
 	"github.com/virtbgp/virtbgp/internal/libvirt"
+	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/notify"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
@@ -36,8 +38,10 @@ import (
 
 // Options are the daemon's settings that do not come from the config file.
 type Options struct {
-	// Version is reported in logs and status.
-	Version string
+	// Version is reported in logs and status, Revision (the commit
+	// virtbgp was built from) in status.
+	Version  string
+	Revision string
 	// StopBGP stops the BGP speaker when Run ends, with a Cease
 	// NOTIFICATION (a Hard Reset where RFC 8538 is negotiated) that makes
 	// peers drop the routes at once. `virtbgp run` leaves it false when
@@ -80,6 +84,7 @@ type Daemon struct {
 	failedDigest  string // mapping.Digest of the last files that failed to load
 	origins       *origins
 	drain         *drainer
+	manual        *manualRoutes
 	peersAdded    bool
 }
 
@@ -115,19 +120,27 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	var manualRoutes []mapping.Route
+	d.manual, manualRoutes, err = loadManual(cfg.StateDir, cfg.API.Allow, log.With("part", "api"))
+	if err != nil {
+		return nil, err
+	}
+	d.manual.onChange = d.metrics.ManualRoutes
+	d.metrics.ManualRoutes(len(manualRoutes), 0)
 	d.rec = reconcile.New(reconcile.Options{
 		Hypervisor:     d.hv,
 		Speaker:        d.speaker,
 		Log:            log.With("part", "reconcile"),
 		Mapping:        m,
 		Drain:          drain,
+		Manual:         manualRoutes,
 		ResyncInterval: cfg.ResyncInterval,
 		Observer:       d.metrics,
 		Health:         d.health,
 		Policy: reconcile.Policy{
 			KeepPaused:     cfg.Policy.Paused == config.PausedKeep,
 			StandbyPrepend: cfg.Policy.StandbyPrepend,
-			Trust:          trust(cfg.Mapping),
+			Trust:          trust(cfg.Mapping, cfg.API),
 		},
 	})
 	d.drain.rec = d.rec
@@ -141,11 +154,24 @@ func (d *Daemon) Reconciler() *reconcile.Reconciler { return d.rec }
 func (d *Daemon) Run(ctx context.Context) error {
 	d.started = time.Now()
 
-	ctl := &control.Server{Handler: handler{d}, Log: d.log.With("part", "control")}
+	ctl := &control.Server{Handler: handler{d}, Log: d.log.With("part", "control"),
+		WriteRate: d.cfg.API.WriteRate, TLS: d.cfg.API.TLS.Config}
+	if d.cfg.Control.ReadGroup != "" {
+		gid := d.cfg.Control.ReadGID
+		ctl.ReadGroup = &gid
+	}
+	for _, t := range d.cfg.API.Tokens {
+		ctl.Tokens = append(ctl.Tokens, control.Token{Name: t.Name, Secret: t.Secret, Write: t.Write})
+	}
 	if err := ctl.Listen(d.cfg.Control.Socket); err != nil {
 		return err // it names the socket
 	}
 	defer ctl.Close()
+	if d.cfg.API.Listen != "" {
+		if err := ctl.ListenTCP(d.cfg.API.Listen); err != nil {
+			return err // it names the address
+		}
+	}
 
 	// Graceful restart: the peers come up in restarting mode only after the
 	// first sync has put the routes back into the RIB, so that a helper
@@ -219,6 +245,8 @@ func (d *Daemon) loop(ctx context.Context) {
 			}
 		case <-d.drain.timerC():
 			d.drain.finish(ctx)
+		case <-d.manual.timerC():
+			d.manual.expire(ctx, d.rec)
 		case <-d.watch:
 			_, _ = d.reloadMapping(ctx, false)
 		case run := <-d.reqs:
@@ -347,7 +375,24 @@ func (h handler) Undrain(ctx context.Context) (string, error) {
 }
 
 func (h handler) Reload(ctx context.Context) (string, error) {
-	return call(ctx, h.d, "reload", h.d.reload)
+	msg, err := call(ctx, h.d, "reload", h.d.reload)
+	if err != nil && ctx.Err() == nil {
+		// The new config or mapping is refused; the old one stays.
+		return "", &control.Error{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+	}
+	return msg, err
+}
+
+func (h handler) ManualRoutes(ctx context.Context) ([]manual.Route, error) {
+	return call(ctx, h.d, "manual routes", func(context.Context) ([]manual.Route, error) { return h.d.manual.list(), nil })
+}
+
+func (h handler) Announce(ctx context.Context, who string, req manual.Request) (manual.Route, error) {
+	return call(ctx, h.d, "announce", func(ctx context.Context) (manual.Route, error) { return h.d.announce(ctx, who, req) })
+}
+
+func (h handler) Withdraw(ctx context.Context, who, prefix string) (manual.Route, error) {
+	return call(ctx, h.d, "withdraw", func(ctx context.Context) (manual.Route, error) { return h.d.withdraw(ctx, who, prefix) })
 }
 
 // reload is SIGHUP: the config file, then the mapping. Runs in the main loop.
@@ -416,6 +461,9 @@ func restartOnly(old, nc *config.Config) []string {
 	add(old.ResyncInterval != nc.ResyncInterval, "resync-interval")
 	add(old.StateDir != nc.StateDir, "state-dir")
 	add(old.Control != nc.Control, "control")
+	oa, na := old.API, nc.API
+	oa.TLS.Config, na.TLS.Config = nil, nil
+	add(!reflect.DeepEqual(oa, na), "api")
 	add(old.Mapping.Path != nc.Mapping.Path || old.Mapping.Watch != nc.Mapping.Watch, "mapping")
 	add(!reflect.DeepEqual(old.Mapping.Metadata, nc.Mapping.Metadata), "mapping.metadata")
 	add(!reflect.DeepEqual(old.Mapping.Nova, nc.Mapping.Nova), "mapping.nova")
@@ -520,8 +568,8 @@ func metadataOption(m config.Mapping) libvirt.Option {
 
 // trust is what the reconciler lets each enabled source claim; a disabled
 // source is allowed nothing.
-func trust(m config.Mapping) reconcile.Trust {
-	var t reconcile.Trust
+func trust(m config.Mapping, api config.API) reconcile.Trust {
+	t := reconcile.Trust{Manual: api.Allow}
 	if m.Metadata.Enabled {
 		t.Metadata = m.Metadata.Allow
 	}

@@ -44,13 +44,19 @@ vms:
 // their state from it as the status endpoint makes them.
 func startTestDaemon(t *testing.T, mappingText string) (*Daemon, string, *vbtest.SyncBuffer) {
 	t.Helper()
+	return startTestDaemonBGP(t, mappingText, "{asn: 65001, router-id: 192.0.2.1, peers: []}")
+}
+
+// startTestDaemonBGP is startTestDaemon with bgpYAML as the bgp section.
+func startTestDaemonBGP(t *testing.T, mappingText, bgpYAML string) (*Daemon, string, *vbtest.SyncBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	mp := filepath.Join(dir, "mapping.yaml")
 	writeTestFile(t, mp, mappingText)
 	cp := filepath.Join(dir, "virtbgp.yaml")
 	writeTestFile(t, cp, `version: 1
 libvirt: {uri: "test:///default"}
-bgp: {asn: 65001, router-id: 192.0.2.1, peers: []}
+bgp: `+bgpYAML+`
 mapping: {path: mapping.yaml, watch: false}
 resync-interval: 0
 state-dir: state

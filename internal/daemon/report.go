@@ -3,8 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"runtime"
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
 	"github.com/virtbgp/virtbgp/mapping"
@@ -28,11 +31,13 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 	}
 	vms, routes := snap.Mapping.Stats()
 	r := status.Report{
-		Version: d.opts.Version,
-		Host:    hostname(),
-		Started: d.started,
-		Ready:   snap.Synced,
-		Libvirt: status.Libvirt{URI: d.cfg.Libvirt.URI, Connected: d.hv.Connected()},
+		Version:   d.opts.Version,
+		Revision:  d.opts.Revision,
+		GoVersion: runtime.Version(),
+		Host:      hostname(),
+		Started:   d.started,
+		Ready:     snap.Synced,
+		Libvirt:   status.Libvirt{URI: d.cfg.Libvirt.URI, Connected: d.hv.Connected()},
 		Mapping: status.Mapping{
 			Path:       d.cfg.Mapping.Path,
 			Generation: d.generation,
@@ -43,10 +48,12 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			Routes:     routes,
 			LastReload: d.lastReload,
 		},
-		Drain:  status.Drain{State: snap.Drain, Since: d.drain.since},
-		Health: checks,
-		Time:   time.Now(),
+		Drain:        status.Drain{State: snap.Drain, Since: d.drain.since},
+		ManualRoutes: d.manual.list(),
+		Health:       checks,
+		Time:         time.Now(),
 	}
+	carried := map[config.Family]bool{} // by some peer's session
 	for _, p := range peers {
 		sp := status.Peer{
 			Address:    p.Address.String(),
@@ -56,6 +63,24 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 			LastDown:   p.LastDownReason,
 			// What the peer does with our routes when we restart.
 			GracefulRestart: string(p.GracefulRestart),
+			UpdatesSent:     int(p.UpdatesSent),
+			UpdatesReceived: int(p.UpdatesReceived),
+			Flaps:           int(p.Flaps),
+		}
+		for f, n := range p.SentByFamily {
+			if sp.RoutesSentByFamily == nil {
+				sp.RoutesSentByFamily = map[string]int{}
+			}
+			sp.RoutesSentByFamily[string(f)] = int(n)
+		}
+		for f, why := range p.NotSent {
+			if sp.NotSent == nil {
+				sp.NotSent = map[string]string{}
+			}
+			sp.NotSent[string(f)] = why
+		}
+		for _, f := range p.Carries() {
+			carried[f] = true
 		}
 		if p.Uptime > 0 {
 			sp.Since = time.Now().Add(-p.Uptime).Truncate(time.Second)
@@ -68,7 +93,11 @@ func (d *Daemon) buildReport(ctx context.Context) (status.Report, error) {
 	perDomain := map[string]int{}
 	for _, w := range snap.Announced {
 		perDomain[w.UUID]++
-		r.Routes = append(r.Routes, reportRoute(w))
+		rt := reportRoute(w)
+		if f := routeFamily(w.Route.Prefix); !carried[f] {
+			rt.NotCarried = "no peer carries " + string(f)
+		}
+		r.Routes = append(r.Routes, rt)
 	}
 	if d.origins == nil || d.origins.m != snap.Mapping {
 		d.origins = newOrigins(snap.Mapping)
@@ -121,6 +150,14 @@ func addSources(sd *status.Domain, dr reconcile.DomainRoutes) {
 	case len(dr.Refused) > 0:
 		sd.Problem = status.ProblemClaimsRefused
 	}
+}
+
+// routeFamily is the address family of prefix p.
+func routeFamily(p netip.Prefix) config.Family {
+	if p.Addr().Is4() {
+		return config.FamilyIPv4
+	}
+	return config.FamilyIPv6
 }
 
 func reportRoute(w reconcile.Want) status.Route {

@@ -54,7 +54,7 @@ func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 		if d.State == reconcile.StatePaused {
 			d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(r.reason), r.jobOperation)
 		}
-		claims, err := a.meta.claims(uuid, r.name, r.state, true, r.metadata)
+		claims, _, err := a.meta.claims(uuid, r.name, r.state, true, a.meta.counted(r.metadata), a.meta.counted(r.configMetadata))
 		if err != nil {
 			return err
 		}
@@ -170,6 +170,26 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain, force bool) (reconcile.
 	if err != nil {
 		return reconcile.Domain{}, false, fmt.Errorf("libvirt: read name of domain %s: %w", uuid, err)
 	}
+	read := func(flags lv.DomainModificationImpact) getMetadataFunc {
+		return a.meta.counted(func(ns string) (string, error) {
+			return dom.GetMetadata(lv.DOMAIN_METADATA_ELEMENT, ns, flags)
+		})
+	}
+	live, config := read(lv.DOMAIN_AFFECT_LIVE), read(lv.DOMAIN_AFFECT_CONFIG)
+	if !force {
+		// After an event that can change the metadata (a start, a stop,
+		// an incoming migration, an edit), read it beside the state, not
+		// after.
+		var wait func()
+		switch readLive, readConfig := a.meta.willRead(uuid, name); {
+		case readLive:
+			live, wait = a.meta.prefetch(live)
+			defer wait()
+		case readConfig:
+			config, wait = a.meta.prefetch(config)
+			defer wait()
+		}
+	}
 	st, reason, err := dom.GetState()
 	if err != nil {
 		if errors.Is(err, lv.ERR_NO_DOMAIN) {
@@ -192,11 +212,14 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain, force bool) (reconcile.
 			return job.Operation, true
 		})
 	}
-	claims, err := a.meta.claims(uuid, name, st, force, func(ns string) (string, error) {
-		return dom.GetMetadata(lv.DOMAIN_METADATA_ELEMENT, ns, lv.DOMAIN_AFFECT_LIVE)
-	})
+	claims, verify, err := a.meta.claims(uuid, name, st, force, live, config)
 	if err != nil {
 		return reconcile.Domain{}, false, a.callFailed(s, fmt.Sprintf("read metadata of domain %s (%s)", name, uuid), err)
+	}
+	if verify {
+		// Taken from the persistent definition at its boot: the next
+		// pass reads the live one.
+		a.offer(reconcile.Hint{UUID: uuid, Name: name, Event: "Metadata Verify"})
 	}
 	d.Claims = claims
 	return d, true, nil

@@ -32,7 +32,7 @@ type MetadataConfig struct {
 func WithMetadata(c MetadataConfig) Option {
 	return func(a *Adapter) {
 		if c.Virtbgp || c.Nova {
-			a.meta = &metaCache{cfg: c, gen: map[string]uint64{}, entries: map[string]metaEntry{}}
+			a.meta = &metaCache{cfg: c, gen: map[string]uint64{}, entries: map[string]metaEntry{}, cgen: map[string]uint64{}, configs: map[string]metaEntry{}, down: map[string]bool{}}
 		}
 	}
 }
@@ -45,13 +45,28 @@ func WithMetadata(c MetadataConfig) Option {
 // generation, which makes the entry stale. A full resync (Domains) reads
 // every active domain's metadata anew. Its own lock is never held across
 // a libvirt call.
+//
+// It also holds the claims of each shut-off domain's persistent
+// definition, read while it is off (on the hint of its stop or definition,
+// or on a resync). A plain boot (Started Booted) makes the live
+// definition a copy of the persistent one, so when that entry is still
+// valid (no definition nor metadata change since it was read), the start
+// takes it as the live claims and costs no RPC before its route is
+// announced. libvirt cannot tell such a boot from `virsh create` of an XML
+// of its own over a shut-off persistent domain, so the claims taken so are
+// read live once more on the next pass (a hint the adapter offers): at
+// worst the first pass after such a create announces what the persistent
+// definition claims, and the next one corrects it.
 type metaCache struct {
 	cfg MetadataConfig
 
 	mu      sync.Mutex
-	gen     map[string]uint64 // by UUID: bumped by the events that can change the metadata
+	gen     map[string]uint64 // by UUID: bumped by the events that can change the live metadata
 	entries map[string]metaEntry
-	reads   uint64 // GetMetadata calls made, for tests and benchmarks
+	cgen    map[string]uint64 // by UUID: bumped by the events that can change the persistent definition
+	configs map[string]metaEntry
+	down    map[string]bool // by UUID: stopped or undefined by the last event seen
+	reads   uint64          // GetMetadata calls made, for tests and benchmarks
 }
 
 // metaEntry is the claims read at one generation of a domain.
@@ -59,13 +74,18 @@ type metaEntry struct {
 	gen    uint64
 	name   string // the name they were read under (messages hold it)
 	claims *reconcile.Claims
+	// booted: taken from the persistent definition at a boot, not read
+	// from the live one; once claims gave them out, reread: the next call
+	// reads the live one.
+	booted, reread bool
 }
 
 // getMetadataFunc reads one element of a domain's live metadata by
 // namespace: the element as libvirt returns it, or an error.
 type getMetadataFunc func(ns string) (string, error)
 
-// touch makes the cached claims of uuid stale; forget also drops them.
+// touch makes the cached claims of uuid stale; forget also drops them,
+// and marks the domain down until it starts again.
 func (c *metaCache) touch(uuid string, forget bool) {
 	if c == nil {
 		return
@@ -75,59 +95,170 @@ func (c *metaCache) touch(uuid string, forget bool) {
 	c.gen[uuid]++
 	if forget {
 		delete(c.entries, uuid)
+		c.down[uuid] = true
+	}
+}
+
+// touchConfig makes the cached claims of uuid's persistent definition
+// stale.
+func (c *metaCache) touchConfig(uuid string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cgen[uuid]++
+}
+
+// boot marks uuid started; a plain boot takes the persistent definition's
+// claims, if they are still valid, as the live ones.
+func (c *metaCache) boot(uuid string, plain bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen[uuid]++
+	delete(c.down, uuid)
+	if ce, ok := c.configs[uuid]; ok && plain && ce.gen == c.cgen[uuid] {
+		c.entries[uuid] = metaEntry{gen: c.gen[uuid], name: ce.name, claims: ce.claims, booted: true}
 	}
 }
 
 // onEvent makes the claims of uuid stale on the lifecycle events that can
-// change a domain's live metadata.
+// change a domain's live metadata or its persistent definition.
 func (c *metaCache) onEvent(uuid string, ev lv.DomainEventType, detail int) {
 	switch ev {
-	case lv.DOMAIN_EVENT_DEFINED, lv.DOMAIN_EVENT_STARTED:
+	case lv.DOMAIN_EVENT_DEFINED:
 		c.touch(uuid, false)
+		c.touchConfig(uuid)
+	case lv.DOMAIN_EVENT_STARTED:
+		c.boot(uuid, lv.DomainEventStartedDetailType(detail) == lv.DOMAIN_EVENT_STARTED_BOOTED)
 	case lv.DOMAIN_EVENT_RESUMED:
 		switch lv.DomainEventResumedDetailType(detail) {
 		case lv.DOMAIN_EVENT_RESUMED_MIGRATED, lv.DOMAIN_EVENT_RESUMED_POSTCOPY:
 			c.touch(uuid, false)
 		}
-	case lv.DOMAIN_EVENT_STOPPED, lv.DOMAIN_EVENT_UNDEFINED:
+	case lv.DOMAIN_EVENT_STOPPED:
 		c.touch(uuid, true)
+	case lv.DOMAIN_EVENT_UNDEFINED:
+		c.touch(uuid, true)
+		c.touchConfig(uuid)
 	}
 }
 
 // claims returns the claims of the domain (uuid, name) whose state is st:
 // nil for an inactive domain (its live metadata is not the one that runs);
 // the cached claims if they are still valid and force is false; else read
-// with get. An error is a failed read (not an absent element, which is
-// nil claims, nor a bad one, which is a Claim with Err).
-func (c *metaCache) claims(uuid, name string, st lv.DomainState, force bool, get getMetadataFunc) (*reconcile.Claims, error) {
+// with live. verify is true when the claims were taken from the
+// persistent definition at a boot: the caller has the domain read again
+// (a hint), which reads them live. For a shut-off domain it reads the
+// persistent definition's claims with config (when stale or force), for
+// its next boot. An error is a failed read (not an absent element, which
+// is nil claims, nor a bad one, which is a Claim with Err).
+func (c *metaCache) claims(uuid, name string, st lv.DomainState, force bool, live, config getMetadataFunc) (claims *reconcile.Claims, verify bool, err error) {
 	if c == nil {
-		return nil, nil
+		return nil, false, nil
 	}
 	if st != lv.DOMAIN_RUNNING && st != lv.DOMAIN_PAUSED {
 		c.mu.Lock()
 		delete(c.entries, uuid)
+		g := c.cgen[uuid]
+		ce, ok := c.configs[uuid]
 		c.mu.Unlock()
-		return nil, nil
+		if st != lv.DOMAIN_SHUTOFF || config == nil || ok && !force && ce.gen == g && ce.name == name {
+			return nil, false, nil
+		}
+		claims, err := c.read(name, config)
+		if err != nil {
+			return nil, false, err
+		}
+		c.mu.Lock()
+		c.configs[uuid] = metaEntry{gen: g, name: name, claims: claims}
+		c.mu.Unlock()
+		return nil, false, nil
 	}
 	c.mu.Lock()
 	g := c.gen[uuid]
 	e, ok := c.entries[uuid]
-	c.mu.Unlock()
-	if ok && !force && e.gen == g && e.name == name {
-		return e.claims, nil
+	if ok && !force && !e.reread && e.gen == g && e.name == name {
+		verify := e.booted
+		if verify {
+			e.booted, e.reread = false, true
+			c.entries[uuid] = e
+		}
+		c.mu.Unlock()
+		return e.claims, verify, nil
 	}
-	claims, reads, err := c.read(name, get)
+	c.mu.Unlock()
+	claims, err = c.read(name, live)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reads += reads
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if prev, ok := c.entries[uuid]; ok && sameClaims(prev.claims, claims) {
 		claims = prev.claims // keep the pointer: nothing changed
 	}
 	c.entries[uuid] = metaEntry{gen: g, name: name, claims: claims}
-	return claims, nil
+	return claims, false, nil
+}
+
+// willRead says which definition claims, called next for the domain
+// (uuid, name) without force, will read: the live one when the cached
+// claims are missing or stale, unless the last event said the domain
+// stopped; then the persistent one when its cached claims are stale.
+func (c *metaCache) willRead(uuid, name string) (live, config bool) {
+	if c == nil {
+		return false, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down[uuid] {
+		ce, ok := c.configs[uuid]
+		return false, !ok || ce.gen != c.cgen[uuid] || ce.name != name
+	}
+	e, ok := c.entries[uuid]
+	return !ok || e.reread || e.gen != c.gen[uuid] || e.name != name, false
+}
+
+// prefetch starts reading the enabled elements with get, each in its own
+// goroutine (libvirt's client multiplexes calls on one connection), so
+// that the reads run beside the state read that claims waits for. It
+// returns the getMetadataFunc that claims takes, which waits for the read
+// of its namespace, and wait, which waits for them all: the caller must
+// call it before get's domain object is freed.
+func (c *metaCache) prefetch(get getMetadataFunc) (getMetadataFunc, func()) {
+	type result struct {
+		text string
+		err  error
+	}
+	var wg sync.WaitGroup
+	results := map[string]*result{}
+	for _, ns := range c.namespaces() {
+		r := &result{}
+		results[ns] = r
+		wg.Go(func() { r.text, r.err = get(ns) })
+	}
+	return func(ns string) (string, error) {
+		wg.Wait()
+		if r, ok := results[ns]; ok {
+			return r.text, r.err
+		}
+		return get(ns)
+	}, wg.Wait
+}
+
+// namespaces lists the namespaces of the elements read.
+func (c *metaCache) namespaces() []string {
+	var ns []string
+	if c.cfg.Virtbgp {
+		ns = append(ns, mapping.MetadataNS)
+	}
+	if c.cfg.Nova {
+		ns = append(ns, mapping.NovaNS)
+	}
+	return ns
 }
 
 // prune drops the entries and generations of the domains not in keep.
@@ -147,6 +278,21 @@ func (c *metaCache) prune(keep map[string]bool) {
 			delete(c.gen, u)
 		}
 	}
+	for u := range c.down {
+		if !keep[u] {
+			delete(c.down, u)
+		}
+	}
+	for u := range c.configs {
+		if !keep[u] {
+			delete(c.configs, u)
+		}
+	}
+	for u := range c.cgen {
+		if !keep[u] {
+			delete(c.cgen, u)
+		}
+	}
 }
 
 // clear drops everything (a new connection).
@@ -157,8 +303,12 @@ func (c *metaCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.entries)
+	clear(c.configs)
 	for u := range c.gen {
 		c.gen[u]++
+	}
+	for u := range c.cgen {
+		c.cgen[u]++
 	}
 }
 
@@ -174,14 +324,12 @@ func (c *metaCache) Reads() uint64 {
 }
 
 // read reads and parses the enabled elements of the domain named name.
-func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, uint64, error) {
+func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, error) {
 	var out reconcile.Claims
-	var reads uint64
 	if c.cfg.Virtbgp {
-		reads++
 		text, found, err := getElement(get, mapping.MetadataNS)
 		if err != nil {
-			return nil, reads, err
+			return nil, err
 		}
 		if found {
 			m, err := c.cfg.Options.Parse(name, []byte(text))
@@ -194,10 +342,9 @@ func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, u
 		}
 	}
 	if c.cfg.Nova {
-		reads++
 		text, found, err := getElement(get, mapping.NovaNS)
 		if err != nil {
-			return nil, reads, err
+			return nil, err
 		}
 		if found {
 			inst, err := mapping.ParseNova(name, []byte(text))
@@ -215,9 +362,23 @@ func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, u
 		}
 	}
 	if out.Metadata == nil && out.Nova == nil {
-		return nil, reads, nil
+		return nil, nil
 	}
-	return &out, reads, nil
+	return &out, nil
+}
+
+// counted is get counting its calls in Reads. Only the calls that reach
+// libvirt go through it.
+func (c *metaCache) counted(get getMetadataFunc) getMetadataFunc {
+	if c == nil || get == nil {
+		return get
+	}
+	return func(ns string) (string, error) {
+		c.mu.Lock()
+		c.reads++
+		c.mu.Unlock()
+		return get(ns)
+	}
 }
 
 // getElement reads one element; found is false when the domain has none
@@ -292,6 +453,7 @@ func (a *Adapter) onMetadataChange(_ *lv.Connect, d *lv.Domain, ev *lv.DomainEve
 	uuid = strings.ToLower(uuid)
 	name, _ := d.GetName()
 	a.meta.touch(uuid, false)
+	a.meta.touchConfig(uuid) // --live or --config: the event does not say
 	a.offer(reconcile.Hint{UUID: uuid, Name: name, Event: "Metadata Changed", At: timeNow()})
 	a.log.Debug("domain event", "domain", name, "uuid", uuid, "event", "Metadata Changed", "namespace", ev.NSURI)
 }

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -182,5 +183,131 @@ func TestMetadataOffReadsNothing(t *testing.T) {
 	d, _, err := a.Domain(context.Background(), uuid)
 	if err != nil || d.Claims != nil || a.MetadataReads() != 0 {
 		t.Errorf("claims %+v, reads %d, err %v; want none", d.Claims, a.MetadataReads(), err)
+	}
+}
+
+// TestMetadataReadOnlyWhenItCanChange: a start reads the live metadata
+// (beside the state, internal/libvirt/domains.go); a stop reads the
+// persistent definition's, once, and a plain boot then takes those and
+// costs no read before its route, followed by one live read (a "Metadata
+// Verify" hint); an edit while off is read at its hint; and `virsh
+// create` of another XML over the shut-off domain, which libvirt reports
+// as the same plain boot, is corrected by that live read.
+func TestMetadataReadOnlyWhenItCanChange(t *testing.T) {
+	a, _ := startAdapter(t, testURI, slog.LevelDebug, WithMetadata(testMetaConfig()))
+	c := openConn(t, testURI)
+	name := uniqueName(t)
+	dom, err := c.DomainDefineXML(domainXML(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	defer func() { _ = dom.Undefine() }()
+	setConfig := func(prefix string) {
+		t.Helper()
+		if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, `<vm><ip prefix="`+prefix+`"/></vm>`, mapping.MetadataKey, mapping.MetadataNS, lv.DOMAIN_AFFECT_CONFIG); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setConfig("198.51.100.2")
+	uuid := strings.ToLower(domUUID(t, dom))
+	ctx := context.Background()
+	// turn waits for the hint of event and reads the domain as the
+	// reconciler does; both elements are read (virtbgp's and Nova's,
+	// absent), so a read of a definition is 2 reads.
+	turn := func(what, event, want string, wantReads uint64) {
+		t.Helper()
+		waitMetaHint(t, a, uuid, event)
+		before := a.MetadataReads()
+		d, found, err := a.Domain(ctx, uuid)
+		if err != nil || !found {
+			t.Fatalf("%s: Domain: found %v, %v", what, found, err)
+		}
+		if got := claimPrefixes(d.Claims); got != want {
+			t.Errorf("%s: claims %q, want %q", what, got, want)
+		}
+		if n := a.MetadataReads() - before; n != wantReads {
+			t.Errorf("%s: %d metadata reads, want %d", what, n, wantReads)
+		}
+	}
+	do := func(f func() error) {
+		t.Helper()
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do(dom.Create)
+	turn("first start (nothing cached)", "Started Booted", "metadata: 198.51.100.2/32", 2)
+	do(dom.Destroy)
+	turn("first stop (the persistent definition read)", "Stopped Destroyed", "", 2)
+	for i := range 2 {
+		do(dom.Create)
+		turn(fmt.Sprintf("start %d", i+2), "Started Booted", "metadata: 198.51.100.2/32", 0)
+		turn(fmt.Sprintf("start %d, verified", i+2), "Metadata Verify", "metadata: 198.51.100.2/32", 2)
+		do(dom.Destroy)
+		turn(fmt.Sprintf("stop %d", i+2), "Stopped Destroyed", "", 0)
+	}
+
+	// An edit of the persistent definition while off is read at its hint.
+	setConfig("198.51.100.3")
+	turn("edit while off", "Metadata Changed", "", 2)
+	do(dom.Create)
+	turn("start after the edit", "Started Booted", "metadata: 198.51.100.3/32", 0)
+	turn("start after the edit, verified", "Metadata Verify", "metadata: 198.51.100.3/32", 2)
+	do(dom.Destroy)
+	turn("stop after the edit", "Stopped Destroyed", "", 0)
+
+	// `virsh create` of an XML of its own over the shut-off domain.
+	other, err := c.DomainCreateXML(fmt.Sprintf(`<domain type='test'><name>%s</name><uuid>%s</uuid><memory>65536</memory><os><type>hvm</type></os>`+
+		`<metadata><vm xmlns="%s"><ip prefix="198.51.100.4"/></vm></metadata></domain>`, name, uuid, mapping.MetadataNS), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Free()
+	turn("create over it", "Started Booted", "metadata: 198.51.100.3/32", 0)
+	turn("create over it, verified", "Metadata Verify", "metadata: 198.51.100.4/32", 2)
+	do(other.Destroy)
+}
+
+// TestMetadataResyncReadsShutOffDefinitions: a full resync (Domains) reads
+// the persistent definition of a shut-off domain, so that its first plain
+// boot after virtbgp started costs no read before its route.
+func TestMetadataResyncReadsShutOffDefinitions(t *testing.T) {
+	a, _ := startAdapter(t, testURI, slog.LevelDebug, WithMetadata(testMetaConfig()))
+	c := openConn(t, testURI)
+	dom, err := c.DomainDefineXML(domainXML(uniqueName(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	defer func() { _ = dom.Undefine() }()
+	if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, `<vm><ip prefix="198.51.100.5"/></vm>`, mapping.MetadataKey, mapping.MetadataNS, lv.DOMAIN_AFFECT_CONFIG); err != nil {
+		t.Fatal(err)
+	}
+	uuid := strings.ToLower(domUUID(t, dom))
+	waitMetaHint(t, a, uuid, "Metadata Changed")
+	ctx := context.Background()
+	before := a.MetadataReads()
+	if _, err := a.Domains(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.MetadataReads() == before {
+		t.Fatal("the resync read no persistent definition")
+	}
+	if err := dom.Create(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = dom.Destroy() }()
+	waitMetaHint(t, a, uuid, "Started Booted")
+	before = a.MetadataReads()
+	d, _, err := a.Domain(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := claimPrefixes(d.Claims); got != "metadata: 198.51.100.5/32" {
+		t.Errorf("claims %q after the boot", got)
+	}
+	if n := a.MetadataReads() - before; n != 0 {
+		t.Errorf("the boot read %d elements before its route, want 0", n)
 	}
 }

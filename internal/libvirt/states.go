@@ -56,11 +56,11 @@ static int vbgpJobOperation(virDomainStatsRecordPtr *recs, int i, int *op) {
 	return found;
 }
 
-// vbgpMetadata reads an element of the live metadata of the domain of
-// recs[i] by namespace (one RPC): the element, to be freed, or NULL and
-// the error.
-static char *vbgpMetadata(virDomainStatsRecordPtr *recs, int i, const char *uri, virErrorPtr err) {
-	char *s = virDomainGetMetadata(recs[i]->dom, VIR_DOMAIN_METADATA_ELEMENT, uri, VIR_DOMAIN_AFFECT_LIVE);
+// vbgpMetadata reads an element of the live or persistent (flags)
+// metadata of the domain of recs[i] by namespace (one RPC): the element,
+// to be freed, or NULL and the error.
+static char *vbgpMetadata(virDomainStatsRecordPtr *recs, int i, const char *uri, unsigned int flags, virErrorPtr err) {
+	char *s = virDomainGetMetadata(recs[i]->dom, VIR_DOMAIN_METADATA_ELEMENT, uri, flags);
 	if (s == NULL)
 		virCopyLastError(err);
 	return s;
@@ -83,10 +83,10 @@ type stateRecord struct {
 	state        lv.DomainState
 	reason       int
 	jobOperation func() (lv.DomainJobOperationType, bool)
-	// metadata reads an element of the domain's live metadata by
-	// namespace, an RPC; valid only during the callback, like
-	// jobOperation.
-	metadata getMetadataFunc
+	// metadata and configMetadata read an element of the domain's live
+	// or persistent metadata by namespace, an RPC; valid only during the
+	// callback, like jobOperation.
+	metadata, configMetadata getMetadataFunc
 }
 
 // errNoStateStats means a record of a bulk read lacks the state: the driver
@@ -144,17 +144,21 @@ func readAllStates(conn *lv.Connect, each func(stateRecord) error) error {
 			}
 			return lv.DomainJobOperationType(op), true
 		}
-		rec.metadata = func(ns string) (string, error) {
-			cns := C.CString(ns)
-			defer C.free(unsafe.Pointer(cns))
-			var merr C.virError
-			out := C.vbgpMetadata(recs, i, cns, &merr)
-			if out == nil {
-				return "", lvError(&merr)
+		metadata := func(flags C.uint) getMetadataFunc {
+			return func(ns string) (string, error) {
+				cns := C.CString(ns)
+				defer C.free(unsafe.Pointer(cns))
+				var merr C.virError
+				out := C.vbgpMetadata(recs, i, cns, flags, &merr)
+				if out == nil {
+					return "", lvError(&merr)
+				}
+				defer C.free(unsafe.Pointer(out))
+				return C.GoString(out), nil
 			}
-			defer C.free(unsafe.Pointer(out))
-			return C.GoString(out), nil
 		}
+		rec.metadata = metadata(C.VIR_DOMAIN_AFFECT_LIVE)
+		rec.configMetadata = metadata(C.VIR_DOMAIN_AFFECT_CONFIG)
 		if err := each(rec); err != nil {
 			return err
 		}

@@ -52,6 +52,8 @@ const (
 	WhyStandby    = "standby"
 	WhySwitchover = "switchover"
 	WhyPausedKeep = "paused-keep"
+	// WhyManual: a manual route of the API.
+	WhyManual = "manual"
 )
 
 // serving decides from a domain's state whether its routes are wanted, and
@@ -78,12 +80,12 @@ func serving(d Domain, p Policy) (why string, ok bool) {
 
 // Desired computes the routes that should be announced, as a pure function
 // of the domains on this host (with their metadata claims), the mapping,
-// the policy and the health of the routes: Resolve with nothing announced
-// before. Only prefixes that the
-// mapping names, or that a domain's metadata claims within what the policy
+// the policy, the manual routes and the health of the routes: Resolve with
+// nothing announced before. Only prefixes that the mapping names, or that
+// a domain's metadata or a manual route claims within what the policy
 // trusts that source with, can appear in the result.
-func Desired(domains []Domain, m *mapping.Mapping, p Policy, h Health) map[netip.Prefix]Want {
-	return Resolve(domains, m, p, nil, h).Want
+func Desired(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, h Health) map[netip.Prefix]Want {
+	return Resolve(domains, m, p, manual, nil, h).Want
 }
 
 func rank(why string) int {

@@ -33,6 +33,10 @@ type Options struct {
 	Mapping *mapping.Mapping
 	// Drain is the drain state at start; SetDrain changes it.
 	Drain Drain
+	// Manual are the manual routes at start (read from the state
+	// directory, so that they are in the first sync, before End-of-RIB);
+	// SetManual replaces them.
+	Manual []mapping.Route
 	// ResyncInterval is the period of full resyncs; 0 disables them.
 	ResyncInterval time.Duration
 	// RetryMin and RetryMax bound the backoff after a failed read of
@@ -160,6 +164,17 @@ func (d *Drain) UnmarshalText(b []byte) error {
 	return fmt.Errorf("unknown drain state %q: want none, draining or drained", b)
 }
 
+// SetManual puts a new set of manual routes in force and returns after the
+// resulting route changes were applied (or ctx ended). The caller
+// validated them; the reconciler keeps a copy.
+func (r *Reconciler) SetManual(ctx context.Context, routes []mapping.Route) error {
+	routes = slices.Clone(routes)
+	for i := range routes {
+		routes[i] = routes[i].Clone()
+	}
+	return r.update(ctx, "set manual routes", func(st *state) { st.manual = routes })
+}
+
 // SetDrain puts a drain state in force and returns after the resulting route
 // changes were applied (or ctx ended).
 func (r *Reconciler) SetDrain(ctx context.Context, d Drain) error {
@@ -240,6 +255,7 @@ func (r *Reconciler) Snapshot(ctx context.Context) (Snapshot, error) {
 type state struct {
 	mapping   *mapping.Mapping
 	drain     Drain
+	manual    []mapping.Route
 	domains   map[string]Domain // by UUID
 	announced map[netip.Prefix]Want
 	// arrivals are the domains that arrived by live migration, by UUID:
@@ -268,6 +284,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	st := &state{
 		mapping:   r.opts.Mapping,
 		drain:     r.opts.Drain,
+		manual:    r.opts.Manual,
 		domains:   make(map[string]Domain),
 		announced: make(map[netip.Prefix]Want),
 		dirty:     make(map[string]Hint),
@@ -385,7 +402,7 @@ func (r *Reconciler) pass(ctx context.Context, st *state) {
 		health = r.opts.Health.Health()
 	}
 	st.health = health
-	res := Resolve(domains, st.mapping, r.opts.Policy, st.announced, health)
+	res := Resolve(domains, st.mapping, r.opts.Policy, st.manual, st.announced, health)
 	r.reportSources(st, res.Domains)
 	r.trackArrivals(st)
 	want := WithDrain(res.Want, st.drain)
@@ -624,6 +641,9 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 		slog.String("vm", have.VM),
 		slog.Any("prefix", have.Route.Prefix),
 		slog.String("action", "withdraw"),
+	}
+	if have.Source == SourceManual {
+		return append(out, slog.String("reason", "manual"))
 	}
 	fromFile := have.Source == SourceFile || have.Source == ""
 	if fromFile && !names(st.mapping, have.Route.Prefix) {

@@ -19,6 +19,9 @@ const (
 	// SourceNova: Nova's element in the domain's live metadata
 	// (mapping.NovaNS).
 	SourceNova = "nova"
+	// SourceManual: a manual route of the API (internal/manual), not a
+	// domain's.
+	SourceManual = "manual"
 )
 
 // Claims is what a domain's live metadata claims, as the hypervisor
@@ -54,12 +57,18 @@ type Claim struct {
 type Trust struct {
 	Metadata mapping.Allow
 	Nova     mapping.Allow
+	// Manual is what the API's manual routes may be (api.allowed-prefixes
+	// ...).
+	Manual mapping.Allow
 }
 
 // allow returns the Allow of source.
 func (t *Trust) allow(source string) *mapping.Allow {
-	if source == SourceNova {
+	switch source {
+	case SourceNova:
 		return &t.Nova
+	case SourceManual:
+		return &t.Manual
 	}
 	return &t.Metadata
 }
@@ -106,6 +115,7 @@ const (
 	reasonFileOwns  = "the mapping file gives this prefix to %q"
 	reasonHeldBy    = "domain %q (%s) holds this prefix from %s"
 	reasonClaimedBy = "domain %q (%s) also claims it, and wins (%s)"
+	reasonManual    = "a manual route of the API holds this prefix"
 	tieIncumbent    = "it announces it already"
 	tieRank         = "its state ranks higher"
 	tieLowerUUID    = "its UUID is lower"
@@ -114,8 +124,8 @@ const (
 // Resolve computes the routes to announce and where each domain's routes
 // come from, as a pure function of the domains (with their Claims), the
 // mapping file, the policy (with the trust rules) and the routes announced
-// now (prev, which only breaks ties between metadata claims). The rules,
-// in docs/metadata.md ("Precedence"):
+// now (prev, which only breaks ties between metadata claims) and the
+// manual routes of the API. The rules, in docs/metadata.md ("Precedence"):
 //
 //   - A domain that the mapping file maps (by name or UUID, the UUID pin
 //     holding) gets the file's routes and nothing from its metadata.
@@ -130,19 +140,29 @@ const (
 //     route; else the one whose state ranks higher (running, paused-keep,
 //     switchover, standby); else the one with the lower UUID. The others'
 //     claims are refused.
+//   - A manual route is announced if it passes Trust.Manual and the
+//     mapping file does not map its prefix (the API refuses such a route;
+//     a mapping reloaded since wins). It wins over metadata and Nova
+//     claims, which are refused.
 //
 // Health (the health monitor's verdicts) applies to the file routes whose
 // entry has checks: a failing route is withdrawn, or depreferenced, as its
 // mapping.Health says. An anycast prefix that several local domains map
 // goes to a healthy one before a depreferenced one, then by state rank,
 // then to the one announcing it now, then to the lower UUID.
-func Resolve(domains []Domain, m *mapping.Mapping, p Policy, prev map[netip.Prefix]Want, health Health) Resolution {
+func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, prev map[netip.Prefix]Want, health Health) Resolution {
 	// Sized for the routes announced now: a pass that changes nothing
 	// grows no map.
 	res := Resolution{Want: make(map[netip.Prefix]Want, len(prev)), Domains: make(map[string]DomainRoutes, len(domains))}
 	domains = slices.Clone(domains)
 	slices.SortFunc(domains, func(a, b Domain) int { return cmp.Compare(a.UUID, b.UUID) })
-	claims := make(map[netip.Prefix][]Want, len(prev)) // metadata and Nova claims of serving domains
+	// The metadata and Nova claims of serving domains: the first claim of
+	// each prefix indexed in claims (a Want is too big to be a map value
+	// without an allocation each), any others (a conflict, rare) in
+	// rivals.
+	var wants []Want
+	claims := make(map[netip.Prefix]int, len(prev))
+	var rivals map[netip.Prefix][]Want
 	for _, d := range domains {
 		why, serves := serving(d, p)
 		vm, mapped := m.LookupVM(d.Name, d.UUID)
@@ -183,12 +203,45 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, prev map[netip.Pref
 				continue
 			}
 			if serves {
-				claims[r.Prefix] = append(claims[r.Prefix], Want{Route: adjust(r, why, p), Domain: d.Name, UUID: d.UUID, Why: why, Source: source})
+				w := Want{Route: adjust(r, why, p), Domain: d.Name, UUID: d.UUID, Why: why, Source: source}
+				if _, dup := claims[r.Prefix]; !dup {
+					if wants == nil {
+						wants = make([]Want, 0, len(prev))
+					}
+					claims[r.Prefix] = len(wants)
+					wants = append(wants, w)
+				} else {
+					if rivals == nil {
+						rivals = map[netip.Prefix][]Want{}
+					}
+					rivals[r.Prefix] = append(rivals[r.Prefix], w)
+				}
 			}
 		}
 		res.Domains[d.UUID] = dr
 	}
-	for prefix, ws := range claims {
+	for _, r := range manual {
+		if _, named := m.Owner(r.Prefix); named {
+			continue
+		}
+		if _, refused := p.Trust.Manual.Filter("", []mapping.Route{r}); len(refused) > 0 {
+			continue
+		}
+		if _, held := res.Want[r.Prefix]; !held {
+			res.Want[r.Prefix] = Want{Route: r, Why: WhyManual, Source: SourceManual}
+		}
+	}
+	for prefix, i := range claims {
+		ws := wants[i : i+1 : i+1]
+		if more := rivals[prefix]; more != nil {
+			ws = append(ws, more...)
+		}
+		if held, ok := res.Want[prefix]; ok && held.Source == SourceManual {
+			for _, w := range ws {
+				res.refuse(w, reasonManual)
+			}
+			continue
+		}
 		if held, ok := res.Want[prefix]; ok {
 			// Cannot happen (the file's prefixes were refused above);
 			// kept so that no claim ever displaces a file route.
@@ -323,7 +376,7 @@ func permits(m *mapping.Mapping, p *Policy, w Want) bool {
 	switch w.Source {
 	case SourceFile, "":
 		return named
-	case SourceMetadata, SourceNova:
+	case SourceMetadata, SourceNova, SourceManual:
 		_, refused := p.Trust.allow(w.Source).Filter(w.Domain, []mapping.Route{w.Route})
 		return !named && len(refused) == 0
 	}

@@ -34,7 +34,8 @@ func promtool(t *testing.T) string {
 
 // TestAlertRules checks the shipped rules with promtool and runs their unit
 // tests (fleet mapping digests that differ, an unmapped arrival, a peer
-// down, a rejected reload).
+// down, a rejected reload, no routes while domains run, libvirt
+// disconnected, reconcile errors).
 func TestAlertRules(t *testing.T) {
 	bin := promtool(t)
 	for _, args := range [][]string{

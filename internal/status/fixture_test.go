@@ -21,15 +21,20 @@ const sampleDigest = "5d41402abc4b2a76b9719d911017c592ae1f3c8e2b0e7d7a6b5c4d3e2f
 // mapping; a rejected reload.
 func sampleReport() Report {
 	return Report{
-		Version: "1.4.0",
-		Host:    "hv-a12.dc1",
-		Started: time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC),
-		Ready:   true,
-		Libvirt: Libvirt{URI: "qemu:///system", Connected: true},
+		Version:   "1.4.0",
+		Revision:  "0123456789ab",
+		GoVersion: "go1.26.8",
+		Host:      "hv-a12.dc1",
+		Started:   time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC),
+		Ready:     true,
+		Libvirt:   Libvirt{URI: "qemu:///system", Connected: true},
 		Peers: []Peer{
-			{Address: "2001:db8:ff::1", ASN: 65000, State: "established", Since: at(12, 0, 0), RoutesSent: 5, Families: []string{"ipv4", "ipv6"}, GracefulRestart: "llgr"},
-			{Address: "198.18.0.5", ASN: 65010, State: "active", Families: []string{"ipv4"}, LastDown: "hold timer expired", GracefulRestart: "none"},
-			{Address: "198.18.0.1", ASN: 65000, State: "established", Since: time.Date(2025, 6, 1, 9, 0, 3, 0, time.UTC), RoutesSent: 5, Families: []string{"ipv4", "ipv6"}, LastDown: "peer sent NOTIFICATION: cease/administrative reset", GracefulRestart: "gr"},
+			{Address: "2001:db8:ff::1", ASN: 65000, State: "established", Since: at(12, 0, 0), RoutesSent: 5, Families: []string{"ipv4", "ipv6"}, GracefulRestart: "llgr",
+				RoutesSentByFamily: map[string]int{"ipv4": 4, "ipv6": 1}, UpdatesSent: 7, UpdatesReceived: 1},
+			{Address: "198.18.0.5", ASN: 65010, State: "active", Families: []string{"ipv4"}, LastDown: "hold timer expired", GracefulRestart: "none", Flaps: 3},
+			{Address: "198.18.0.1", ASN: 65000, State: "established", Since: time.Date(2025, 6, 1, 9, 0, 3, 0, time.UTC), RoutesSent: 4, Families: []string{"ipv4", "ipv6"}, LastDown: "peer sent NOTIFICATION: cease/administrative reset", GracefulRestart: "gr",
+				RoutesSentByFamily: map[string]int{"ipv4": 4, "ipv6": 0}, UpdatesSent: 9, UpdatesReceived: 2, Flaps: 1,
+				NotSent: map[string]string{"ipv6": "no ipv6 next hop: interface eth0 facing the peer has no usable global ipv6 address"}},
 		},
 		Domains: []Domain{
 			{Name: "web-01", UUID: "6695eb01-f6a4-8304-79aa-97f2502e193f", State: "running", Reason: "booted", VM: "web-01",

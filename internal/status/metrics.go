@@ -46,6 +46,8 @@ type Metrics struct {
 	reloadTimestamp   prometheus.Gauge
 	reloadOKTimestamp prometheus.Gauge
 	reloads           *prometheus.CounterVec
+	manualRoutes      prometheus.Gauge
+	manualExpired     prometheus.Counter
 
 	state *stateCollector
 }
@@ -105,6 +107,16 @@ func NewMetrics() *Metrics {
 			Name:      "mapping_reloads_total",
 			Help:      "Mapping loads and reloads by result (ok, or error when the new mapping was rejected).",
 		}, []string{"result"}),
+		manualRoutes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "manual_routes",
+			Help:      "Manual routes of the API in force (announced unless the mapping file or the allowed prefixes refuse them now).",
+		}),
+		manualExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "manual_routes_expired_total",
+			Help:      "Manual routes withdrawn because their lease (TTL) ended without a renewal.",
+		}),
 		state: newStateCollector(),
 	}
 	// Both results exist from the start, so that rate() and increase() see
@@ -123,9 +135,18 @@ func NewMetrics() *Metrics {
 		m.reloadTimestamp,
 		m.reloadOKTimestamp,
 		m.reloads,
+		m.manualRoutes,
+		m.manualExpired,
 		m.state,
 	)
 	return m
+}
+
+// ManualRoutes records the count of manual routes in force after a
+// change, and how many leases the change ended.
+func (m *Metrics) ManualRoutes(n, expired int) {
+	m.manualRoutes.Set(float64(n))
+	m.manualExpired.Add(float64(expired))
 }
 
 // Registry is the registry holding every series, for serving it elsewhere
@@ -193,6 +214,11 @@ type stateCollector struct {
 	peerUp         *prometheus.Desc
 	peerSince      *prometheus.Desc
 	peerRoutesSent *prometheus.Desc
+	peerFamSent    *prometheus.Desc
+	peerUpdSent    *prometheus.Desc
+	peerUpdRecv    *prometheus.Desc
+	peerFlaps      *prometheus.Desc
+	notCarried     *prometheus.Desc
 	routes         *prometheus.Desc
 	domains        *prometheus.Desc
 	mappingGen     *prometheus.Desc
@@ -210,13 +236,18 @@ func newStateCollector() *stateCollector {
 	}
 	return &stateCollector{
 		sourceUp:       d("status_source_up", "1 if the daemon's state could be read for this scrape (its main loop answered in time), else 0 and the state series are absent."),
-		buildInfo:      d("build_info", "Always 1; the version label is the running virtbgp's version.", "version"),
+		buildInfo:      d("build_info", "Always 1; the labels are the running virtbgp's release version, the commit it was built from and the Go release that built it.", "version", "revision", "goversion"),
 		ready:          d("ready", "1 once the first full sync from libvirt was applied, else 0."),
 		libvirt:        d("libvirt_connected", "1 if the connection to libvirtd is up, else 0."),
 		drainState:     d("drain_state", "The host's drain state: 1 for the current state (none, draining or drained), 0 for the others.", "state"),
 		peerUp:         d("peer_up", "1 if the BGP session with the peer is established, else 0.", "peer", "asn"),
 		peerSince:      d("peer_established_timestamp_seconds", "Unix time the BGP session with the peer was established, 0 while it is not.", "peer"),
 		peerRoutesSent: d("peer_routes_sent", "Routes currently advertised to the peer.", "peer"),
+		peerFamSent:    d("peer_family_routes_sent", "Routes currently advertised to the peer, by address family (GoBGP's Adj-RIB-Out after the export policy).", "peer", "family"),
+		peerUpdSent:    d("peer_updates_sent", "UPDATE messages sent to the peer in the current session (0 while it is not established).", "peer"),
+		peerUpdRecv:    d("peer_updates_received", "UPDATE messages received from the peer in the current session (0 while it is not established).", "peer"),
+		peerFlaps:      d("peer_flaps", "Times the BGP session with the peer went down from established since virtbgp started.", "peer"),
+		notCarried:     d("routes_not_carried", "Routes announced by this host that no peer is sent (no session carries their family, or none has a next hop of it), by address family.", "family"),
 		routes:         d("routes_announced", "Routes announced by this host, by address family; sum() for the total.", "family"),
 		domains:        d("domains", "libvirt domains on this host by state (running, paused, off).", "state"),
 		mappingGen:     d("mapping_generation", "Generation of the mapping in force: 1 at start, +1 per reload that changed its content."),
@@ -239,7 +270,7 @@ func (c *stateCollector) set(src Source, timeout time.Duration, log *slog.Logger
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.sourceUp, c.buildInfo, c.ready, c.libvirt, c.drainState,
-		c.peerUp, c.peerSince, c.peerRoutesSent, c.routes, c.domains,
+		c.peerUp, c.peerSince, c.peerRoutesSent, c.peerFamSent, c.peerUpdSent, c.peerUpdRecv, c.peerFlaps, c.notCarried, c.routes, c.domains,
 		c.mappingGen, c.mappingInfo, c.mappingVMs, c.mappingRoutes, c.unmappedNow,
 		c.metaErrors, c.claimsRefused,
 	} {
@@ -265,7 +296,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- gauge(c.sourceUp, 1)
-	ch <- gauge(c.buildInfo, 1, r.Version)
+	ch <- gauge(c.buildInfo, 1, r.Version, r.Revision, r.GoVersion)
 	ch <- gauge(c.ready, b2f(r.Ready))
 	ch <- gauge(c.libvirt, b2f(r.Libvirt.Connected))
 
@@ -287,14 +318,25 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge(c.peerUp, b2f(up), p.Address, strconv.FormatUint(uint64(p.ASN), 10))
 		ch <- gauge(c.peerSince, since, p.Address)
 		ch <- gauge(c.peerRoutesSent, float64(p.RoutesSent), p.Address)
+		for _, f := range p.Families {
+			ch <- gauge(c.peerFamSent, float64(p.RoutesSentByFamily[f]), p.Address, f)
+		}
+		ch <- gauge(c.peerUpdSent, float64(p.UpdatesSent), p.Address)
+		ch <- gauge(c.peerUpdRecv, float64(p.UpdatesReceived), p.Address)
+		ch <- gauge(c.peerFlaps, float64(p.Flaps), p.Address)
 	}
 
 	byFamily := map[string]int{"ipv4": 0, "ipv6": 0}
+	notCarried := map[string]int{"ipv4": 0, "ipv6": 0}
 	for _, rt := range r.Routes {
 		byFamily[family(rt.Prefix)]++
+		if rt.NotCarried != "" {
+			notCarried[family(rt.Prefix)]++
+		}
 	}
 	for f, n := range byFamily {
 		ch <- gauge(c.routes, float64(n), f)
+		ch <- gauge(c.notCarried, float64(notCarried[f]), f)
 	}
 
 	byState := map[string]int{"running": 0, "paused": 0, "off": 0}

@@ -121,9 +121,9 @@ func TestStateMetrics(t *testing.T) {
 	}
 	m.setSource(staticSource(sampleReport()), time.Second, slog.New(slog.DiscardHandler))
 	want := `
-# HELP virtbgp_build_info Always 1; the version label is the running virtbgp's version.
+# HELP virtbgp_build_info Always 1; the labels are the running virtbgp's release version, the commit it was built from and the Go release that built it.
 # TYPE virtbgp_build_info gauge
-virtbgp_build_info{version="1.4.0"} 1
+virtbgp_build_info{goversion="go1.26.8",revision="0123456789ab",version="1.4.0"} 1
 # HELP virtbgp_claims_refused Prefixes that domains on this host claim in their metadata and that are not announced (outside the allowed prefixes, the mapping file's, another domain's), by source.
 # TYPE virtbgp_claims_refused gauge
 virtbgp_claims_refused{source="metadata"} 0
@@ -162,11 +162,33 @@ virtbgp_metadata_errors{source="nova"} 0
 virtbgp_peer_established_timestamp_seconds{peer="198.18.0.1"} 1.748768403e+09
 virtbgp_peer_established_timestamp_seconds{peer="198.18.0.5"} 0
 virtbgp_peer_established_timestamp_seconds{peer="2001:db8:ff::1"} 1.7490384e+09
+# HELP virtbgp_peer_family_routes_sent Routes currently advertised to the peer, by address family (GoBGP's Adj-RIB-Out after the export policy).
+# TYPE virtbgp_peer_family_routes_sent gauge
+virtbgp_peer_family_routes_sent{family="ipv4",peer="198.18.0.1"} 4
+virtbgp_peer_family_routes_sent{family="ipv4",peer="198.18.0.5"} 0
+virtbgp_peer_family_routes_sent{family="ipv4",peer="2001:db8:ff::1"} 4
+virtbgp_peer_family_routes_sent{family="ipv6",peer="198.18.0.1"} 0
+virtbgp_peer_family_routes_sent{family="ipv6",peer="2001:db8:ff::1"} 1
+# HELP virtbgp_peer_flaps Times the BGP session with the peer went down from established since virtbgp started.
+# TYPE virtbgp_peer_flaps gauge
+virtbgp_peer_flaps{peer="198.18.0.1"} 1
+virtbgp_peer_flaps{peer="198.18.0.5"} 3
+virtbgp_peer_flaps{peer="2001:db8:ff::1"} 0
 # HELP virtbgp_peer_routes_sent Routes currently advertised to the peer.
 # TYPE virtbgp_peer_routes_sent gauge
-virtbgp_peer_routes_sent{peer="198.18.0.1"} 5
+virtbgp_peer_routes_sent{peer="198.18.0.1"} 4
 virtbgp_peer_routes_sent{peer="198.18.0.5"} 0
 virtbgp_peer_routes_sent{peer="2001:db8:ff::1"} 5
+# HELP virtbgp_peer_updates_received UPDATE messages received from the peer in the current session (0 while it is not established).
+# TYPE virtbgp_peer_updates_received gauge
+virtbgp_peer_updates_received{peer="198.18.0.1"} 2
+virtbgp_peer_updates_received{peer="198.18.0.5"} 0
+virtbgp_peer_updates_received{peer="2001:db8:ff::1"} 1
+# HELP virtbgp_peer_updates_sent UPDATE messages sent to the peer in the current session (0 while it is not established).
+# TYPE virtbgp_peer_updates_sent gauge
+virtbgp_peer_updates_sent{peer="198.18.0.1"} 9
+virtbgp_peer_updates_sent{peer="198.18.0.5"} 0
+virtbgp_peer_updates_sent{peer="2001:db8:ff::1"} 7
 # HELP virtbgp_peer_up 1 if the BGP session with the peer is established, else 0.
 # TYPE virtbgp_peer_up gauge
 virtbgp_peer_up{asn="65000",peer="198.18.0.1"} 1
@@ -179,6 +201,10 @@ virtbgp_ready 1
 # TYPE virtbgp_routes_announced gauge
 virtbgp_routes_announced{family="ipv4"} 4
 virtbgp_routes_announced{family="ipv6"} 1
+# HELP virtbgp_routes_not_carried Routes announced by this host that no peer is sent (no session carries their family, or none has a next hop of it), by address family.
+# TYPE virtbgp_routes_not_carried gauge
+virtbgp_routes_not_carried{family="ipv4"} 0
+virtbgp_routes_not_carried{family="ipv6"} 0
 # HELP virtbgp_status_source_up 1 if the daemon's state could be read for this scrape (its main loop answered in time), else 0 and the state series are absent.
 # TYPE virtbgp_status_source_up gauge
 virtbgp_status_source_up 1

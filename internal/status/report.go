@@ -5,6 +5,8 @@
 package status
 
 import (
+	"github.com/virtbgp/virtbgp/internal/manual"
+
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/health"
@@ -14,9 +16,13 @@ import (
 // Report is a point-in-time view of one virtbgp daemon. It is what /status
 // and `virtbgp status --json` return.
 type Report struct {
-	Version string    `json:"version"`
-	Host    string    `json:"host"`
-	Started time.Time `json:"started"`
+	Version string `json:"version"`
+	// Revision is the VCS commit virtbgp was built from; GoVersion the Go
+	// release that built it.
+	Revision  string    `json:"revision,omitempty"`
+	GoVersion string    `json:"go_version,omitempty"`
+	Host      string    `json:"host"`
+	Started   time.Time `json:"started"`
 	// Ready is true after the first full sync from libvirt was applied.
 	Ready   bool     `json:"ready"`
 	Libvirt Libvirt  `json:"libvirt"`
@@ -27,7 +33,10 @@ type Report struct {
 	Drain   Drain    `json:"drain"`
 	// Health is every health check's state (health.Monitor.Status).
 	Health []health.CheckStatus `json:"health_checks,omitempty"`
-	Time   time.Time            `json:"time"` // when the report was made
+	// ManualRoutes are the API's manual routes in force, with who
+	// created them and when (internal/manual).
+	ManualRoutes []manual.Route `json:"manual_routes"`
+	Time         time.Time      `json:"time"` // when the report was made
 }
 
 // Libvirt is the libvirt connection.
@@ -54,6 +63,20 @@ type Peer struct {
 	// only: it drops them after the restart time) or "none" (it drops them
 	// when the session ends); empty until a session is up.
 	GracefulRestart string `json:"graceful_restart,omitempty"`
+	// RoutesSentByFamily is RoutesSent per family of Families (empty
+	// unless established): what GoBGP's Adj-RIB-Out holds for the peer,
+	// after its export policy.
+	RoutesSentByFamily map[string]int `json:"routes_sent_by_family,omitempty"`
+	// UpdatesSent and UpdatesReceived are the UPDATE messages of the
+	// current session (0 unless established).
+	UpdatesSent     int `json:"updates_sent"`
+	UpdatesReceived int `json:"updates_received"`
+	// Flaps is how many times the session went down from established
+	// since virtbgp started; LastDown says why the last time.
+	Flaps int `json:"flaps"`
+	// NotSent are the families of Families whose routes the peer is not
+	// sent, with why (its export families, no next hop of that family).
+	NotSent map[string]string `json:"not_sent,omitempty"`
 }
 
 // Domain is one libvirt domain as the reconciler last read it.
@@ -141,6 +164,9 @@ type Route struct {
 	// with health checks, empty without; HealthReason says why.
 	Health       string `json:"health,omitempty"`
 	HealthReason string `json:"health_reason,omitempty"`
+	// NotCarried says why no peer is sent the route, e.g. "no peer
+	// carries ipv6"; empty when some peer's session carries its family.
+	NotCarried string `json:"not_carried,omitempty"`
 }
 
 // Mapping is the mapping in force and the last reload.

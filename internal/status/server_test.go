@@ -131,7 +131,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	for _, want := range []string{
 		`virtbgp_status_source_up 1`,
-		`virtbgp_build_info{version="1.4.0"} 1`,
+		`virtbgp_build_info{goversion="go1.26.8",revision="0123456789ab",version="1.4.0"} 1`,
 		`virtbgp_ready 1`,
 		`virtbgp_libvirt_connected 1`,
 		`virtbgp_drain_state{state="none"} 1`,

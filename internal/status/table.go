@@ -47,7 +47,7 @@ func WriteTable(w io.Writer, r Report) error {
 			return compareParsed(a.Address, b.Address, netip.ParseAddr, netip.Addr.Compare)
 		})
 		tw := newTabWriter(ew)
-		row(tw, "Address", "ASN", "State", "Since", "Uptime", "Routes sent", "Families", "GR", "Last down")
+		row(tw, "Address", "ASN", "State", "Since", "Uptime", "Routes sent", "Families", "Updates out/in", "Flaps", "GR", "Last down")
 		for _, p := range peers {
 			since, uptime := "-", "-"
 			if !p.Since.IsZero() {
@@ -57,7 +57,8 @@ func WriteTable(w io.Writer, r Report) error {
 				}
 			}
 			row(tw, p.Address, strconv.FormatUint(uint64(p.ASN), 10), dash(p.State), since, uptime,
-				strconv.Itoa(p.RoutesSent), list(p.Families), dash(p.GracefulRestart), dash(p.LastDown))
+				routesSent(p), peerFamilies(p), fmt.Sprintf("%d/%d", p.UpdatesSent, p.UpdatesReceived), strconv.Itoa(p.Flaps),
+				dash(p.GracefulRestart), dash(p.LastDown))
 		}
 		_ = tw.Flush()
 	}
@@ -88,15 +89,60 @@ func WriteTable(w io.Writer, r Report) error {
 			return compareParsed(a.Prefix, b.Prefix, netip.ParsePrefix, netip.Prefix.Compare)
 		})
 		tw := newTabWriter(ew)
-		row(tw, "Prefix", "Next hop", "Domain", "Why", "MED", "Local-pref", "Prepend", "Communities", "Large communities")
+		row(tw, "Prefix", "Next hop", "Domain", "Why", "MED", "Local-pref", "Prepend", "Communities", "Large communities", "Note")
 		for _, rt := range routes {
+			note := "-"
+			if rt.NotCarried != "" {
+				note = "not sent: " + rt.NotCarried
+			}
 			row(tw, rt.Prefix, dash(rt.NextHop), dash(rt.Domain), dash(rt.Why), optUint(rt.MED), optUint(rt.LocalPref),
-				strconv.Itoa(int(rt.ASPathPrepend)), list(rt.Communities), list(rt.LargeCommunities))
+				strconv.Itoa(int(rt.ASPathPrepend)), list(rt.Communities), list(rt.LargeCommunities), note)
+		}
+		_ = tw.Flush()
+	}
+	if len(r.ManualRoutes) > 0 {
+		fmt.Fprintf(ew, "\nManual routes (%d)\n", len(r.ManualRoutes))
+		tw := newTabWriter(ew)
+		row(tw, "Prefix", "Created by", "Created", "Expires", "Note")
+		for _, m := range r.ManualRoutes {
+			exp := "never"
+			if !m.Expires.IsZero() {
+				exp = m.Expires.UTC().Format(time.RFC3339) + " (" + m.TTL + ")"
+			}
+			row(tw, m.Prefix.String(), m.CreatedBy, m.Created.UTC().Format(time.RFC3339), exp, dash(m.Note))
 		}
 		_ = tw.Flush()
 	}
 	writeHealth(ew, r.Health, now)
 	return ew.err
+}
+
+// routesSent is a peer's routes sent, per family when it has several:
+// "3 (ipv4 2, ipv6 1)".
+func routesSent(p Peer) string {
+	n := strconv.Itoa(p.RoutesSent)
+	if len(p.Families) < 2 || p.RoutesSentByFamily == nil {
+		return n
+	}
+	parts := make([]string, len(p.Families))
+	for i, f := range p.Families {
+		parts[i] = f + " " + strconv.Itoa(p.RoutesSentByFamily[f])
+	}
+	return n + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// peerFamilies is a peer's families, those not sent marked with why:
+// "ipv4,ipv6 (ipv6 not sent: no ipv6 next hop)"; the JSON report has
+// the whole reason.
+func peerFamilies(p Peer) string {
+	s := list(p.Families)
+	for _, f := range p.Families {
+		if why, ok := p.NotSent[f]; ok {
+			short, _, _ := strings.Cut(why, ":")
+			s += " (" + f + " not sent: " + short + ")"
+		}
+	}
+	return s
 }
 
 // writeHeader writes the daemon-wide lines of the table.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/health"
+	"github.com/virtbgp/virtbgp/internal/reconcile"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -23,6 +24,7 @@ func TestWriteTableGolden(t *testing.T) {
 	}{
 		{"table", sampleReport()},
 		{"table_fresh", freshReport()},
+		{"table_not_carried", notCarriedReport()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -124,4 +126,20 @@ func TestWriteTableHealth(t *testing.T) {
 	if out2 := func() string { var b strings.Builder; _ = WriteTable(&b, Report{Time: now}); return b.String() }(); strings.Contains(out2, "Health checks") {
 		t.Errorf("a report without checks has a health section:\n%s", out2)
 	}
+}
+
+// notCarriedReport is a host whose one peer carries IPv4 only: its IPv6
+// route is announced but sent to no peer, and the table says so.
+func notCarriedReport() Report {
+	r := freshReport()
+	r.Ready = true
+	r.Libvirt.Connected = true
+	r.Drain = Drain{State: reconcile.DrainNone}
+	r.Peers = []Peer{{Address: "198.18.0.1", ASN: 65000, State: "established", Since: at(13, 0, 0), RoutesSent: 1,
+		Families: []string{"ipv4"}, RoutesSentByFamily: map[string]int{"ipv4": 1}, UpdatesSent: 1, GracefulRestart: "llgr"}}
+	r.Routes = []Route{
+		{Prefix: "192.0.2.60/32", NextHop: "self", Domain: "dual", VM: "dual", Why: "running"},
+		{Prefix: "2001:db8:60::60/128", NextHop: "self", Domain: "dual", VM: "dual", Why: "running", NotCarried: "no peer carries ipv6"},
+	}
+	return r
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/bench"
+	_ "github.com/virtbgp/virtbgp/bench/api"       // suite "api"
 	_ "github.com/virtbgp/virtbgp/bench/bulk"      // suite "bulk"
 	_ "github.com/virtbgp/virtbgp/bench/churn"     // suite "churn"
 	_ "github.com/virtbgp/virtbgp/bench/event"     // suite "event"
