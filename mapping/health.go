@@ -156,6 +156,25 @@ func (c *Check) Target(ip netip.Addr) string {
 	return ""
 }
 
+// Shown is what logs and status show of the check's target for the IP
+// ip: Target without what may hold a secret: an http URL without its
+// query, an exec command without its arguments.
+func (c *Check) Shown(ip netip.Addr) string {
+	switch c.Kind {
+	case CheckHTTP:
+		t := c.Target(ip)
+		if i := strings.IndexAny(t, "?#"); i >= 0 {
+			t = t[:i]
+		}
+		return t
+	case CheckExec:
+		if len(c.Command) > 0 {
+			return c.Command[0]
+		}
+	}
+	return c.Target(ip)
+}
+
 // hostForm is ip as the host part of host:port or of a URL.
 func hostForm(ip netip.Addr) string {
 	if ip.Is6() {

@@ -249,3 +249,23 @@ func FuzzParseHealth(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckShown: logs and status show a check's target without what may
+// hold a secret.
+func TestCheckShown(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
+	for _, tc := range []struct {
+		c    mapping.Check
+		want string
+	}{
+		{mapping.Check{Kind: mapping.CheckHTTP, URL: "https://{ip}/health?token=s3cret"}, "https://192.0.2.1/health"},
+		{mapping.Check{Kind: mapping.CheckHTTP, URL: "http://{ip}:8080/h#frag"}, "http://192.0.2.1:8080/h"},
+		{mapping.Check{Kind: mapping.CheckExec, Command: []string{"/usr/bin/check", "--password", "s3cret"}}, "/usr/bin/check"},
+		{mapping.Check{Kind: mapping.CheckTCP, Address: "{ip}:22"}, "192.0.2.1:22"},
+		{mapping.Check{Kind: mapping.CheckAgent}, ""},
+	} {
+		if got := tc.c.Shown(ip); got != tc.want {
+			t.Errorf("Shown(%+v) = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}

@@ -239,7 +239,7 @@ func (m *Monitor) apply(ctx context.Context, st *monState, w *watchReq, wg *sync
 	for key, c := range st.checks {
 		if _, keep := want[key]; !keep {
 			c.cancel()
-			m.log.Debug("health check stopped", "domain", c.t.domain, "check", c.t.check.Name, "target", c.t.check.Target(c.t.ip))
+			m.log.Debug("health check stopped", "domain", c.t.domain, "check", c.t.check.Name, "target", c.t.check.Shown(c.t.ip))
 		}
 	}
 	for key, c := range want {
@@ -251,7 +251,7 @@ func (m *Monitor) apply(ctx context.Context, st *monState, w *watchReq, wg *sync
 				defer wg.Done()
 				m.loop(cctx, c)
 			}()
-			m.log.Debug("health check started", "domain", c.t.domain, "check", c.t.check.Name, "target", c.t.check.Target(c.t.ip))
+			m.log.Debug("health check started", "domain", c.t.domain, "check", c.t.check.Name, "target", c.t.check.Shown(c.t.ip))
 		}
 	}
 	st.checks, st.routes = want, routes
@@ -349,7 +349,7 @@ func (m *Monitor) result(st *monState, pr probeResult) {
 		level = slog.LevelWarn
 	}
 	m.log.Log(context.Background(), level, "health check changed", "domain", c.t.domain, "vm", c.t.vm, "uuid", c.t.uuid,
-		"check", c.t.check.Name, "type", string(c.t.check.Kind), "target", c.t.check.Target(c.t.ip),
+		"check", c.t.check.Name, "type", string(c.t.check.Kind), "target", c.t.check.Shown(c.t.ip),
 		"from", from.String(), "to", c.mach.State.String(), "reason", c.mach.Reason)
 	if m.obs != nil {
 		m.obs.Transition(c.t.check.Kind, from, c.mach.State)
@@ -386,12 +386,14 @@ func (m *Monitor) publish(st *monState) {
 
 // CheckStatus is one check's state, for status.
 type CheckStatus struct {
-	Domain string         `json:"domain"`
-	UUID   string         `json:"uuid"`
-	VM     string         `json:"vm"`
-	IP     netip.Addr     `json:"ip"`
-	Check  string         `json:"check"`
-	Type   string         `json:"type"`
+	Domain string     `json:"domain"`
+	UUID   string     `json:"uuid"`
+	VM     string     `json:"vm"`
+	IP     netip.Addr `json:"ip"`
+	Check  string     `json:"check"`
+	Type   string     `json:"type"`
+	// Target is what the check probes, without what may hold a secret
+	// (mapping.Check.Shown).
 	Target string         `json:"target,omitempty"`
 	State  string         `json:"state"`
 	Since  time.Time      `json:"since"`
@@ -415,7 +417,7 @@ func (m *Monitor) Status(ctx context.Context) ([]CheckStatus, error) {
 		out := make([]CheckStatus, 0, len(st.checks))
 		for _, c := range st.checks {
 			cs := CheckStatus{Domain: c.t.domain, UUID: c.t.uuid, VM: c.t.vm, IP: c.t.ip, Check: c.t.check.Name,
-				Type: string(c.t.check.Kind), Target: c.t.check.Target(c.t.ip), State: c.mach.State.String(),
+				Type: string(c.t.check.Kind), Target: c.t.check.Shown(c.t.ip), State: c.mach.State.String(),
 				Since: c.mach.Since, Reason: c.mach.Reason}
 			if !c.mach.Last.At.IsZero() {
 				l := c.mach.Last
