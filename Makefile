@@ -88,6 +88,7 @@ fuzz: deps
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMetadata$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseNova$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseHealth$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./mapping/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/config/
 	$(GO) test -run='^$$' -fuzz='^FuzzHoldReload$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/daemon/
 	$(GO) test -run='^$$' -fuzz='^FuzzClip$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./fileerr/

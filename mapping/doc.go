@@ -78,6 +78,38 @@
 // YAML anchors, aliases, merge keys and multi-document files are not
 // accepted.
 //
+// # Health checks and anycast
+//
+// The key health, in defaults, in an entry or in an item of ips (the
+// strongest level given wins whole; levels do not merge), makes the routes
+// follow the VM's health (the daemon's internal/health runs the checks):
+//
+//	health:
+//	  initial: down                # down (default) or up: before the checks passed or failed
+//	  on-failure: withdraw         # withdraw (default) or depreference, with:
+//	  depreference: {communities: ["65001:666"], med: 1000, as-path-prepend: 2}
+//	  checks:                      # at least one; every one must be healthy
+//	    - type: http               # agent, tcp, http or exec
+//	      name: web                # optional, default the type; unique in the list
+//	      url: "http://{ip}/health"   # http: http or https; {ip} is the IP checked
+//	      status: 200              # http, default 200
+//	      body: ready              # http, optional substring of the body
+//	      interval: 1s             # 100ms..1h, default 5s
+//	      timeout: 500ms           # at most the interval, default 2s (or the interval)
+//	      rise: 2                  # 1..100, default 3
+//	      fall: 3                  # 1..100, default 3
+//	      maintenance: /run/x      # optional absolute path: the check fails while it exists
+//	    - {type: tcp, address: "{ip}:22"}             # tcp: host:port, the host an address or {ip}
+//	    - {type: exec, command: [/usr/local/bin/check, --web]}   # exec: absolute path first
+//
+// A key of another type's check (url on a tcp check) is an error. An item
+// of ips may say anycast: true: several entries may then map that same
+// prefix (an anycast IP served by several VMs). Two entries mapping one
+// prefix without it is an error as before, and one claim with anycast and
+// one without is an error naming both places. An anycast prefix inside
+// another mapped prefix still overlaps it. VM.Health and VM.Anycast give
+// what an entry says; LookupVM gives the entry of a domain.
+//
 // # Metadata in the domain
 //
 // The IPs of a VM can also come with the VM: ParseMetadata reads virtbgp's

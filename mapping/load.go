@@ -358,7 +358,11 @@ func (b *builder) checkPrefixes() {
 	})
 	nestedConflicts(len(ents),
 		func(i int) (netip.Prefix, bool) { return ents[i].prefix(), !b.vmx[ents[i].vm].dup },
-		func(i, outer int) { b.prefixConflict(&ents[i], &ents[outer]) })
+		func(i, outer int) {
+			if !anycastPeers(&ents[i], &ents[outer]) {
+				b.prefixConflict(&ents[i], &ents[outer])
+			}
+		})
 }
 
 // prefixConflict reports that e is o's prefix again, or lies inside it.
@@ -366,6 +370,13 @@ func (b *builder) prefixConflict(e, o *prefixEntry) {
 	v, ov := &b.vms[e.vm], &b.vms[o.vm]
 	ep, op := e.prefix(), o.prefix()
 	switch {
+	case ep == op && e.vm != o.vm && e.anycast != o.anycast:
+		at, notAt := where(e, v), where(o, ov)
+		if !e.anycast {
+			at, notAt = notAt, at
+		}
+		b.errorf(v.File, int(e.line), "vm %q: %s is anycast at %s but not at %s (mark every claim of an anycast IP \"anycast: true\")",
+			v.Key, ep, at, notAt)
 	case ep != op:
 		b.errorf(v.File, int(e.line), "vm %q: %s overlaps %s of vm %q at %s:%d",
 			v.Key, ep, op, ov.Key, ov.File, o.line)
@@ -441,4 +452,15 @@ func permute[T any](s []T, order []int32) {
 			j = k
 		}
 	}
+}
+
+// anycastPeers reports whether e and o are claims of one anycast IP by two
+// entries, which is allowed.
+func anycastPeers(e, o *prefixEntry) bool {
+	return e.anycast && o.anycast && e.vm != o.vm && e.bits == o.bits && e.hi == o.hi && e.lo == o.lo && e.is6 == o.is6
+}
+
+// where returns "file:line" of the prefix e of entry v, for messages.
+func where(e *prefixEntry, v *VM) string {
+	return fmt.Sprintf("%s:%d", v.File, e.line)
 }

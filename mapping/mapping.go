@@ -49,6 +49,13 @@ type VM struct {
 	// prefix (netip.Prefix.Compare). They share memory with the Mapping: do not modify them (use
 	// Route.Clone to get a copy to change).
 	Routes []Route
+	// Health is, by prefix, how each route follows the VM's health (see
+	// Health); a route without checks is not in it (nil when none has).
+	// Shared with the Mapping: do not modify.
+	Health map[netip.Prefix]*Health
+	// Anycast holds the prefixes marked "anycast: true", which other
+	// entries may map too (nil when none is).
+	Anycast map[netip.Prefix]bool
 }
 
 // keyedByUUID reports whether the entry's key is a UUID.
@@ -67,6 +74,8 @@ type prefixEntry struct {
 	line   int32
 	bits   uint8
 	is6    bool
+	// anycast: the IP is marked anycast, and other entries may map it.
+	anycast bool
 }
 
 // newPrefixEntry returns the entry of prefix p (valid, without zone).

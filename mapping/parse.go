@@ -3,6 +3,7 @@ package mapping
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,14 @@ type fileParser struct {
 	curIP                      int
 	uuidNode, ipsNode, pfxNode *yaml.Node
 	vmOwn, ipOwn               attrs // what cur points to
+
+	// The health of each level (health.go): the file's, the current
+	// entry's and IP's; ipAnycast is the current IP's anycast key; and the
+	// health and anycast IPs of the entry being read.
+	defHealth, vmHealth, ipHealth *Health
+	ipAnycast                     bool
+	entHealth                     map[netip.Prefix]*Health
+	entAnycast                    map[netip.Prefix]bool
 
 	vmFields, ipFields, defaultFields []yamlutil.Field
 	// whatFn is p.what, made once: the name of the current level, which
@@ -61,15 +70,17 @@ func newFileParser(b *builder, file string) *fileParser {
 		{Key: keyPrepend, Do: p.prepend},
 		{Key: keyNextHop, Do: p.nextHop},
 	}
-	p.defaultFields = attr
+	health := yamlutil.Field{Key: keyHealth, Do: p.health}
+	p.defaultFields = slices.Concat(attr, []yamlutil.Field{health})
 	p.vmFields = slices.Concat(
 		[]yamlutil.Field{{Key: "uuid", Do: func(_, v *yaml.Node) { p.uuidNode = v }}},
 		attr,
-		[]yamlutil.Field{{Key: "ips", Do: func(_, v *yaml.Node) { p.ipsNode = v }}},
+		[]yamlutil.Field{{Key: "ips", Do: func(_, v *yaml.Node) { p.ipsNode = v }}, health},
 	)
 	p.ipFields = slices.Concat(
 		[]yamlutil.Field{{Key: "prefix", Do: func(_, v *yaml.Node) { p.pfxNode = v }}},
 		attr,
+		[]yamlutil.Field{health, {Key: keyAnycast, Do: p.anycast}},
 	)
 	return p
 }
@@ -200,6 +211,7 @@ func (p *fileParser) vmBody(rec *vmRec, k, v *yaml.Node) {
 	}
 	p.vmOwn = attrs{}
 	p.cur, p.curLevel, p.curKey = &p.vmOwn, levelVM, rec.Key
+	p.vmHealth, p.entHealth, p.entAnycast = nil, nil, nil
 	p.uuidNode, p.ipsNode = nil, nil
 	p.r.MapFunc(v, p.whatFn, p.vmFields...)
 	if v.Kind != yaml.MappingNode {
@@ -238,6 +250,7 @@ func (p *fileParser) vmBody(rec *vmRec, k, v *yaml.Node) {
 	}
 	slices.SortFunc(routes, func(a, b Route) int { return a.Prefix.Compare(b.Prefix) })
 	rec.Routes = slices.Clip(routes)
+	rec.Health, rec.Anycast = p.entHealth, p.entAnycast
 }
 
 // ip reads the i-th item of the ips of the entry with this key and appends
@@ -245,6 +258,7 @@ func (p *fileParser) vmBody(rec *vmRec, k, v *yaml.Node) {
 func (p *fileParser) ip(key string, i int, it *yaml.Node, vmAttrs *attrs, vm int32, routes []Route) []Route {
 	a, at := vmAttrs, it // resolved attributes; node of the address
 	var ipAttrs attrs
+	p.ipHealth, p.ipAnycast = nil, false
 	switch it.Kind {
 	case yaml.ScalarNode:
 		if isNull(it) {
@@ -278,7 +292,10 @@ func (p *fileParser) ip(key string, i int, it *yaml.Node, vmAttrs *attrs, vm int
 		p.r.Errorf(at, "%s: %s", vmWhat(key), problem)
 		return routes
 	}
-	p.b.ents = append(p.b.ents, newPrefixEntry(pfx, vm, int32(at.Line)))
+	e := newPrefixEntry(pfx, vm, int32(at.Line))
+	e.anycast = p.ipAnycast
+	p.b.ents = append(p.b.ents, e)
+	p.noteHealth(pfx)
 	return append(routes, a.route(pfx))
 }
 

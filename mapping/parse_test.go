@@ -319,9 +319,9 @@ func TestParseProblems(t *testing.T) {
 		),
 		want: []string{
 			`m.yaml:2: top level: unknown key "defualts" (allowed: version, defaults, vms)`,
-			`m.yaml:4: defaults: unknown key "metric" (allowed: communities, large-communities, med, local-pref, as-path-prepend, next-hop)`,
-			`m.yaml:7: vm "web-01": unknown key "ip" (allowed: uuid, communities, large-communities, med, local-pref, as-path-prepend, next-hop, ips)`,
-			`m.yaml:10: vm "web-01" ips[0]: unknown key "nexthop" (allowed: prefix, communities, large-communities, med, local-pref, as-path-prepend, next-hop)`,
+			`m.yaml:4: defaults: unknown key "metric" (allowed: communities, large-communities, med, local-pref, as-path-prepend, next-hop, health)`,
+			`m.yaml:7: vm "web-01": unknown key "ip" (allowed: uuid, communities, large-communities, med, local-pref, as-path-prepend, next-hop, ips, health)`,
+			`m.yaml:10: vm "web-01" ips[0]: unknown key "nexthop" (allowed: prefix, communities, large-communities, med, local-pref, as-path-prepend, next-hop, health, anycast)`,
 		},
 	}, {
 		name: "wrong types",
@@ -694,7 +694,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	))
 	diffLines(t, problems(t, err), []string{
 		`m.yaml:3: defaults: med: want an integer from 0 to 4294967295, got "x"`,
-		`m.yaml:6: vm "a": unknown key "colour" (allowed: uuid, communities, large-communities, med, local-pref, as-path-prepend, next-hop, ips)`,
+		`m.yaml:6: vm "a": unknown key "colour" (allowed: uuid, communities, large-communities, med, local-pref, as-path-prepend, next-hop, ips, health)`,
 		`m.yaml:7: vm "a": 192.0.2.1/32 is listed twice (first at line 7)`,
 		`m.yaml:8: vm "b" has no IPs`,
 		`m.yaml:11: vm "c": 127.0.0.1 is a reserved address (loopback)`,

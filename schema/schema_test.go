@@ -115,9 +115,18 @@ vms:
     local-pref: 100
     as-path-prepend: 1
     next-hop: self
+    health:
+      on-failure: depreference
+      initial: up
+      depreference: {communities: ["65001:666"], med: 1000, as-path-prepend: 2}
+      checks:
+        - {type: http, name: web, url: "http://{ip}/health", status: 200, body: ready, interval: 1s, timeout: 500ms, rise: 2, fall: 3, maintenance: /run/virtbgp/web.maint}
     ips:
       - 192.0.2.10
       - 2001:db8::10
+      - prefix: 192.0.2.12
+        anycast: true
+        health: {checks: [{type: tcp, address: "{ip}:22"}, {type: exec, command: [/usr/local/bin/check]}, {type: agent}]}
       - prefix: 192.0.2.11
         communities: ["65001:7"]
         large-communities: ["65001:7:8"]
@@ -421,6 +430,10 @@ func TestSchemaRejectsInvalid(t *testing.T) {
 		{"mapping: a bad community", mappingFormat, "version: 1\nvms:\n  web: {communities: [\"65001 100\"], ips: [192.0.2.1]}\n"},
 		{"mapping: a bad large community", mappingFormat, "version: 1\nvms:\n  web: {large-communities: [\"65001:1\"], ips: [192.0.2.1]}\n"},
 		{"mapping: next-hop a word", mappingFormat, "version: 1\nvms:\n  web: {next-hop: gateway, ips: [192.0.2.1]}\n"},
+		{"mapping: a check of an unknown type", mappingFormat, "version: 1\nvms:\n  web: {health: {checks: [{type: ping}]}, ips: [192.0.2.1]}\n"},
+		{"mapping: health without checks", mappingFormat, "version: 1\nvms:\n  web: {health: {initial: up}, ips: [192.0.2.1]}\n"},
+		{"mapping: rise 0", mappingFormat, "version: 1\nvms:\n  web: {health: {checks: [{type: agent, rise: 0}]}, ips: [192.0.2.1]}\n"},
+		{"mapping: anycast a string", mappingFormat, "version: 1\nvms:\n  web: {ips: [{prefix: 192.0.2.1, anycast: yes please}]}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.f.parse(t, workDir(t), []byte(tc.doc)); err == nil {

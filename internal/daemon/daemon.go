@@ -30,6 +30,7 @@ import (
 	"github.com/virtbgp/virtbgp/internal/bgp"
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/health"
 	"github.com/virtbgp/virtbgp/internal/libvirt"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/notify"
@@ -65,6 +66,7 @@ type Daemon struct {
 	speaker *bgp.Speaker
 	hv      *libvirt.Adapter
 	rec     *reconcile.Reconciler
+	health  *health.Monitor // the health checks (internal/health)
 	metrics *status.Metrics
 	started time.Time
 	reqs    chan func(context.Context) // run by the main loop
@@ -142,7 +144,12 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 	d.contentDigest = contentDigest(m)
 	d.metrics.ReloadResult(true, d.loadedAt)
 	d.speaker = bgp.New(cfg.BGP, log.With("part", "bgp"))
-	d.hv = libvirt.New(cfg.Libvirt.URI, log.With("part", "libvirt"), metadataOption(cfg.Mapping))
+	d.hv = libvirt.New(cfg.Libvirt.URI, log.With("part", "libvirt"), metadataOption(cfg.Mapping),
+		libvirt.WithAgentEvents(func(uuid string) { d.health.AgentEvent(uuid) }))
+	healthMetrics := health.NewMetrics()
+	d.health = health.New(health.Options{Log: log.With("part", "health"), Agent: d.hv, Observer: healthMetrics})
+	healthMetrics.SetMonitor(d.health)
+	d.metrics.Registry().MustRegister(healthMetrics)
 	d.drain = &drainer{log: log}
 	drain, err := d.drain.load(cfg.StateDir, cfg.Drain.GracefulShutdownTime)
 	if err != nil {
@@ -164,6 +171,7 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		Manual:         manualRoutes,
 		ResyncInterval: cfg.ResyncInterval,
 		Observer:       d.metrics,
+		Health:         d.health,
 		Policy: reconcile.Policy{
 			KeepPaused:     cfg.Policy.Paused == config.PausedKeep,
 			StandbyPrepend: cfg.Policy.StandbyPrepend,
@@ -236,6 +244,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	part(d.hv.Run)
+	part(d.health.Run)
 	part(d.rec.Run)
 	part(ctl.Serve)
 	if d.cfg.Mapping.Watch && d.cfg.Mapping.Path != "" {

@@ -61,6 +61,10 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 	if err != nil {
 		return status.Report{}, fmt.Errorf("read the BGP peers: %w", err)
 	}
+	checks, err := d.health.Status(ctx)
+	if err != nil {
+		return status.Report{}, fmt.Errorf("read the health checks: %w", err)
+	}
 	vms, routes := snap.Mapping.Stats()
 	r := status.Report{
 		Version:   d.opts.Version,
@@ -84,6 +88,7 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 		},
 		Drain:        status.Drain{State: snap.Drain, Since: own.drainSince},
 		ManualRoutes: own.manual,
+		Health:       checks,
 		Time:         time.Now(),
 	}
 	carried := map[config.Family]bool{} // by some peer's session
@@ -215,6 +220,8 @@ func reportRoute(w reconcile.Want) status.Route {
 		VM:            w.VM,
 		Why:           w.Why,
 		Source:        w.Source,
+		Health:        w.Health,
+		HealthReason:  w.HealthReason,
 	}
 	if rt.NextHop.IsValid() {
 		out.NextHop = rt.NextHop.String()

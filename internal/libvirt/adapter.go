@@ -156,6 +156,10 @@ type Adapter struct {
 	// metadata is read (WithMetadata).
 	meta *metaCache
 
+	// agentEvent, if set, is called with the UUID of a domain whose guest
+	// agent connected or disconnected (WithAgentEvents).
+	agentEvent func(uuid string)
+
 	// readStates replaces readAllStates in tests (nil: readAllStates).
 	readStates func(*lv.Connect, func(stateRecord) error) error
 }
@@ -289,7 +293,7 @@ func (a *Adapter) connect() (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.uri, err)
 	}
-	s := &session{conn: conn, lifecycleID: -1, metadataID: -1, dead: make(chan struct{})}
+	s := &session{conn: conn, lifecycleID: -1, metadataID: -1, agentID: -1, dead: make(chan struct{})}
 
 	if err := conn.SetKeepAlive(keepaliveInterval, keepaliveCount); err != nil {
 		if errors.Is(err, lv.ERR_NO_SUPPORT) {
@@ -327,6 +331,19 @@ func (a *Adapter) connect() (*session, error) {
 			return nil, fmt.Errorf("register metadata change callback: %w", err)
 		}
 		s.metadataID = id
+	}
+
+	if a.agentEvent != nil {
+		id, err := conn.DomainEventAgentLifecycleRegister(nil, a.onAgentLifecycle)
+		switch {
+		case errors.Is(err, lv.ERR_NO_SUPPORT):
+			a.log.Debug("guest agent events not supported by this driver", "error", err)
+		case err != nil:
+			s.teardown(a.log)
+			return nil, fmt.Errorf("register guest agent lifecycle callback: %w", err)
+		default:
+			s.agentID = id
+		}
 	}
 
 	// The peer may have gone away during the setup, before the close
@@ -409,6 +426,7 @@ type session struct {
 	conn        *lv.Connect
 	lifecycleID int  // -1 when not registered
 	metadataID  int  // the metadata change callback; -1 when not registered
+	agentID     int  // the guest agent lifecycle callback; -1 when not registered
 	closeCB     bool // close callback registered
 
 	dead     chan struct{} // closed once the connection is known dead
@@ -449,6 +467,12 @@ func (s *session) teardown(log *slog.Logger) {
 			log.Debug("cannot deregister metadata change callback", "error", err)
 		}
 		s.metadataID = -1
+	}
+	if s.agentID >= 0 {
+		if err := s.conn.DomainEventDeregister(s.agentID); err != nil {
+			log.Debug("cannot deregister guest agent lifecycle callback", "error", err)
+		}
+		s.agentID = -1
 	}
 	if s.closeCB {
 		// Also needed after the callback fired: libvirt runs the callback

@@ -40,6 +40,10 @@ type Want struct {
 	// Source is where the route comes from: SourceFile (VM is the entry),
 	// SourceMetadata or SourceNova.
 	Source string
+	// Health is the route's health: HealthNone (no checks), HealthUp, or
+	// HealthFailing (announced depreferenced); HealthReason says why.
+	Health       string
+	HealthReason string
 }
 
 // Reasons a route is wanted.
@@ -75,13 +79,13 @@ func serving(d Domain, p Policy) (why string, ok bool) {
 }
 
 // Desired computes the routes that should be announced, as a pure function
-// of the domains on this host (with their metadata claims), the mapping and
-// the policy and the manual routes: Resolve with nothing announced before.
-// Only prefixes that the mapping names, or that a domain's metadata or a
-// manual route claims within what the policy trusts that source with, can
-// appear in the result.
-func Desired(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route) map[netip.Prefix]Want {
-	return Resolve(domains, m, p, manual, nil).Want
+// of the domains on this host (with their metadata claims), the mapping,
+// the policy, the manual routes and the health of the routes: Resolve with
+// nothing announced before. Only prefixes that the mapping names, or that
+// a domain's metadata or a manual route claims within what the policy
+// trusts that source with, can appear in the result.
+func Desired(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, h Health) map[netip.Prefix]Want {
+	return Resolve(domains, m, p, manual, nil, h).Want
 }
 
 func rank(why string) int {

@@ -44,6 +44,10 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// Observer, if set, is told about passes and event latencies.
 	Observer Observer
+	// Health, if set, runs the health checks of the mapping's entries: the
+	// reconciler tells it the domains after each read, and its verdicts
+	// are an input of Resolve; a change of them is a hint.
+	Health HealthSource
 }
 
 type nopObserver struct{}
@@ -259,6 +263,8 @@ type state struct {
 	arrivals map[string]Arrival
 	// sources are Resolution.Domains of the last pass, by UUID.
 	sources map[string]DomainRoutes
+	// health is the health monitor's verdicts the last pass used.
+	health Health
 	// dirty domains (UUID -> the first hint that marked it) and the
 	// full-resync flag.
 	dirty    map[string]Hint
@@ -296,6 +302,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		<-retry.C
 	}
 	hints := r.opts.Hypervisor.Hints()
+	var healthChanged <-chan struct{}
+	if r.opts.Health != nil {
+		healthChanged = r.opts.Health.Changed()
+	}
 	r.pass(ctx, st)
 	for {
 		if st.failed {
@@ -310,6 +320,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			st.mark(h)
 		case <-tick:
 			st.dirtyAll = true
+		case <-healthChanged:
+			// A hint: the pass reads the health in force.
 		case <-retry.C:
 		case m := <-r.msgs:
 			done = r.handle(st, m, done)
@@ -383,7 +395,14 @@ func (st *state) snapshot() Snapshot {
 func (r *Reconciler) pass(ctx context.Context, st *state) {
 	start := time.Now()
 	readOK := r.read(ctx, st)
-	res := Resolve(slices.Collect(maps.Values(st.domains)), st.mapping, r.opts.Policy, st.manual, st.announced)
+	domains := slices.Collect(maps.Values(st.domains))
+	var health Health
+	if r.opts.Health != nil {
+		r.opts.Health.Watch(domains, st.mapping)
+		health = r.opts.Health.Health()
+	}
+	st.health = health
+	res := Resolve(domains, st.mapping, r.opts.Policy, st.manual, st.announced, health)
 	r.reportSources(st, res.Domains)
 	r.trackArrivals(st)
 	want := WithDrain(res.Want, st.drain)
@@ -567,6 +586,12 @@ func announcedAttrs(w Want) []slog.Attr {
 		slog.String("action", "announce"),
 		slog.String("reason", w.Why),
 	)
+	if w.Health != HealthNone {
+		out = append(out, slog.String("health", w.Health))
+		if w.HealthReason != "" {
+			out = append(out, slog.String("health_reason", w.HealthReason))
+		}
+	}
 	if rt.NextHop.IsValid() {
 		out = append(out, slog.Any("next_hop", rt.NextHop))
 	} else {
@@ -634,6 +659,12 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 	if fromFile {
 		if vm, _ := st.mapping.Lookup(d.Name, d.UUID); vm != have.VM {
 			return append(out, slog.String("reason", "entry-mismatch"))
+		}
+		if _, serves := serving(d, *p); serves && st.drain == DrainNone {
+			if rh, ok := st.health[HealthKey{UUID: d.UUID, Prefix: have.Route.Prefix}]; ok && rh.Failing {
+				return append(out, slog.String("reason", "health"), slog.String("health_reason", rh.Reason))
+			}
+			return append(out, slog.String("reason", "health"), slog.String("health_reason", "starting"))
 		}
 	} else {
 		dr := st.sources[d.UUID]

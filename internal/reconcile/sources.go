@@ -144,7 +144,13 @@ const (
 //     mapping file does not map its prefix (the API refuses such a route;
 //     a mapping reloaded since wins). It wins over metadata and Nova
 //     claims, which are refused.
-func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, prev map[netip.Prefix]Want) Resolution {
+//
+// Health (the health monitor's verdicts) applies to the file routes whose
+// entry has checks: a failing route is withdrawn, or depreferenced, as its
+// mapping.Health says. An anycast prefix that several local domains map
+// goes to a healthy one before a depreferenced one, then by state rank,
+// then to the one announcing it now, then to the lower UUID.
+func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, prev map[netip.Prefix]Want, health Health) Resolution {
 	// Sized for the routes announced now: a pass that changes nothing
 	// grows no map.
 	res := Resolution{Want: make(map[netip.Prefix]Want, len(prev)), Domains: make(map[string]DomainRoutes, len(domains))}
@@ -159,8 +165,8 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Ro
 	var rivals map[netip.Prefix][]Want
 	for _, d := range domains {
 		why, serves := serving(d, p)
-		key, routes := m.Lookup(d.Name, d.UUID)
-		if key != "" {
+		vm, mapped := m.LookupVM(d.Name, d.UUID)
+		if key, routes := vm.Key, vm.Routes; mapped {
 			dr := DomainRoutes{Source: SourceFile, VM: key}
 			if c := d.Claims; c != nil && (c.Metadata != nil || c.Nova != nil) {
 				dr.Ignored = SourceMetadata
@@ -171,7 +177,12 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Ro
 			res.Domains[d.UUID] = dr
 			if serves {
 				for _, r := range routes {
-					res.add(Want{Route: adjust(r, why, p), VM: key, Domain: d.Name, UUID: d.UUID, Why: why, Source: SourceFile})
+					r, hstate, hreason, ok := applyHealth(r, d, vm.Health[r.Prefix], health)
+					if !ok {
+						continue
+					}
+					res.add(Want{Route: adjust(r, why, p), VM: key, Domain: d.Name, UUID: d.UUID, Why: why, Source: SourceFile,
+						Health: hstate, HealthReason: hreason}, prev[r.Prefix])
 				}
 			}
 			continue
@@ -311,11 +322,27 @@ func whyWins(win, lost, held Want) string {
 	return tieLowerUUID
 }
 
-// add puts a file route in res: should two domains still get one prefix
-// from the file, a running one wins over a standby one.
-func (res *Resolution) add(w Want) {
-	if prev, dup := res.Want[w.Route.Prefix]; dup && rank(prev.Why) >= rank(w.Why) {
-		return
+// add puts a file route in res. Should two domains get one prefix from
+// the file (an anycast prefix, or one domain migrating in while another
+// runs), a healthy one wins over a depreferenced one, then a running one
+// over a standby one, then the one that announces it now (held), then the
+// first (domains come sorted by UUID).
+func (res *Resolution) add(w Want, held Want) {
+	if cur, dup := res.Want[w.Route.Prefix]; dup {
+		cf, wf := cur.Health == HealthFailing, w.Health == HealthFailing
+		switch {
+		case cf != wf:
+			if wf {
+				return
+			}
+		case rank(cur.Why) != rank(w.Why):
+			if rank(cur.Why) > rank(w.Why) {
+				return
+			}
+		case held.UUID == w.UUID && held.Source == w.Source:
+		default:
+			return
+		}
 	}
 	res.Want[w.Route.Prefix] = w
 }

@@ -9,6 +9,7 @@ import (
 
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/health"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 )
 
@@ -30,6 +31,8 @@ type Report struct {
 	Routes  []Route  `json:"routes"`
 	Mapping Mapping  `json:"mapping"`
 	Drain   Drain    `json:"drain"`
+	// Health is every health check's state (health.Monitor.Status).
+	Health []health.CheckStatus `json:"health_checks,omitempty"`
 	// ManualRoutes are the API's manual routes in force, with who
 	// created them and when (internal/manual).
 	ManualRoutes []manual.Route `json:"manual_routes"`
@@ -181,6 +184,10 @@ type Route struct {
 	Why string `json:"why"`
 	// Source is where it comes from: file, metadata, nova.
 	Source string `json:"source,omitempty"`
+	// Health is "up" or "failing" (announced depreferenced) for a route
+	// with health checks, empty without; HealthReason says why.
+	Health       string `json:"health,omitempty"`
+	HealthReason string `json:"health_reason,omitempty"`
 	// NotCarried says why no peer is sent the route, e.g. "no peer
 	// carries ipv6"; empty when some peer's session carries its family.
 	NotCarried string `json:"not_carried,omitempty"`

@@ -125,6 +125,7 @@ func WriteTable(w io.Writer, r Report) error {
 		}
 		_ = tw.Flush()
 	}
+	writeHealth(ew, r.Health, now)
 	return ew.err
 }
 

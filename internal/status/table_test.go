@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/health"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 )
 
@@ -125,6 +127,28 @@ func TestWriteTableReloadHardening(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+func TestWriteTableHealth(t *testing.T) {
+	now := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	r := Report{Time: now, Health: []health.CheckStatus{{
+		Domain: "web-01", IP: netip.MustParseAddr("192.0.2.10"), Check: "http", Type: "http", State: "down",
+		Since: now.Add(-90 * time.Second), Reason: "status 503, want 200",
+		Last: &health.ResultStatus{Outcome: "fail", Detail: "status 503, want 200", At: now.Add(-time.Second)},
+	}}}
+	var b strings.Builder
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"Health checks (1)", "web-01", "192.0.2.10", "down", "1m30s ago", "status 503, want 200", "fail 1s ago"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if out2 := func() string { var b strings.Builder; _ = WriteTable(&b, Report{Time: now}); return b.String() }(); strings.Contains(out2, "Health checks") {
+		t.Errorf("a report without checks has a health section:\n%s", out2)
 	}
 }
 
