@@ -327,10 +327,12 @@ virtbgp talks to it over that socket, so every libvirt call is an RPC).
   with virDomainSetMetadata (as `+"`virsh metadata --config`"+` does) before the
   runs, and copied into the live one at each start:
   `+"`<vm communities=\"65000:i 65000:999\"><ip prefix=\"10.x.y.1\" med=\"100\"/></vm>`"+`,
-  the same routes and attributes as the file's entry. A start is an event
-  that can change the live metadata, so each one costs virtbgp a
-  virDomainGetMetadata RPC and a parse (events that cannot change it, and
-  unchanged reads, cost none: internal/libvirt/metadata.go). After each turn
+  the same routes and attributes as the file's entry. virtbgp reads the
+  persistent definition's element of each shut-off domain at its start-up
+  resync (and on a stop, a definition or a metadata change), so a plain
+  boot (Started Booted) takes those claims and makes no libvirt call for
+  them before its route; it reads the live element once on the pass after
+  (internal/libvirt/metadata.go, docs/metadata.md). After each turn
   the suite checks, for both ways, that `+"`virtbgp status`"+` gives every domain
   its route from the way's source (`+"`file`"+` or `+"`metadata`"+`) without
   problem, and that BIRD has every route with its MED and communities.
