@@ -67,6 +67,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,9 @@ type Adapter struct {
 	resyncKick chan struct{}
 	// lost counts events dropped because the hint channel was full.
 	lost atomic.Uint64
+	// lookups counts the domain lookups (one RPC each) that Domain made
+	// because no event had given it the domain's object.
+	lookups atomic.Uint64
 
 	running   atomic.Bool
 	connected atomic.Bool
@@ -293,7 +297,7 @@ func (a *Adapter) connect() (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.uri, err)
 	}
-	s := &session{conn: conn, lifecycleID: -1, metadataID: -1, agentID: -1, dead: make(chan struct{})}
+	s := &session{conn: conn, lifecycleID: -1, metadataID: -1, agentID: -1, dead: make(chan struct{}), handles: map[string]*lv.Domain{}}
 
 	if err := conn.SetKeepAlive(keepaliveInterval, keepaliveCount); err != nil {
 		if errors.Is(err, lv.ERR_NO_SUPPORT) {
@@ -314,7 +318,14 @@ func (a *Adapter) connect() (*session, error) {
 	// can report new ones.
 	a.clearIncoming()
 
-	id, err := conn.DomainEventLifecycleRegister(nil, a.onLifecycle)
+	id, err := conn.DomainEventLifecycleRegister(nil, func(c *lv.Connect, d *lv.Domain, ev *lv.DomainEventLifecycle) {
+		// The object first, then the hint that makes the reconciler read
+		// the domain.
+		if uuid, err := d.GetUUIDString(); err == nil {
+			s.keep(strings.ToLower(uuid), d, ev.Event == lv.DOMAIN_EVENT_UNDEFINED)
+		}
+		a.onLifecycle(c, d, ev)
+	})
 	if err != nil {
 		s.teardown(a.log)
 		return nil, fmt.Errorf("register lifecycle callback: %w", err)
@@ -436,6 +447,62 @@ type session struct {
 	// oneByOne is set once the driver answered VIR_ERR_NO_SUPPORT to the
 	// bulk state read: Domains then reads states one domain at a time.
 	oneByOne atomic.Bool
+
+	// handles are the domain objects that this connection's lifecycle
+	// events carried, by UUID, each with a reference of its own
+	// (virDomainRef, no RPC): Domain reads a domain that had an event
+	// without looking it up first (one RPC less per event). The name a
+	// handle holds is the one of its last event (a rename is an event).
+	hmu     sync.Mutex
+	handles map[string]*lv.Domain
+}
+
+// keep holds a reference to the domain object of an event, replacing the
+// one held for uuid; forget drops it. Runs on libvirt's event loop: no
+// RPC (virDomainRef and virDomainFree are local).
+func (s *session) keep(uuid string, d *lv.Domain, forget bool) {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	if old, ok := s.handles[uuid]; ok {
+		_ = old.Free()
+		delete(s.handles, uuid)
+	}
+	if forget {
+		return
+	}
+	h := *d // the event's object is borrowed: take a reference of our own
+	if h.Ref() == nil {
+		s.handles[uuid] = &h
+	}
+}
+
+// handle returns a new reference to the domain object held for uuid (the
+// caller frees it), or nil.
+func (s *session) handle(uuid string) *lv.Domain {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	h, ok := s.handles[uuid]
+	if !ok {
+		return nil
+	}
+	c := *h
+	if c.Ref() != nil {
+		return nil
+	}
+	return &c
+}
+
+// pruneHandles drops the handles of the domains not in keep; nil drops
+// them all (before the connection closes: a handle references it).
+func (s *session) pruneHandles(keep map[string]bool) {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	for u, h := range s.handles {
+		if keep == nil || !keep[u] {
+			_ = h.Free()
+			delete(s.handles, u)
+		}
+	}
 }
 
 // onClose is the close callback. It runs on libvirt's event loop; the
@@ -494,6 +561,7 @@ func (s *session) teardown(log *slog.Logger) {
 	if !eventLoopBarrier(time.Second) {
 		log.Debug("libvirt event loop did not answer the barrier")
 	}
+	s.pruneHandles(nil)
 	refs, err := s.conn.Close()
 	switch {
 	case err != nil:

@@ -68,6 +68,7 @@ func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 			out = []reconcile.Domain{}
 		}
 		a.pruneMeta(out)
+		s.pruneHandles(uuids(out))
 		return out, nil
 	case errors.Is(err, lv.ERR_NO_SUPPORT):
 		s.oneByOne.Store(true)
@@ -115,7 +116,17 @@ func (a *Adapter) domainsOneByOne(ctx context.Context, s *session) ([]reconcile.
 		}
 	}
 	a.pruneMeta(out)
+	s.pruneHandles(uuids(out))
 	return out, nil
+}
+
+// uuids is the set of the UUIDs of ds.
+func uuids(ds []reconcile.Domain) map[string]bool {
+	m := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		m[d.UUID] = true
+	}
+	return m
 }
 
 // pruneMeta forgets the metadata of the domains that are not in a full
@@ -145,12 +156,17 @@ func (a *Adapter) Domain(ctx context.Context, uuid string) (reconcile.Domain, bo
 		return reconcile.Domain{}, false, ErrNotConnected
 	}
 
-	dom, err := s.conn.LookupDomainByUUIDString(uuid)
-	if err != nil {
-		if errors.Is(err, lv.ERR_NO_DOMAIN) {
-			return reconcile.Domain{}, false, nil
+	dom := s.handle(strings.ToLower(uuid))
+	if dom == nil {
+		a.lookups.Add(1)
+		var err error
+		dom, err = s.conn.LookupDomainByUUIDString(uuid)
+		if err != nil {
+			if errors.Is(err, lv.ERR_NO_DOMAIN) {
+				return reconcile.Domain{}, false, nil
+			}
+			return reconcile.Domain{}, false, a.callFailed(s, "look up domain "+uuid, err)
 		}
-		return reconcile.Domain{}, false, a.callFailed(s, "look up domain "+uuid, err)
 	}
 	defer func() { _ = dom.Free() }()
 	return a.readDomain(s, dom, false)
@@ -261,3 +277,7 @@ func (a *Adapter) callFailed(s *session, what string, err error) error {
 	}
 	return fmt.Errorf("libvirt: %s: %w", what, err)
 }
+
+// Lookups returns how many domain lookups (one RPC each) Domain made
+// because no event had given it the domain's object, for tests.
+func (a *Adapter) Lookups() uint64 { return a.lookups.Load() }

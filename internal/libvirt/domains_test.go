@@ -315,3 +315,52 @@ func processCPU(b *testing.B) int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// TestDomainAfterEventNeedsNoLookup: Domain reads a domain whose event
+// carried its object without a lookup RPC, under the name of its last
+// event (a rename); a domain without an event is looked up; an undefined
+// domain is gone.
+func TestDomainAfterEventNeedsNoLookup(t *testing.T) {
+	a, _ := startAdapter(t, testURI, slog.LevelDebug)
+	c := openConn(t, testURI)
+	name := uniqueName(t)
+	dom, err := c.DomainDefineXML(domainXML(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	uuid := strings.ToLower(domUUID(t, dom))
+	ctx := context.Background()
+	read := func(what, wantName string, wantFound bool, wantLookups uint64) {
+		t.Helper()
+		before := a.Lookups()
+		d, found, err := a.Domain(ctx, uuid)
+		if err != nil || found != wantFound || d.Name != wantName {
+			t.Fatalf("%s: Domain = %q, found %v, %v; want %q, found %v", what, d.Name, found, err, wantName, wantFound)
+		}
+		if n := a.Lookups() - before; n != wantLookups {
+			t.Errorf("%s: %d lookups, want %d", what, n, wantLookups)
+		}
+	}
+	waitMetaHint(t, a, uuid, "Defined Added")
+	read("after its definition", name, true, 0)
+	if err := dom.Create(); err != nil {
+		t.Fatal(err)
+	}
+	waitMetaHint(t, a, uuid, "Started Booted")
+	read("after its start", name, true, 0)
+	if err := dom.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	waitMetaHint(t, a, uuid, "Stopped Destroyed")
+	if err := dom.Rename(name+"-new", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitMetaHint(t, a, uuid, "Defined Renamed")
+	read("after a rename", name+"-new", true, 0)
+	if err := dom.Undefine(); err != nil {
+		t.Fatal(err)
+	}
+	waitMetaHint(t, a, uuid, "Undefined Removed")
+	read("after its undefinition", "", false, 1)
+}
