@@ -93,7 +93,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			}
 			c := &control.Client{Path: r.Host.VirtbgpSocket()}
 			env.Log.Info("api: virtbgp", "round", round, "way", way, "calls", s.n)
-			lat, err := s.measure(ctx, r, routes, func(i int) error {
+			lat, err := r.Measure(ctx, routes, s.gap, func(i int) error {
 				rt := routes[i][0]
 				med := rt.MED
 				req := manual.Request{Prefix: rt.Prefix.Addr().String(), MED: &med, Communities: rt.Communities}
@@ -131,7 +131,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			return nil, err
 		}
 		env.Log.Info("api: exabgp", "round", round, "lines", s.n)
-		lat, err := s.measure(ctx, r, routes, func(i int) error { return e.Write(routes[i][0].Line()) })
+		lat, err := r.Measure(ctx, routes, s.gap, func(i int) error { return e.Write(routes[i][0].Line()) })
 		if err != nil {
 			_ = e.Stop(ctx)
 			return nil, fmt.Errorf("exabgp round %d: %w", round, err)
@@ -171,29 +171,6 @@ func (s *suite) saveCost(dir string, routes [][]rig.Route) ([]time.Duration, err
 			return nil, err
 		}
 		lat = append(lat, time.Since(t0))
-	}
-	return lat, nil
-}
-
-// measure triggers each route in turn and times its arrival in BIRD's
-// kernel table from just before the trigger.
-func (s *suite) measure(ctx context.Context, r *rig.Rig, routes [][]rig.Route, trigger func(i int) error) ([]time.Duration, error) {
-	var lat []time.Duration
-	for i := range routes {
-		p := routes[i][0].Prefix
-		from := r.Mon.Len()
-		t0 := time.Now()
-		if err := trigger(i); err != nil {
-			return nil, err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		got, err := r.Arrivals(wctx, from, []netip.Prefix{p})
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("route %d (%s): %w", i, p, err)
-		}
-		lat = append(lat, got[p].Sub(t0))
-		time.Sleep(s.gap)
 	}
 	return lat, nil
 }

@@ -119,7 +119,7 @@ func (s *suite) Run(ctx context.Context, env *bench.Env) (*bench.Section, error)
 			return nil, err
 		}
 		env.Log.Info("event: exabgp", "round", round, "lines", s.n)
-		lat, err := s.measure(ctx, r, routes, func(i int) error { return e.Write(routes[i][0].Line()) })
+		lat, err := r.Measure(ctx, routes, s.gap, func(i int) error { return e.Write(routes[i][0].Line()) })
 		if err != nil {
 			_ = e.Stop(ctx)
 			return nil, fmt.Errorf("exabgp round %d: %w", round, err)
@@ -181,7 +181,7 @@ func (s *suite) runVirtbgp(ctx context.Context, env *bench.Env, r *rig.Rig, lw *
 	env.Log.Info("event: "+w.speaker, "round", round, "starts", s.n)
 	evFrom := lw.Len()
 	var starts []time.Time
-	lat, err := s.measure(ctx, r, routes, func(i int) error {
+	lat, err := r.Measure(ctx, routes, s.gap, func(i int) error {
 		starts = append(starts, time.Now())
 		return r.StartDomain(i)
 	})
@@ -239,29 +239,6 @@ func sinceEvent(lw *rig.LifecycleWatcher, from int, starts []time.Time, lat []ti
 		out[i] = starts[i].Add(lat[i]).Sub(ev)
 	}
 	return out, nil
-}
-
-// measure triggers each route in turn and times its arrival in BIRD's
-// kernel table from just before the trigger.
-func (s *suite) measure(ctx context.Context, r *rig.Rig, routes [][]rig.Route, trigger func(i int) error) ([]time.Duration, error) {
-	var lat []time.Duration
-	for i := range routes {
-		p := routes[i][0].Prefix
-		from := r.Mon.Len()
-		t0 := time.Now()
-		if err := trigger(i); err != nil {
-			return nil, err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		got, err := r.Arrivals(wctx, from, []netip.Prefix{p})
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("route %d (%s): %w", i, p, err)
-		}
-		lat = append(lat, got[p].Sub(t0))
-		time.Sleep(s.gap)
-	}
-	return lat, nil
 }
 
 // measureResume pauses each running domain in turn, waits until BIRD's

@@ -491,3 +491,27 @@ func FileSize(path string) int64 {
 	}
 	return st.Size()
 }
+
+// Measure triggers each route in turn and times its arrival in BIRD's
+// kernel table from just before the trigger, pausing gap after each
+// arrival.
+func (r *Rig) Measure(ctx context.Context, routes [][]Route, gap time.Duration, trigger func(i int) error) ([]time.Duration, error) {
+	var lat []time.Duration
+	for i := range routes {
+		p := routes[i][0].Prefix
+		from := r.Mon.Len()
+		t0 := time.Now()
+		if err := trigger(i); err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		got, err := r.Arrivals(wctx, from, []netip.Prefix{p})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("route %d (%s): %w", i, p, err)
+		}
+		lat = append(lat, got[p].Sub(t0))
+		time.Sleep(gap)
+	}
+	return lat, nil
+}

@@ -3,6 +3,7 @@ package libvirt
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -268,31 +269,16 @@ func (c *metaCache) prune(keep map[string]bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for u := range c.entries {
-		if !keep[u] {
-			delete(c.entries, u)
-		}
-	}
-	for u := range c.gen {
-		if !keep[u] {
-			delete(c.gen, u)
-		}
-	}
-	for u := range c.down {
-		if !keep[u] {
-			delete(c.down, u)
-		}
-	}
-	for u := range c.configs {
-		if !keep[u] {
-			delete(c.configs, u)
-		}
-	}
-	for u := range c.cgen {
-		if !keep[u] {
-			delete(c.cgen, u)
-		}
-	}
+	deleteExcept(c.entries, keep)
+	deleteExcept(c.gen, keep)
+	deleteExcept(c.down, keep)
+	deleteExcept(c.configs, keep)
+	deleteExcept(c.cgen, keep)
+}
+
+// deleteExcept deletes the keys of m that are not in keep.
+func deleteExcept[V any](m map[string]V, keep map[string]bool) {
+	maps.DeleteFunc(m, func(k string, _ V) bool { return !keep[k] })
 }
 
 // clear drops everything (a new connection).
