@@ -71,18 +71,7 @@ func (l *loader) api(k, v *yaml.Node, a *API) {
 	const what = "api"
 	var tn trustNodes
 	var listenNode, tokensNode *yaml.Node
-	l.r.Map(v, what,
-		yamlutil.Field{Key: "allowed-prefixes", Do: func(k, v *yaml.Node) {
-			tn.prefixesKey = k
-			a.Allow.Prefixes, tn.prefixes = l.prefixList(v, what+".allowed-prefixes")
-		}},
-		yamlutil.Field{Key: "min-prefix-length", Do: func(_, v *yaml.Node) {
-			tn.minBits = v
-			l.minPrefixLength(v, what+".min-prefix-length", &a.Allow)
-		}},
-		yamlutil.Field{Key: "allowed-next-hops", Do: func(_, v *yaml.Node) {
-			a.Allow.NextHops, tn.nextHops = l.prefixList(v, what+".allowed-next-hops")
-		}},
+	l.r.Map(v, what, append(l.allowFields(what, &a.Allow, &tn, true),
 		yamlutil.Field{Key: "write-rate", Do: func(_, v *yaml.Node) {
 			if n, ok := l.r.Uint(v, what+".write-rate", 1, 10000); ok {
 				a.WriteRate = int(n)
@@ -105,7 +94,7 @@ func (l *loader) api(k, v *yaml.Node, a *API) {
 			l.tokens(v, a)
 		}},
 		yamlutil.Field{Key: "tls", Do: func(_, v *yaml.Node) { l.apiTLS(v, &a.TLS) }},
-	)
+	)...)
 	l.checkAllow(k, what, false, &a.Allow, &tn)
 	switch {
 	case a.Listen != "" && len(a.Tokens) == 0 && a.TLS.ClientCA == "":

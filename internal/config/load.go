@@ -671,36 +671,12 @@ func (l *loader) export(n *yaml.Node, what string) PeerExport {
 	var e PeerExport
 	l.r.Map(n, what,
 		yamlutil.Field{Key: "communities", Do: func(_, v *yaml.Node) {
-			e.Communities = []uint32{}
-			for _, it := range l.r.Seq(v, what+".communities") {
-				s, ok := l.r.String(it, what+".communities")
-				if !ok {
-					continue
-				}
-				c, err := mapping.ParseCommunity(s)
-				if err != nil {
-					l.r.Errorf(it, "%s.communities: %v", what, err)
-					continue
-				}
-				e.Communities = append(e.Communities, c)
-			}
+			e.Communities = append([]uint32{}, listOf(l, v, what+".communities", mapping.ParseCommunity)...)
 			slices.Sort(e.Communities)
 			e.Communities = slices.Compact(e.Communities)
 		}},
 		yamlutil.Field{Key: "large-communities", Do: func(_, v *yaml.Node) {
-			e.LargeCommunities = []mapping.LargeCommunity{}
-			for _, it := range l.r.Seq(v, what+".large-communities") {
-				s, ok := l.r.String(it, what+".large-communities")
-				if !ok {
-					continue
-				}
-				c, err := mapping.ParseLargeCommunity(s)
-				if err != nil {
-					l.r.Errorf(it, "%s.large-communities: %v", what, err)
-					continue
-				}
-				e.LargeCommunities = append(e.LargeCommunities, c)
-			}
+			e.LargeCommunities = append([]mapping.LargeCommunity{}, listOf(l, v, what+".large-communities", mapping.ParseLargeCommunity)...)
 			slices.SortFunc(e.LargeCommunities, func(a, b mapping.LargeCommunity) int {
 				return cmp.Or(cmp.Compare(a.GlobalAdmin, b.GlobalAdmin), cmp.Compare(a.LocalData1, b.LocalData1), cmp.Compare(a.LocalData2, b.LocalData2))
 			})

@@ -19,31 +19,38 @@ type trustNodes struct {
 	prefixesKey        *yaml.Node // nil when allowed-prefixes is missing
 }
 
+// allowFields are the keys of a source's trust rules, read into a and
+// tn: allowed-prefixes, allowed-next-hops and, with minLength,
+// min-prefix-length. checkAllow checks them once the section is read.
+func (l *loader) allowFields(what string, a *mapping.Allow, tn *trustNodes, minLength bool) []yamlutil.Field {
+	fields := []yamlutil.Field{{Key: "allowed-prefixes", Do: func(k, v *yaml.Node) {
+		tn.prefixesKey = k
+		a.Prefixes, tn.prefixes = l.prefixList(v, what+".allowed-prefixes")
+	}}}
+	if minLength {
+		fields = append(fields, yamlutil.Field{Key: "min-prefix-length", Do: func(_, v *yaml.Node) {
+			tn.minBits = v
+			l.minPrefixLength(v, what+".min-prefix-length", a)
+		}})
+	}
+	return append(fields, yamlutil.Field{Key: "allowed-next-hops", Do: func(_, v *yaml.Node) {
+		a.NextHops, tn.nextHops = l.prefixList(v, what+".allowed-next-hops")
+	}})
+}
+
 // metadataSection reads mapping.metadata.
 func (l *loader) metadataSection(k, v *yaml.Node, m *Metadata) {
 	const what = "mapping.metadata"
 	var tn trustNodes
-	l.r.Map(v, what,
-		yamlutil.Field{Key: "enabled", Do: func(_, v *yaml.Node) {
-			if b, ok := l.r.Bool(v, what+".enabled"); ok {
-				m.Enabled = b
-			}
-		}},
-		yamlutil.Field{Key: "allowed-prefixes", Do: func(k, v *yaml.Node) {
-			tn.prefixesKey = k
-			m.Allow.Prefixes, tn.prefixes = l.prefixList(v, what+".allowed-prefixes")
-		}},
-		yamlutil.Field{Key: "min-prefix-length", Do: func(_, v *yaml.Node) {
-			tn.minBits = v
-			l.minPrefixLength(v, what+".min-prefix-length", &m.Allow)
-		}},
-		yamlutil.Field{Key: "allowed-next-hops", Do: func(_, v *yaml.Node) {
-			m.Allow.NextHops, tn.nextHops = l.prefixList(v, what+".allowed-next-hops")
-		}},
-		yamlutil.Field{Key: "defaults", Do: func(_, v *yaml.Node) {
-			l.attributes(v, what+".defaults", &m.Defaults)
-		}},
-	)
+	fields := []yamlutil.Field{{Key: "enabled", Do: func(_, v *yaml.Node) {
+		if b, ok := l.r.Bool(v, what+".enabled"); ok {
+			m.Enabled = b
+		}
+	}}}
+	fields = append(fields, l.allowFields(what, &m.Allow, &tn, true)...)
+	l.r.Map(v, what, append(fields, yamlutil.Field{Key: "defaults", Do: func(_, v *yaml.Node) {
+		l.attributes(v, what+".defaults", &m.Defaults)
+	}})...)
 	l.checkAllow(k, what, m.Enabled, &m.Allow, &tn)
 }
 
@@ -52,26 +59,20 @@ func (l *loader) novaSection(k, v *yaml.Node, n *Nova) {
 	const what = "mapping.nova"
 	var tn trustNodes
 	n.Options.Types = []string{mapping.NovaFixed}
-	l.r.Map(v, what,
-		yamlutil.Field{Key: "enabled", Do: func(_, v *yaml.Node) {
+	fields := []yamlutil.Field{
+		{Key: "enabled", Do: func(_, v *yaml.Node) {
 			if b, ok := l.r.Bool(v, what+".enabled"); ok {
 				n.Enabled = b
 			}
 		}},
-		yamlutil.Field{Key: "ip-types", Do: func(_, v *yaml.Node) {
+		{Key: "ip-types", Do: func(_, v *yaml.Node) {
 			n.Options.Types = l.novaTypes(v, what+".ip-types")
 		}},
-		yamlutil.Field{Key: "allowed-prefixes", Do: func(k, v *yaml.Node) {
-			tn.prefixesKey = k
-			n.Allow.Prefixes, tn.prefixes = l.prefixList(v, what+".allowed-prefixes")
-		}},
-		yamlutil.Field{Key: "allowed-next-hops", Do: func(_, v *yaml.Node) {
-			n.Allow.NextHops, tn.nextHops = l.prefixList(v, what+".allowed-next-hops")
-		}},
-		yamlutil.Field{Key: "attributes", Do: func(_, v *yaml.Node) {
-			l.attributes(v, what+".attributes", &n.Options.Attributes)
-		}},
-	)
+	}
+	fields = append(fields, l.allowFields(what, &n.Allow, &tn, false)...)
+	l.r.Map(v, what, append(fields, yamlutil.Field{Key: "attributes", Do: func(_, v *yaml.Node) {
+		l.attributes(v, what+".attributes", &n.Options.Attributes)
+	}})...)
 	l.checkAllow(k, what, n.Enabled, &n.Allow, &tn)
 }
 
@@ -187,28 +188,10 @@ func (l *loader) novaTypes(v *yaml.Node, what string) []string {
 func (l *loader) attributes(v *yaml.Node, what string, x *mapping.Attributes) {
 	l.r.Map(v, what,
 		yamlutil.Field{Key: "communities", Do: func(_, v *yaml.Node) {
-			for _, it := range l.r.Seq(v, what+".communities") {
-				if s, ok := l.r.String(it, what+".communities"); ok {
-					c, err := mapping.ParseCommunity(s)
-					if err != nil {
-						l.r.Errorf(it, "%s.communities: %v", what, err)
-						continue
-					}
-					x.Communities = append(x.Communities, c)
-				}
-			}
+			x.Communities = append(x.Communities, listOf(l, v, what+".communities", mapping.ParseCommunity)...)
 		}},
 		yamlutil.Field{Key: "large-communities", Do: func(_, v *yaml.Node) {
-			for _, it := range l.r.Seq(v, what+".large-communities") {
-				if s, ok := l.r.String(it, what+".large-communities"); ok {
-					c, err := mapping.ParseLargeCommunity(s)
-					if err != nil {
-						l.r.Errorf(it, "%s.large-communities: %v", what, err)
-						continue
-					}
-					x.LargeCommunities = append(x.LargeCommunities, c)
-				}
-			}
+			x.LargeCommunities = append(x.LargeCommunities, listOf(l, v, what+".large-communities", mapping.ParseLargeCommunity)...)
 		}},
 		yamlutil.Field{Key: "med", Do: func(_, v *yaml.Node) {
 			if n, ok := l.r.Uint32(v, what+".med", 0); ok {
@@ -247,6 +230,25 @@ func (l *loader) attributes(v *yaml.Node, what string, x *mapping.Attributes) {
 			}
 		}},
 	)
+}
+
+// listOf reads a list of strings with parse (communities, large
+// communities), reporting each item parse refuses at its line.
+func listOf[T any](l *loader, v *yaml.Node, what string, parse func(string) (T, error)) []T {
+	var out []T
+	for _, it := range l.r.Seq(v, what) {
+		s, ok := l.r.String(it, what)
+		if !ok {
+			continue
+		}
+		x, err := parse(s)
+		if err != nil {
+			l.r.Errorf(it, "%s: %v", what, err)
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // requireMappingSource reports a mapping section that names no source of
