@@ -118,8 +118,9 @@ func frrStatsOf(ctx context.Context, t *testing.T, l *vblab.Lab, peer string) fr
 // ToRs hold the guest's /32 via hvA's IPv4 address and its /128 via hvA's
 // global IPv6 address on the link (not an IPv4-mapped one), with the
 // attributes of their own policy, and installed those in their kernel
-// tables; then that a one-line edit of BIRD's policy and a reload change
-// the community at BIRD with no session reset, and send FRR nothing.
+// tables; then that a one-line edit of BIRD's policy (its allow-list
+// widened to the /128) and a reload send BIRD that one route, with no
+// session reset, and send FRR nothing.
 func TestOneSessionPerToRBothFamilies(t *testing.T) {
 	l := upLabWith(t, vblab.Options{OneSessionPerToR: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -133,7 +134,7 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 	cfg := vblab.VirtbgpConfig{
 		Mapping: mp,
 		PeerExtra: map[netip.Addr]string{
-			vblab.BIRDv4: `export: {communities: ["65011:1"]}`,
+			vblab.BIRDv4: `export: {communities: ["65011:1"], prefixes: [192.0.2.60/32]}`,
 			vblab.FRRv4:  `export: {as-path-prepend: 1, large-communities: ["65011:0:2"]}`,
 		},
 	}
@@ -156,13 +157,15 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 	}
 
 	type want struct {
-		asPath []uint32
+		prefixes []netip.Prefix
+		asPath   []uint32
 		comms  []uint32
 		large  []mapping.LargeCommunity
 	}
 	wants := map[string]want{
-		"bird": {asPath: []uint32{h.ASN}, comms: []uint32{65011<<16 | 1}},
-		"frr":  {asPath: []uint32{h.ASN, h.ASN}, large: []mapping.LargeCommunity{{GlobalAdmin: 65011, LocalData2: 2}}},
+		// BIRD's allow-list has only the /32 at first.
+		"bird": {prefixes: []netip.Prefix{dual4}, asPath: []uint32{h.ASN}, comms: []uint32{65011<<16 | 1}},
+		"frr":  {prefixes: []netip.Prefix{dual4, dual6}, asPath: []uint32{h.ASN, h.ASN}, large: []mapping.LargeCommunity{{GlobalAdmin: 65011, LocalData2: 2}}},
 	}
 	check := func(r vblab.Router, rib vblab.RIB) error {
 		w := wants[r.Name()]
@@ -172,6 +175,12 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 				nh = h.IPv6
 			}
 			paths := rib.Paths(pfx)
+			if !slices.Contains(w.prefixes, pfx) {
+				if len(paths) != 0 {
+					return fmt.Errorf("%s: %d paths, want none (export.prefixes)", pfx, len(paths))
+				}
+				continue
+			}
 			if len(paths) != 1 {
 				return fmt.Errorf("%s: %d paths, want 1 via %s", pfx, len(paths), nh)
 			}
@@ -189,20 +198,24 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 	if err := l.WaitRIBs(wctx, 50*time.Millisecond, check); err != nil {
 		t.Fatal(err)
 	}
-	// Usable next hops: each ToR installed both routes in its kernel
-	// table via hvA's addresses on the link.
-	for _, r := range l.Routers() {
+	// Usable next hops: each ToR installed its routes in its kernel table
+	// via hvA's addresses on the link.
+	installed := func(r vblab.Router, pfx netip.Prefix) {
+		t.Helper()
 		proto := map[string]string{"bird": "bird", "frr": "bgp"}[r.Name()]
-		for _, pfx := range []netip.Prefix{dual4, dual6} {
-			nh := h.IPv4
-			if pfx.Addr().Is6() {
-				nh = h.IPv6
-			}
-			if _, err := mon.Wait(wctx, 0, func(ev vblab.RouteEvent) bool {
-				return ev.Prefix == pfx && ev.Table == r.Table() && ev.Proto == proto && !ev.Deleted && ev.Gateway == nh
-			}); err != nil {
-				t.Fatalf("%s: kernel table %d, %s via %s: %v; events:\n%s", r.Name(), r.Table(), pfx, nh, err, eventLines(mon.Events()))
-			}
+		nh := h.IPv4
+		if pfx.Addr().Is6() {
+			nh = h.IPv6
+		}
+		if _, err := mon.Wait(wctx, 0, func(ev vblab.RouteEvent) bool {
+			return ev.Prefix == pfx && ev.Table == r.Table() && ev.Proto == proto && !ev.Deleted && ev.Gateway == nh
+		}); err != nil {
+			t.Fatalf("%s: kernel table %d, %s via %s: %v; events:\n%s", r.Name(), r.Table(), pfx, nh, err, eventLines(mon.Events()))
+		}
+	}
+	for _, r := range l.Routers() {
+		for _, pfx := range wants[r.Name()].prefixes {
+			installed(r, pfx)
 		}
 	}
 
@@ -242,9 +255,10 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 		}
 	}
 
-	// A one-line edit of BIRD's policy, and a reload.
+	// A one-line edit of BIRD's policy, its allow-list widened to the
+	// /128, and a reload.
 	birdBefore, frrBefore := birdStats(ctx, t, l, h.Name+"4"), frrStats(ctx, t, l, h.IPv4)
-	cfg.PeerExtra[vblab.BIRDv4] = `export: {communities: ["65011:9"]}`
+	cfg.PeerExtra[vblab.BIRDv4] = `export: {communities: ["65011:1"], prefixes: [192.0.2.60/32, "2001:db8:60::/48"]}`
 	text, err := h.VirtbgpYAML(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -255,17 +269,21 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 	if out, err := h.VirtbgpCtl(ctx, "reload"); err != nil {
 		t.Fatalf("reload: %v: %s", err, out)
 	}
-	wants["bird"] = want{asPath: []uint32{h.ASN}, comms: []uint32{65011<<16 | 9}}
+	w := wants["bird"]
+	w.prefixes = []netip.Prefix{dual4, dual6}
+	wants["bird"] = w
 	if err := l.WaitRIBs(wctx, 50*time.Millisecond, check); err != nil {
 		t.Fatal(err)
 	}
+	installed(l.BIRD, dual6)
 	birdAfter := birdStats(ctx, t, l, h.Name+"4")
 	if birdAfter.since != birdBefore.since {
 		t.Errorf("BIRD's session was reset: up since %s, before since %s", birdAfter.since, birdBefore.since)
 	}
-	// Both of BIRD's routes changed, and only those were sent again.
-	if got := birdAfter.updates - birdBefore.updates; got != 2 {
-		t.Errorf("BIRD received %d route updates for the edit, want 2 (its two changed routes)", got)
+	// One of BIRD's routes changed (the /128 is new), and only that one
+	// was sent: the /32 was not sent again.
+	if got := birdAfter.updates - birdBefore.updates; got != 1 {
+		t.Errorf("BIRD received %d route updates for the edit, want 1 (its one changed route)", got)
 	}
 	// FRR's policy did not change: the guest's destruction is the next
 	// thing FRR hears (two withdrawals); nothing came before it.
@@ -289,7 +307,7 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 		t.Errorf("FRR received %d UPDATEs after the edit, want 2 (the withdrawals of the destroy only)", got)
 	}
 	logText, _ := os.ReadFile(h.VirtbgpLogPath())
-	if !strings.Contains(string(logText), `msg="peer export policy changed; routes sent again" part=bgp peer=`+h.ToR(vblab.BIRDv4).String()+" routes_changed=2") {
+	if !strings.Contains(string(logText), `msg="peer export policy changed; changed routes sent" part=bgp peer=`+h.ToR(vblab.BIRDv4).String()+" routes_changed=1 routes_withdrawn=0") {
 		t.Errorf("no log line of the export policy change towards BIRD")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"reflect"
@@ -290,17 +291,17 @@ func (s *Speaker) setExportPolicy(ctx context.Context) error {
 }
 
 // updateExport makes the export policy that of the configured peers
-// (s.cfg.Peers) and the host's addresses now. Where it changed, every
+// (s.cfg.Peers) and the host's addresses now. Where it changed, each
 // established peer not in fresh (fresh peers were just added and get the
-// new policy with their first UPDATEs) whose Adj-RIB-Out changed gets a
-// soft reset out: GoBGP sends it its routes again through the new policy,
-// no session is reset. Call with mu held.
+// new policy with their first UPDATEs) is sent exactly the routes whose
+// export to it changed, and no other peer anything (sendChanged); no
+// session is reset. Call with mu held.
 func (s *Speaker) updateExport(ctx context.Context, fresh map[netip.Addr]bool) error {
 	pl := planExport(s.cfg.ASN, s.cfg.Peers, s.nextHop)
 	if samePlan(pl, s.export) {
 		return nil
 	}
-	var check []config.Peer
+	var check []netip.Addr
 	before := map[netip.Addr]map[string][]byte{}
 	for _, p := range s.cfg.Peers {
 		a := p.Address.Unmap()
@@ -312,7 +313,7 @@ func (s *Speaker) updateExport(ctx context.Context, fresh map[netip.Addr]bool) e
 			return err
 		}
 		before[a] = out
-		check = append(check, p)
+		check = append(check, a)
 	}
 	if err := s.srv.SetPolicies(ctx, policiesRequest(pl)); err != nil {
 		return fmt.Errorf("set export policy %s: %w", exportPolicyName, err)
@@ -321,135 +322,133 @@ func (s *Speaker) updateExport(ctx context.Context, fresh map[netip.Addr]bool) e
 	s.export = pl
 	s.logDropped(old.dropped, pl.dropped)
 	var errs []error
-	after := map[netip.Addr]map[string][]byte{}
-	removed := map[netip.Addr][]string{}
-	for _, p := range check {
+	changes := map[netip.Addr]adjOutChange{}
+	for _, p := range s.cfg.Peers {
 		a := p.Address.Unmap()
+		if _, ok := before[a]; !ok {
+			continue
+		}
 		out, err := s.adjOut(ctx, p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		after[a] = out
-		for k := range before[a] {
-			if _, ok := out[k]; !ok {
-				removed[a] = append(removed[a], k)
-			}
-		}
+		changes[a] = diffAdjOut(before[a], out)
 	}
-	if len(removed) > 0 {
-		if err := s.withdrawFiltered(ctx, old, pl, removed); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, p := range check {
-		a := p.Address.Unmap()
-		out, ok := after[a]
-		if !ok {
-			continue
-		}
-		changed := diffAdjOut(before[a], out)
-		if changed == 0 || changed == len(removed[a]) {
-			// Nothing, or withdrawals only (sent by withdrawFiltered).
-			if changed > 0 {
-				s.log.Info("peer export policy changed; routes withdrawn", "peer", a, "routes_changed", changed)
-			}
-			continue
-		}
-		if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{
-			Address: a.String(), Soft: true, Direction: api.ResetPeerRequest_OUT,
-		}); err != nil {
-			errs = append(errs, fmt.Errorf("soft reset out of peer %s: %w", a, err))
-			continue
-		}
-		s.log.Info("peer export policy changed; routes sent again", "peer", a, "routes_changed", changed)
+	if err := s.sendChanged(ctx, pl, check, changes); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// withdrawFiltered withdraws from each peer the routes its new export
-// policy (pl) no longer sends it (removed, by peer), and from no other
-// peer. GoBGP cannot do it alone: it keeps no Adj-RIB-Out, a soft reset out
-// sends only what the policy accepts, and it sends a withdrawal when a
-// route's path is replaced only if the old path passes the export policy
-// in force (filterpath), while a deletion goes to every peer (withdrawals
-// bypass the policy, RoutingPolicy.ApplyPolicy). So, holding mu (no route
-// changes in between):
-//
-//  1. a transitional policy: for each peer, its routes to withdraw are
-//     rejected when they carry a marker (a large community of our AS that
-//     nothing else uses); the marker is removed from every route; then the
-//     old policy, which still accepts the unmarked routes;
-//  2. each route to withdraw is replaced by its path with the marker: the
-//     peers whose route it is get the withdrawal (new path rejected, old
-//     accepted), the others the route again, unchanged (marker removed);
-//  3. the new policy;
-//  4. the routes are replaced by their original paths: the peers that keep
-//     them get them once more, unchanged; the others nothing.
-func (s *Speaker) withdrawFiltered(ctx context.Context, old, pl exportPlan, removed map[netip.Addr][]string) error {
-	union := map[string]bool{}
-	for _, list := range removed {
-		for _, k := range list {
-			union[k] = true
-		}
-	}
-	var prefixes []netip.Prefix
-	for k := range union {
-		pfx, err := netip.ParsePrefix(k)
-		if err != nil {
-			return fmt.Errorf("routes to withdraw: GoBGP's prefix %q: %w", k, err)
-		}
-		prefixes = append(prefixes, pfx)
-	}
-	slices.SortFunc(prefixes, netip.Prefix.Compare)
+// adjOutChange is how a peer's Adj-RIB-Out changed: the prefixes it no
+// longer gets, those it gets with other attributes or newly, and whether
+// that is every route it gets now (all: a soft reset out sends exactly
+// those).
+type adjOutChange struct {
+	withdrawn, updated []netip.Prefix
+	all                bool
+}
 
-	// Step 1.
-	marker := fmt.Sprintf("%d:%d:%d", s.cfg.ASN, uint32(math.MaxUint32), uint32(math.MaxUint32))
-	const markerSet = "virtbgp-withdraw-marker"
-	tr := exportPlan{sets: append(slices.Clone(old.sets), &api.DefinedSet{
-		DefinedType: api.DefinedType_LARGE_COMMUNITY, Name: markerSet, List: []string{marker},
-	})}
-	for _, p := range s.cfg.Peers {
-		a := p.Address.Unmap()
-		if len(removed[a]) == 0 {
-			continue
-		}
-		nset := setName(a, "withdraw-peer")
-		tr.sets = append(tr.sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: nset,
-			List: []string{netip.PrefixFrom(a, a.BitLen()).String()}})
-		for _, f := range []config.Family{config.FamilyIPv4, config.FamilyIPv6} {
-			var list []*api.Prefix
-			for _, k := range removed[a] {
-				pfx := netip.MustParsePrefix(k) // parsed above
-				if pfx.Addr().Is4() == (f == config.FamilyIPv4) {
-					list = append(list, &api.Prefix{IpPrefix: pfx.String(), MaskLengthMin: uint32(pfx.Bits()), MaskLengthMax: uint32(pfx.Bits())})
-				}
+func (c adjOutChange) count() int { return len(c.withdrawn) + len(c.updated) }
+
+// diffAdjOut compares a peer's Adj-RIB-Out before (a) and after (b).
+func diffAdjOut(a, b map[string][]byte) adjOutChange {
+	var c adjOutChange
+	for k, v := range b {
+		if w, ok := a[k]; !ok || !bytes.Equal(v, w) {
+			if pfx, err := netip.ParsePrefix(k); err == nil {
+				c.updated = append(c.updated, pfx)
 			}
-			if len(list) == 0 {
-				continue
-			}
-			ps := setName(a, "withdraw-"+string(f))
-			tr.sets = append(tr.sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: ps, Prefixes: list})
-			tr.stmts = append(tr.stmts, &api.Statement{
-				Name: ps,
-				Conditions: &api.Conditions{
-					NeighborSet:       &api.MatchSet{Type: api.MatchSet_ANY, Name: nset},
-					PrefixSet:         &api.MatchSet{Type: api.MatchSet_ANY, Name: ps},
-					LargeCommunitySet: &api.MatchSet{Type: api.MatchSet_ANY, Name: markerSet},
-				},
-				Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
-			})
 		}
 	}
-	tr.stmts = append(tr.stmts, &api.Statement{
-		Name:       "virtbgp-withdraw-unmark",
-		Conditions: &api.Conditions{LargeCommunitySet: &api.MatchSet{Type: api.MatchSet_ANY, Name: markerSet}},
-		Actions:    &api.Actions{LargeCommunity: &api.CommunityAction{Type: api.CommunityAction_REMOVE, Communities: []string{marker}}},
-	})
-	tr.stmts = append(tr.stmts, old.stmts...)
-	if err := s.srv.SetPolicies(ctx, policiesRequest(tr)); err != nil {
-		return fmt.Errorf("set the export policy for the withdrawals: %w", err)
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			if pfx, err := netip.ParsePrefix(k); err == nil {
+				c.withdrawn = append(c.withdrawn, pfx)
+			}
+		}
 	}
+	slices.SortFunc(c.updated, netip.Prefix.Compare)
+	slices.SortFunc(c.withdrawn, netip.Prefix.Compare)
+	c.all = len(c.withdrawn) == 0 && len(c.updated) == len(b) && len(b) > 0
+	return c
+}
+
+// The markers of sendChanged: large communities of the local AS that
+// nothing else uses, on a path only while a transitional policy is in
+// force (none reaches a peer).
+const (
+	markerLocal1 = math.MaxUint32
+	markerLocal2 = math.MaxUint32
+	markerSet    = "virtbgp-resend-marker"
+)
+
+// sendChanged sends each established peer (est) exactly the routes whose
+// export to it changed (changes, after the new policy pl is in force) and
+// sends the other peers nothing.
+//
+// GoBGP cannot do it alone. It keeps no Adj-RIB-Out: a soft reset out
+// sends a peer all of its routes again (server.go softResetOut), so it is
+// used only for a peer all of whose routes changed. A route is sent when
+// its best path is replaced, to every peer (propagateUpdateToNeighbors),
+// unless the new path is equal (Update.GetChanges); through the export
+// policy in force, which decides for the new path and, when that is
+// rejected, for the old one: a withdrawal if the old passes, nothing if
+// both are rejected (filterpath). So, holding mu (no route changes in
+// between), for the union of the routes to send:
+//
+//  1. a transitional policy: per peer sent routes one by one, of its
+//     routes to withdraw, the marked path is rejected and the unmarked
+//     (old) one accepted; its routes not to send, and all of them for
+//     every other established peer, rejected; the marker removed; then pl;
+//     each route is replaced by its path with the marker: each peer gets
+//     its withdrawal or its new route, the others nothing (both paths
+//     rejected);
+//  2. a policy rejecting the union for every established peer; the
+//     routes are replaced by their original paths: nothing is sent;
+//  3. pl again, and a soft reset out of each peer all of whose routes
+//     changed.
+func (s *Speaker) sendChanged(ctx context.Context, pl exportPlan, est []netip.Addr, changes map[netip.Addr]adjOutChange) error {
+	union := map[netip.Prefix]bool{}
+	var reset []netip.Addr
+	for _, a := range est {
+		c := changes[a]
+		switch {
+		case c.count() == 0:
+		case c.all:
+			reset = append(reset, a)
+		default:
+			for _, pfx := range slices.Concat(c.withdrawn, c.updated) {
+				union[pfx] = true
+			}
+		}
+	}
+	prefixes := slices.SortedFunc(maps.Keys(union), netip.Prefix.Compare)
+	var errs []error
+	if len(prefixes) > 0 {
+		errs = append(errs, s.replaceRoutes(ctx, pl, est, changes, prefixes))
+	}
+	for _, a := range reset {
+		if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{
+			Address: a.String(), Soft: true, Direction: api.ResetPeerRequest_OUT,
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("soft reset out of peer %s: %w", a, err))
+		}
+	}
+	for _, a := range est {
+		c := changes[a]
+		if c.count() > 0 {
+			s.log.Info("peer export policy changed; changed routes sent", "peer", a,
+				"routes_changed", c.count(), "routes_withdrawn", len(c.withdrawn))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// replaceRoutes is steps 1 and 2 of sendChanged, and installs pl.
+func (s *Speaker) replaceRoutes(ctx context.Context, pl exportPlan, est []netip.Addr, changes map[netip.Addr]adjOutChange, prefixes []netip.Prefix) error {
+	marker := fmt.Sprintf("%d:%d:%d", s.cfg.ASN, uint32(markerLocal1), uint32(markerLocal2))
 	final := func() error {
 		if err := s.srv.SetPolicies(ctx, policiesRequest(pl)); err != nil {
 			return fmt.Errorf("set export policy %s: %w", exportPolicyName, err)
@@ -457,7 +456,49 @@ func (s *Speaker) withdrawFiltered(ctx context.Context, old, pl exportPlan, remo
 		return nil
 	}
 
-	// Step 2: each route's path with the marker.
+	// Step 1.
+	tr := exportPlan{sets: append(slices.Clone(pl.sets), &api.DefinedSet{
+		DefinedType: api.DefinedType_LARGE_COMMUNITY, Name: markerSet, List: []string{marker},
+	})}
+	silent := exportPlan{sets: slices.Clone(pl.sets)}
+	for _, a := range est {
+		c := changes[a]
+		sendTo := c.count() > 0 && !c.all
+		skip := map[netip.Prefix]bool{}
+		for _, pfx := range slices.Concat(c.withdrawn, c.updated) {
+			skip[pfx] = sendTo
+		}
+		var quiet []netip.Prefix
+		for _, pfx := range prefixes {
+			if !skip[pfx] {
+				quiet = append(quiet, pfx)
+			}
+		}
+		nset := setName(a, "resend-peer")
+		peerSet := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: nset,
+			List: []string{netip.PrefixFrom(a, a.BitLen()).String()}}
+		tr.sets = append(tr.sets, peerSet)
+		silent.sets = append(silent.sets, peerSet)
+		if sendTo {
+			tr.addPrefixStmts(a, nset, "resend-withdraw", c.withdrawn, markerSet, api.RouteAction_REJECT)
+			tr.addPrefixStmts(a, nset, "resend-withdraw-old", c.withdrawn, "", api.RouteAction_ACCEPT)
+		}
+		tr.addPrefixStmts(a, nset, "resend-quiet", quiet, "", api.RouteAction_REJECT)
+		silent.addPrefixStmts(a, nset, "resend-quiet", prefixes, "", api.RouteAction_REJECT)
+	}
+	tr.stmts = append(tr.stmts, &api.Statement{
+		Name:       "virtbgp-resend-unmark",
+		Conditions: &api.Conditions{LargeCommunitySet: &api.MatchSet{Type: api.MatchSet_ANY, Name: markerSet}},
+		Actions:    &api.Actions{LargeCommunity: &api.CommunityAction{Type: api.CommunityAction_REMOVE, Communities: []string{marker}}},
+	})
+	tr.stmts = append(tr.stmts, pl.stmts...)
+	silent.stmts = append(silent.stmts, pl.stmts...)
+	if err := s.srv.SetPolicies(ctx, policiesRequest(tr)); err != nil {
+		return errors.Join(fmt.Errorf("set the transitional export policy: %w", err), final())
+	}
+	// On an error, the routes marked so far are restored (step 2): no
+	// marker may stay under pl, which does not remove it.
+	var errs []error
 	originals := make([]*api.Path, 0, len(prefixes))
 	for _, pfx := range prefixes {
 		var saved *api.Path
@@ -473,7 +514,8 @@ func (s *Speaker) withdrawFiltered(ctx context.Context, old, pl exportPlan, remo
 			}
 		})
 		if err != nil {
-			return errors.Join(fmt.Errorf("read the route %s to withdraw: %w", pfx, err), final())
+			errs = append(errs, fmt.Errorf("read the route %s to send: %w", pfx, err))
+			break
 		}
 		if saved == nil {
 			continue // withdrawn meanwhile: nothing to do
@@ -484,28 +526,55 @@ func (s *Speaker) withdrawFiltered(ctx context.Context, old, pl exportPlan, remo
 			_, err = s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: marked})
 		}
 		if err != nil {
-			return errors.Join(fmt.Errorf("withdraw %s: %w", pfx, err), final())
+			errs = append(errs, fmt.Errorf("send %s: %w", pfx, err))
+			break
 		}
 		originals = append(originals, orig)
 	}
 
-	// Steps 3 and 4.
-	if err := final(); err != nil {
-		return err
+	// Step 2.
+	if err := s.srv.SetPolicies(ctx, policiesRequest(silent)); err != nil {
+		errs = append(errs, fmt.Errorf("set the transitional export policy: %w", err))
 	}
-	var errs []error
 	for _, p := range originals {
 		if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
-			errs = append(errs, fmt.Errorf("restore a route after its withdrawal from a peer: %w", err))
+			errs = append(errs, fmt.Errorf("restore a route after sending it: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, final())...)
 }
 
-// withMarker returns path p with the withdrawal marker added to its large
-// communities (withdrawFiltered).
+// addPrefixStmts adds to pl, for peer a (neighbor set nset), one
+// statement per family of list with action act, for the paths that carry
+// the marker where marked names its set.
+func (pl *exportPlan) addPrefixStmts(a netip.Addr, nset, kind string, list []netip.Prefix, marked string, act api.RouteAction) {
+	for _, f := range []config.Family{config.FamilyIPv4, config.FamilyIPv6} {
+		var ps []*api.Prefix
+		for _, pfx := range list {
+			if pfx.Addr().Is4() == (f == config.FamilyIPv4) {
+				ps = append(ps, &api.Prefix{IpPrefix: pfx.String(), MaskLengthMin: uint32(pfx.Bits()), MaskLengthMax: uint32(pfx.Bits())})
+			}
+		}
+		if len(ps) == 0 {
+			continue
+		}
+		name := setName(a, kind+"-"+string(f))
+		pl.sets = append(pl.sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: ps})
+		c := &api.Conditions{
+			NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: nset},
+			PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: name},
+		}
+		if marked != "" {
+			c.LargeCommunitySet = &api.MatchSet{Type: api.MatchSet_ANY, Name: marked}
+		}
+		pl.stmts = append(pl.stmts, &api.Statement{Name: name, Conditions: c, Actions: &api.Actions{RouteAction: act}})
+	}
+}
+
+// withMarker returns path p with the marker of sendChanged added to its
+// large communities.
 func withMarker(p *api.Path, asn uint32) (*api.Path, error) {
-	mark := bgp.NewLargeCommunity(asn, math.MaxUint32, math.MaxUint32)
+	mark := bgp.NewLargeCommunity(asn, markerLocal1, markerLocal2)
 	out := &api.Path{Family: p.Family, NlriBinary: p.NlriBinary}
 	found := false
 	for _, b := range p.PattrsBinary {
@@ -571,22 +640,6 @@ func (s *Speaker) adjOut(ctx context.Context, p config.Peer) (map[string][]byte,
 		}
 	}
 	return out, nil
-}
-
-// diffAdjOut counts the prefixes added, removed or changed from a to b.
-func diffAdjOut(a, b map[string][]byte) int {
-	n := 0
-	for k, v := range a {
-		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
-			n++
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			n++
-		}
-	}
-	return n
 }
 
 // logDropped logs the families newly dropped for want of a next hop, and

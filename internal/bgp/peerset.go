@@ -18,7 +18,8 @@ import (
 // with a Cease), and a peer whose configuration changed is replaced (only
 // its session resets). Sessions of unchanged peers stay up. A peer whose
 // export policy (export, next-hop-ipv4/-ipv6) alone changed keeps its
-// session: the new policy reaches it by a soft reset out. The first call
+// session: it is sent exactly the routes whose export to it changed
+// (updateExport), the other peers nothing. The first call
 // after StartWith with DeferPeers adds the initial peers, in restarting
 // mode if the start asked for it. The peers must be valid (config.Load
 // checks them).
@@ -76,8 +77,7 @@ func (s *Speaker) setPeers(ctx context.Context, configured []config.Peer) error 
 		}
 	}
 	// The policy first, so that added peers get it with their first
-	// UPDATE; kept peers get a soft reset out where what they are sent
-	// changes.
+	// UPDATE; kept peers get the routes whose export to them changes.
 	s.cfg.Peers = slices.Clone(peers)
 	if err := s.updateExport(ctx, fresh); err != nil {
 		errs = append(errs, err)
