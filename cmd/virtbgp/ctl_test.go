@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
@@ -76,6 +77,29 @@ func (f *fakeDaemon) Announce(_ context.Context, who string, req manual.Request)
 
 func (f *fakeDaemon) Withdraw(_ context.Context, who, prefix string) (manual.Route, error) {
 	return manual.Route{Prefix: netip.MustParsePrefix(prefix), CreatedBy: who}, f.record("withdraw " + prefix)
+}
+
+func (f *fakeDaemon) Maintenance(context.Context) ([]maintenance.Entry, error) {
+	t0 := time.Date(2026, 5, 9, 7, 0, 0, 0, time.UTC)
+	return []maintenance.Entry{{Domain: "web-1", UUID: "u1", Note: "kernel upgrade", SetBy: "uid 0", Since: t0},
+		{Domain: "web-2", UUID: "u2", Prefix: netip.MustParsePrefix("192.0.2.7/32"), TTL: "1h0m0s", Expires: t0.Add(time.Hour), SetBy: "token ops", Since: t0}},
+		f.record("maintenance")
+}
+
+func (f *fakeDaemon) MaintenanceOn(_ context.Context, who, domain string, req maintenance.Request) (maintenance.Entry, error) {
+	p, ttl, err := maintenance.ParseRequest(&req)
+	if err != nil {
+		return maintenance.Entry{}, err
+	}
+	return maintenance.New(domain, "u1", p, ttl, req.Note, who, time.Now(), nil), f.record("maintenance on " + domain + " " + req.IP + " " + req.Note + " " + req.TTL)
+}
+
+func (f *fakeDaemon) MaintenanceOff(_ context.Context, who, domain, ip string) ([]maintenance.Entry, error) {
+	var p netip.Prefix
+	if ip != "" {
+		p = netip.MustParsePrefix(ip + "/32")
+	}
+	return []maintenance.Entry{{Domain: domain, UUID: "u1", Prefix: p, SetBy: who}}, f.record("maintenance off " + domain + " " + ip)
 }
 
 func (f *fakeDaemon) Calls() []string {
