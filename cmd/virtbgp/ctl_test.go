@@ -82,7 +82,7 @@ func (f *fakeDaemon) Withdraw(_ context.Context, who, prefix string) (manual.Rou
 func (f *fakeDaemon) Maintenance(context.Context) ([]maintenance.Entry, error) {
 	t0 := time.Date(2026, 5, 9, 7, 0, 0, 0, time.UTC)
 	return []maintenance.Entry{{Domain: "web-1", UUID: "u1", Note: "kernel upgrade", SetBy: "uid 0", Since: t0},
-		{Domain: "web-2", UUID: "u2", Prefix: netip.MustParsePrefix("192.0.2.7/32"), TTL: "1h0m0s", Expires: t0.Add(time.Hour), SetBy: "token ops", Since: t0}},
+			{Domain: "web-2", UUID: "u2", Prefix: netip.MustParsePrefix("192.0.2.7/32"), TTL: "1h0m0s", Expires: t0.Add(time.Hour), SetBy: "token ops", Since: t0}},
 		f.record("maintenance")
 }
 

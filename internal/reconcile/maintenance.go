@@ -59,4 +59,3 @@ func DomainPrefixes(d Domain, m *mapping.Mapping) []netip.Prefix {
 	slices.SortFunc(out, netip.Prefix.Compare)
 	return slices.Compact(out)
 }
-
