@@ -121,10 +121,14 @@ func Sorted(entries map[Key]Entry) []Entry {
 	for _, e := range entries {
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b Entry) int {
-		return cmp.Or(cmp.Compare(a.Domain, b.Domain), cmp.Compare(a.UUID, b.UUID), a.Prefix.Compare(b.Prefix))
-	})
+	slices.SortFunc(out, Compare)
 	return out
+}
+
+// Compare orders entries by domain name, UUID, then prefix (the whole
+// domain first).
+func Compare(a, b Entry) int {
+	return cmp.Or(cmp.Compare(a.Domain, b.Domain), cmp.Compare(a.UUID, b.UUID), a.Prefix.Compare(b.Prefix))
 }
 
 // check is the validation of an entry read back from the state file.
