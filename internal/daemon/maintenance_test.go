@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/virtbgp/virtbgp/internal/maintenance"
+	"github.com/virtbgp/virtbgp/internal/reconcile"
+	"github.com/virtbgp/virtbgp/internal/status"
+)
+
+// fakeMaint records what SetMaintenance put in force.
+type fakeMaint struct {
+	mu  sync.Mutex
+	now reconcile.Maintenance
+}
+
+func (f *fakeMaint) SetMaintenance(_ context.Context, m reconcile.Maintenance) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = m
+	return nil
+}
+
+func (f *fakeMaint) uuids() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for k := range f.now {
+		out = append(out, k.UUID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestMaintenanceTTL: on a fake clock, a maintenance ends at its TTL (and
+// is no longer in the state file), one set again lives on, one without a
+// TTL stays; the timer always aims at the next end; each end is counted.
+func TestMaintenanceTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		ms, start, err := loadMaintenance(dir, testLogger())
+		if err != nil || len(start) != 0 {
+			t.Fatalf("loadMaintenance = %v, %v", start, err)
+		}
+		type change struct {
+			n       int
+			action  string
+			changed int
+		}
+		var changes []change
+		ms.onChange = func(n int, action string, changed int) { changes = append(changes, change{n, action, changed}) }
+		rec := &fakeMaint{}
+		ctx := context.Background()
+		entry := func(uuid string, ttl time.Duration, prev *maintenance.Entry) maintenance.Entry {
+			return maintenance.New("dom-"+uuid, uuid, netip.Prefix{}, ttl, "", "uid 0", time.Now(), prev)
+		}
+		next := map[maintenance.Key]maintenance.Entry{}
+		for _, e := range []maintenance.Entry{entry("a", 10*time.Second, nil), entry("b", 10*time.Second, nil), entry("c", 0, nil)} {
+			next[e.Key()] = e
+		}
+		if err := ms.commit(ctx, rec, next, status.MaintenanceOn, 3); err != nil {
+			t.Fatal(err)
+		}
+		serve := func(d time.Duration) {
+			deadline := time.After(d)
+			for {
+				select {
+				case <-ms.timerC():
+					ms.expire(ctx, rec)
+				case <-deadline:
+					return
+				}
+			}
+		}
+		serve(5 * time.Second)
+		again := maps.Clone(ms.entries)
+		old := again[maintenance.Key{UUID: "b"}]
+		again[old.Key()] = entry("b", 10*time.Second, &old)
+		if err := ms.commit(ctx, rec, again, status.MaintenanceOn, 1); err != nil {
+			t.Fatal(err)
+		}
+		serve(5*time.Second - time.Millisecond)
+		if got := rec.uuids(); !slices.Equal(got, []string{"a", "b", "c"}) {
+			t.Fatalf("just before the first TTL ends: %v", got)
+		}
+		serve(2 * time.Millisecond)
+		if got := rec.uuids(); !slices.Equal(got, []string{"b", "c"}) {
+			t.Fatalf("after the first TTL ended: %v, want b (set again) and c", got)
+		}
+		serve(5 * time.Second)
+		if got := rec.uuids(); !slices.Equal(got, []string{"c"}) {
+			t.Fatalf("after the second TTL ended: %v, want c only", got)
+		}
+		if ms.timerC() != nil {
+			t.Error("a timer is armed with no TTL left")
+		}
+		saved, err := maintenance.Load(dir, time.Time{})
+		if err != nil || len(saved) != 1 {
+			t.Errorf("state file after the TTLs: %v, %v", saved, err)
+		}
+		want := []change{{3, status.MaintenanceOn, 3}, {3, status.MaintenanceOn, 1}, {2, status.MaintenanceExpired, 1}, {1, status.MaintenanceExpired, 1}}
+		if !slices.Equal(changes, want) {
+			t.Errorf("changes %v, want %v", changes, want)
+		}
+	})
+}
+
+// TestMaintenanceTTLAcrossRestart: a TTL read back from the state file at
+// start still ends at its time.
+func TestMaintenanceTTLAcrossRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		e := maintenance.New("web", "u1", netip.Prefix{}, 10*time.Second, "", "uid 0", time.Now(), nil)
+		if err := maintenance.Save(dir, map[maintenance.Key]maintenance.Entry{e.Key(): e}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4 * time.Second) // the restart
+		ms, start, err := loadMaintenance(dir, testLogger())
+		if err != nil || len(start) != 1 {
+			t.Fatalf("loadMaintenance = %v, %v", start, err)
+		}
+		rec := &fakeMaint{now: start}
+		if ms.timerC() == nil {
+			t.Fatal("no TTL timer after the start")
+		}
+		t0 := time.Now()
+		<-ms.timerC()
+		ms.expire(context.Background(), rec)
+		if took := time.Since(t0); took != 6*time.Second || len(rec.uuids()) != 0 {
+			t.Errorf("the maintenance ended %v after the start with %v left; want 6s and nothing", took, rec.uuids())
+		}
+	})
+}
+
+// TestMaintenanceSaveFailureKeeps: when the state file cannot be written,
+// nothing changes in force.
+func TestMaintenanceSaveFailureKeeps(t *testing.T) {
+	dir := t.TempDir()
+	ms, _, err := loadMaintenance(dir, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &fakeMaint{}
+	e := maintenance.New("web", "u1", netip.Prefix{}, 0, "", "uid 0", time.Now(), nil)
+	ms.dir = dir + "/missing"
+	if err := ms.commit(context.Background(), rec, map[maintenance.Key]maintenance.Entry{e.Key(): e}, status.MaintenanceOn, 1); err == nil {
+		t.Fatal("commit into a missing directory succeeded")
+	}
+	if len(ms.entries) != 0 || rec.now != nil {
+		t.Errorf("after a failed save: entries %v, in force %v", ms.entries, rec.now)
+	}
+}
