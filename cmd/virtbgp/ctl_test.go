@@ -337,3 +337,62 @@ func TestSocketFromConfig(t *testing.T) {
 		t.Errorf("routes --config: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
+
+// TestMaintenanceCommands: maintenance on (flags before and after the
+// domain), off and list send what they are given and print the answer;
+// usage errors exit 2 with the synopsis.
+func TestMaintenanceCommands(t *testing.T) {
+	h, sock := startDaemon(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // a prefix of stdout
+		err  string // a part of stderr
+		call string // the call the daemon got, "" for none
+	}{
+		{[]string{"maintenance", "on", "--socket", sock, "web-1", "--note", "kernel CHG-1", "--ttl", "2h"}, 0,
+			"maintenance on: web-1 (all routes), until ", "", "maintenance on web-1  kernel CHG-1 2h"},
+		{[]string{"maintenance", "on", "--ip", "192.0.2.7", "web-1", "--socket", sock}, 0,
+			"maintenance on: web-1 192.0.2.7/32, until switched off\n", "", "maintenance on web-1 192.0.2.7  "},
+		{[]string{"maintenance", "on", "web-1", "--ttl", "soon", "--socket", sock}, 1,
+			"", `virtbgp maintenance on: ttl: want a duration like "30s" or "10m", got "soon"`, ""},
+		{[]string{"maintenance", "off", "web-1", "--ip", "192.0.2.7", "--socket", sock}, 0,
+			"maintenance off: web-1 192.0.2.7/32 (set by uid 0 at ", "", "maintenance off web-1 192.0.2.7"},
+		{[]string{"maintenance", "off", "--socket", sock, "web-1"}, 0,
+			"maintenance off: web-1 (all routes) (set by uid 0 at ", "", "maintenance off web-1 "},
+		{[]string{"maintenance", "list", "--socket", sock}, 0, "DOMAIN", "", "maintenance"},
+		{[]string{"maintenance", "on", "--socket", sock}, 2, "", "virtbgp maintenance on: missing argument\nusage: virtbgp maintenance on DOMAIN", ""},
+		{[]string{"maintenance", "off", "a", "b", "--socket", sock}, 2, "", `virtbgp maintenance off: unexpected argument "b"`, ""},
+		{[]string{"maintenance", "list", "web-1", "--socket", sock}, 2, "", `virtbgp maintenance list: unexpected argument "web-1"`, ""},
+		{[]string{"maintenance", "frobnicate"}, 2, "", `virtbgp maintenance: unknown command "frobnicate"`, ""},
+	} {
+		before := len(h.Calls())
+		code, out, errs := run(tc.args...)
+		if code != tc.code || !strings.HasPrefix(out, tc.out) || !strings.Contains(errs, tc.err) || (tc.err == "" && errs != "") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d, %q, %q", tc.args, code, out, errs, tc.code, tc.out, tc.err)
+		}
+		calls := h.Calls()[before:]
+		if tc.call == "" && len(calls) > 0 || tc.call != "" && (len(calls) != 1 || calls[0] != tc.call) {
+			t.Errorf("%v: calls %q, want %q", tc.args, calls, tc.call)
+		}
+	}
+	code, out, _ := run("maintenance", "list", "--socket", sock)
+	for _, want := range []string{"web-1", "all", "uid 0", "kernel upgrade", "never", "web-2", "192.0.2.7/32", "token ops", "(1h0m0s)"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = run("maintenance", "list", "--json", "--socket", sock)
+	var got control.MaintenanceList
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got.Entries) != 2 || got.Entries[1].SetBy != "token ops" {
+		t.Errorf("list --json: exit %d, %v:\n%s", code, err, out)
+	}
+	code, out, _ = run("maintenance", "--help")
+	if code != 0 || !strings.Contains(out, "virtbgp maintenance on DOMAIN") || !strings.Contains(out, "virtbgp maintenance list") {
+		t.Errorf("maintenance --help: exit %d:\n%s", code, out)
+	}
+	code, out, _ = run("maintenance", "on", "--help")
+	if code != 0 || !strings.Contains(out, "--ip ADDRESS") || !strings.Contains(out, "--ttl DURATION") || !strings.Contains(out, "on-failure: depreference") {
+		t.Errorf("maintenance on --help: exit %d:\n%s", code, out)
+	}
+}
