@@ -346,7 +346,9 @@ func TestBashCompletion(t *testing.T) {
 		want []string
 	}{
 		{"virtbgp ", []string{"run", "check", "metadata", "status", "drain", "undrain", "reload", "announce", "withdraw", "routes",
-			"version", "help", "--help", "--version"}},
+			"maintenance", "version", "help", "--help", "--version"}},
+		{"virtbgp maintenance ", []string{"on", "off", "list", "--help"}},
+		{"virtbgp maintenance on --", []string{"--ip", "--note", "--ttl", "--json", "--socket", "--config", "--help"}},
 		{"virtbgp ch", []string{"check"}},
 		{"virtbgp metadata ", []string{"show", "set", "clear", "--help"}},
 		{"virtbgp metadata set --", []string{"--connect", "--domain", "--live", "--config", "--file", "--help"}},
