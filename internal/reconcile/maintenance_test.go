@@ -1,10 +1,14 @@
 package reconcile
 
 import (
+	"context"
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/virtbgp/virtbgp/internal/testutil"
 )
 
 const maintMapping = `version: 1
@@ -122,5 +126,43 @@ func TestDomainPrefixes(t *testing.T) {
 				t.Errorf("DomainPrefixes = %v, want %v", gs, tt.want)
 			}
 		})
+	}
+}
+
+// TestReconcilerMaintenance: SetMaintenance withdraws the routes in
+// maintenance (logged with reason maintenance and who set it), the
+// maintenance at start keeps them out of the first sync, and ending it
+// announces them again.
+func TestReconcilerMaintenance(t *testing.T) {
+	log, buf := testutil.Logger()
+	web := dom("web-01", uuidWeb, StateRunning, "booted")
+	hv, sp := newFakeHV(web, dom("db-01", uuidDB, StateRunning, "booted")), newFakeSpeaker()
+	m := parseMapping(t, testMapping)
+	v6 := netip.MustParsePrefix("2001:db8::10/128")
+	r := New(Options{Hypervisor: hv, Speaker: sp, Mapping: m, Log: log, Policy: Policy{StandbyPrepend: 2},
+		Maintenance: Maintenance{{UUID: uuidDB}: "maintenance by uid 0"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-r.Synced()
+	if got := sp.prefixes(); !slices.Equal(got, []string{"192.0.2.10/32", "2001:db8::10/128"}) {
+		t.Fatalf("first sync announced %v, want web-01's routes only (db-01 in maintenance)", got)
+	}
+	if err := r.SetMaintenance(ctx, Maintenance{{UUID: uuidWeb, Prefix: v6}: "maintenance by token ops"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.prefixes(); !slices.Equal(got, []string{"192.0.2.10/32", "192.0.2.20/32"}) {
+		t.Errorf("after the maintenance moved: %v, want 192.0.2.10 and db-01's 192.0.2.20", got)
+	}
+	want := `msg="route withdrawn" domain=web-01 vm=web-01 prefix=2001:db8::10/128 action=withdraw reason=maintenance health_reason="maintenance by token ops"`
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("log has no\n%s\nlog:\n%s", want, buf.String())
+	}
+	if err := r.SetMaintenance(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.prefixes(); len(got) != 3 {
+		t.Errorf("after the maintenance ended: %v, want all three", got)
 	}
 }
