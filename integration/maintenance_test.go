@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -264,6 +265,40 @@ func TestMaintenanceAPI(t *testing.T) {
 		var de *control.DaemonError
 		if _, err := ctl.MaintenanceOff(ctx, "mt-web", ""); !errors.As(err, &de) || de.Status != 404 {
 			t.Errorf("off after the TTL = %v, want 404", err)
+		}
+	})
+
+	t.Run("the CLI", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "virtbgp")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/virtbgp").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		cli := func(args ...string) string {
+			t.Helper()
+			out, err := exec.CommandContext(ctx, bin, append(args, "--socket", l.cfg.Control.Socket)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("virtbgp %v: %v\n%s", args, err, out)
+			}
+			return string(out)
+		}
+		if out := cli("maintenance", "on", "mt-web", "--ip", "192.0.2.80", "--note", "cli test"); !strings.HasPrefix(out, "maintenance on: mt-web 192.0.2.80/32, until switched off") {
+			t.Errorf("maintenance on: %q", out)
+		}
+		l.waitRIB(t, l.ebgp, "192.0.2.81/32", "192.0.2.82/32")
+		if out := cli("maintenance", "list"); !strings.Contains(out, "mt-web") || !strings.Contains(out, "192.0.2.80/32") || !strings.Contains(out, "cli test") || !strings.Contains(out, "uid 0") {
+			t.Errorf("maintenance list:\n%s", out)
+		}
+		if out := cli("status"); !strings.Contains(out, "Maintenance (1)") || !strings.Contains(out, "cli test") {
+			t.Errorf("status lacks the maintenance:\n%s", out)
+		}
+		if out := cli("maintenance", "off", "mt-web"); !strings.HasPrefix(out, "maintenance off: mt-web 192.0.2.80/32 (set by uid 0 at ") {
+			t.Errorf("maintenance off: %q", out)
+		}
+		l.waitRIB(t, l.ebgp, "192.0.2.80/32", "192.0.2.81/32", "192.0.2.82/32")
+		out, err := exec.CommandContext(ctx, bin, "maintenance", "on", "nope", "--socket", l.cfg.Control.Socket).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), `virtbgp maintenance on: domain: no domain "nope"`) {
+			t.Errorf("maintenance on of an unknown domain: %v %q", err, out)
 		}
 	})
 }
