@@ -36,3 +36,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRequest: ParseRequest never panics; what it accepts is a
+// canonical prefix (or none), a TTL within the bounds, a note it accepts
+// again.
+func FuzzParseRequest(f *testing.F) {
+	f.Add("192.0.2.1", "kernel upgrade", "30m")
+	f.Add("2001:db8::/64", "", "")
+	f.Add("", "a\x00b", "1ns")
+	f.Fuzz(func(t *testing.T, ip, note, ttl string) {
+		req := Request{IP: ip, Note: note, TTL: ttl}
+		p, d, err := ParseRequest(&req)
+		if err != nil {
+			return
+		}
+		if p.IsValid() && p != p.Masked() {
+			t.Fatalf("ParseRequest(%q) = %s, not canonical", ip, p)
+		}
+		if ip != "" && !p.IsValid() || ip == "" && p.IsValid() {
+			t.Fatalf("ParseRequest(%q) = %v", ip, p)
+		}
+		if ttl == "" && d != 0 || ttl != "" && (d < time.Second || d > 7*24*time.Hour) {
+			t.Fatalf("ParseRequest ttl %q = %s", ttl, d)
+		}
+		e := New("d", "u", p, d, note, "uid 0", time.Now(), nil)
+		if err := e.check(); err != nil {
+			t.Fatalf("the entry of an accepted request does not check: %v", err)
+		}
+	})
+}
