@@ -110,11 +110,14 @@ func TestMaintenanceAPI(t *testing.T) {
 	}
 
 	t.Run("on: a domain without checks is withdrawn", func(t *testing.T) {
+		start := time.Now()
 		e, err := ctl.MaintenanceOn(ctx, "mt-web", maintenance.Request{Note: "kernel upgrade CHG-42"})
+		answered := time.Since(start)
 		if err != nil || e.UUID != webUUID || e.SetBy != "uid 0" || e.Prefix.IsValid() {
 			t.Fatalf("MaintenanceOn = %+v, %v", e, err)
 		}
 		l.waitRIB(t, l.ebgp, "192.0.2.82/32")
+		t.Logf("maintenance on: answered after %v (routes withdrawn from GoBGP's RIB), gone at the ToR (polled every 10 ms) after %v", answered, time.Since(start))
 		rep, err := l.d.Report(ctx)
 		if err != nil {
 			t.Fatal(err)
