@@ -4,7 +4,10 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -155,5 +158,127 @@ func TestMaintenanceSaveFailureKeeps(t *testing.T) {
 	}
 	if len(ms.entries) != 0 || rec.now != nil {
 		t.Errorf("after a failed save: entries %v, in force %v", ms.entries, rec.now)
+	}
+}
+
+// metricValue is the value of the series name{labels...} of the daemon's
+// metrics (label values in order), or -1.
+func metricValue(t *testing.T, d *Daemon, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := d.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var vals []string
+			for _, l := range m.GetLabel() {
+				vals = append(vals, l.GetValue())
+			}
+			if !slices.Equal(vals, labels) {
+				continue
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
+}
+
+// TestMaintenanceDaemon: on a daemon with libvirt's test driver (its
+// running domain "test"), maintenance on and off change the routes, the
+// state file, the report, the metrics, and log one line each; setting it
+// again logs again and keeps who set it first; an entry read back at start
+// is logged once, and the entry of a domain libvirt no longer has can be
+// ended by its name.
+func TestMaintenanceDaemon(t *testing.T) {
+	gone := maintenance.New("old-vm", "00000000-0000-0000-0000-00000000dead", netip.Prefix{}, 0, "", "uid 0", time.Now(), nil)
+	d, _, logs := startTestDaemonWith(t, "version: 1\nvms:\n  test:\n    ips: [192.0.2.10, 192.0.2.11]\n", "{path: mapping.yaml, watch: false}",
+		func(dir string) {
+			if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := maintenance.Save(filepath.Join(dir, "state"), map[maintenance.Key]maintenance.Entry{gone.Key(): gone}); err != nil {
+				t.Fatal(err)
+			}
+		}, nil)
+	h := handler{d}
+	ctx := context.Background()
+	announced := func() []string {
+		t.Helper()
+		r, err := d.Report(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, rt := range r.Routes {
+			out = append(out, rt.Prefix)
+		}
+		return out
+	}
+	count := func(msg string) int { return strings.Count(logs.String(), `msg="`+msg+`"`) }
+	if n := count("maintenance restored"); n != 1 {
+		t.Errorf("%d maintenance restored lines at start, want 1:\n%s", n, logs)
+	}
+	if v := metricValue(t, d, "virtbgp_maintenance_entries"); v != 1 {
+		t.Errorf("virtbgp_maintenance_entries at start = %v, want 1", v)
+	}
+
+	if _, err := h.MaintenanceOn(ctx, "uid 0", "test", maintenance.Request{IP: "192.0.2.11", Note: "disk"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := announced(); !slices.Equal(got, []string{"192.0.2.10/32"}) {
+		t.Errorf("routes after on for .11: %v", got)
+	}
+	e, err := h.MaintenanceOn(ctx, "token ops", "test", maintenance.Request{IP: "192.0.2.11", Note: "disk, day 2"})
+	if err != nil || e.SetBy != "uid 0" || e.UpdatedBy != "token ops" || e.Note != "disk, day 2" {
+		t.Errorf("set again = %+v, %v", e, err)
+	}
+	if n := count("maintenance on"); n != 2 {
+		t.Errorf("%d maintenance on lines for two changes, want 2:\n%s", n, logs)
+	}
+	r, err := d.Report(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Maintenance) != 2 || r.Maintenance[1].Domain != "test" || r.Maintenance[1].Prefix.String() != "192.0.2.11/32" || r.Maintenance[1].SetBy != "uid 0" {
+		t.Errorf("report's maintenance: %+v", r.Maintenance)
+	}
+	saved, err := maintenance.Load(filepath.Join(filepath.Dir(d.cfg.Mapping.Path), "state"), time.Now())
+	if err != nil || len(saved) != 2 {
+		t.Errorf("state file: %v, %v", saved, err)
+	}
+
+	gotGone, err := h.MaintenanceOff(ctx, "uid 0", "old-vm", "")
+	if err != nil || len(gotGone) != 1 || gotGone[0].UUID != gone.UUID {
+		t.Errorf("off of a domain libvirt no longer has, by its name = %+v, %v", gotGone, err)
+	}
+	if _, err := h.MaintenanceOff(ctx, "uid 0", "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := announced(); len(got) != 2 {
+		t.Errorf("routes after off: %v", got)
+	}
+	if n := count("maintenance off"); n != 2 {
+		t.Errorf("%d maintenance off lines for two changes, want 2:\n%s", n, logs)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"virtbgp_maintenance_entries", nil, 0},
+		{"virtbgp_maintenance_changes_total", []string{"on"}, 2},
+		{"virtbgp_maintenance_changes_total", []string{"off"}, 2},
+		{"virtbgp_maintenance_changes_total", []string{"expired"}, 0},
+	} {
+		if v := metricValue(t, d, c.name, c.labels...); v != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
+		}
 	}
 }
