@@ -249,6 +249,9 @@ func TestMaintenanceDaemon(t *testing.T) {
 	if len(r.Maintenance) != 2 || r.Maintenance[1].Domain != "test" || r.Maintenance[1].Prefix.String() != "192.0.2.11/32" || r.Maintenance[1].SetBy != "uid 0" {
 		t.Errorf("report's maintenance: %+v", r.Maintenance)
 	}
+	if i := slices.IndexFunc(r.Domains, func(sd status.Domain) bool { return sd.Name == "test" }); i < 0 || !slices.Equal(r.Domains[i].Maintenance, []string{"192.0.2.11/32"}) {
+		t.Errorf("report's domains: %+v", r.Domains)
+	}
 	saved, err := maintenance.Load(filepath.Join(filepath.Dir(d.cfg.Mapping.Path), "state"), time.Now())
 	if err != nil || len(saved) != 2 {
 		t.Errorf("state file: %v, %v", saved, err)

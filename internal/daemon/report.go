@@ -154,6 +154,14 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 		orig = newOrigins(snap.Mapping)
 		d.origins.Store(orig) // a cache: reports made at once may each build it
 	}
+	maint := map[string][]string{} // by UUID: "all" or the prefixes
+	for _, e := range own.maint {
+		what := "all"
+		if e.Prefix.IsValid() {
+			what = e.Prefix.String()
+		}
+		maint[e.UUID] = append(maint[e.UUID], what)
+	}
 	for _, dom := range snap.Domains {
 		vm, _ := snap.Mapping.Lookup(dom.Name, dom.UUID)
 		sd := status.Domain{
@@ -168,6 +176,7 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 			sd.Source, sd.Origin = status.SourceFile, orig.of(vm)
 		}
 		addSources(&sd, snap.Sources[dom.UUID])
+		sd.Maintenance = maint[dom.UUID]
 		if dom.Migration != reconcile.MigrationNone {
 			sd.Migration = dom.Migration.String()
 		}

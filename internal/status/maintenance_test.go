@@ -96,3 +96,28 @@ func TestMaintenanceMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestTableDomainInMaintenance: the domains table notes what of a domain
+// is in maintenance, after its other note.
+func TestTableDomainInMaintenance(t *testing.T) {
+	tests := []struct {
+		name string
+		d    Domain
+		want string
+	}{
+		{"all", Domain{Name: "web-1", State: "running", Maintenance: []string{"all"}}, "in maintenance: all"},
+		{"routes, after another note", Domain{Name: "web-2", State: "running", MigratedIn: true, Maintenance: []string{"192.0.2.1/32", "192.0.2.2/32"}},
+			"migrated in; in maintenance: 192.0.2.1/32 192.0.2.2/32"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := WriteTable(&b, Report{Domains: []Domain{tt.d}}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), tt.want) {
+				t.Errorf("table lacks %q:\n%s", tt.want, b.String())
+			}
+		})
+	}
+}

@@ -138,6 +138,10 @@ type Domain struct {
 	// Ignored names a source whose element the domain has and that Source
 	// overrides: SourceMetadata or SourceNova.
 	Ignored string `json:"ignored,omitempty"`
+	// Maintenance is what of the domain an operator put in maintenance
+	// (Report.Maintenance has who, when, why): "all", or its routes in
+	// maintenance ("192.0.2.11/32"); empty when none.
+	Maintenance []string `json:"maintenance,omitempty"`
 }
 
 // Refusal is a claimed prefix that is not announced, and why.

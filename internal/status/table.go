@@ -88,8 +88,12 @@ func WriteTable(w io.Writer, r Report) error {
 		tw := newTabWriter(ew)
 		row(tw, "Name", "State", "Reason", "Migration", "VM", "Routes", "Source", "Note")
 		for _, d := range domains {
+			n := note(d)
+			if len(d.Maintenance) > 0 {
+				n = strings.TrimPrefix(n+"; in maintenance: "+strings.Join(d.Maintenance, " "), "; ")
+			}
 			row(tw, d.Name, dash(d.State), dash(d.Reason), dash(d.Migration), dash(d.VM), strconv.Itoa(d.Routes),
-				source(d), dash(note(d)))
+				source(d), dash(n))
 		}
 		_ = tw.Flush()
 	}
