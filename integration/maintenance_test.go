@@ -304,4 +304,26 @@ func TestMaintenanceAPI(t *testing.T) {
 			t.Errorf("maintenance on of an unknown domain: %v %q", err, out)
 		}
 	})
+
+	t.Run("a shut-off domain: in maintenance before it starts", func(t *testing.T) {
+		off := l.define(t, "mt-web2", "")
+		writeFile(t, filepath.Join(l.dir, "mapping.yaml"), maintMapping(svc)+"  mt-web2:\n    ips: [192.0.2.83]\n")
+		if err := l.d.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The define event reaches the reconciler on its own time: until
+		// then the domain is unknown (404).
+		testutil.Eventually(t, 10*time.Second, func() string {
+			if _, err := ctl.MaintenanceOn(ctx, "mt-web2", maintenance.Request{Note: "not yet"}); err != nil {
+				return err.Error()
+			}
+			return ""
+		})
+		do(t, "create mt-web2", off.Create())
+		l.waitUnannounced(t, "mt-web2")
+		if _, err := ctl.MaintenanceOff(ctx, "mt-web2", ""); err != nil {
+			t.Fatal(err)
+		}
+		l.waitRIB(t, l.ebgp, "192.0.2.80/32", "192.0.2.81/32", "192.0.2.82/32", "192.0.2.83/32")
+	})
 }
