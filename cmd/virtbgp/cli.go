@@ -93,6 +93,22 @@ func commands() []*command {
 			synopsis: []string{"[--socket PATH | --config FILE] [--json]"},
 			summary:  "List the manual routes in force, with their attributes, who created them and when, and when their lease ends.",
 			run:      cmdRoutes},
+		{name: "maintenance on", brief: "take a domain's routes out of service",
+			synopsis: []string{"DOMAIN [--ip ADDR] [--note TEXT] [--ttl DURATION] [--json] [--socket PATH | --config FILE]"},
+			summary: "Put a domain (its libvirt name or UUID), or with --ip one of its routes, in maintenance through the " +
+				"daemon's API: its routes are withdrawn, or depreferenced where its mapping entry's health says " +
+				"on-failure: depreference, whether or not it has health checks, until `virtbgp maintenance off` or the " +
+				"end of --ttl. Setting it again replaces the note and the TTL. Maintenance survives restarts (state-dir).",
+			run: cmdMaintenanceOn},
+		{name: "maintenance off", brief: "end a domain's maintenance",
+			synopsis: []string{"DOMAIN [--ip ADDR] [--socket PATH | --config FILE]"},
+			summary: "End the maintenance of a domain (its name or UUID): every entry of it, or with --ip that route's; " +
+				"its routes are announced again as the mapping and their health checks say.",
+			run: cmdMaintenanceOff},
+		{name: "maintenance list", brief: "list what is in maintenance",
+			synopsis: []string{"[--socket PATH | --config FILE] [--json]"},
+			summary:  "List the maintenance entries in force: the domain, the routes (all, or one), who set it and when, when it ends, the note.",
+			run:      cmdMaintenanceList},
 		{name: "version", brief: "print the version",
 			synopsis: []string{""},
 			summary:  "Print the version, the commit it was built from, and the Go version.",
@@ -276,8 +292,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.brief)
 	}
 	fmt.Fprintf(w, "\nRun 'virtbgp <command> --help' for a command's flags. status, drain, undrain, reload,\n"+
-		"announce, withdraw and routes talk to the daemon's HTTP API on its control socket (--socket,\n"+
-		"default %s, or control.socket of --config; root only).\n", control.DefaultSocket)
+		"announce, withdraw, routes and maintenance talk to the daemon's HTTP API on its control\n"+
+		"socket (--socket, default %s, or control.socket of --config; root only).\n", control.DefaultSocket)
 }
 
 // cmdHelp is `virtbgp help [COMMAND]`.

@@ -2,7 +2,7 @@ package main
 
 // The commands that talk to a running daemon, HTTP clients of its API on
 // the control socket: status, drain, undrain, reload, announce, withdraw,
-// routes.
+// routes, maintenance on|off|list.
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/virtbgp/virtbgp/internal/config"
 	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/status"
 )
@@ -288,6 +289,124 @@ func writeManualTable(w io.Writer, rs []manual.Route) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Prefix, r.NextHop, med, comms, exp, r.CreatedBy,
 			r.Created.Local().Format(time.RFC3339), note)
+	}
+	return tw.Flush()
+}
+
+// cmdMaintenanceOn is `virtbgp maintenance on DOMAIN [--ip ADDR] [--note
+// TEXT] [--ttl D]`.
+func cmdMaintenanceOn(args []string, stdout, stderr io.Writer) int {
+	const name = "maintenance on"
+	var (
+		req    maintenance.Request
+		asJSON bool
+	)
+	c, pos, code := ctlArgs(name, 1, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.IP, "ip", "", "only the route of this `address` (or prefix) of the domain")
+		fs.StringVar(&req.Note, "note", "", "free `text` for the operators (why, a ticket)")
+		fs.StringVar(&req.TTL, "ttl", "", "end the maintenance by itself after this `duration` (like 30m, 2h)")
+		fs.BoolVar(&asJSON, "json", false, "print the entry as JSON")
+	})
+	if c == nil {
+		return code
+	}
+	e, err := c.MaintenanceOn(context.Background(), pos[0], req)
+	if err != nil {
+		return ctlFail(stderr, name, err)
+	}
+	if asJSON {
+		if err := writeJSON(stdout, e); err != nil {
+			return ctlFail(stderr, name, err)
+		}
+		return 0
+	}
+	until := "until switched off"
+	if e.TTL != "" {
+		until = fmt.Sprintf("until %s (ttl %s)", e.Expires.Local().Format(time.RFC3339), e.TTL)
+	}
+	fmt.Fprintf(stdout, "maintenance on: %s %s, %s\n", e.Domain, entryRoutes(e), until)
+	return 0
+}
+
+// cmdMaintenanceOff is `virtbgp maintenance off DOMAIN [--ip ADDR]`.
+func cmdMaintenanceOff(args []string, stdout, stderr io.Writer) int {
+	const name = "maintenance off"
+	var ip string
+	c, pos, code := ctlArgs(name, 1, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&ip, "ip", "", "only the maintenance of this `address` (or prefix) of the domain")
+	})
+	if c == nil {
+		return code
+	}
+	es, err := c.MaintenanceOff(context.Background(), pos[0], ip)
+	if err != nil {
+		return ctlFail(stderr, name, err)
+	}
+	for _, e := range es {
+		fmt.Fprintf(stdout, "maintenance off: %s %s (set by %s at %s)\n", e.Domain, entryRoutes(e), e.SetBy, e.Since.Local().Format(time.RFC3339))
+	}
+	return 0
+}
+
+// cmdMaintenanceList is `virtbgp maintenance list [--json]`.
+func cmdMaintenanceList(args []string, stdout, stderr io.Writer) int {
+	const name = "maintenance list"
+	var asJSON bool
+	c, code := ctlFlags(name, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print the entries as JSON")
+	})
+	if c == nil {
+		return code
+	}
+	es, err := c.Maintenance(context.Background())
+	if err != nil {
+		return ctlFail(stderr, name, err)
+	}
+	if asJSON {
+		if es == nil {
+			es = []maintenance.Entry{}
+		}
+		err = writeJSON(stdout, control.MaintenanceList{Entries: es})
+	} else {
+		err = writeMaintenanceTable(stdout, es)
+	}
+	if err != nil {
+		return ctlFail(stderr, name, fmt.Errorf("write: %w", err))
+	}
+	return 0
+}
+
+// entryRoutes says which routes an entry covers: "(all routes)" or
+// "192.0.2.1/32".
+func entryRoutes(e maintenance.Entry) string {
+	if e.Prefix.IsValid() {
+		return e.Prefix.String()
+	}
+	return "(all routes)"
+}
+
+// writeMaintenanceTable prints maintenance entries, one a line.
+func writeMaintenanceTable(w io.Writer, es []maintenance.Entry) error {
+	if len(es) == 0 {
+		_, err := fmt.Fprintln(w, "nothing in maintenance")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOMAIN\tROUTES\tSET-BY\tSINCE\tEXPIRES\tNOTE")
+	for _, e := range es {
+		routes := "all"
+		if e.Prefix.IsValid() {
+			routes = e.Prefix.String()
+		}
+		exp := "never"
+		if !e.Expires.IsZero() {
+			exp = e.Expires.Local().Format(time.RFC3339) + " (" + e.TTL + ")"
+		}
+		note := e.Note
+		if note == "" {
+			note = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Domain, routes, e.SetBy, e.Since.Local().Format(time.RFC3339), exp, note)
 	}
 	return tw.Flush()
 }

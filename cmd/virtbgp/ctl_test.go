@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
@@ -76,6 +77,29 @@ func (f *fakeDaemon) Announce(_ context.Context, who string, req manual.Request)
 
 func (f *fakeDaemon) Withdraw(_ context.Context, who, prefix string) (manual.Route, error) {
 	return manual.Route{Prefix: netip.MustParsePrefix(prefix), CreatedBy: who}, f.record("withdraw " + prefix)
+}
+
+func (f *fakeDaemon) Maintenance(context.Context) ([]maintenance.Entry, error) {
+	t0 := time.Date(2026, 5, 9, 7, 0, 0, 0, time.UTC)
+	return []maintenance.Entry{{Domain: "web-1", UUID: "u1", Note: "kernel upgrade", SetBy: "uid 0", Since: t0},
+			{Domain: "web-2", UUID: "u2", Prefix: netip.MustParsePrefix("192.0.2.7/32"), TTL: "1h0m0s", Expires: t0.Add(time.Hour), SetBy: "token ops", Since: t0}},
+		f.record("maintenance")
+}
+
+func (f *fakeDaemon) MaintenanceOn(_ context.Context, who, domain string, req maintenance.Request) (maintenance.Entry, error) {
+	p, ttl, err := maintenance.ParseRequest(&req)
+	if err != nil {
+		return maintenance.Entry{}, err
+	}
+	return maintenance.New(domain, "u1", p, ttl, req.Note, who, time.Now(), nil), f.record("maintenance on " + domain + " " + req.IP + " " + req.Note + " " + req.TTL)
+}
+
+func (f *fakeDaemon) MaintenanceOff(_ context.Context, who, domain, ip string) ([]maintenance.Entry, error) {
+	var p netip.Prefix
+	if ip != "" {
+		p = netip.MustParsePrefix(ip + "/32")
+	}
+	return []maintenance.Entry{{Domain: domain, UUID: "u1", Prefix: p, SetBy: who}}, f.record("maintenance off " + domain + " " + ip)
 }
 
 func (f *fakeDaemon) Calls() []string {
@@ -311,5 +335,64 @@ func TestSocketFromConfig(t *testing.T) {
 	code, out, errs := run("routes", "--config", cfg)
 	if code != 0 || !strings.Contains(out, "198.51.100.1/32") {
 		t.Errorf("routes --config: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestMaintenanceCommands: maintenance on (flags before and after the
+// domain), off and list send what they are given and print the answer;
+// usage errors exit 2 with the synopsis.
+func TestMaintenanceCommands(t *testing.T) {
+	h, sock := startDaemon(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // a prefix of stdout
+		err  string // a part of stderr
+		call string // the call the daemon got, "" for none
+	}{
+		{[]string{"maintenance", "on", "--socket", sock, "web-1", "--note", "kernel CHG-1", "--ttl", "2h"}, 0,
+			"maintenance on: web-1 (all routes), until ", "", "maintenance on web-1  kernel CHG-1 2h"},
+		{[]string{"maintenance", "on", "--ip", "192.0.2.7", "web-1", "--socket", sock}, 0,
+			"maintenance on: web-1 192.0.2.7/32, until switched off\n", "", "maintenance on web-1 192.0.2.7  "},
+		{[]string{"maintenance", "on", "web-1", "--ttl", "soon", "--socket", sock}, 1,
+			"", `virtbgp maintenance on: ttl: want a duration like "30s" or "10m", got "soon"`, ""},
+		{[]string{"maintenance", "off", "web-1", "--ip", "192.0.2.7", "--socket", sock}, 0,
+			"maintenance off: web-1 192.0.2.7/32 (set by uid 0 at ", "", "maintenance off web-1 192.0.2.7"},
+		{[]string{"maintenance", "off", "--socket", sock, "web-1"}, 0,
+			"maintenance off: web-1 (all routes) (set by uid 0 at ", "", "maintenance off web-1 "},
+		{[]string{"maintenance", "list", "--socket", sock}, 0, "DOMAIN", "", "maintenance"},
+		{[]string{"maintenance", "on", "--socket", sock}, 2, "", "virtbgp maintenance on: missing argument\nusage: virtbgp maintenance on DOMAIN", ""},
+		{[]string{"maintenance", "off", "a", "b", "--socket", sock}, 2, "", `virtbgp maintenance off: unexpected argument "b"`, ""},
+		{[]string{"maintenance", "list", "web-1", "--socket", sock}, 2, "", `virtbgp maintenance list: unexpected argument "web-1"`, ""},
+		{[]string{"maintenance", "frobnicate"}, 2, "", `virtbgp maintenance: unknown command "frobnicate"`, ""},
+	} {
+		before := len(h.Calls())
+		code, out, errs := run(tc.args...)
+		if code != tc.code || !strings.HasPrefix(out, tc.out) || !strings.Contains(errs, tc.err) || (tc.err == "" && errs != "") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d, %q, %q", tc.args, code, out, errs, tc.code, tc.out, tc.err)
+		}
+		calls := h.Calls()[before:]
+		if tc.call == "" && len(calls) > 0 || tc.call != "" && (len(calls) != 1 || calls[0] != tc.call) {
+			t.Errorf("%v: calls %q, want %q", tc.args, calls, tc.call)
+		}
+	}
+	code, out, _ := run("maintenance", "list", "--socket", sock)
+	for _, want := range []string{"web-1", "all", "uid 0", "kernel upgrade", "never", "web-2", "192.0.2.7/32", "token ops", "(1h0m0s)"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = run("maintenance", "list", "--json", "--socket", sock)
+	var got control.MaintenanceList
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got.Entries) != 2 || got.Entries[1].SetBy != "token ops" {
+		t.Errorf("list --json: exit %d, %v:\n%s", code, err, out)
+	}
+	code, out, _ = run("maintenance", "--help")
+	if code != 0 || !strings.Contains(out, "virtbgp maintenance on DOMAIN") || !strings.Contains(out, "virtbgp maintenance list") {
+		t.Errorf("maintenance --help: exit %d:\n%s", code, out)
+	}
+	code, out, _ = run("maintenance", "on", "--help")
+	if code != 0 || !strings.Contains(out, "--ip ADDRESS") || !strings.Contains(out, "--ttl DURATION") || !strings.Contains(out, "on-failure: depreference") {
+		t.Errorf("maintenance on --help: exit %d:\n%s", code, out)
 	}
 }

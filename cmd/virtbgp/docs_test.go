@@ -167,8 +167,8 @@ func manVirtbgp(t *testing.T, cmds []docCommand) string {
 	b.WriteString(roffMarkdown(readmeSection(t, "Config reference")))
 	b.WriteString(".SH FILES\n.TP\n.I /etc/virtbgp/virtbgp.yaml\nthe config (conffile)\n" +
 		".TP\n.I /etc/virtbgp/mapping.d/\nthe mapping: every *.yaml file; see \\fBvirtbgp\\-mapping\\fR(5)\n" +
-		".TP\n.I /var/lib/virtbgp/\nthe drain state, kept across restarts and reboots\n" +
-		".TP\n.I /run/virtbgp/control.sock\nthe control socket of status, drain, undrain and reload (root only)\n" +
+		".TP\n.I /var/lib/virtbgp/\nthe drain state, the manual routes and the maintenance entries, kept across restarts and reboots\n" +
+		".TP\n.I /run/virtbgp/control.sock\nthe control socket of the commands that talk to the daemon (root only)\n" +
 		".TP\n.I /usr/share/virtbgp/schema/\nJSON Schemas of the config and the mapping, for editors\n")
 	b.WriteString(".SH SIGNALS\n.TP\n.B SIGHUP\nreload the config and the mapping (systemctl reload virtbgp)\n" +
 		".TP\n.B SIGTERM, SIGINT\nstop without withdrawing: the peers keep the routes by graceful restart; run \\fBvirtbgp drain\\fR first to take the host out of service\n")
@@ -346,7 +346,9 @@ func TestBashCompletion(t *testing.T) {
 		want []string
 	}{
 		{"virtbgp ", []string{"run", "check", "metadata", "status", "drain", "undrain", "reload", "announce", "withdraw", "routes",
-			"version", "help", "--help", "--version"}},
+			"maintenance", "version", "help", "--help", "--version"}},
+		{"virtbgp maintenance ", []string{"on", "off", "list", "--help"}},
+		{"virtbgp maintenance on --", []string{"--ip", "--note", "--ttl", "--json", "--socket", "--config", "--help"}},
 		{"virtbgp ch", []string{"check"}},
 		{"virtbgp metadata ", []string{"show", "set", "clear", "--help"}},
 		{"virtbgp metadata set --", []string{"--connect", "--domain", "--live", "--config", "--file", "--help"}},

@@ -13,6 +13,7 @@
 //	virtbgp announce PREFIX [...]   announce a manual route (--med, --community, --ttl, --note, ...)
 //	virtbgp withdraw PREFIX         withdraw a manual route
 //	virtbgp routes  [--json]        list the manual routes
+//	virtbgp maintenance on|off|list  a domain, or one of its routes, out of service
 //	virtbgp version                 print the version, commit and Go version
 //	virtbgp help [COMMAND]          the commands, or one command's synopsis and flags
 //

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/status"
 )
@@ -48,6 +49,10 @@ const (
 	OpManual   = "manual-routes"
 	OpAnnounce = "announce"
 	OpWithdraw = "withdraw"
+	// The maintenance switch: list, on, off.
+	OpMaintenance    = "maintenance"
+	OpMaintenanceOn  = "maintenance-on"
+	OpMaintenanceOff = "maintenance-off"
 )
 
 // maxResponseBytes bounds what a client reads; a status report of many
@@ -69,6 +74,12 @@ type ReloadRequest struct {
 // ManualRoutes is the answer of GET /v1/manual-routes.
 type ManualRoutes struct {
 	Routes []manual.Route `json:"routes"`
+}
+
+// MaintenanceList is the answer of GET /v1/maintenance (the entries in
+// force) and of DELETE /v1/maintenance/{domain} (the entries removed).
+type MaintenanceList struct {
+	Entries []maintenance.Entry `json:"entries"`
 }
 
 // ErrorBody is the answer of every failure: what went wrong and, for bad
@@ -106,6 +117,18 @@ type Handler interface {
 	// Withdraw removes the manual route of the prefix and returns it; an
 	// *Error with 404 if there is none.
 	Withdraw(ctx context.Context, who string, prefix string) (manual.Route, error)
+	// Maintenance returns the maintenance entries in force, sorted by
+	// domain.
+	Maintenance(ctx context.Context) ([]maintenance.Entry, error)
+	// MaintenanceOn puts the domain (a name or a UUID), or the one route
+	// req.IP names, in maintenance, or sets it again (a new note or TTL);
+	// who is the caller, for the entry's record. An unknown domain is a
+	// 404, a route not of the domain a 422 (*Error with the field).
+	MaintenanceOn(ctx context.Context, who, domain string, req maintenance.Request) (maintenance.Entry, error)
+	// MaintenanceOff ends the maintenance of the domain: of every entry of
+	// it with ip empty, else of the entry of that route; it returns the
+	// entries removed, or an *Error with 404 if there are none.
+	MaintenanceOff(ctx context.Context, who, domain, ip string) ([]maintenance.Entry, error)
 }
 
 // Error is a failure with its HTTP status: the Handler returns it to

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/testutil"
 )
@@ -332,5 +334,85 @@ func TestReadGroup(t *testing.T) {
 	}
 	if ts.h.count(OpStatus) != 1 || ts.h.count(OpDrain) != 0 {
 		t.Errorf("calls %v, want one status", ts.h.calls)
+	}
+}
+
+// TestMaintenanceBadInput: a bad maintenance request gets its 4xx and a
+// JSON body naming the field, and never reaches the Handler; the
+// Handler's own refusals (an unknown domain, a bad ttl) come back with
+// their field.
+func TestMaintenanceBadInput(t *testing.T) {
+	ts := startServer(t, "", func(s *Server) { s.WriteRate = 1000 })
+	c := unixHTTP(ts.path)
+	const url = "http://virtbgp/v1/maintenance/web-1"
+	for _, tc := range []struct {
+		name, method, url, body string
+		status                  int
+		field, msg              string
+	}{
+		{"malformed JSON", "PUT", url, `{"ip":`, 400, "", "malformed JSON"},
+		{"unknown field", "PUT", url, `{"ip":"192.0.2.1","reason":"x"}`, 400, "reason", "reason: unknown field"},
+		{"wrong type", "PUT", url, `{"ttl":30}`, 400, "ttl", "ttl: want a string, got a JSON number"},
+		{"array body", "PUT", url, `["web-1"]`, 400, "", "want a JSON object"},
+		{"unknown query parameter", "DELETE", url + "?prefix=192.0.2.1", ``, 400, "prefix", "prefix: unknown query parameter"},
+		{"a body on DELETE", "DELETE", url, `{"ip":"192.0.2.1"}`, 400, "ip", "ip: unknown field"},
+		{"wrong method", "POST", url, `{}`, 405, "", "method POST not allowed on /v1/maintenance/web-1"},
+		{"no domain", "PUT", "http://virtbgp/v1/maintenance/", `{}`, 404, "", "no such endpoint"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, eb, raw := send(t, c, tc.method, tc.url, tc.body)
+			if status != tc.status || eb.Field != tc.field || !strings.Contains(eb.Error, tc.msg) {
+				t.Errorf("answer %d %q, want %d with field %q and an error containing %q", status, raw, tc.status, tc.field, tc.msg)
+			}
+		})
+	}
+	if n := ts.h.total(); n != 0 {
+		t.Errorf("handler called %d times for bad requests", n)
+	}
+	for _, tc := range []struct {
+		name, method, url, body string
+		status                  int
+		field                   string
+	}{
+		{"a bad ttl", "PUT", url, `{"ttl":"soon"}`, 400, "ttl"},
+		{"a bad ip", "PUT", url, `{"ip":"web"}`, 400, "ip"},
+		{"an unknown domain", "PUT", "http://virtbgp/v1/maintenance/nope", ``, 404, "domain"},
+		{"off of an unknown domain", "DELETE", "http://virtbgp/v1/maintenance/nope", ``, 404, "domain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, eb, raw := send(t, c, tc.method, tc.url, tc.body)
+			if status != tc.status || eb.Field != tc.field {
+				t.Errorf("answer %d %q, want %d with field %q", status, raw, tc.status, tc.field)
+			}
+		})
+	}
+}
+
+// TestMaintenanceRoundTrip: the Client's on (with a name that needs
+// escaping), list and off.
+func TestMaintenanceRoundTrip(t *testing.T) {
+	ts := startServer(t, "", nil)
+	c := ts.client()
+	ctx := context.Background()
+	e, err := c.MaintenanceOn(ctx, "web-1", maintenance.Request{IP: "192.0.2.1", Note: "kernel", TTL: "10m"})
+	if err != nil || e.Prefix.String() != "192.0.2.1/32" || e.SetBy != "uid 0" || e.TTL != "10m0s" || e.Note != "kernel" {
+		t.Fatalf("MaintenanceOn = %+v, %v", e, err)
+	}
+	var de *DaemonError
+	if _, err := c.MaintenanceOn(ctx, "web 1/x", maintenance.Request{}); !errors.As(err, &de) || de.Status != 404 || !strings.Contains(de.Message, "no domain web 1/x") {
+		t.Errorf("MaintenanceOn of an escaped name = %v, want the 404 naming it", err)
+	}
+	es, err := c.Maintenance(ctx)
+	if err != nil || len(es) != 1 || es[0].Domain != "web-1" {
+		t.Errorf("Maintenance = %+v, %v", es, err)
+	}
+	es, err = c.MaintenanceOff(ctx, "web-1", "192.0.2.1")
+	if err != nil || len(es) != 1 || es[0].SetBy != "uid 0" {
+		t.Errorf("MaintenanceOff = %+v, %v", es, err)
+	}
+	for _, op := range []string{OpMaintenanceOn, OpMaintenance, OpMaintenanceOff} {
+		if n := ts.h.count(op); n < 1 {
+			t.Errorf("%s: handler not called", op)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/status"
 )
@@ -87,6 +88,33 @@ func (c *Client) Withdraw(ctx context.Context, prefix string) (manual.Route, err
 	var r manual.Route
 	err := c.Do(ctx, http.MethodDelete, "/v1/manual-routes/"+prefix, nil, &r)
 	return r, err
+}
+
+// Maintenance returns the maintenance entries in force.
+func (c *Client) Maintenance(ctx context.Context) ([]maintenance.Entry, error) {
+	var r MaintenanceList
+	err := c.Do(ctx, http.MethodGet, "/v1/maintenance", nil, &r)
+	return r.Entries, err
+}
+
+// MaintenanceOn puts a domain (a name or a UUID), or one route of it, in
+// maintenance and returns the entry.
+func (c *Client) MaintenanceOn(ctx context.Context, domain string, req maintenance.Request) (maintenance.Entry, error) {
+	var e maintenance.Entry
+	err := c.Do(ctx, http.MethodPut, "/v1/maintenance/"+url.PathEscape(domain), req, &e)
+	return e, err
+}
+
+// MaintenanceOff ends the maintenance of a domain (ip empty), or of one
+// route of it, and returns the entries removed.
+func (c *Client) MaintenanceOff(ctx context.Context, domain, ip string) ([]maintenance.Entry, error) {
+	path := "/v1/maintenance/" + url.PathEscape(domain)
+	if ip != "" {
+		path += "?" + url.Values{"ip": {ip}}.Encode()
+	}
+	var r MaintenanceList
+	err := c.Do(ctx, http.MethodDelete, path, nil, &r)
+	return r.Entries, err
 }
 
 func (c *Client) message(ctx context.Context, path string) (string, error) {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
@@ -189,6 +190,37 @@ func (f *fakeHandler) Withdraw(ctx context.Context, who string, prefix string) (
 		return manual.Route{}, Errorf(404, "no manual route for %s", prefix)
 	}
 	return manual.Route{Prefix: netip.MustParsePrefix(prefix), CreatedBy: who}, nil
+}
+
+func (f *fakeHandler) Maintenance(ctx context.Context) ([]maintenance.Entry, error) {
+	if err := f.enter(ctx, OpMaintenance); err != nil {
+		return nil, err
+	}
+	return []maintenance.Entry{{Domain: "web-1", UUID: "u1", SetBy: "uid 0"}}, nil
+}
+
+func (f *fakeHandler) MaintenanceOn(ctx context.Context, who, domain string, req maintenance.Request) (maintenance.Entry, error) {
+	if err := f.enter(ctx, OpMaintenanceOn); err != nil {
+		return maintenance.Entry{}, err
+	}
+	if domain != "web-1" {
+		return maintenance.Entry{}, &Error{Status: 404, Field: "domain", Message: "no domain " + domain}
+	}
+	p, ttl, err := maintenance.ParseRequest(&req)
+	if err != nil {
+		return maintenance.Entry{}, err
+	}
+	return maintenance.New(domain, "u1", p, ttl, req.Note, who, time.Now(), nil), nil
+}
+
+func (f *fakeHandler) MaintenanceOff(ctx context.Context, who, domain, ip string) ([]maintenance.Entry, error) {
+	if err := f.enter(ctx, OpMaintenanceOff); err != nil {
+		return nil, err
+	}
+	if domain != "web-1" {
+		return nil, &Error{Status: 404, Field: "domain", Message: "no maintenance for " + domain}
+	}
+	return []maintenance.Entry{{Domain: domain, UUID: "u1", SetBy: who}}, nil
 }
 
 func testReport() status.Report {

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 )
 
@@ -112,6 +113,33 @@ var endpoints = []endpoint{
 		}
 		return s.Handler.Withdraw(ctx, c.who, r.PathValue("prefix"))
 	}},
+	{"GET", "/v1/maintenance", OpMaintenance, false, func(s *Server, ctx context.Context, _ *caller, _ *http.Request) (any, error) {
+		es, err := s.Handler.Maintenance(ctx)
+		if es == nil {
+			es = []maintenance.Entry{}
+		}
+		return MaintenanceList{Entries: es}, err
+	}},
+	{"PUT", "/v1/maintenance/{domain}", OpMaintenanceOn, true, func(s *Server, ctx context.Context, c *caller, r *http.Request) (any, error) {
+		var req maintenance.Request
+		if err := s.decode(r, &req, false); err != nil {
+			return nil, err
+		}
+		return s.Handler.MaintenanceOn(ctx, c.who, r.PathValue("domain"), req)
+	}},
+	{"DELETE", "/v1/maintenance/{domain}", OpMaintenanceOff, true, func(s *Server, ctx context.Context, c *caller, r *http.Request) (any, error) {
+		if err := s.decode(r, nil, false); err != nil {
+			return nil, err
+		}
+		q := r.URL.Query()
+		for k := range q {
+			if k != "ip" {
+				return nil, &Error{Status: http.StatusBadRequest, Field: k, Message: fmt.Sprintf("%s: unknown query parameter (only ip)", k)}
+			}
+		}
+		es, err := s.Handler.MaintenanceOff(ctx, c.who, r.PathValue("domain"), q.Get("ip"))
+		return MaintenanceList{Entries: es}, err
+	}},
 }
 
 // message serves drain and undrain.
@@ -139,7 +167,7 @@ func (s *Server) routes() *http.ServeMux {
 		}
 		_ = c
 		for _, ep := range endpoints {
-			if p, ok := strings.CutSuffix(ep.path, "{prefix...}"); ok && strings.HasPrefix(r.URL.Path, p) && len(r.URL.Path) > len(p) || ep.path == r.URL.Path {
+			if p, _, ok := strings.Cut(ep.path, "{"); ok && strings.HasPrefix(r.URL.Path, p) && len(r.URL.Path) > len(p) || ep.path == r.URL.Path {
 				s.fail(w, s.requestLog(r), ep.op, Errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
 				return
 			}
@@ -203,8 +231,25 @@ func summary(v any) string {
 		return v.Message
 	case manual.Route:
 		return v.Prefix.String()
+	case maintenance.Entry:
+		return maintenanceSummary(v)
+	case MaintenanceList:
+		out := make([]string, len(v.Entries))
+		for i, e := range v.Entries {
+			out[i] = maintenanceSummary(e)
+		}
+		return strings.Join(out, ", ")
 	}
 	return ""
+}
+
+// maintenanceSummary names an entry in the log: the domain, and the route
+// if only one.
+func maintenanceSummary(e maintenance.Entry) string {
+	if e.Prefix.IsValid() {
+		return e.Domain + " " + e.Prefix.String()
+	}
+	return e.Domain
 }
 
 // call runs the endpoint; a panic in the Handler becomes an error.

@@ -44,6 +44,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 	for _, route := range documented {
 		method, path, _ := strings.Cut(route, " ")
 		path = strings.ReplaceAll(path, "{prefix}", "198.51.100.1/32")
+		path = strings.ReplaceAll(path, "{domain}", "web-1")
 		body := ""
 		if method == "POST" && path == "/v1/manual-routes" {
 			body = `{"prefix":"198.51.100.1"}`

@@ -32,6 +32,7 @@ import (
 	"github.com/virtbgp/virtbgp/internal/control"
 	"github.com/virtbgp/virtbgp/internal/health"
 	"github.com/virtbgp/virtbgp/internal/libvirt"
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/notify"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
@@ -106,6 +107,7 @@ type Daemon struct {
 	failedDigest  string // mapping.Digest of the last files that failed to load
 	drain         *drainer
 	manual        *manualRoutes
+	maint         *maintenanceSet
 	peersAdded    bool
 	held          heldReload   // the reload held by the mass-withdraw guard
 	watchState    status.Watch // as the watcher last reported it
@@ -160,6 +162,13 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 	}
 	d.manual.onChange = d.metrics.ManualRoutes
 	d.metrics.ManualRoutes(len(manualRoutes), 0)
+	var maint reconcile.Maintenance
+	d.maint, maint, err = loadMaintenance(cfg.StateDir, log.With("part", "api"))
+	if err != nil {
+		return nil, err
+	}
+	d.maint.onChange = d.metrics.Maintenance
+	d.metrics.Maintenance(len(maint), "", 0)
 	d.rec = reconcile.New(reconcile.Options{
 		Hypervisor:     d.hv,
 		Speaker:        d.speaker,
@@ -167,6 +176,7 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		Mapping:        m,
 		Drain:          drain,
 		Manual:         manualRoutes,
+		Maintenance:    maint,
 		ResyncInterval: cfg.ResyncInterval,
 		Observer:       d.metrics,
 		Health:         d.health,
@@ -285,6 +295,8 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.heldExpired(ctx)
 		case <-d.manual.timerC():
 			d.manual.expire(ctx, d.rec)
+		case <-d.maint.timerC():
+			d.maint.expire(ctx, d.rec)
 		case run := <-d.reqs:
 			run(ctx)
 		}
@@ -454,6 +466,22 @@ func (h handler) Announce(ctx context.Context, who string, req manual.Request) (
 
 func (h handler) Withdraw(ctx context.Context, who, prefix string) (manual.Route, error) {
 	return call(ctx, h.d, "withdraw", func(ctx context.Context) (manual.Route, error) { return h.d.withdraw(ctx, who, prefix) })
+}
+
+func (h handler) Maintenance(ctx context.Context) ([]maintenance.Entry, error) {
+	return call(ctx, h.d, "maintenance", func(context.Context) ([]maintenance.Entry, error) { return h.d.maint.list(), nil })
+}
+
+func (h handler) MaintenanceOn(ctx context.Context, who, domain string, req maintenance.Request) (maintenance.Entry, error) {
+	return call(ctx, h.d, "maintenance on", func(ctx context.Context) (maintenance.Entry, error) {
+		return h.d.maintenanceOn(ctx, who, domain, req)
+	})
+}
+
+func (h handler) MaintenanceOff(ctx context.Context, who, domain, ip string) ([]maintenance.Entry, error) {
+	return call(ctx, h.d, "maintenance off", func(ctx context.Context) ([]maintenance.Entry, error) {
+		return h.d.maintenanceOff(ctx, who, domain, ip)
+	})
 }
 
 func (h handler) ReloadForce(ctx context.Context) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/config"
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 	"github.com/virtbgp/virtbgp/internal/reconcile"
 	"github.com/virtbgp/virtbgp/internal/status"
@@ -27,6 +28,7 @@ type reportFields struct {
 	watch         status.Watch
 	drainSince    time.Time
 	manual        []manual.Route
+	maint         []maintenance.Entry
 }
 
 // ownFields copies the main loop's part of the report. Runs in the main
@@ -43,6 +45,7 @@ func (d *Daemon) ownFields(context.Context) (reportFields, error) {
 		watch:         watchCopy(d.watchState),
 		drainSince:    d.drain.since,
 		manual:        d.manual.list(),
+		maint:         d.maint.list(),
 	}, nil
 }
 
@@ -88,6 +91,7 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 		},
 		Drain:        status.Drain{State: snap.Drain, Since: own.drainSince},
 		ManualRoutes: own.manual,
+		Maintenance:  own.maint,
 		Health:       checks,
 		Time:         time.Now(),
 	}
@@ -150,6 +154,14 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 		orig = newOrigins(snap.Mapping)
 		d.origins.Store(orig) // a cache: reports made at once may each build it
 	}
+	maint := map[string][]string{} // by UUID: "all" or the prefixes
+	for _, e := range own.maint {
+		what := "all"
+		if e.Prefix.IsValid() {
+			what = e.Prefix.String()
+		}
+		maint[e.UUID] = append(maint[e.UUID], what)
+	}
 	for _, dom := range snap.Domains {
 		vm, _ := snap.Mapping.Lookup(dom.Name, dom.UUID)
 		sd := status.Domain{
@@ -164,6 +176,7 @@ func (d *Daemon) buildReport(ctx context.Context, own reportFields) (status.Repo
 			sd.Source, sd.Origin = status.SourceFile, orig.of(vm)
 		}
 		addSources(&sd, snap.Sources[dom.UUID])
+		sd.Maintenance = maint[dom.UUID]
 		if dom.Migration != reconcile.MigrationNone {
 			sd.Migration = dom.Migration.String()
 		}

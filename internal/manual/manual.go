@@ -169,17 +169,30 @@ func parse(req *Request) (mapping.Route, time.Duration, error) {
 	if err := checkNote(req.Note); err != nil {
 		return r, 0, err
 	}
-	var ttl time.Duration
-	if req.TTL != "" {
-		ttl, err = time.ParseDuration(req.TTL)
-		if err != nil {
-			return r, 0, fieldErr("ttl", "want a duration like \"30s\" or \"10m\", got %q", req.TTL)
-		}
-		if ttl < MinTTL || ttl > MaxTTL {
-			return r, 0, fieldErr("ttl", "want from %s to %s, got %s", MinTTL, MaxTTL, ttl)
-		}
+	ttl, err := ParseTTL(req.TTL)
+	return r, ttl, err
+}
+
+// ParseTTL parses a lease's length ("30s", "10m"; "" is none, 0) within
+// MinTTL and MaxTTL. The error is a *FieldError of the field "ttl".
+func ParseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
 	}
-	return r, ttl, nil
+	ttl, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fieldErr("ttl", "want a duration like \"30s\" or \"10m\", got %q", s)
+	}
+	if ttl < MinTTL || ttl > MaxTTL {
+		return 0, fieldErr("ttl", "want from %s to %s, got %s", MinTTL, MaxTTL, ttl)
+	}
+	return ttl, nil
+}
+
+// CheckNote checks an operator's note: at most MaxNoteLen bytes of
+// printable characters. The error is a *FieldError of the field "note".
+func CheckNote(s string) error {
+	return checkNote(s)
 }
 
 func checkNote(s string) error {

@@ -85,12 +85,12 @@ func serving(d Domain, p Policy) (why string, ok bool) {
 
 // Desired computes the routes that should be announced, as a pure function
 // of the domains on this host (with their metadata claims), the mapping,
-// the policy, the manual routes and the health of the routes: Resolve with
-// nothing announced before. Only prefixes that the mapping names, or that
+// the policy, the manual routes, the health of the routes and the
+// operator's maintenance: Resolve with nothing announced before. Only prefixes that the mapping names, or that
 // a domain's metadata or a manual route claims within what the policy
 // trusts that source with, can appear in the result.
-func Desired(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, h Health) map[netip.Prefix]Want {
-	return Resolve(domains, m, p, manual, nil, h).Want
+func Desired(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, h Health, maint Maintenance) map[netip.Prefix]Want {
+	return Resolve(domains, m, p, manual, nil, h, maint).Want
 }
 
 func rank(why string) int {

@@ -79,7 +79,7 @@ func TestDesiredHealth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Desired(tt.domains, m, Policy{}, nil, tt.health)
+			got := Desired(tt.domains, m, Policy{}, nil, tt.health, nil)
 			if len(got) != len(tt.want) {
 				t.Fatalf("Desired = %v, want %v", got, tt.want)
 			}
@@ -123,10 +123,10 @@ func TestResolveAnycastKeepsHolder(t *testing.T) {
 	ds := []Domain{dom("web-a", uuidA, StateRunning, ""), dom("web-b", uuidB, StateRunning, "")}
 	h := Health{{uuidA, any}: {}, {uuidB, any}: {}}
 	prev := map[netip.Prefix]Want{any: {UUID: uuidB, Source: SourceFile, Domain: "web-b"}}
-	if got := Resolve(ds, m, Policy{}, nil, prev, h).Want[any]; got.Domain != "web-b" {
+	if got := Resolve(ds, m, Policy{}, nil, prev, h, nil).Want[any]; got.Domain != "web-b" {
 		t.Errorf("anycast prefix held by web-b went to %s", got.Domain)
 	}
-	if got := Resolve(ds, m, Policy{}, nil, nil, h).Want[any]; got.Domain != "web-a" {
+	if got := Resolve(ds, m, Policy{}, nil, nil, h, nil).Want[any]; got.Domain != "web-a" {
 		t.Errorf("anycast prefix held by none went to %s, want the lower UUID", got.Domain)
 	}
 }

@@ -35,7 +35,7 @@ func TestResolveManual(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := Resolve(tt.domains, m, Policy{Trust: tr}, tt.manual, nil, nil)
+			res := Resolve(tt.domains, m, Policy{Trust: tr}, tt.manual, nil, nil, nil)
 			for _, p := range tt.want {
 				w, ok := res.Want[netip.MustParsePrefix(p)]
 				if !ok || w.Source != SourceManual || w.Why != WhyManual {

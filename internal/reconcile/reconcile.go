@@ -37,6 +37,9 @@ type Options struct {
 	// directory, so that they are in the first sync, before End-of-RIB);
 	// SetManual replaces them.
 	Manual []mapping.Route
+	// Maintenance is the operator's maintenance at start (read from the
+	// state directory, like Manual); SetMaintenance replaces it.
+	Maintenance Maintenance
 	// ResyncInterval is the period of full resyncs; 0 disables them.
 	ResyncInterval time.Duration
 	// RetryMin and RetryMax bound the backoff after a failed read of
@@ -175,6 +178,13 @@ func (r *Reconciler) SetManual(ctx context.Context, routes []mapping.Route) erro
 	return r.update(ctx, "set manual routes", func(st *state) { st.manual = routes })
 }
 
+// SetMaintenance puts the operator's maintenance in force and returns
+// after the resulting route changes were applied (or ctx ended). The
+// reconciler keeps m as it is: the caller must not modify it after.
+func (r *Reconciler) SetMaintenance(ctx context.Context, m Maintenance) error {
+	return r.update(ctx, "set maintenance", func(st *state) { st.maint = m })
+}
+
 // SetDrain puts a drain state in force and returns after the resulting route
 // changes were applied (or ctx ended).
 func (r *Reconciler) SetDrain(ctx context.Context, d Drain) error {
@@ -256,6 +266,7 @@ type state struct {
 	mapping   *mapping.Mapping
 	drain     Drain
 	manual    []mapping.Route
+	maint     Maintenance
 	domains   map[string]Domain // by UUID
 	announced map[netip.Prefix]Want
 	// arrivals are the domains that arrived by live migration, by UUID:
@@ -285,6 +296,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		mapping:   r.opts.Mapping,
 		drain:     r.opts.Drain,
 		manual:    r.opts.Manual,
+		maint:     r.opts.Maintenance,
 		domains:   make(map[string]Domain),
 		announced: make(map[netip.Prefix]Want),
 		dirty:     make(map[string]Hint),
@@ -402,7 +414,7 @@ func (r *Reconciler) pass(ctx context.Context, st *state) {
 		health = r.opts.Health.Health()
 	}
 	st.health = health
-	res := Resolve(domains, st.mapping, r.opts.Policy, st.manual, st.announced, health)
+	res := Resolve(domains, st.mapping, r.opts.Policy, st.manual, st.announced, health, st.maint)
 	r.reportSources(st, res.Domains)
 	r.trackArrivals(st)
 	want := WithDrain(res.Want, st.drain)
@@ -633,6 +645,8 @@ func announcedAttrs(w Want) []slog.Attr {
 //     come from another source now), "refused" (the claim is refused
 //     now: DomainRoutes.Refused says why), "unclaimed" (the metadata no
 //     longer claims it, or is gone);
+//   - "maintenance": the operator put the domain, or the route, in
+//     maintenance (health_reason: by whom);
 //   - else the domain's state, "off", "paused" or "running" (drained), with
 //     libvirt's state_reason.
 func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
@@ -661,6 +675,9 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 			return append(out, slog.String("reason", "entry-mismatch"))
 		}
 		if _, serves := serving(d, *p); serves && st.drain == DrainNone {
+			if why, in := st.maint.In(d.UUID, have.Route.Prefix); in {
+				return append(out, slog.String("reason", "maintenance"), slog.String("health_reason", why))
+			}
 			if rh, ok := st.health[HealthKey{UUID: d.UUID, Prefix: have.Route.Prefix}]; ok && rh.Failing {
 				return append(out, slog.String("reason", "health"), slog.String("health_reason", rh.Reason))
 			}
@@ -677,6 +694,9 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 		case slices.ContainsFunc(dr.Refused, func(r mapping.Refusal) bool { return r.Prefix == have.Route.Prefix }):
 			return append(out, slog.String("reason", "refused"))
 		case serves && st.drain == DrainNone:
+			if why, in := st.maint.In(d.UUID, have.Route.Prefix); in {
+				return append(out, slog.String("reason", "maintenance"), slog.String("health_reason", why))
+			}
 			return append(out, slog.String("reason", "unclaimed"))
 		}
 	}

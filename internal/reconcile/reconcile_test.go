@@ -417,7 +417,7 @@ func TestDesired(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Desired(tt.domains, m, tt.policy, nil, nil)
+			got := Desired(tt.domains, m, tt.policy, nil, nil, nil)
 			if len(got) != len(tt.want) {
 				t.Fatalf("Desired = %v, want %v", got, tt.want)
 			}
@@ -435,7 +435,7 @@ func TestDesired(t *testing.T) {
 			}
 		})
 	}
-	if got := Desired([]Domain{web(StateRunning, MigrationNone)}, nil, Policy{}, nil, nil); len(got) != 0 {
+	if got := Desired([]Domain{web(StateRunning, MigrationNone)}, nil, Policy{}, nil, nil, nil); len(got) != 0 {
 		t.Errorf("Desired with no mapping = %v, want nothing", got)
 	}
 }
@@ -498,7 +498,7 @@ func TestMigrationMakeBeforeBreak(t *testing.T) {
 		if d.UUID == "" {
 			return mapping.Route{}, false
 		}
-		w, ok := Desired([]Domain{d}, m, pol, nil, nil)[p]
+		w, ok := Desired([]Domain{d}, m, pol, nil, nil, nil)[p]
 		return w.Route, ok
 	}
 	for name, steps := range sequences {

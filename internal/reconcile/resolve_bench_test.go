@@ -36,10 +36,10 @@ func BenchmarkResolve(b *testing.B) {
 			}
 			p := Policy{Trust: Trust{Metadata: mapping.Allow{Prefixes: []netip.Prefix{
 				netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}}}}
-			prev := Resolve(domains, m, p, nil, nil, nil).Want
+			prev := Resolve(domains, m, p, nil, nil, nil, nil).Want
 			b.ReportAllocs()
 			for b.Loop() {
-				Resolve(domains, m, p, nil, prev, nil)
+				Resolve(domains, m, p, nil, prev, nil, nil)
 			}
 		})
 	}

@@ -150,7 +150,14 @@ const (
 // mapping.Health says. An anycast prefix that several local domains map
 // goes to a healthy one before a depreferenced one, then by state rank,
 // then to the one announcing it now, then to the lower UUID.
-func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, prev map[netip.Prefix]Want, health Health) Resolution {
+//
+// Maintenance (the operator's, through the API) applies to every route of
+// a domain in it, or to the one route named, whatever its source and
+// whether or not it has checks: a file route is withdrawn, or
+// depreferenced when its entry's health says so (its Want is then
+// HealthFailing with the maintenance as the reason); a metadata or Nova
+// claim is not made.
+func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Route, prev map[netip.Prefix]Want, health Health, maint Maintenance) Resolution {
 	// Sized for the routes announced now: a pass that changes nothing
 	// grows no map.
 	res := Resolution{Want: make(map[netip.Prefix]Want, len(prev)), Domains: make(map[string]DomainRoutes, len(domains))}
@@ -177,7 +184,13 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Ro
 			res.Domains[d.UUID] = dr
 			if serves {
 				for _, r := range routes {
-					r, hstate, hreason, ok := applyHealth(r, d, vm.Health[r.Prefix], health)
+					var hstate, hreason string
+					ok := true
+					if why, in := maint.In(d.UUID, r.Prefix); in {
+						r, hstate, hreason, ok = applyMaintenance(r, vm.Health[r.Prefix], why)
+					} else {
+						r, hstate, hreason, ok = applyHealth(r, d, vm.Health[r.Prefix], health)
+					}
 					if !ok {
 						continue
 					}
@@ -206,7 +219,7 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Ro
 				dr.Refused = append(dr.Refused, mapping.Refusal{Domain: d.Name, Prefix: r.Prefix, Reason: fmt.Sprintf(reasonFileOwns, vm)})
 				continue
 			}
-			if serves {
+			if _, in := maint.In(d.UUID, r.Prefix); serves && !in {
 				w := Want{Route: adjust(r, why, p), Domain: d.Name, UUID: d.UUID, Why: why, Source: source}
 				if _, dup := claims[r.Prefix]; !dup {
 					if wants == nil {

@@ -117,7 +117,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := Resolve(tt.domains, m, Policy{StandbyPrepend: 3, Trust: trust}, nil, tt.prev, nil)
+			res := Resolve(tt.domains, m, Policy{StandbyPrepend: 3, Trust: trust}, nil, tt.prev, nil, nil)
 			got := map[string]string{}
 			for p, w := range res.Want {
 				got[p.String()] = w.UUID
@@ -186,8 +186,8 @@ func TestRefusalStaysTheSame(t *testing.T) {
 		withClaims(dom("m1", uuidM1, StateRunning, "booted"), claim("198.51.100.1/32"), nil),
 	}
 	p := Policy{Trust: trust}
-	first := Resolve(ds, nil, p, nil, nil, nil)
-	second := Resolve(ds, nil, p, nil, first.Want, nil)
+	first := Resolve(ds, nil, p, nil, nil, nil, nil)
+	second := Resolve(ds, nil, p, nil, first.Want, nil, nil)
 	if a, b := first.Domains[uuidM2].Refused, second.Domains[uuidM2].Refused; len(a) != 1 || !slices.Equal(a, b) {
 		t.Errorf("refusals of m2: first pass %v, second %v; want the same one", a, b)
 	}
@@ -197,7 +197,7 @@ func TestRefusalStaysTheSame(t *testing.T) {
 // an incoming migration, as a file route does.
 func TestResolveMetadataStandby(t *testing.T) {
 	d := withClaims(Domain{Name: "m1", UUID: uuidM1, State: StatePaused, Migration: MigrationIncoming}, claim("198.51.100.1/32"), nil)
-	w := Resolve([]Domain{d}, nil, Policy{StandbyPrepend: 3, Trust: trust}, nil, nil, nil).Want[netip.MustParsePrefix("198.51.100.1/32")]
+	w := Resolve([]Domain{d}, nil, Policy{StandbyPrepend: 3, Trust: trust}, nil, nil, nil, nil).Want[netip.MustParsePrefix("198.51.100.1/32")]
 	if w.Why != WhyStandby || w.Route.ASPathPrepend != 3 || w.Source != SourceMetadata {
 		t.Errorf("want %+v: want standby, prepend 3, from metadata", w)
 	}
@@ -288,7 +288,7 @@ func TestArrivalMappedByMetadata(t *testing.T) {
 		unmapped bool
 	}{{"metadata names it", withMeta, false}, {"nothing names it", in, true}} {
 		domains := map[string]Domain{uuidM1: tc.d}
-		res := Resolve([]Domain{tc.d}, m, Policy{StandbyPrepend: 3, Trust: trust}, nil, nil, nil)
+		res := Resolve([]Domain{tc.d}, m, Policy{StandbyPrepend: 3, Trust: trust}, nil, nil, nil, nil)
 		next, ch := TrackArrivals(nil, domains, m, res.Domains)
 		if a, ok := next[uuidM1]; !ok || a.Unmapped != tc.unmapped || (len(ch.Unmapped) == 1) != tc.unmapped {
 			t.Errorf("%s: arrival %+v (recorded %v), changes %+v; want unmapped %v", tc.name, a, ok, ch, tc.unmapped)

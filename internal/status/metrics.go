@@ -50,6 +50,8 @@ type Metrics struct {
 	watchOK           prometheus.Gauge
 	manualRoutes      prometheus.Gauge
 	manualExpired     prometheus.Counter
+	maintEntries      prometheus.Gauge
+	maintChanges      *prometheus.CounterVec
 
 	state *stateCollector
 }
@@ -129,7 +131,20 @@ func NewMetrics() *Metrics {
 			Name:      "manual_routes_expired_total",
 			Help:      "Manual routes withdrawn because their lease (TTL) ended without a renewal.",
 		}),
+		maintEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "maintenance_entries",
+			Help:      "Maintenance entries of the API in force: domains, or single routes of a domain, that an operator took out of service (`virtbgp maintenance on`).",
+		}),
+		maintChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "maintenance_changes_total",
+			Help:      "Maintenance entries set (on, including a new note or TTL), ended by an operator (off), or ended by their TTL (expired).",
+		}, []string{"action"}),
 		state: newStateCollector(),
+	}
+	for _, a := range []string{MaintenanceOn, MaintenanceOff, MaintenanceExpired} {
+		m.maintChanges.WithLabelValues(a)
 	}
 	// Both results exist from the start, so that rate() and increase() see
 	// the first error.
@@ -151,6 +166,8 @@ func NewMetrics() *Metrics {
 		m.watchOK,
 		m.manualRoutes,
 		m.manualExpired,
+		m.maintEntries,
+		m.maintChanges,
 		m.state,
 	)
 	return m
@@ -161,6 +178,23 @@ func NewMetrics() *Metrics {
 func (m *Metrics) ManualRoutes(n, expired int) {
 	m.manualRoutes.Set(float64(n))
 	m.manualExpired.Add(float64(expired))
+}
+
+// The actions of virtbgp_maintenance_changes_total.
+const (
+	MaintenanceOn      = "on"
+	MaintenanceOff     = "off"
+	MaintenanceExpired = "expired"
+)
+
+// Maintenance records the count of maintenance entries in force after a
+// change, and the change: action (MaintenanceOn, MaintenanceOff,
+// MaintenanceExpired) for changed entries.
+func (m *Metrics) Maintenance(n int, action string, changed int) {
+	m.maintEntries.Set(float64(n))
+	if changed > 0 {
+		m.maintChanges.WithLabelValues(action).Add(float64(changed))
+	}
 }
 
 // Registry is the registry holding every series, for serving it elsewhere

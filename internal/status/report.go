@@ -5,6 +5,7 @@
 package status
 
 import (
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 	"github.com/virtbgp/virtbgp/internal/manual"
 
 	"time"
@@ -36,7 +37,11 @@ type Report struct {
 	// ManualRoutes are the API's manual routes in force, with who
 	// created them and when (internal/manual).
 	ManualRoutes []manual.Route `json:"manual_routes"`
-	Time         time.Time      `json:"time"` // when the report was made
+	// Maintenance are the operator's maintenance entries in force (the
+	// API's, `virtbgp maintenance on`), with who set them and when
+	// (internal/maintenance).
+	Maintenance []maintenance.Entry `json:"maintenance,omitempty"`
+	Time        time.Time           `json:"time"` // when the report was made
 }
 
 // Libvirt is the libvirt connection.
@@ -133,6 +138,10 @@ type Domain struct {
 	// Ignored names a source whose element the domain has and that Source
 	// overrides: SourceMetadata or SourceNova.
 	Ignored string `json:"ignored,omitempty"`
+	// Maintenance is what of the domain an operator put in maintenance
+	// (Report.Maintenance has who, when, why): "all", or its routes in
+	// maintenance ("192.0.2.11/32"); empty when none.
+	Maintenance []string `json:"maintenance,omitempty"`
 }
 
 // Refusal is a claimed prefix that is not announced, and why.

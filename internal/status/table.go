@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/virtbgp/virtbgp/internal/maintenance"
 )
 
 // Time layouts of the table: the report's own time carries the zone, the
@@ -86,8 +88,12 @@ func WriteTable(w io.Writer, r Report) error {
 		tw := newTabWriter(ew)
 		row(tw, "Name", "State", "Reason", "Migration", "VM", "Routes", "Source", "Note")
 		for _, d := range domains {
+			n := note(d)
+			if len(d.Maintenance) > 0 {
+				n = strings.TrimPrefix(n+"; in maintenance: "+strings.Join(d.Maintenance, " "), "; ")
+			}
 			row(tw, d.Name, dash(d.State), dash(d.Reason), dash(d.Migration), dash(d.VM), strconv.Itoa(d.Routes),
-				source(d), dash(note(d)))
+				source(d), dash(n))
 		}
 		_ = tw.Flush()
 	}
@@ -125,6 +131,7 @@ func WriteTable(w io.Writer, r Report) error {
 		}
 		_ = tw.Flush()
 	}
+	writeMaintenance(ew, r.Maintenance)
 	writeHealth(ew, r.Health, now)
 	return ew.err
 }
@@ -365,4 +372,30 @@ func (e *errWriter) Write(p []byte) (int, error) {
 		e.err = fmt.Errorf("write status table: %w", err)
 	}
 	return n, e.err
+}
+
+// writeMaintenance writes the maintenance entries in force, if any.
+func writeMaintenance(w io.Writer, es []maintenance.Entry) {
+	if len(es) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nMaintenance (%d)\n", len(es))
+	tw := newTabWriter(w)
+	row(tw, "Domain", "Routes", "Set by", "Since", "Expires", "Note")
+	for _, e := range es {
+		routes := "all"
+		if e.Prefix.IsValid() {
+			routes = e.Prefix.String()
+		}
+		exp := "never"
+		if !e.Expires.IsZero() {
+			exp = e.Expires.UTC().Format(time.RFC3339) + " (" + e.TTL + ")"
+		}
+		by := e.SetBy
+		if e.UpdatedBy != "" {
+			by += " (updated by " + e.UpdatedBy + " " + e.Updated.UTC().Format(time.RFC3339) + ")"
+		}
+		row(tw, e.Domain, routes, by, e.Since.UTC().Format(time.RFC3339), exp, dash(e.Note))
+	}
+	_ = tw.Flush()
 }
