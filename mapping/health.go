@@ -363,8 +363,8 @@ type field[L, T any] struct {
 // element's attributes) found its keys: what build turns into a Check by
 // the rules both share.
 type checkIn[L any] struct {
-	whole L   // the check itself, for the problems of no one key
-	line  int // its line
+	whole                                                          L   // the check itself, for the problems of no one key
+	line                                                           int // its line
 	kind, name, address, url, body, maintenance, interval, timeout field[L, string]
 	status, rise, fall                                             field[L, int]
 	command                                                        field[L, []string]

@@ -53,7 +53,7 @@ type metaIP struct {
 	own    attrs
 	health *Health // its own <health>
 	at     pos     // where its prefix is
-	n      int // its number, from 1, for messages: ip[n]
+	n      int     // its number, from 1, for messages: ip[n]
 }
 
 // MetadataOptions are a caller's settings for reading virtbgp metadata.
