@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
 )
 
@@ -611,4 +612,22 @@ func (m *Mapping) LookupVM(name, uuid string) (VM, bool) {
 		return VM{}, false
 	}
 	return m.vms[m.keys[key]], true
+}
+
+// ParseHealthYAML reads v, the value of a health key outside a mapping
+// file, with the vocabulary and the rules of a mapping file's health key
+// (package documentation, "Health checks and anycast"): the daemon's
+// config gives the operator's checks of the routes from metadata and Nova
+// this way (mapping.metadata.health.defaults, mapping.nova.health). file
+// is the file v is in and what names the key's parent in messages
+// ("mapping.nova"); each problem is reported at its line. The Health is
+// nil when there is a problem.
+func ParseHealthYAML(file, what string, k, v *yaml.Node) (*Health, fileerr.ErrorList) {
+	p := newFileParser(newBuilder(), file)
+	p.curLevel, p.name = levelDefaults, what
+	p.health(k, v)
+	if len(p.r.Errs) > 0 {
+		return nil, p.r.Errs
+	}
+	return p.defHealth, nil
 }

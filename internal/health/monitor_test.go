@@ -88,7 +88,7 @@ func TestMonitorRiseFall(t *testing.T) {
 		mon.Watch([]reconcile.Domain{
 			{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning, Reason: "booted"},
 			{Name: "db", UUID: uuidDB, State: reconcile.StateRunning, Reason: "booted"},
-		}, m0)
+		}, m0, nil)
 		synctest.Wait()
 		// t=0: the first runs. web: one pass of two; db: cannot run.
 		h := mon.Health()
@@ -151,7 +151,7 @@ func TestMonitorRiseFall(t *testing.T) {
 		}
 
 		// The domain stops: its checks stop, its routes leave Health.
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateOff}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateOff}}, m0, nil)
 		synctest.Wait()
 		if h := mon.Health(); len(h) != 0 {
 			t.Errorf("Health after the domains stopped: %v", h)
@@ -191,7 +191,7 @@ func TestMonitorMigratedStartsUp(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go mon.Run(ctx)
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationIncoming}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationIncoming}}, m0, nil)
 		synctest.Wait()
 		if rh, ok := mon.Health()[reconcile.HealthKey{UUID: uuidWeb, Prefix: pWeb1}]; !ok || rh.Failing {
 			t.Errorf("migrated-in web: %+v %v, want up", rh, ok)
@@ -209,7 +209,7 @@ func TestMonitorAgentEventRunsNow(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go mon.Run(ctx)
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0, nil)
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond)
 		mon.AgentEvent(uuidWeb)
@@ -260,14 +260,14 @@ func TestMonitorEditKeepsState(t *testing.T) {
 		defer cancel()
 		go mon.Run(ctx)
 		web := []reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}
-		mon.Watch(web, m0)
+		mon.Watch(web, m0, nil)
 		time.Sleep(1500 * time.Millisecond) // two passes: up
 		synctest.Wait()
 		key := reconcile.HealthKey{UUID: uuidWeb, Prefix: pWeb1}
 		if rh := mon.Health()[key]; rh.Failing {
 			t.Fatalf("web before the edit: %+v", rh)
 		}
-		mon.Watch(web, m1)
+		mon.Watch(web, m1, nil)
 		synctest.Wait()
 		if rh, ok := mon.Health()[key]; !ok || rh.Failing {
 			t.Fatalf("web after its check's interval changed: %+v %v, want up", rh, ok)
@@ -289,10 +289,10 @@ func TestMonitorPausedKeepsChecks(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go mon.Run(ctx)
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0, nil)
 		time.Sleep(1500 * time.Millisecond)
 		synctest.Wait()
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationOutgoing}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationOutgoing}}, m0, nil)
 		synctest.Wait()
 		if rh, ok := mon.Health()[reconcile.HealthKey{UUID: uuidWeb, Prefix: pWeb1}]; !ok || rh.Failing {
 			t.Errorf("web paused for the switch-over: %+v %v, want up", rh, ok)

@@ -398,7 +398,7 @@ func (r *Reconciler) pass(ctx context.Context, st *state) {
 	domains := slices.Collect(maps.Values(st.domains))
 	var health Health
 	if r.opts.Health != nil {
-		r.opts.Health.Watch(domains, st.mapping)
+		r.opts.Health.Watch(domains, st.mapping, &r.opts.Policy.Trust)
 		health = r.opts.Health.Health()
 	}
 	st.health = health
