@@ -2,10 +2,12 @@ package mapping
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -630,4 +632,30 @@ func ParseHealthYAML(file, what string, k, v *yaml.Node) (*Health, fileerr.Error
 		return nil, p.r.Errs
 	}
 	return p.defHealth, nil
+}
+
+// Equal reports whether two healths say the same (where they are aside).
+func (h *Health) Equal(o *Health) bool {
+	if h == nil || o == nil {
+		return h == o
+	}
+	if h.OnFailure != o.OnFailure || h.InitialUp != o.InitialUp || len(h.Checks) != len(o.Checks) ||
+		!slices.Equal(h.Depreference.Communities, o.Depreference.Communities) ||
+		!eqPtr(h.Depreference.MED, o.Depreference.MED) || h.Depreference.Prepend != o.Depreference.Prepend {
+		return false
+	}
+	for i := range h.Checks {
+		a, b := &h.Checks[i], &o.Checks[i]
+		if !slices.Equal(a.Command, b.Command) || a.Name != b.Name || a.Kind != b.Kind || a.Address != b.Address ||
+			a.URL != b.URL || a.Status != b.Status || a.Body != b.Body || a.Interval != b.Interval ||
+			a.Timeout != b.Timeout || a.Rise != b.Rise || a.Fall != b.Fall || a.Maintenance != b.Maintenance {
+			return false
+		}
+	}
+	return true
+}
+
+// SameHealth reports whether two maps of health by prefix say the same.
+func SameHealth(a, b map[netip.Prefix]*Health) bool {
+	return maps.EqualFunc(a, b, (*Health).Equal)
 }

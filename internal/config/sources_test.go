@@ -166,7 +166,7 @@ func TestParseSourcesErrors(t *testing.T) {
 		}, []string{
 			`c.yaml:8: mapping.nova.ip-types: want fixed or floating, got "public"`,
 			`c.yaml:8: mapping.nova.ip-types: duplicate type fixed (first at line 8)`,
-			`c.yaml:10: mapping.nova: unknown key "min-prefix-length" (allowed: enabled, ip-types, allowed-prefixes, allowed-next-hops, attributes)`,
+			`c.yaml:10: mapping.nova: unknown key "min-prefix-length" (allowed: enabled, ip-types, allowed-prefixes, allowed-next-hops, attributes, health)`,
 		}},
 		{"empty nova types", []string{"mapping:", "  nova: {enabled: true, ip-types: [], allowed-prefixes: [203.0.113.0/24]}"}, []string{
 			`c.yaml:6: mapping.nova.ip-types: want at least one of fixed, floating, got an empty list (to announce nothing, set enabled: false)`,
