@@ -367,7 +367,7 @@ func (t *HealthTrust) refuse(h *Health) string {
 		case c.Kind == CheckTCP && !ownHost(c.Address, false):
 			why = fmt.Sprintf("address %q: the host must be {ip} (the IP the check guards)", printable(clip(c.Address)))
 		case c.Kind == CheckHTTP && !ownHost(c.URL, true):
-			why = fmt.Sprintf("url %q: the host must be {ip} (the IP the check guards)", printable(clip(c.Shown(netip.Addr{}))))
+			why = fmt.Sprintf("url %q: the host must be {ip} (the IP the check guards)", printable(clip(withoutQuery(c.URL))))
 		case c.Interval < minInterval:
 			why = fmt.Sprintf("interval %s is shorter than the %s this source may use", c.Interval, minInterval)
 		}
@@ -411,4 +411,13 @@ func ownHost(s string, isURL bool) bool {
 	}
 	n, err := strconv.ParseUint(strings.TrimPrefix(port, ":"), 10, 16)
 	return strings.HasPrefix(port, ":") && err == nil && n > 0
+}
+
+// withoutQuery is an http check's URL as a reason shows it: without its
+// query and fragment, which may hold a secret (as Check.Shown).
+func withoutQuery(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i]
+	}
+	return u
 }
