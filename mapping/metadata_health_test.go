@@ -56,7 +56,7 @@ func TestParseMetadataHealth(t *testing.T) {
 		{"element level, every IP", nil,
 			`<vm><health><check type="tcp" address="{ip}:22"/></health><ip prefix="192.0.2.1"/><ip prefix="2001:db8::1"/></vm>`,
 			map[string]string{
-				"192.0.2.1/32":   "withdraw {tcp tcp {ip}:22 5s/2s 3/3 status=0 body= maint=}",
+				"192.0.2.1/32":    "withdraw {tcp tcp {ip}:22 5s/2s 3/3 status=0 body= maint=}",
 				"2001:db8::1/128": "withdraw {tcp tcp {ip}:22 5s/2s 3/3 status=0 body= maint=}",
 			}},
 		{"IP level replaces the element's", nil,
