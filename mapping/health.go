@@ -198,7 +198,12 @@ const (
 // health reads the value of a health key at the current level.
 func (p *fileParser) health(k, v *yaml.Node) {
 	h := &Health{File: p.r.File, Line: k.Line}
-	what := func() string { return p.what() + ": " + healthWhat }
+	what := func() string {
+		if p.name != "" {
+			return p.name // the key's full name
+		}
+		return p.what() + ": " + healthWhat
+	}
 	var checks, depref *yaml.Node
 	var dprefLine int
 	p.r.MapFunc(v, what,
@@ -621,8 +626,8 @@ func (m *Mapping) LookupVM(name, uuid string) (VM, bool) {
 // (package documentation, "Health checks and anycast"): the daemon's
 // config gives the operator's checks of the routes from metadata and Nova
 // this way (mapping.metadata.health.defaults, mapping.nova.health). file
-// is the file v is in and what names the key's parent in messages
-// ("mapping.nova"); each problem is reported at its line. The Health is
+// is the file v is in and what names the key in messages
+// ("mapping.nova.health"); each problem is reported at its line. The Health is
 // nil when there is a problem.
 func ParseHealthYAML(file, what string, k, v *yaml.Node) (*Health, fileerr.ErrorList) {
 	p := newFileParser(newBuilder(), file)

@@ -134,7 +134,7 @@ func (l *loader) novaSection(k, v *yaml.Node, n *Nova) {
 			l.attributes(v, what+".attributes", &n.Options.Attributes)
 		}},
 		yamlutil.Field{Key: "health", Do: func(k, v *yaml.Node) {
-			n.Options.Health = l.health(k, v, what)
+			n.Options.Health = l.health(k, v, what+".health")
 		}},
 	)...)
 	l.checkAllow(k, what, n.Enabled, &n.Allow, &tn)
