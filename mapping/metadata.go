@@ -93,8 +93,11 @@ func ParseMetadata(domain string, data []byte) (*Metadata, error) {
 // element or attribute, an attribute given twice, text inside the element,
 // a missing or invalid prefix, a reserved address, a value out of range,
 // an element without <ip>, a prefix listed twice or inside another, a next
-// hop of the other family. A DOCTYPE is refused. Invalid o.Defaults are a
-// problem too (check them once with Attributes.Validate).
+// hop of the other family, and in a <health> (Metadata.Health) every
+// problem a mapping file's health key can have. A DOCTYPE is refused.
+// Invalid o.Defaults are a problem too (check them once with
+// Attributes.Validate). Whether the checks may run is HealthTrust's
+// business.
 //
 // A nil *MetadataOptions gives no defaults.
 func (o *MetadataOptions) Parse(domain string, data []byte) (*Metadata, error) {
