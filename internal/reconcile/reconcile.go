@@ -629,6 +629,8 @@ func announcedAttrs(w Want) []slog.Attr {
 //   - "domain-gone": the domain no longer exists;
 //   - "domain-renamed" (new_name: the domain's name now);
 //   - "entry-mismatch": the domain no longer matches the mapping entry vm;
+//   - "health" (health_reason: the failing checks, or "starting"): a
+//     route with checks, of any source, of a domain that serves;
 //   - for a route from metadata: "source-changed" (the domain's routes
 //     come from another source now), "refused" (the claim is refused
 //     now: DomainRoutes.Refused says why), "unclaimed" (the metadata no
@@ -661,10 +663,7 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 			return append(out, slog.String("reason", "entry-mismatch"))
 		}
 		if _, serves := serving(d, *p); serves && st.drain == DrainNone {
-			if rh, ok := st.health[HealthKey{UUID: d.UUID, Prefix: have.Route.Prefix}]; ok && rh.Failing {
-				return append(out, slog.String("reason", "health"), slog.String("health_reason", rh.Reason))
-			}
-			return append(out, slog.String("reason", "health"), slog.String("health_reason", "starting"))
+			return append(out, st.healthReason(d, have.Route.Prefix)...)
 		}
 	} else {
 		dr := st.sources[d.UUID]
@@ -677,10 +676,22 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 		case slices.ContainsFunc(dr.Refused, func(r mapping.Refusal) bool { return r.Prefix == have.Route.Prefix }):
 			return append(out, slog.String("reason", "refused"))
 		case serves && st.drain == DrainNone:
+			if _, c := d.Claims.pick(); c != nil && c.Health[have.Route.Prefix] != nil {
+				return append(out, st.healthReason(d, have.Route.Prefix)...)
+			}
 			return append(out, slog.String("reason", "unclaimed"))
 		}
 	}
 	return append(out, slog.String("reason", d.State.String()), slog.String("state_reason", d.Reason))
+}
+
+// healthReason is the reason of the withdrawal of a route with checks of
+// a serving domain: its failing checks, or "starting".
+func (st *state) healthReason(d Domain, prefix netip.Prefix) []slog.Attr {
+	if rh, ok := st.health[HealthKey{UUID: d.UUID, Prefix: prefix}]; ok && rh.Failing {
+		return []slog.Attr{slog.String("reason", "health"), slog.String("health_reason", rh.Reason)}
+	}
+	return []slog.Attr{slog.String("reason", "health"), slog.String("health_reason", "starting")}
 }
 
 // reportSources puts the sources of a pass in force and logs what changed

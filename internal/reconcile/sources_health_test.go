@@ -4,8 +4,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/virtbgp/virtbgp/internal/testutil"
 	"github.com/virtbgp/virtbgp/mapping"
 )
 
@@ -132,5 +134,50 @@ func TestResolveNovaHealth(t *testing.T) {
 	}
 	if _, routes, health := Checked(d, m, &trust); len(routes) != 1 || health[p] != h {
 		t.Errorf("Checked = %v", routes)
+	}
+}
+
+// fakeHealth is a HealthSource whose verdicts the test sets.
+type fakeHealth struct {
+	mu      sync.Mutex
+	h       Health
+	changed chan struct{}
+}
+
+func (f *fakeHealth) Watch([]Domain, *mapping.Mapping, *Trust) {}
+func (f *fakeHealth) Health() Health {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.h
+}
+func (f *fakeHealth) Changed() <-chan struct{} { return f.changed }
+
+// set puts h in force and hints the reconciler.
+func (f *fakeHealth) set(h Health) {
+	f.mu.Lock()
+	f.h = h
+	f.mu.Unlock()
+	f.changed <- struct{}{}
+}
+
+// TestMetadataHealthWithdrawReason: a metadata route that its checks hold
+// back is announced when they pass and withdrawn when they fail, logged
+// with reason health and the checks' reason (not "unclaimed").
+func TestMetadataHealthWithdrawReason(t *testing.T) {
+	log, logs := testutil.Logger()
+	hs := &fakeHealth{changed: make(chan struct{}, 1)}
+	m1 := withClaims(dom("m1", uuidM1, StateRunning, "booted"),
+		metaClaim(t, "m1", `<vm><health><check type="agent"/></health><ip prefix="198.51.100.1"/></vm>`), nil)
+	m2 := withClaims(dom("m2", uuidM2, StateRunning, "booted"), claim("198.51.100.2/32"), nil)
+	h := start(t, Options{Policy: Policy{Trust: trust}, Log: log, Health: hs}, m1, m2)
+	h.wantPrefixes("198.51.100.2/32") // m1's: starting
+	key := HealthKey{UUID: uuidM1, Prefix: netip.MustParsePrefix("198.51.100.1/32")}
+	hs.set(Health{key: {}})
+	h.wantPrefixes("198.51.100.1/32", "198.51.100.2/32")
+	hs.set(Health{key: {Failing: true, Reason: "check agent down: no answer"}})
+	h.wantPrefixes("198.51.100.2/32")
+	want := `msg="route withdrawn" domain=m1 vm="" prefix=198.51.100.1/32 action=withdraw reason=health health_reason="check agent down: no answer"`
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, logs)
 	}
 }
