@@ -147,7 +147,7 @@ func showMetadata(dom *lv.Domain, name string, impact lv.DomainModificationImpac
 		fmt.Fprintln(stdout, strings.TrimRight(el, "\n"))
 	} else if m != nil {
 		for _, r := range m.Routes {
-			fmt.Fprintln(stdout, r)
+			fmt.Fprintln(stdout, routeLine(r, m.Health[r.Prefix]))
 		}
 	}
 	if perr != nil {
@@ -432,16 +432,7 @@ func (c *domainXMLCheck) routes(path, what, detail string, routes []mapping.Rout
 		fmt.Fprintf(stdout, "%s: %s%s: %d route(s) allowed, %d refused\n", path, what, detail, len(routes), len(refused))
 	}
 	for _, r := range routes {
-		h := health[r.Prefix]
-		if h == nil {
-			fmt.Fprintf(stdout, "  %s\n", r)
-			continue
-		}
-		names := make([]string, len(h.Checks))
-		for i, ck := range h.Checks {
-			names[i] = ck.Name
-		}
-		fmt.Fprintf(stdout, "  %s checks [%s] on-failure %s\n", r, strings.Join(names, " "), h.OnFailure)
+		fmt.Fprintf(stdout, "  %s\n", routeLine(r, health[r.Prefix]))
 	}
 	for _, r := range unannounced {
 		fmt.Fprintf(stdout, "  not announced: %s: %s\n", r.Prefix, r.Reason)
@@ -450,4 +441,17 @@ func (c *domainXMLCheck) routes(path, what, detail string, routes []mapping.Rout
 		fmt.Fprintf(stderr, "%s: %s: %s refused: %s\n", path, what, r.Prefix, r.Reason)
 	}
 	return len(refused) == 0
+}
+
+// routeLine is a route as the metadata commands print it, with the names
+// of its health checks and what their failure does.
+func routeLine(r mapping.Route, h *mapping.Health) string {
+	if h == nil {
+		return r.String()
+	}
+	names := make([]string, len(h.Checks))
+	for i, c := range h.Checks {
+		names[i] = c.Name
+	}
+	return fmt.Sprintf("%s checks [%s] on-failure %s", r, strings.Join(names, " "), h.OnFailure)
 }
