@@ -75,7 +75,6 @@ type Daemon struct {
 	mapPath            string // mapping.path
 	mapMax             int64  // mapping.max-bytes
 	maxWithdrawPercent int    // mapping.max-withdraw-percent
-	confirmAfter       time.Duration
 	// load reads and validates the mapping (mapping.LoadMax; tests
 	// replace it).
 	load func(path string, maxBytes int64) (*mapping.Mapping, error)
@@ -108,9 +107,8 @@ type Daemon struct {
 	drain         *drainer
 	manual        *manualRoutes
 	peersAdded    bool
-	held          *status.HeldReload // the reload held by the mass-withdraw guard
-	heldTimer     *time.Timer        // when held is applied without confirmation
-	watchState    status.Watch       // as the watcher last reported it
+	held          heldReload   // the reload held by the mass-withdraw guard
+	watchState    status.Watch // as the watcher last reported it
 }
 
 // New builds a daemon from a validated config and the mapping it names. It
@@ -129,7 +127,7 @@ func New(cfg *config.Config, m *mapping.Mapping, log *slog.Logger, opts Options)
 		mapPath:            cfg.Mapping.Path,
 		mapMax:             cfg.Mapping.MaxBytes,
 		maxWithdrawPercent: cfg.Mapping.MaxWithdrawPercent,
-		confirmAfter:       cfg.Mapping.WithdrawConfirmAfter,
+		held:               heldReload{after: cfg.Mapping.WithdrawConfirmAfter},
 		load:               mapping.LoadMax,
 		watchState:         status.Watch{State: "off"},
 		loadedAt:           time.Now(),
@@ -283,7 +281,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			}
 		case <-d.drain.timerC():
 			d.drain.finish(ctx)
-		case <-d.heldTimerC():
+		case <-d.held.C():
 			d.heldExpired(ctx)
 		case <-d.manual.timerC():
 			d.manual.expire(ctx, d.rec)

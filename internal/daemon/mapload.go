@@ -94,7 +94,7 @@ func (d *Daemon) skipLoad(digest string, ok bool, how loadHow) string {
 	}
 	switch digest {
 	case d.fileDigest:
-		if d.held != nil {
+		if d.held.cur != nil {
 			// Back to the files in force: nothing to confirm any more.
 			d.log.Info("mapping files match the mapping in force again; the held reload is dropped", "generation", d.generation)
 			d.dropHeld()
@@ -109,8 +109,8 @@ func (d *Daemon) skipLoad(digest string, ok bool, how loadHow) string {
 	case d.failedDigest:
 		return "mapping unchanged since the failed reload"
 	}
-	if d.held != nil && digest == d.held.Digest && !how.confirm {
-		return heldMessage(d.held)
+	if h := d.held.cur; h != nil && digest == h.Digest && !how.confirm {
+		return heldMessage(h)
 	}
 	return ""
 }
@@ -195,21 +195,12 @@ func (d *Daemon) withdrawals(ctx context.Context, m *mapping.Mapping) (withdraw,
 // hold records a reload held by the guard and arms its confirmation timer.
 // The same files held again keep their first time.
 func (d *Daemon) hold(digest string, withdraw, announced int) error {
-	if d.held == nil || d.held.Digest != digest {
-		d.dropHeld()
-		now := time.Now()
-		d.held = &status.HeldReload{Since: now, Withdraw: withdraw, Announced: announced, Digest: digest}
-		if after := d.confirmAfter; after > 0 {
-			d.held.ApplyAt = now.Add(after)
-			d.heldTimer = time.NewTimer(after)
-		}
-	}
-	d.held.Withdraw, d.held.Announced = withdraw, announced
+	h := d.held.hold(digest, withdraw, announced)
 	d.metrics.ReloadHeld(withdraw)
 	d.log.Warn("mapping reload held: it would withdraw too many routes",
 		"withdraw", withdraw, "announced", announced, "max_withdraw_percent", d.maxWithdrawPercent,
-		"apply_at", d.held.ApplyAt, "confirm", "virtbgp reload --force", "digest", digest)
-	return fmt.Errorf("%w: %s", ErrReloadHeld, heldMessage(d.held))
+		"apply_at", h.ApplyAt, "confirm", "virtbgp reload --force", "digest", digest)
+	return fmt.Errorf("%w: %s", ErrReloadHeld, heldMessage(h))
 }
 
 func heldMessage(h *status.HeldReload) string {
@@ -222,34 +213,21 @@ func heldMessage(h *status.HeldReload) string {
 
 // dropHeld forgets the held reload, if any.
 func (d *Daemon) dropHeld() {
-	if d.heldTimer != nil {
-		d.heldTimer.Stop()
-		d.heldTimer = nil
-	}
-	if d.held != nil {
-		d.held = nil
+	if d.held.drop() {
 		d.metrics.ReloadHeld(0)
 	}
-}
-
-// heldTimerC is the held reload's confirmation timer, nil if none.
-func (d *Daemon) heldTimerC() <-chan time.Time {
-	if d.heldTimer == nil {
-		return nil
-	}
-	return d.heldTimer.C
 }
 
 // heldExpired runs in the main loop when the held reload's files have been
 // in place for mapping.withdraw-confirm-after: it applies them, off the
 // loop, if they are still the same.
 func (d *Daemon) heldExpired(ctx context.Context) {
-	d.heldTimer = nil
-	if d.held == nil {
+	h := d.held.fired()
+	if h == nil {
 		return
 	}
-	digest := d.held.Digest
-	d.log.Warn("applying the held mapping reload: its files stayed unchanged", "digest", digest, "since", d.held.Since)
+	digest := h.Digest
+	d.log.Warn("applying the held mapping reload: its files stayed unchanged", "digest", digest, "since", h.Since)
 	go func() {
 		if _, err := d.loadMapping(ctx, loadHow{reread: true, confirm: true, onlyDigest: digest}); err != nil && ctx.Err() == nil {
 			d.log.Warn("cannot apply the held mapping reload", "error", err)

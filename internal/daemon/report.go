@@ -39,7 +39,7 @@ func (d *Daemon) ownFields(context.Context) (reportFields, error) {
 		contentDigest: d.contentDigest,
 		loadedAt:      d.loadedAt,
 		lastReload:    d.lastReload,
-		held:          heldCopy(d.held),
+		held:          heldCopy(d.held.cur),
 		watch:         watchCopy(d.watchState),
 		drainSince:    d.drain.since,
 		manual:        d.manual.list(),
