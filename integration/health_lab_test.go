@@ -50,13 +50,14 @@ const osGuestMetaConfig = `metadata:
 `
 
 // osGuestRefused is the element with a third IP whose exec check the trust
-// rules refuse (and an http check of another host would be refused too):
-// the other routes and their checks stay.
+// rules refuse, and a fourth whose tcp check the operator's types
+// (osGuestMetaConfig) refuse: the other routes and their checks stay.
 const osGuestRefused = `<vm>` +
 	`<health><check type="agent" interval="1s" timeout="900ms" rise="2" fall="3"/></health>` +
 	`<ip prefix="192.0.2.180"><health><check type="http" url="http://{ip}/health" body="ready" interval="1s" timeout="900ms" rise="2" fall="3"/></health></ip>` +
 	`<ip prefix="192.0.2.181"/>` +
-	`<ip prefix="192.0.2.182"><health><check type="exec" command="/usr/bin/touch /tmp/pwned"/></health></ip></vm>`
+	`<ip prefix="192.0.2.182"><health><check type="exec" command="/usr/bin/touch /tmp/pwned"/></health></ip>` +
+	`<ip prefix="192.0.2.183"><health><check type="tcp" address="{ip}:22"/></health></ip></vm>`
 
 // TestLabHealthOSGuest boots a guest with a real operating system (Debian's
 // kernel, busybox, qemu-ga; integration/lab OSGuest) on hvA, its virtio NIC
@@ -72,8 +73,9 @@ const osGuestRefused = `<vm>` +
 // by its owner (osGuestElement, set live after the boot), not from the
 // mapping file, which names no osg (TestHealthChecks tests the file's
 // checks, with the same code under them). A third IP
-// with an exec check is refused by the trust rules, reported in status,
-// and leaves the others' routes and checks as they are.
+// with an exec check is refused by the trust rules, a fourth with a tcp
+// check by the operator's mapping.metadata.health.types, both reported in
+// status, and the others' routes and checks stay as they are.
 func TestLabHealthOSGuest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -165,8 +167,9 @@ func TestLabHealthOSGuest(t *testing.T) {
 				if d.Name != "osg" {
 					continue
 				}
-				if d.Source != status.SourceMetadata || d.Problem != status.ProblemClaimsRefused || len(d.Refused) != 1 ||
-					d.Refused[0].Prefix != "192.0.2.182/32" || !strings.Contains(d.Refused[0].Reason, "exec checks are not allowed from metadata") {
+				if d.Source != status.SourceMetadata || d.Problem != status.ProblemClaimsRefused || len(d.Refused) != 2 ||
+					d.Refused[0].Prefix != "192.0.2.182/32" || !strings.Contains(d.Refused[0].Reason, "exec checks are not allowed from metadata") ||
+					d.Refused[1].Prefix != "192.0.2.183/32" || !strings.Contains(d.Refused[1].Reason, "type tcp is not allowed from metadata (the operator allows agent, http)") {
 					return fmt.Errorf("status of osg: %+v", d)
 				}
 				return nil
@@ -182,8 +185,8 @@ func TestLabHealthOSGuest(t *testing.T) {
 			}
 		}
 		log, _ := os.ReadFile(l.A.VirtbgpLogPath())
-		if n := strings.Count(string(log), `msg="route claim refused"`); n != 1 {
-			t.Errorf("%d \"route claim refused\" log lines, want 1 (once per change)", n)
+		if n := strings.Count(string(log), `msg="route claim refused"`); n != 2 {
+			t.Errorf("%d \"route claim refused\" log lines, want 2 (once per change)", n)
 		}
 		// The monitor runs the checks of the routes Resolve may announce:
 		// none of the refused one (the same status as the refusal).

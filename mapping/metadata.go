@@ -39,7 +39,7 @@ type Metadata struct {
 	// VM.Health: the <health> of its <ip>, else the element's, else
 	// MetadataOptions.Health. A route without checks is not in it (nil
 	// when none has). Whether the daemon runs the checks is
-	// MetadataHealthTrust's business.
+	// HealthTrust's business.
 	Health map[netip.Prefix]*Health
 
 	vm       attrs    // the element's own attributes
