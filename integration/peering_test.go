@@ -159,8 +159,8 @@ func TestOneSessionPerToRBothFamilies(t *testing.T) {
 	type want struct {
 		prefixes []netip.Prefix
 		asPath   []uint32
-		comms  []uint32
-		large  []mapping.LargeCommunity
+		comms    []uint32
+		large    []mapping.LargeCommunity
 	}
 	wants := map[string]want{
 		// BIRD's allow-list has only the /32 at first.

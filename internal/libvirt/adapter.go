@@ -39,6 +39,12 @@
 //     "postcopy" (the source during the switch-over or in post-copy);
 //   - MigrationNone otherwise.
 //
+// A running domain is MigrationLeaving while it is the source of a pre-copy
+// migration: from its first migration iteration event (QEMU's
+// MIGRATION_PASS) while its job's operation is migration_out, read again
+// every leavingRecheck (a failed or cancelled pre-copy sends no event on
+// the source).
+//
 // # libvirt traps this package avoids
 //
 //   - The *lv.Domain and *lv.Connect handed to callbacks are borrowed from
@@ -151,10 +157,16 @@ type Adapter struct {
 	up chan struct{}
 
 	// migMu guards incoming: UUIDs for which "Started Migrated" was seen
-	// and no later Resumed/Stopped/Started event. Never held across a
-	// libvirt call, so the event loop only ever waits for a map access.
+	// and no later Resumed/Stopped/Started event; leaving: UUIDs for which
+	// a migration iteration was seen (the source of a pre-copy) and no
+	// later Resumed/Stopped/Started event nor a read without an outgoing
+	// migration job; and rechecks, the leaving domains whose job is read
+	// again soon. Never held across a libvirt call, so the event loop only
+	// ever waits for a map access.
 	migMu    sync.Mutex
 	incoming map[string]bool
+	leaving  map[string]bool
+	rechecks map[string]bool
 
 	// meta caches the claims of the domains' metadata; nil when no
 	// metadata is read (WithMetadata).
@@ -184,6 +196,8 @@ func New(uri string, log *slog.Logger, opts ...Option) *Adapter {
 		resyncKick: make(chan struct{}, 1),
 		up:         make(chan struct{}),
 		incoming:   make(map[string]bool),
+		leaving:    make(map[string]bool),
+		rechecks:   make(map[string]bool),
 	}
 	for _, o := range opts {
 		o(a)
@@ -297,7 +311,7 @@ func (a *Adapter) connect() (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", a.uri, err)
 	}
-	s := &session{conn: conn, lifecycleID: -1, metadataID: -1, agentID: -1, dead: make(chan struct{}), handles: map[string]*lv.Domain{}}
+	s := &session{conn: conn, lifecycleID: -1, metadataID: -1, agentID: -1, migrationID: -1, dead: make(chan struct{}), handles: map[string]*lv.Domain{}}
 
 	if err := conn.SetKeepAlive(keepaliveInterval, keepaliveCount); err != nil {
 		if errors.Is(err, lv.ERR_NO_SUPPORT) {
@@ -315,7 +329,8 @@ func (a *Adapter) connect() (*session, error) {
 
 	// A migration that was in flight while we were away can no longer be
 	// told apart from an ordinary pause. Forget them before the callback
-	// can report new ones.
+	// can report new ones. (A domain still leaving is seen again at its
+	// next iteration.)
 	a.clearIncoming()
 
 	id, err := conn.DomainEventLifecycleRegister(nil, func(c *lv.Connect, d *lv.Domain, ev *lv.DomainEventLifecycle) {
@@ -355,6 +370,19 @@ func (a *Adapter) connect() (*session, error) {
 		default:
 			s.agentID = id
 		}
+	}
+
+	// The source of a pre-copy migration: the first iteration over the
+	// guest's memory starts it (QEMU's MIGRATION_PASS).
+	id, err = conn.DomainEventMigrationIterationRegister(nil, a.onMigrationIteration)
+	switch {
+	case errors.Is(err, lv.ERR_NO_SUPPORT):
+		a.log.Debug("migration iteration events not supported by this driver", "error", err)
+	case err != nil:
+		s.teardown(a.log)
+		return nil, fmt.Errorf("register migration iteration callback: %w", err)
+	default:
+		s.migrationID = id
 	}
 
 	// The peer may have gone away during the setup, before the close
@@ -438,6 +466,7 @@ type session struct {
 	lifecycleID int  // -1 when not registered
 	metadataID  int  // the metadata change callback; -1 when not registered
 	agentID     int  // the guest agent lifecycle callback; -1 when not registered
+	migrationID int  // the migration iteration callback; -1 when not registered
 	closeCB     bool // close callback registered
 
 	dead     chan struct{} // closed once the connection is known dead
@@ -540,6 +569,12 @@ func (s *session) teardown(log *slog.Logger) {
 			log.Debug("cannot deregister guest agent lifecycle callback", "error", err)
 		}
 		s.agentID = -1
+	}
+	if s.migrationID >= 0 {
+		if err := s.conn.DomainEventDeregister(s.migrationID); err != nil {
+			log.Debug("cannot deregister migration iteration callback", "error", err)
+		}
+		s.migrationID = -1
 	}
 	if s.closeCB {
 		// Also needed after the callback fired: libvirt runs the callback

@@ -51,8 +51,11 @@ func (a *Adapter) Domains(ctx context.Context) ([]reconcile.Domain, error) {
 			State:  mapState(r.state),
 			Reason: stateReason(r.state, r.reason),
 		}
-		if d.State == reconcile.StatePaused {
+		switch d.State {
+		case reconcile.StatePaused:
 			d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(r.reason), r.jobOperation)
+		case reconcile.StateRunning:
+			d.Migration = a.leavingRole(uuid, r.name, r.jobOperation)
 		}
 		claims, _, err := a.meta.claims(uuid, r.name, r.state, true, a.meta.counted(r.metadata), a.meta.counted(r.configMetadata))
 		if err != nil {
@@ -219,14 +222,18 @@ func (a *Adapter) readDomain(s *session, dom *lv.Domain, force bool) (reconcile.
 		State:  mapState(st),
 		Reason: stateReason(st, reason),
 	}
-	if d.State == reconcile.StatePaused {
-		d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(reason), func() (lv.DomainJobOperationType, bool) {
-			job, err := dom.GetJobStats(0)
-			if err != nil || !job.OperationSet {
-				return 0, false
-			}
-			return job.Operation, true
-		})
+	jobOperation := func() (lv.DomainJobOperationType, bool) {
+		job, err := dom.GetJobStats(0)
+		if err != nil || !job.OperationSet {
+			return 0, false
+		}
+		return job.Operation, true
+	}
+	switch d.State {
+	case reconcile.StatePaused:
+		d.Migration = a.migrationRole(uuid, lv.DomainPausedReason(reason), jobOperation)
+	case reconcile.StateRunning:
+		d.Migration = a.leavingRole(uuid, name, jobOperation)
 	}
 	claims, verify, err := a.meta.claims(uuid, name, st, force, live, config)
 	if err != nil {

@@ -162,6 +162,81 @@ func (a *Adapter) trackMigration(uuid string, ev lv.DomainEventType, detail int)
 	case lv.DOMAIN_EVENT_RESUMED, lv.DOMAIN_EVENT_STOPPED, lv.DOMAIN_EVENT_UNDEFINED:
 		delete(a.incoming, uuid)
 	}
+	switch ev {
+	case lv.DOMAIN_EVENT_STARTED, lv.DOMAIN_EVENT_RESUMED, lv.DOMAIN_EVENT_STOPPED, lv.DOMAIN_EVENT_UNDEFINED:
+		delete(a.leaving, uuid)
+	}
+}
+
+// onMigrationIteration is the migration iteration callback: QEMU starts a
+// pass over the guest's memory, on the source of a pre-copy migration (the
+// first pass starts it). It marks the domain leaving and offers a hint;
+// the read that follows confirms it with the domain's job (leavingRole).
+// On libvirt's event loop: no RPC, no blocking.
+func (a *Adapter) onMigrationIteration(_ *lv.Connect, d *lv.Domain, ev *lv.DomainEventMigrationIteration) {
+	uuid, err := d.GetUUIDString()
+	if err != nil {
+		a.requestResync(resyncLost)
+		return
+	}
+	name, _ := d.GetName()
+	a.markLeaving(strings.ToLower(uuid), name, ev.Iteration)
+}
+
+// markLeaving marks a domain leaving at a migration iteration, and offers
+// a hint at the first one.
+func (a *Adapter) markLeaving(uuid, name string, iteration int) {
+	a.migMu.Lock()
+	first := !a.leaving[uuid]
+	a.leaving[uuid] = true
+	a.migMu.Unlock()
+	if !first {
+		return // already leaving: nothing changes
+	}
+	a.offer(reconcile.Hint{UUID: uuid, Name: name, Event: fmt.Sprintf("Migration Iteration %d", iteration), At: timeNow()})
+	a.log.Debug("domain event", "domain", name, "uuid", uuid, "event", "Migration Iteration", "iteration", iteration)
+}
+
+// leavingRecheck is how often the job of a leaving domain is read again: a
+// pre-copy that fails or is cancelled before its switch-over sends no
+// event on the source.
+const leavingRecheck = time.Second
+
+// leavingRole tells whether a running domain is leaving: the source of a
+// pre-copy migration in progress. A domain marked leaving by an iteration
+// event is confirmed by its job (jobOperation, one RPC, made only for a
+// domain so marked): while the job is an outgoing migration it is
+// MigrationLeaving and read again after leavingRecheck; once not, it is
+// no longer marked.
+func (a *Adapter) leavingRole(uuid, name string, jobOperation func() (lv.DomainJobOperationType, bool)) reconcile.Migration {
+	a.migMu.Lock()
+	marked := a.leaving[uuid]
+	a.migMu.Unlock()
+	if !marked {
+		return reconcile.MigrationNone
+	}
+	if op, ok := jobOperation(); !ok || op != lv.DOMAIN_JOB_OPERATION_MIGRATION_OUT {
+		a.migMu.Lock()
+		delete(a.leaving, uuid)
+		a.migMu.Unlock()
+		return reconcile.MigrationNone
+	}
+	a.migMu.Lock()
+	arm := !a.rechecks[uuid]
+	a.rechecks[uuid] = true
+	a.migMu.Unlock()
+	if arm {
+		time.AfterFunc(leavingRecheck, func() {
+			a.migMu.Lock()
+			delete(a.rechecks, uuid)
+			still := a.leaving[uuid]
+			a.migMu.Unlock()
+			if still {
+				a.offer(reconcile.Hint{UUID: uuid, Name: name, Event: "Migration Check", At: timeNow()})
+			}
+		})
+	}
+	return reconcile.MigrationLeaving
 }
 
 func (a *Adapter) incomingMigration(uuid string) bool {
@@ -174,6 +249,7 @@ func (a *Adapter) clearIncoming() {
 	a.migMu.Lock()
 	defer a.migMu.Unlock()
 	clear(a.incoming)
+	clear(a.leaving)
 }
 
 // eventText renders a lifecycle event as "Type Detail", for example

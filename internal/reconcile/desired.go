@@ -34,8 +34,10 @@ type Want struct {
 	VM     string // mapping key
 	Domain string // libvirt domain name
 	UUID   string // libvirt domain UUID
-	// Why says which rule selected the route: "running", "standby" (incoming
-	// migration), "switchover" (outgoing migration), "paused-keep".
+	// Why says which rule selected the route: "running", "leaving" (an
+	// anycast route of a running domain migrating out), "standby"
+	// (incoming migration), "switchover" (outgoing migration),
+	// "paused-keep".
 	Why string
 	// Source is where the route comes from: SourceFile (VM is the entry),
 	// SourceMetadata or SourceNova.
@@ -48,7 +50,10 @@ type Want struct {
 
 // Reasons a route is wanted.
 const (
-	WhyRunning    = "running"
+	WhyRunning = "running"
+	// WhyLeaving: an anycast route of a domain that runs here and is
+	// migrating out (pre-copy), announced with SwitchoverPrepend.
+	WhyLeaving    = "leaving"
 	WhyStandby    = "standby"
 	WhySwitchover = "switchover"
 	WhyPausedKeep = "paused-keep"
@@ -91,6 +96,8 @@ func Desired(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Ro
 func rank(why string) int {
 	switch why {
 	case WhyRunning:
+		return 4
+	case WhyLeaving:
 		return 3
 	case WhyPausedKeep:
 		return 2

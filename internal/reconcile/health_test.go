@@ -62,6 +62,20 @@ func TestDesiredHealth(t *testing.T) {
 			Health{{uuidC, c52}: down}, map[netip.Prefix]want{}},
 		{"a stopped domain is not announced, whatever its health", []Domain{dom("web-c", uuidC, StateOff, "")},
 			Health{{uuidC, c52}: up}, map[netip.Prefix]want{}},
+		// Migrating out (pre-copy): its anycast IP gets the switch-over
+		// prepend, so the ToRs prefer other members before the guest
+		// pauses; its other IPs stay as they are (make-before-break).
+		{"a member leaving: its anycast IP depreferenced, its other IP not", []Domain{leaving(a)},
+			Health{{uuidA, any}: up, {uuidA, a51}: up},
+			map[netip.Prefix]want{any: {"web-a", HealthUp, 0, SwitchoverPrepend}, a51: {"web-a", HealthUp, 0, 0}}},
+		{"a member leaving loses the anycast IP to a local one staying", []Domain{leaving(a), b},
+			Health{{uuidA, any}: up, {uuidA, a51}: up, {uuidB, any}: up},
+			map[netip.Prefix]want{any: {"web-b", HealthUp, 0, 0}, a51: {"web-a", HealthUp, 0, 0}}},
+		{"a leaving member beats a failing one", []Domain{leaving(a), b},
+			Health{{uuidA, any}: up, {uuidA, a51}: up, {uuidB, any}: down},
+			map[netip.Prefix]want{any: {"web-a", HealthUp, 0, SwitchoverPrepend}, a51: {"web-a", HealthUp, 0, 0}}},
+		{"a non-anycast IP of a leaving domain stays", []Domain{leaving(c)},
+			Health{{uuidC, c52}: up}, map[netip.Prefix]want{c52: {"web-c", HealthUp, 0, 0}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,7 +92,11 @@ func TestDesiredHealth(t *testing.T) {
 				if g.Route.MED != nil {
 					med = *g.Route.MED
 				}
-				if g.Domain != w.domain || g.Health != w.health || med != w.med || g.Route.ASPathPrepend != w.prepend {
+				wantWhy := WhyRunning
+				if w.prepend == SwitchoverPrepend {
+					wantWhy = WhyLeaving
+				}
+				if g.Domain != w.domain || g.Health != w.health || med != w.med || g.Route.ASPathPrepend != w.prepend || (w.health == HealthUp && g.Why != wantWhy) {
 					t.Errorf("%s: got domain %s health %s med %d prepend %d, want %+v", p, g.Domain, g.Health, med, g.Route.ASPathPrepend, w)
 				}
 				if w.health == HealthFailing && (len(g.Route.Communities) != 1 || g.Route.Communities[0] != 65001<<16|666 || g.HealthReason != down.Reason) {
@@ -87,6 +105,12 @@ func TestDesiredHealth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// leaving is d migrating out, still running here.
+func leaving(d Domain) Domain {
+	d.Migration = MigrationLeaving
+	return d
 }
 
 // TestResolveAnycastKeepsHolder: between two healthy members of equal

@@ -190,6 +190,10 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Ro
 					if !ok {
 						continue
 					}
+					why := why
+					if why == WhyRunning && d.Migration == MigrationLeaving && vm.Anycast[r.Prefix] {
+						why = WhyLeaving
+					}
 					res.add(Want{Route: adjust(r, why, p), VM: key, Domain: d.Name, UUID: d.UUID, Why: why, Source: SourceFile,
 						Health: hstate, HealthReason: hreason}, prev[r.Prefix])
 				}
@@ -418,7 +422,7 @@ func adjust(r mapping.Route, why string, p Policy) mapping.Route {
 	case WhyStandby:
 		r = r.Clone()
 		r.ASPathPrepend = addPrepend(r.ASPathPrepend, p.StandbyPrepend)
-	case WhySwitchover:
+	case WhySwitchover, WhyLeaving:
 		r = r.Clone()
 		r.ASPathPrepend = addPrepend(r.ASPathPrepend, SwitchoverPrepend)
 	}

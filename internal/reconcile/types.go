@@ -38,15 +38,16 @@ type Domain struct {
 	// Reason is libvirt's state reason in words ("booted", "migration",
 	// "user", ...), for logs and status.
 	Reason string
-	// Migration is the domain's role in a migration in progress, for a
-	// paused domain; MigrationNone otherwise.
+	// Migration is the domain's role in a migration in progress: for a
+	// paused domain, or MigrationLeaving for a running one; MigrationNone
+	// otherwise.
 	Migration Migration
 	// Claims is what the domain's live metadata claims (nil: nothing, or
 	// metadata is not read). Shared and never modified.
 	Claims *Claims
 }
 
-// Migration is a paused domain's role in a live migration.
+// Migration is a domain's role in a live migration.
 type Migration int
 
 // The migration roles.
@@ -63,6 +64,13 @@ const (
 	MigrationOutgoing
 	// MigrationFailed: post-copy failed; the guest runs nowhere.
 	MigrationFailed
+	// MigrationLeaving: this host is the source of a pre-copy migration
+	// in progress and the guest still runs here (a migration iteration
+	// event was seen and the domain's job is an outgoing migration). Its
+	// routes stay as they are, but for anycast ones, which are
+	// depreferenced so that the ToRs move the anycast traffic to the
+	// other members before the guest pauses for the switch-over.
+	MigrationLeaving
 )
 
 func (m Migration) String() string {
@@ -73,6 +81,8 @@ func (m Migration) String() string {
 		return "outgoing"
 	case MigrationFailed:
 		return "postcopy-failed"
+	case MigrationLeaving:
+		return "leaving"
 	}
 	return "none"
 }
