@@ -83,8 +83,10 @@ func (p *metaParser) health(se xml.StartElement, at pos, end int, owner string) 
 		case xml.StartElement:
 			tat, tend := p.at, p.end
 			switch {
-			case t.Name.Space != se.Name.Space:
+			case t.Name.Space != se.Name.Space || t.Name.Local != "check" && t.Name.Local != "depreference":
 				bad(tat, "unknown element <%s> (want <check> or <depreference>%s)", clip(qname(t.Name)), nsNote(se.Name.Space))
+				p.skip()
+				continue
 			case t.Name.Local == "check":
 				n++
 				cwhat := what + ": check[" + strconv.Itoa(n) + "]"
@@ -108,8 +110,6 @@ func (p *metaParser) health(se xml.StartElement, at pos, end int, owner string) 
 				if !p.depreference(t, tat, tend, &h.Depreference, what+": depreference") {
 					good = false
 				}
-			default:
-				bad(tat, "unknown element <%s> (want <check> or <depreference>)", clip(qname(t.Name)))
 			}
 			p.inside(what)
 		case xml.CharData:
