@@ -75,6 +75,8 @@ type lab struct {
 	d          *daemon.Daemon
 	lvconn     *lv.Connect // a second libvirt connection, as an operator's virsh
 	dir        string
+	// mappingExtra is YAML under the config's mapping section.
+	mappingExtra string
 }
 
 var (
@@ -92,9 +94,17 @@ func startLab(t *testing.T, mappingText string, extraConfig ...string) *lab {
 // startLabURI is startLab on the libvirt at uri.
 func startLabURI(t *testing.T, uri, mappingText string, extraConfig ...string) *lab {
 	t.Helper()
+	return startLabSources(t, uri, mappingText, "", extraConfig...)
+}
+
+// startLabSources is startLabURI with mappingExtra, YAML indented by two
+// spaces, under the config's mapping section (mapping.metadata,
+// mapping.nova).
+func startLabSources(t *testing.T, uri, mappingText, mappingExtra string, extraConfig ...string) *lab {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	l := &lab{ctx: ctx, dir: t.TempDir(), uri: uri}
+	l := &lab{ctx: ctx, dir: t.TempDir(), uri: uri, mappingExtra: mappingExtra}
 
 	var err error
 	l.ebgp, err = bgptest.Start(ctx, bgptest.Config{ASN: torASN, RouterID: "10.255.0.1", Listen: []string{"127.0.0.1", "::1"}, Log: logger(t)},
@@ -141,10 +151,10 @@ bgp:
     - {address: 127.0.0.2, port: %d, asn: %d, families: [ipv4], hold-time: %ds, local-address: 127.0.0.1}
 mapping:
   path: mapping.yaml
-resync-interval: 1m
+%sresync-interval: 1m
 state-dir: state
 control: {socket: ctl/control.sock}
-`, l.uri, ourASN, l.ebgp.Port, torASN, l.ebgp.Port, torASN, l.ibgp.Port, ourASN, ibgpHold)
+`, l.uri, ourASN, l.ebgp.Port, torASN, l.ebgp.Port, torASN, l.ibgp.Port, ourASN, ibgpHold, l.mappingExtra)
 }
 
 // startDaemon starts a daemon from the lab's config file and waits until

@@ -6,11 +6,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	vblab "github.com/virtbgp/virtbgp/integration/lab"
+	"github.com/virtbgp/virtbgp/internal/control"
+	"github.com/virtbgp/virtbgp/internal/health"
+	"github.com/virtbgp/virtbgp/internal/status"
 )
 
 // The OS guest's network: a bridge in hvA's namespace and the guest's
@@ -28,20 +32,32 @@ const (
 	labRise     = 2
 )
 
-// osGuestMapping maps the OS guest's address with an HTTP check of its
-// busybox httpd, and a second IP with an agent check of its qemu-ga. The
-// timeouts are generous: the guest runs under TCG on a shared machine.
-const osGuestMapping = `version: 1
-vms:
-  osg:
-    ips:
-      - prefix: 192.0.2.180
-        health:
-          checks: [{type: http, url: "http://{ip}/health", body: ready, interval: 1s, timeout: 900ms, rise: 2, fall: 3}]
-      - prefix: 192.0.2.181
-        health:
-          checks: [{type: agent, interval: 1s, timeout: 900ms, rise: 2, fall: 3}]
+// osGuestElement is the guest's virtbgp metadata element, the same
+// declared by the VM's owner: the HTTP check of 192.0.2.180 in its <ip>,
+// the agent check of 192.0.2.181 at element level (a check per IP
+// replaces the element's, as in a mapping file).
+const osGuestElement = `<vm>` +
+	`<health><check type="agent" interval="1s" timeout="900ms" rise="2" fall="3"/></health>` +
+	`<ip prefix="192.0.2.180"><health><check type="http" url="http://{ip}/health" body="ready" interval="1s" timeout="900ms" rise="2" fall="3"/></health></ip>` +
+	`<ip prefix="192.0.2.181"/></vm>`
+
+// osGuestMetaConfig is mapping.metadata of hvA's virtbgp when the guest's
+// checks come from its element.
+const osGuestMetaConfig = `metadata:
+  enabled: true
+  allowed-prefixes: [192.0.2.0/24]
+  health: {types: [agent, http], min-interval: 1s, max-checks: 2}
 `
+
+// osGuestRefused is the element with a third IP whose exec check the trust
+// rules refuse, and a fourth whose tcp check the operator's types
+// (osGuestMetaConfig) refuse: the other routes and their checks stay.
+const osGuestRefused = `<vm>` +
+	`<health><check type="agent" interval="1s" timeout="900ms" rise="2" fall="3"/></health>` +
+	`<ip prefix="192.0.2.180"><health><check type="http" url="http://{ip}/health" body="ready" interval="1s" timeout="900ms" rise="2" fall="3"/></health></ip>` +
+	`<ip prefix="192.0.2.181"/>` +
+	`<ip prefix="192.0.2.182"><health><check type="exec" command="/usr/bin/touch /tmp/pwned"/></health></ip>` +
+	`<ip prefix="192.0.2.183"><health><check type="tcp" address="{ip}:22"/></health></ip></vm>`
 
 // TestLabHealthOSGuest boots a guest with a real operating system (Debian's
 // kernel, busybox, qemu-ga; integration/lab OSGuest) on hvA, its virtio NIC
@@ -52,6 +68,14 @@ vms:
 // process is frozen (SIGSTOP: virsh suspend would stop the domain, which
 // withdraws anyway); and that the agent check's route goes when qemu-ga is
 // stopped in the guest.
+//
+// The checks come from the guest's virtbgp metadata element, written
+// by its owner (osGuestElement, set live after the boot), not from the
+// mapping file, which names no osg (TestHealthChecks tests the file's
+// checks, with the same code under them). A third IP
+// with an exec check is refused by the trust rules, a fourth with a tcp
+// check by the operator's mapping.metadata.health.types, both reported in
+// status, and the others' routes and checks stay as they are.
 func TestLabHealthOSGuest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -66,10 +90,10 @@ func TestLabHealthOSGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	mp := filepath.Join(t.TempDir(), "mapping.yaml")
-	if err := os.WriteFile(mp, []byte(osGuestMapping), 0o644); err != nil {
+	if err := os.WriteFile(mp, []byte("version: 1\nvms: {}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.A.StartVirtbgp(ctx, vblab.VirtbgpConfig{Mapping: mp, LogLevel: "info",
+	if err := l.A.StartVirtbgp(ctx, vblab.VirtbgpConfig{Mapping: mp, LogLevel: "info", MappingExtra: osGuestMetaConfig,
 		Peers: []netip.Addr{vblab.BIRDv4, vblab.FRRv4}}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +103,7 @@ func TestLabHealthOSGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("OS guest booted, agent answering, in %v", time.Since(t0).Round(time.Millisecond))
+	metaVirsh(ctx, t, l.A, "osg", "--set", osGuestElement, "--live")
 	waitToRs(ctx, t, l, osGuestRoute, true, "the HTTP check passes")
 	waitToRs(ctx, t, l, osAgentRoute, true, "the agent check passes")
 
@@ -127,6 +152,55 @@ func TestLabHealthOSGuest(t *testing.T) {
 		t.Logf("service frozen to withdrawn: %v", took.Round(time.Millisecond))
 		exec("killall", "-CONT", "httpd")
 		waitToRs(ctx, t, l, osGuestRoute, true, "httpd thawed")
+	})
+	t.Run("a refused check: status says why, the others stay", func(t *testing.T) {
+		metaVirsh(ctx, t, l.A, "osg", "--set", osGuestRefused, "--live")
+		ctl := control.Client{Path: l.A.VirtbgpSocket()}
+		var checks []health.CheckStatus
+		err := vblab.Eventually(ctx, 50*time.Millisecond, func(ctx context.Context) error {
+			r, err := ctl.Status(ctx)
+			if err != nil {
+				return err
+			}
+			checks = r.Health
+			for _, d := range r.Domains {
+				if d.Name != "osg" {
+					continue
+				}
+				if d.Source != status.SourceMetadata || d.Problem != status.ProblemClaimsRefused || len(d.Refused) != 2 ||
+					d.Refused[0].Prefix != "192.0.2.182/32" || !strings.Contains(d.Refused[0].Reason, "exec checks are not allowed from metadata") ||
+					d.Refused[1].Prefix != "192.0.2.183/32" || !strings.Contains(d.Refused[1].Reason, "type tcp is not allowed from metadata (the operator allows agent, http)") {
+					return fmt.Errorf("status of osg: %+v", d)
+				}
+				return nil
+			}
+			return fmt.Errorf("no osg in status")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []netip.Prefix{osGuestRoute, osAgentRoute} {
+			if !announced(ctx, t, l, p) {
+				t.Errorf("%s went with the refusal of another IP", p)
+			}
+		}
+		log, _ := os.ReadFile(l.A.VirtbgpLogPath())
+		if n := strings.Count(string(log), `msg="route claim refused"`); n != 2 {
+			t.Errorf("%d \"route claim refused\" log lines, want 2 (once per change)", n)
+		}
+		// The monitor runs the checks of the routes Resolve may announce:
+		// none of the refused one (the same status as the refusal).
+		var running []string
+		for _, c := range checks {
+			running = append(running, c.IP.String()+" "+c.Check)
+		}
+		slices.Sort(running)
+		if want := []string{"192.0.2.180 http", "192.0.2.181 agent"}; !slices.Equal(running, want) {
+			t.Errorf("checks running %q, want %q", running, want)
+		}
+		if _, err := os.Stat("/tmp/pwned"); err == nil {
+			t.Errorf("the refused exec check ran")
+		}
 	})
 	t.Run("agent stopped: agent check fails", func(t *testing.T) {
 		if _, _, err := l.A.GuestExec(ctx, "osg", true, "/bin/killall", "qemu-ga"); err != nil {

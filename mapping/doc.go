@@ -120,7 +120,11 @@
 // caller's attributes. Both are strict, and report every problem with its
 // line and column (a MetadataErrorList). Allow is what the operator lets
 // such a source claim: the routes outside its pools are refused, as
-// Refusal values. docs/metadata.md describes the element.
+// Refusal values. The element's <health> has the health key's vocabulary
+// and rules (Metadata.Health); HealthTrust is what the operator lets its
+// checks be (no exec, no maintenance file, targets on {ip} only, bounded),
+// and refuses the other routes the same way. docs/metadata.md describes
+// the element.
 //
 // # Use
 //

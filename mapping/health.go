@@ -2,16 +2,19 @@ package mapping
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/virtbgp/virtbgp/fileerr"
 	"github.com/virtbgp/virtbgp/internal/yamlutil"
 )
 
@@ -195,7 +198,12 @@ const (
 // health reads the value of a health key at the current level.
 func (p *fileParser) health(k, v *yaml.Node) {
 	h := &Health{File: p.r.File, Line: k.Line}
-	what := func() string { return p.what() + ": " + healthWhat }
+	what := func() string {
+		if p.name != "" {
+			return p.name // the key's full name
+		}
+		return p.what() + ": " + healthWhat
+	}
 	var checks, depref *yaml.Node
 	var dprefLine int
 	p.r.MapFunc(v, what,
@@ -299,135 +307,198 @@ func (p *fileParser) depreference(h *Health, n *yaml.Node, what func() string) {
 
 // check reads one item of checks.
 func (p *fileParser) check(n *yaml.Node, what func() string) (Check, bool) {
-	c := Check{Line: n.Line, Interval: DefaultCheckInterval, Rise: DefaultCheckRise, Fall: DefaultCheckFall}
-	errs := len(p.r.Errs)
-	var kindNode, timeoutNode, statusNode, bodyNode, addrNode, urlNode, cmdNode *yaml.Node
-	str := func(v *yaml.Node, key string) string {
-		s, _ := p.r.String(v, what()+": "+key)
-		return s
+	in := checkIn[*yaml.Node]{whole: n, line: n.Line}
+	str := func(f *field[*yaml.Node, string], key string) func(_, v *yaml.Node) {
+		return func(_, v *yaml.Node) {
+			f.at, f.set = v, true
+			f.v, f.ok = p.r.String(v, what()+": "+key)
+		}
 	}
-	dur := func(v *yaml.Node, key string) (time.Duration, bool) {
-		s, ok := p.r.String(v, what()+": "+key)
-		if !ok {
+	count := func(f *field[*yaml.Node, int], key string, lo, hi uint64) func(_, v *yaml.Node) {
+		return func(_, v *yaml.Node) {
+			f.at, f.set = v, true
+			var m uint64
+			m, f.ok = p.r.Uint(v, what()+": "+key, lo, hi)
+			f.v = int(m)
+		}
+	}
+	p.r.MapFunc(n, what,
+		yamlutil.Field{Key: "type", Do: str(&in.kind, "type")},
+		yamlutil.Field{Key: "name", Do: str(&in.name, "name")},
+		yamlutil.Field{Key: "address", Do: str(&in.address, "address")},
+		yamlutil.Field{Key: "url", Do: str(&in.url, "url")},
+		yamlutil.Field{Key: "status", Do: count(&in.status, "status", minStatus, maxStatus)},
+		yamlutil.Field{Key: "body", Do: str(&in.body, "body")},
+		yamlutil.Field{Key: "command", Do: func(_, v *yaml.Node) {
+			in.command.at, in.command.set, in.command.ok = v, true, true
+			for _, it := range p.r.Seq(v, what()+": command") {
+				if s, ok := p.r.String(it, what()+": command"); ok {
+					in.command.v = append(in.command.v, s)
+				} else {
+					in.command.ok = false
+				}
+			}
+		}},
+		yamlutil.Field{Key: "interval", Do: str(&in.interval, "interval")},
+		yamlutil.Field{Key: "timeout", Do: str(&in.timeout, "timeout")},
+		yamlutil.Field{Key: "rise", Do: count(&in.rise, "rise", 1, maxRiseFall)},
+		yamlutil.Field{Key: "fall", Do: count(&in.fall, "fall", 1, maxRiseFall)},
+		yamlutil.Field{Key: "maintenance", Do: str(&in.maintenance, "maintenance")},
+	)
+	if n.Kind != yaml.MappingNode {
+		return Check{}, false
+	}
+	return in.build(what(), func(v *yaml.Node, format string, args ...any) { p.r.Errorf(v, format, args...) }, yamlutil.Describe)
+}
+
+// The ranges of a check's numbers.
+const (
+	minStatus = 100
+	maxStatus = 599
+)
+
+// field is one key of a check as a reader found it: where (L: a YAML
+// node, a position in an XML element), its value, whether the key is
+// given, and whether its value is of the right type (a reader reports
+// a wrong type itself).
+type field[L, T any] struct {
+	at      L
+	v       T
+	set, ok bool
+}
+
+// checkIn is one check as a reader (a mapping file's YAML, the metadata
+// element's attributes) found its keys: what build turns into a Check by
+// the rules both share.
+type checkIn[L any] struct {
+	whole                                                          L   // the check itself, for the problems of no one key
+	line                                                           int // its line
+	kind, name, address, url, body, maintenance, interval, timeout field[L, string]
+	status, rise, fall                                             field[L, int]
+	command                                                        field[L, []string]
+}
+
+// build checks the keys of in and returns the check, with the defaults
+// filled in, and whether it has no problem. Each problem is reported with
+// errorf at the key it is about, after what; describe renders a value's
+// node in a message.
+func (in *checkIn[L]) build(what string, errorf func(at L, format string, args ...any), describe func(L) string) (Check, bool) {
+	c := Check{Line: in.line, Interval: DefaultCheckInterval, Rise: DefaultCheckRise, Fall: DefaultCheckFall}
+	good := true
+	bad := func(at L, format string, args ...any) {
+		errorf(at, what+": "+format, args...)
+		good = false
+	}
+	for _, f := range []*field[L, string]{&in.kind, &in.name, &in.address, &in.url, &in.body, &in.maintenance, &in.interval, &in.timeout} {
+		good = good && (!f.set || f.ok)
+	}
+	for _, f := range []*field[L, int]{&in.status, &in.rise, &in.fall} {
+		good = good && (!f.set || f.ok)
+	}
+	good = good && (!in.command.set || in.command.ok)
+	dur := func(f *field[L, string], key string) (time.Duration, bool) {
+		if !f.set || !f.ok {
 			return 0, false
 		}
-		d, err := time.ParseDuration(s)
+		d, err := time.ParseDuration(f.v)
 		if err != nil || d < minCheckInterval || d > maxCheckInterval {
-			p.r.Errorf(v, "%s: %s: want a duration from 100ms to 1h like \"1s\", got %s", what(), key, yamlutil.Describe(v))
+			bad(f.at, "%s: want a duration from 100ms to 1h like \"1s\", got %s", key, describe(f.at))
 			return 0, false
 		}
 		return d, true
 	}
-	count := func(v *yaml.Node, key string) int {
-		m, _ := p.r.Uint(v, what()+": "+key, 1, maxRiseFall)
-		return int(m)
+	if in.name.set && in.name.ok {
+		c.Name = in.name.v
+		if c.Name != "" && !validCheckName(c.Name) {
+			bad(in.name.at, "name: want letters, digits, '-', '_' or '.', got %s", describe(in.name.at))
+		}
 	}
-	p.r.MapFunc(n, what,
-		yamlutil.Field{Key: "type", Do: func(_, v *yaml.Node) { kindNode = v }},
-		yamlutil.Field{Key: "name", Do: func(_, v *yaml.Node) {
-			c.Name = str(v, "name")
-			if c.Name != "" && !validCheckName(c.Name) {
-				p.r.Errorf(v, "%s: name: want letters, digits, '-', '_' or '.', got %s", what(), yamlutil.Describe(v))
-			}
-		}},
-		yamlutil.Field{Key: "address", Do: func(_, v *yaml.Node) { addrNode = v }},
-		yamlutil.Field{Key: "url", Do: func(_, v *yaml.Node) { urlNode = v }},
-		yamlutil.Field{Key: "status", Do: func(_, v *yaml.Node) { statusNode = v }},
-		yamlutil.Field{Key: "body", Do: func(_, v *yaml.Node) { bodyNode = v }},
-		yamlutil.Field{Key: "command", Do: func(_, v *yaml.Node) { cmdNode = v }},
-		yamlutil.Field{Key: "interval", Do: func(_, v *yaml.Node) {
-			if d, ok := dur(v, "interval"); ok {
-				c.Interval = d
-			}
-		}},
-		yamlutil.Field{Key: "timeout", Do: func(_, v *yaml.Node) { timeoutNode = v }},
-		yamlutil.Field{Key: "rise", Do: func(_, v *yaml.Node) { c.Rise = count(v, "rise") }},
-		yamlutil.Field{Key: "fall", Do: func(_, v *yaml.Node) { c.Fall = count(v, "fall") }},
-		yamlutil.Field{Key: "maintenance", Do: func(_, v *yaml.Node) {
-			c.Maintenance = str(v, "maintenance")
-			if c.Maintenance != "" && (!filepath.IsAbs(c.Maintenance) || strings.ContainsRune(c.Maintenance, 0)) {
-				p.r.Errorf(v, "%s: maintenance: want an absolute file path, got %s", what(), yamlutil.Describe(v))
-			}
-		}},
-	)
-	if n.Kind != yaml.MappingNode {
+	if d, ok := dur(&in.interval, "interval"); ok {
+		c.Interval = d
+	}
+	if in.rise.set && in.rise.ok {
+		c.Rise = in.rise.v
+	}
+	if in.fall.set && in.fall.ok {
+		c.Fall = in.fall.v
+	}
+	if in.maintenance.set && in.maintenance.ok {
+		c.Maintenance = in.maintenance.v
+		if c.Maintenance != "" && (!filepath.IsAbs(c.Maintenance) || strings.ContainsRune(c.Maintenance, 0)) {
+			bad(in.maintenance.at, "maintenance: want an absolute file path, got %s", describe(in.maintenance.at))
+		}
+	}
+	if !in.kind.set {
+		errorf(in.whole, "%s: missing \"type\" (agent, tcp, http or exec)", what)
 		return c, false
 	}
-	if kindNode == nil {
-		p.r.Errorf(n, "%s: missing \"type\" (agent, tcp, http or exec)", what())
+	if !in.kind.ok {
 		return c, false
 	}
-	switch k := CheckKind(str(kindNode, "type")); k {
+	switch k := CheckKind(in.kind.v); k {
 	case CheckAgent, CheckTCP, CheckHTTP, CheckExec:
 		c.Kind = k
 	default:
-		p.r.Errorf(kindNode, "%s: type: want agent, tcp, http or exec, got %s", what(), yamlutil.Describe(kindNode))
+		errorf(in.kind.at, "%s: type: want agent, tcp, http or exec, got %s", what, describe(in.kind.at))
 		return c, false
 	}
 	if c.Name == "" {
 		c.Name = string(c.Kind)
 	}
 	c.Timeout = min(DefaultCheckTimeout, c.Interval)
-	if timeoutNode != nil {
-		if d, ok := dur(timeoutNode, "timeout"); ok {
-			if d > c.Interval {
-				p.r.Errorf(timeoutNode, "%s: timeout: %s is longer than the interval %s", what(), d, c.Interval)
-			}
-			c.Timeout = d
+	if d, ok := dur(&in.timeout, "timeout"); ok {
+		if d > c.Interval {
+			bad(in.timeout.at, "timeout: %s is longer than the interval %s", d, c.Interval)
 		}
+		c.Timeout = d
 	}
 	// The keys of the other kinds are errors, each where it is.
-	only := func(v *yaml.Node, key string, kind CheckKind) bool {
-		if v == nil {
+	only := func(set, ok bool, at L, key string, kind CheckKind) bool {
+		if !set {
 			return false
 		}
 		if c.Kind != kind {
-			p.r.Errorf(v, "%s: %s: only for type %s", what(), key, kind)
+			bad(at, "%s: only for type %s", key, kind)
 			return false
 		}
-		return true
+		return ok
 	}
-	if only(addrNode, "address", CheckTCP) {
-		c.Address = str(addrNode, "address")
+	if only(in.address.set, in.address.ok, in.address.at, "address", CheckTCP) {
+		c.Address = in.address.v
 		if problem := checkHostPort(c.Address); problem != "" {
-			p.r.Errorf(addrNode, "%s: address: %s", what(), problem)
+			bad(in.address.at, "address: %s", problem)
 		}
 	}
-	if only(urlNode, "url", CheckHTTP) {
-		c.URL = str(urlNode, "url")
+	if only(in.url.set, in.url.ok, in.url.at, "url", CheckHTTP) {
+		c.URL = in.url.v
 		if problem := checkURL(c.URL); problem != "" {
-			p.r.Errorf(urlNode, "%s: url: %s", what(), problem)
+			bad(in.url.at, "url: %s", problem)
 		}
 	}
-	if only(statusNode, "status", CheckHTTP) {
-		m, _ := p.r.Uint(statusNode, what()+": status", 100, 599)
-		c.Status = int(m)
+	if only(in.status.set, in.status.ok, in.status.at, "status", CheckHTTP) {
+		c.Status = in.status.v
 	}
-	if only(bodyNode, "body", CheckHTTP) {
-		c.Body = str(bodyNode, "body")
+	if only(in.body.set, in.body.ok, in.body.at, "body", CheckHTTP) {
+		c.Body = in.body.v
 	}
-	if only(cmdNode, "command", CheckExec) {
-		for _, it := range p.r.Seq(cmdNode, what()+": command") {
-			if s, ok := p.r.String(it, what()+": command"); ok {
-				c.Command = append(c.Command, s)
-			}
-		}
+	if only(in.command.set, in.command.ok, in.command.at, "command", CheckExec) {
+		c.Command = in.command.v
 		if len(c.Command) == 0 || !filepath.IsAbs(c.Command[0]) {
-			p.r.Errorf(cmdNode, "%s: command: want a list, the program's absolute path first, like [/usr/local/bin/check, --web]", what())
+			bad(in.command.at, "command: want a list, the program's absolute path first, like [/usr/local/bin/check, --web]")
 		}
 	}
 	switch {
-	case c.Kind == CheckTCP && addrNode == nil:
-		p.r.Errorf(n, "%s: missing \"address\" (host:port, like \"{ip}:80\")", what())
-	case c.Kind == CheckHTTP && urlNode == nil:
-		p.r.Errorf(n, "%s: missing \"url\" (like \"http://{ip}/health\")", what())
-	case c.Kind == CheckExec && cmdNode == nil:
-		p.r.Errorf(n, "%s: missing \"command\"", what())
+	case c.Kind == CheckTCP && !in.address.set:
+		bad(in.whole, "missing \"address\" (host:port, like \"{ip}:80\")")
+	case c.Kind == CheckHTTP && !in.url.set:
+		bad(in.whole, "missing \"url\" (like \"http://{ip}/health\")")
+	case c.Kind == CheckExec && !in.command.set:
+		bad(in.whole, "missing \"command\"")
 	}
 	if c.Kind == CheckHTTP && c.Status == 0 {
 		c.Status = 200
 	}
-	return c, len(p.r.Errs) == errs
+	return c, good
 }
 
 // validCheckName reports whether s is a check name: what goes in a metric
@@ -548,4 +619,48 @@ func (m *Mapping) LookupVM(name, uuid string) (VM, bool) {
 		return VM{}, false
 	}
 	return m.vms[m.keys[key]], true
+}
+
+// ParseHealthYAML reads v, the value of a health key outside a mapping
+// file, with the vocabulary and the rules of a mapping file's health key
+// (package documentation, "Health checks and anycast"): the daemon's
+// config gives the operator's checks of the routes from metadata and Nova
+// this way (mapping.metadata.health.defaults, mapping.nova.health). file
+// is the file v is in and what names the key in messages
+// ("mapping.nova.health"); each problem is reported at its line. The Health is
+// nil when there is a problem.
+func ParseHealthYAML(file, what string, k, v *yaml.Node) (*Health, fileerr.ErrorList) {
+	p := newFileParser(newBuilder(), file)
+	p.curLevel, p.name = levelDefaults, what
+	p.health(k, v)
+	if len(p.r.Errs) > 0 {
+		return nil, p.r.Errs
+	}
+	return p.defHealth, nil
+}
+
+// Equal reports whether two healths say the same (where they are aside).
+func (h *Health) Equal(o *Health) bool {
+	if h == nil || o == nil {
+		return h == o
+	}
+	if h.OnFailure != o.OnFailure || h.InitialUp != o.InitialUp || len(h.Checks) != len(o.Checks) ||
+		!slices.Equal(h.Depreference.Communities, o.Depreference.Communities) ||
+		!eqPtr(h.Depreference.MED, o.Depreference.MED) || h.Depreference.Prepend != o.Depreference.Prepend {
+		return false
+	}
+	for i := range h.Checks {
+		a, b := &h.Checks[i], &o.Checks[i]
+		if !slices.Equal(a.Command, b.Command) || a.Name != b.Name || a.Kind != b.Kind || a.Address != b.Address ||
+			a.URL != b.URL || a.Status != b.Status || a.Body != b.Body || a.Interval != b.Interval ||
+			a.Timeout != b.Timeout || a.Rise != b.Rise || a.Fall != b.Fall || a.Maintenance != b.Maintenance {
+			return false
+		}
+	}
+	return true
+}
+
+// SameHealth reports whether two maps of health by prefix say the same.
+func SameHealth(a, b map[netip.Prefix]*Health) bool {
+	return maps.EqualFunc(a, b, (*Health).Equal)
 }

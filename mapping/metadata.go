@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"net/netip"
@@ -34,17 +35,25 @@ type Metadata struct {
 	// Routes are the element's routes with resolved attributes, sorted by
 	// prefix, as VM.Routes.
 	Routes []Route
+	// Health is, by prefix, how each route follows the VM's health, as
+	// VM.Health: the <health> of its <ip>, else the element's, else
+	// MetadataOptions.Health. A route without checks is not in it (nil
+	// when none has). Whether the daemon runs the checks is
+	// HealthTrust's business.
+	Health map[netip.Prefix]*Health
 
-	vm  attrs    // the element's own attributes
-	ips []metaIP // its <ip> elements, in document order
+	vm       attrs    // the element's own attributes
+	vmHealth *Health  // the element's own <health>
+	ips      []metaIP // its <ip> elements, in document order
 }
 
 // metaIP is one <ip> element as written.
 type metaIP struct {
 	prefix netip.Prefix
 	own    attrs
-	at     pos // where its prefix is
-	n      int // its number, from 1, for messages: ip[n]
+	health *Health // its own <health>
+	at     pos     // where its prefix is
+	n      int     // its number, from 1, for messages: ip[n]
 }
 
 // MetadataOptions are a caller's settings for reading virtbgp metadata.
@@ -54,6 +63,10 @@ type MetadataOptions struct {
 	// The daemon's config may set them, for instance a community that
 	// marks the routes that come from metadata.
 	Defaults Attributes
+	// Health is the health of every IP that neither its <ip> nor the
+	// element gives one, as a mapping file's defaults' health: the
+	// operator's (mapping.metadata.health.defaults), trusted. nil: none.
+	Health *Health
 }
 
 // ParseMetadata reads virtbgp's element from the metadata of the domain
@@ -80,8 +93,11 @@ func ParseMetadata(domain string, data []byte) (*Metadata, error) {
 // element or attribute, an attribute given twice, text inside the element,
 // a missing or invalid prefix, a reserved address, a value out of range,
 // an element without <ip>, a prefix listed twice or inside another, a next
-// hop of the other family. A DOCTYPE is refused. Invalid o.Defaults are a
-// problem too (check them once with Attributes.Validate).
+// hop of the other family, and in a <health> (Metadata.Health) every
+// problem a mapping file's health key can have. A DOCTYPE is refused.
+// Invalid o.Defaults are a problem too (check them once with
+// Attributes.Validate). Whether the checks may run is HealthTrust's
+// business.
 //
 // A nil *MetadataOptions gives no defaults.
 func (o *MetadataOptions) Parse(domain string, data []byte) (*Metadata, error) {
@@ -100,7 +116,11 @@ func (o *MetadataOptions) Parse(domain string, data []byte) (*Metadata, error) {
 	}
 	m := &Metadata{Domain: domain, Line: at.line, Column: at.col}
 	p := metaParser{xmlReader: r, m: m}
-	p.vm(se, at, &defaults)
+	var defHealth *Health
+	if o != nil {
+		defHealth = o.Health
+	}
+	p.vm(se, at, &defaults, defHealth)
 	r.finish(se, at)
 	if err := r.result(); err != nil {
 		return nil, err
@@ -188,13 +208,14 @@ func (p *metaParser) attrs(se *xml.StartElement, at pos, end int, own *attrs, lv
 }
 
 // vm reads the element, whose start tag se is at at, up to its end tag.
-func (p *metaParser) vm(se xml.StartElement, at pos, defaults *attrs) {
+func (p *metaParser) vm(se xml.StartElement, at pos, defaults *attrs, defHealth *Health) {
 	m := p.m
 	p.attrs(&se, at, p.end, &m.vm, levelVM, "vm")
 	vmAttrs := defaults.with(&m.vm)
 	ns := se.Name.Space
 	var routes []Route
-	n := 0 // the <ip> elements seen
+	var healthAt pos // where the element's <health> is
+	n := 0           // the <ip> elements seen
 	for done := false; !done; {
 		switch t := p.next().(type) {
 		case nil:
@@ -202,8 +223,20 @@ func (p *metaParser) vm(se xml.StartElement, at pos, defaults *attrs) {
 		case xml.EndElement:
 			done = true
 		case xml.StartElement:
+			if t.Name.Local == "health" && t.Name.Space == ns {
+				if healthAt.line > 0 {
+					p.errorAt(p.at, "vm: a second <health> (the first is at %d:%d)", healthAt.line, healthAt.col)
+					p.skip()
+					continue
+				}
+				healthAt = p.at
+				if h, ok := p.health(t, p.at, p.end, "vm"); ok {
+					m.vmHealth = h
+				}
+				continue
+			}
 			if t.Name.Local != "ip" || t.Name.Space != ns {
-				p.errorAt(p.at, "vm: unknown element <%s> (want <ip>%s)", clip(qname(t.Name)), nsNote(ns))
+				p.errorAt(p.at, "vm: unknown element <%s> (want <ip> or <health>%s)", clip(qname(t.Name)), nsNote(ns))
 				p.skip()
 				continue
 			}
@@ -226,6 +259,17 @@ func (p *metaParser) vm(se xml.StartElement, at pos, defaults *attrs) {
 	slices.SortFunc(routes, func(a, b Route) int { return a.Prefix.Compare(b.Prefix) })
 	p.checkNested()
 	m.Routes = slices.Clip(routes)
+	for i := range m.ips {
+		ip := &m.ips[i]
+		h := cmp.Or(ip.health, m.vmHealth, defHealth)
+		if h == nil {
+			continue
+		}
+		if m.Health == nil {
+			m.Health = make(map[netip.Prefix]*Health)
+		}
+		m.Health[ip.prefix] = h
+	}
 }
 
 // nsNote says in which namespace an element is wanted, for messages.
@@ -250,6 +294,8 @@ func (p *metaParser) ip(se xml.StartElement, n int, vmAttrs *attrs) (Route, bool
 	what := "ip[" + strconv.Itoa(n) + "]"
 	rec := metaIP{n: n}
 	s, hasPrefix := p.attrs(&se, at, end, &rec.own, levelIP, what)
+	var healthAt pos
+	healthOK := true
 	for done := false; !done; {
 		switch t := p.next().(type) {
 		case nil:
@@ -257,7 +303,19 @@ func (p *metaParser) ip(se xml.StartElement, n int, vmAttrs *attrs) (Route, bool
 		case xml.EndElement:
 			done = true
 		case xml.StartElement:
-			p.errorAt(p.at, "%s: unexpected element <%s> inside <ip>", what, clip(qname(t.Name)))
+			if t.Name.Local == "health" && t.Name.Space == se.Name.Space {
+				if healthAt.line > 0 {
+					p.errorAt(p.at, "%s: a second <health> (the first is at %d:%d)", what, healthAt.line, healthAt.col)
+					p.skip()
+					continue
+				}
+				healthAt = p.at
+				h, ok := p.health(t, p.at, p.end, what)
+				healthOK = ok
+				rec.health = h
+				continue
+			}
+			p.errorAt(p.at, "%s: unexpected element <%s> inside <ip> (want <health>)", what, clip(qname(t.Name)))
 			p.skip()
 		case xml.CharData:
 			if !isSpace(t) {
@@ -280,6 +338,9 @@ func (p *metaParser) ip(se xml.StartElement, n int, vmAttrs *attrs) (Route, bool
 	a := vmAttrs.with(&rec.own)
 	if problem := a.familyProblem(pfx); problem != "" {
 		p.errorAt(rec.at, "%s: %s", what, problem)
+		return Route{}, false
+	}
+	if !healthOK {
 		return Route{}, false
 	}
 	rec.prefix = pfx
@@ -321,6 +382,9 @@ func (m *Metadata) Element() string {
 	b.WriteString("<vm")
 	writeAttrs(&b, &m.vm)
 	b.WriteString(">\n")
+	if m.vmHealth != nil {
+		writeHealth(&b, m.vmHealth, "  ")
+	}
 	for i := range m.ips {
 		ip := &m.ips[i]
 		b.WriteString(`  <ip prefix="`)
@@ -331,7 +395,13 @@ func (m *Metadata) Element() string {
 		}
 		b.WriteByte('"')
 		writeAttrs(&b, &ip.own)
-		b.WriteString("/>\n")
+		if ip.health == nil {
+			b.WriteString("/>\n")
+			continue
+		}
+		b.WriteString(">\n")
+		writeHealth(&b, ip.health, "    ")
+		b.WriteString("  </ip>\n")
 	}
 	b.WriteString("</vm>\n")
 	return b.String()

@@ -2,12 +2,14 @@ package mapping_test
 
 import (
 	"cmp"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/virtbgp/virtbgp/mapping"
 )
@@ -39,6 +41,14 @@ var metadataSeeds = []string{
 		`<ip type="floating" address="2001:db8::1" ipVersion="6"/></port></ports></instance>`,
 	`<nova:instance xmlns:nova="` + mapping.NovaNS + `"><nova:ports><nova:port uuid="x"><nova:ip type="" address="fe80::1%x" ipVersion="5"/></nova:port></nova:ports><nova:ports/></nova:instance>`,
 	`<domain><metadata><nova:instance xmlns:nova="` + mapping.NovaNS + `"><nova:ports><nova:port uuid="6695eb01-f6a4-8304-79aa-97f2502e193f"/></nova:ports></nova:instance></metadata></domain>`,
+	// Health checks: every key of <health>, <depreference> and <check>.
+	`<vm><health on-failure="depreference" initial="up"><depreference communities="65001:666 no-export" med="1000" as-path-prepend="2"/>` +
+		`<check type="http" name="web" url="http://{ip}:8080/health?x=1" status="204" body="ready" interval="2s" timeout="500ms" rise="2" fall="4"/>` +
+		`<check type="tcp" address="{ip}:22"/><check type="agent" maintenance="/run/m"/><check type="exec" name="x" command="/bin/true -a b"/></health>` +
+		`<ip prefix="192.0.2.1"><health initial="down" on-failure="withdraw"><check type="agent" interval="1h"/></health></ip><ip prefix="2001:db8::1"/></vm>`,
+	`<vm><health colour="1"><check type="ping" rise="0" fall="x" status="99" interval="1" timeout="9h"/><check/><check type="agent"/><check type="agent"/><depreference/><foo/>t</health>` +
+		`<health/><ip prefix="192.0.2.1"><health on-failure="depreference"><check type="tcp" url="x" address="[::1]:0"><x/></check></health><health/></ip></vm>`,
+	`<v:vm xmlns:v="` + mapping.MetadataNS + `"><v:health><v:check type="tcp" address="{ip}:80"/><x:check xmlns:x="urn:x"/></v:health><v:ip prefix="192.0.2.1"><v:health><v:check type="agent" v:rise="1"/></v:health></v:ip></v:vm>`,
 }
 
 // addSeeds adds the seeds and the XML files of testdata.
@@ -84,6 +94,17 @@ func FuzzParseMetadata(f *testing.F) {
 		}
 		if !slices.EqualFunc(again.Routes, m.Routes, mapping.Route.Equal) {
 			t.Fatalf("Element() reads back to %v, want %v", again.Routes, m.Routes)
+		}
+		if !mapping.SameHealth(again.Health, m.Health) {
+			t.Fatalf("Element() reads back to other health checks:\n%s", m.Element())
+		}
+		for p, h := range m.Health {
+			checkHealth(t, p, h)
+		}
+		// The trust rules never panic, and split the routes.
+		accepted, refused := (&mapping.HealthTrust{}).Filter("web-01", m.Routes, m.Health)
+		if len(accepted)+len(refused) != len(m.Routes) {
+			t.Fatalf("HealthTrust.Filter: %d accepted and %d refused of %d", len(accepted), len(refused), len(m.Routes))
 		}
 	})
 }
@@ -185,6 +206,30 @@ func checkRoutes(t *testing.T, routes []mapping.Route) {
 		}
 		if r.ASPathPrepend > 16 {
 			t.Errorf("%s: prepend %d", p, r.ASPathPrepend)
+		}
+	}
+}
+
+// checkHealth checks what every parsed health is: checks with unique
+// names, the times and counts in range, the keys of their kind.
+func checkHealth(t *testing.T, p netip.Prefix, h *mapping.Health) {
+	t.Helper()
+	if h == nil || len(h.Checks) == 0 {
+		t.Fatalf("%s: a health without checks", p)
+	}
+	names := map[string]bool{}
+	for _, c := range h.Checks {
+		if names[c.Name] || c.Name == "" {
+			t.Errorf("%s: check name %q empty or twice", p, c.Name)
+		}
+		names[c.Name] = true
+		if c.Interval < 100*time.Millisecond || c.Interval > time.Hour || c.Timeout <= 0 || c.Timeout > c.Interval ||
+			c.Rise < 1 || c.Rise > 100 || c.Fall < 1 || c.Fall > 100 {
+			t.Errorf("%s: check %+v out of range", p, c)
+		}
+		if (c.Kind == mapping.CheckTCP) != (c.Address != "") || (c.Kind == mapping.CheckHTTP) != (c.URL != "") ||
+			(c.Kind == mapping.CheckExec) != (len(c.Command) > 0) {
+			t.Errorf("%s: check %+v has the keys of another kind", p, c)
 		}
 	}
 }

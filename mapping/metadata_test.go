@@ -258,12 +258,12 @@ func TestParseMetadataProblems(t *testing.T) {
 			"</vm>",
 		want: []string{
 			d + "2:3: ip[1]: attribute \"prefix\" is given twice",
-			d + "3:3: vm: unknown element <route> (want <ip>)",
+			d + "3:3: vm: unknown element <route> (want <ip> or <health>)",
 			d + "3:30: vm: unexpected text \"192.0.2.4\" (the values are attributes)",
 			d + "5:26: ip[2]: unexpected text \"192.0.2.6\" (the values are attributes)",
-			d + "5:35: ip[2]: unexpected element <x> inside <ip>",
+			d + "5:35: ip[2]: unexpected element <x> inside <ip> (want <health>)",
 			d + "6:26: ip[3]: attribute \"med\" has the namespace \"" + ns + "\": want it without a prefix",
-			d + "7:3: vm: unknown element <{" + ns + "}ip> (want <ip>)",
+			d + "7:3: vm: unknown element <{" + ns + "}ip> (want <ip> or <health>)",
 		},
 	}, {
 		name: "no IPs",

@@ -236,6 +236,9 @@ type NovaOptions struct {
 	// Attributes are the attributes of every route: Nova's metadata
 	// carries none.
 	Attributes Attributes
+	// Health is how every route follows the VM's health (the operator's
+	// checks, trusted: Nova's metadata carries none); nil: no checks.
+	Health *Health
 }
 
 // Validate reports what is wrong with the options: an unknown type,
@@ -298,4 +301,17 @@ func (n *NovaInstance) Routes(o *NovaOptions) ([]Route, []Refusal, error) {
 	slices.SortFunc(routes, func(x, y Route) int { return x.Prefix.Compare(y.Prefix) })
 	routes = slices.CompactFunc(routes, func(x, y Route) bool { return x.Prefix == y.Prefix })
 	return slices.Clip(routes), refused, nil
+}
+
+// Health returns the health of routes (those Routes returned) by prefix:
+// o.Health for each; nil without it.
+func (n *NovaInstance) Health(routes []Route, o *NovaOptions) map[netip.Prefix]*Health {
+	if o == nil || o.Health == nil || len(routes) == 0 {
+		return nil
+	}
+	h := make(map[netip.Prefix]*Health, len(routes))
+	for _, r := range routes {
+		h[r.Prefix] = o.Health
+	}
+	return h
 }

@@ -45,11 +45,17 @@ type fileParser struct {
 	// whatFn is p.what, made once: the name of the current level, which
 	// only messages need, is only made for them.
 	whatFn func() string
+	// name, if set, is what names the level in messages instead (a
+	// health block of the daemon's config: ParseHealthYAML).
+	name string
 }
 
 // what names the current level in messages: defaults, vm "web-01",
 // vm "web-01" ips[2].
 func (p *fileParser) what() string {
+	if p.name != "" {
+		return p.name
+	}
 	switch p.curLevel {
 	case levelDefaults:
 		return "defaults"

@@ -1,10 +1,13 @@
 package mapping
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The shortest prefixes that an Allow may list: an operator allows a
@@ -234,4 +237,187 @@ func inside(p netip.Prefix, allowed []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// The defaults of a HealthTrust.
+const (
+	// DefaultMetadataMinInterval is the shortest interval of a check from
+	// metadata unless the operator sets another.
+	DefaultMetadataMinInterval = time.Second
+	// DefaultMetadataMaxChecks is how many probes one element may make the
+	// hypervisor run unless the operator sets another.
+	DefaultMetadataMaxChecks = 8
+	// MaxMetadataMaxChecks is the most an operator may allow.
+	MaxMetadataMaxChecks = 64
+)
+
+// HealthTrust is what the operator lets virtbgp's element declare of
+// health checks. The element is written by the VM's owner, and its checks
+// run on the hypervisor: a check from metadata is run only if it probes
+// the IP it guards, and never runs anything on the hypervisor. These
+// rules are fixed, whatever the operator allows:
+//
+//   - no exec check (it would run a command on the hypervisor);
+//   - no maintenance file (a path on the hypervisor's file system);
+//   - a tcp check's address and an http check's URL have the host {ip}:
+//     the address of the route the check guards, which the source's
+//     Allow admits like the route itself, so that the hypervisor probes
+//     no other address (no server-side request forgery).
+//
+// Within them, the operator narrows the types and bounds the load. A
+// route whose health breaks a rule is refused (a Refusal, with the
+// check's name and the rule), not announced without its checks: its owner
+// asked for it to follow them. The zero HealthTrust allows agent, tcp and
+// http checks every DefaultMetadataMinInterval or slower, at most
+// DefaultMetadataMaxChecks probes per element.
+type HealthTrust struct {
+	// Types are the kinds of check the element may declare; none: agent,
+	// tcp and http. CheckExec is never allowed (Validate refuses it).
+	Types []CheckKind
+	// MinInterval is the shortest interval a check may have; 0:
+	// DefaultMetadataMinInterval.
+	MinInterval time.Duration
+	// MaxChecks is how many probes one element may make the hypervisor
+	// run, each check counted once for each IP it guards; 0:
+	// DefaultMetadataMaxChecks. The routes of the element, in prefix
+	// order, are admitted while their checks fit.
+	MaxChecks int
+	// Defaults is the operator's own health for the element's IPs
+	// (MetadataOptions.Health): trusted, it is exempt from these rules and
+	// from the count.
+	Defaults *Health
+}
+
+// Validate reports what is wrong with the trust rules: exec or an unknown
+// kind in Types, a MinInterval out of 100ms..1h, a MaxChecks out of
+// 0..MaxMetadataMaxChecks.
+func (t *HealthTrust) Validate() error {
+	for _, k := range t.Types {
+		switch k {
+		case CheckAgent, CheckTCP, CheckHTTP:
+		case CheckExec:
+			return fmt.Errorf("types: exec checks cannot be allowed from metadata (they would run a command on the hypervisor; give them in the mapping file)")
+		default:
+			return fmt.Errorf("types: want agent, tcp or http, got %q", k)
+		}
+	}
+	if t.MinInterval != 0 && (t.MinInterval < minCheckInterval || t.MinInterval > maxCheckInterval) {
+		return fmt.Errorf("min-interval: want a duration from 100ms to 1h, got %s", t.MinInterval)
+	}
+	if t.MaxChecks < 0 || t.MaxChecks > MaxMetadataMaxChecks {
+		return fmt.Errorf("max-checks: want 1 to %d, got %d", MaxMetadataMaxChecks, t.MaxChecks)
+	}
+	return nil
+}
+
+// Filter splits routes, with their health (by prefix, as Metadata.Health),
+// into those whose checks the rules admit and those refused, with the
+// reason. A route without checks, or with the operator's Defaults, is
+// admitted as it is. When every route is admitted, accepted is routes
+// itself.
+func (t *HealthTrust) Filter(domain string, routes []Route, health map[netip.Prefix]*Health) (accepted []Route, refused []Refusal) {
+	if len(health) == 0 {
+		return routes, nil
+	}
+	budget := cmp.Or(t.MaxChecks, DefaultMetadataMaxChecks)
+	for i := range routes {
+		r := &routes[i]
+		h := health[r.Prefix]
+		reason := ""
+		if h != nil && h != t.Defaults {
+			if reason = t.refuse(h); reason == "" && len(h.Checks) > budget {
+				reason = fmt.Sprintf("its health checks would exceed the %d probes this source may run per domain (each check counts once for each IP it guards)",
+					cmp.Or(t.MaxChecks, DefaultMetadataMaxChecks))
+			}
+			if reason == "" {
+				budget -= len(h.Checks)
+			}
+		}
+		if reason == "" {
+			if refused != nil {
+				accepted = append(accepted, *r)
+			}
+			continue
+		}
+		if refused == nil {
+			accepted = append(make([]Route, 0, len(routes)-1), routes[:i]...)
+		}
+		refused = append(refused, Refusal{Domain: domain, Prefix: r.Prefix, Reason: reason})
+	}
+	if refused == nil {
+		return routes, nil
+	}
+	return accepted, refused
+}
+
+// refuse returns why the checks of h may not run from metadata, "" if they
+// may: the first check that breaks a rule.
+func (t *HealthTrust) refuse(h *Health) string {
+	minInterval := cmp.Or(t.MinInterval, DefaultMetadataMinInterval)
+	for i := range h.Checks {
+		c := &h.Checks[i]
+		why := ""
+		switch {
+		case c.Kind == CheckExec:
+			why = "exec checks are not allowed from metadata (they would run a command on the hypervisor)"
+		case len(t.Types) > 0 && !slices.Contains(t.Types, c.Kind) || len(t.Types) == 0 && c.Kind != CheckAgent && c.Kind != CheckTCP && c.Kind != CheckHTTP:
+			why = fmt.Sprintf("type %s is not allowed from metadata (the operator allows %s)", c.Kind, t.typesText())
+		case c.Maintenance != "":
+			why = "maintenance files are not allowed from metadata (a path on the hypervisor)"
+		case c.Kind == CheckTCP && !ownHost(c.Address, false):
+			why = fmt.Sprintf("address %q: the host must be {ip} (the IP the check guards)", printable(clip(c.Address)))
+		case c.Kind == CheckHTTP && !ownHost(c.URL, true):
+			why = fmt.Sprintf("url %q: the host must be {ip} (the IP the check guards)", printable(clip(withoutQuery(c.URL))))
+		case c.Interval < minInterval:
+			why = fmt.Sprintf("interval %s is shorter than the %s this source may use", c.Interval, minInterval)
+		}
+		if why != "" {
+			return fmt.Sprintf("health check %q: %s", c.Name, why)
+		}
+	}
+	return ""
+}
+
+// typesText lists the allowed kinds, for a reason.
+func (t *HealthTrust) typesText() string {
+	if len(t.Types) == 0 {
+		return "agent, tcp, http"
+	}
+	s := make([]string, len(t.Types))
+	for i, k := range t.Types {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
+
+// ownHost reports whether the host of a tcp check's address (host:port),
+// or of an http check's URL, is exactly {ip}.
+func ownHost(s string, isURL bool) bool {
+	if !isURL {
+		host, _, ok := splitHostPort(s)
+		return ok && host == placeholder
+	}
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return false
+	}
+	auth := rest[:cmp.Or(strings.IndexAny(rest, "/?#")+1, len(rest)+1)-1]
+	port, ok := strings.CutPrefix(auth, placeholder)
+	if !ok {
+		return false
+	}
+	if port == "" {
+		return true
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(port, ":"), 10, 16)
+	return strings.HasPrefix(port, ":") && err == nil && n > 0
+}
+
+// withoutQuery is an http check's URL as a reason shows it: without its
+// query and fragment, which may hold a secret (as Check.Shown).
+func withoutQuery(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i]
+	}
+	return u
 }

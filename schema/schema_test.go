@@ -75,12 +75,25 @@ mapping:
     min-prefix-length: {ipv4: 30, ipv6: 126}
     allowed-next-hops: [198.18.0.0/24]
     defaults: {communities: ["65001:200"], large-communities: ["65001:1:2"], med: 5, local-pref: 100, as-path-prepend: 1, next-hop: self}
+    health:
+      types: [agent, tcp, http]
+      min-interval: 2s
+      max-checks: 4
+      defaults:
+        on-failure: depreference
+        initial: up
+        depreference: {communities: ["65001:666"], med: 1000, as-path-prepend: 2}
+        checks:
+          - {type: http, name: web, url: "http://{ip}/health", status: 200, body: ready, interval: 1s, timeout: 500ms, rise: 2, fall: 3, maintenance: /run/virtbgp/web.maint}
+          - {type: exec, command: [/usr/local/bin/check]}
+          - {type: tcp, address: "{ip}:22"}
   nova:
     enabled: true
     ip-types: [fixed, floating]
     allowed-prefixes: [198.51.100.0/24]
     allowed-next-hops: [198.18.0.0/24]
     attributes: {communities: [no-export], large-communities: ["65001:3:4"], med: 10, local-pref: 100, as-path-prepend: 0, next-hop: self}
+    health: {checks: [{type: agent}]}
 status: {listen: "127.0.0.1:9479"}
 routes: {min-prefix-length: {ipv4: 24, ipv6: 48}, allowed-prefixes: [192.0.2.0/24, 198.51.100.0/24]}
 policy: {paused: keep, standby-prepend: 3}

@@ -147,7 +147,7 @@ func showMetadata(dom *lv.Domain, name string, impact lv.DomainModificationImpac
 		fmt.Fprintln(stdout, strings.TrimRight(el, "\n"))
 	} else if m != nil {
 		for _, r := range m.Routes {
-			fmt.Fprintln(stdout, r)
+			fmt.Fprintln(stdout, routeLine(r, m.Health[r.Prefix]))
 		}
 	}
 	if perr != nil {
@@ -383,7 +383,7 @@ func (c *domainXMLCheck) file(path string, stdout, stderr io.Writer) bool {
 	}
 	ok := true
 	if m != nil {
-		ok = c.routes(path, "virtbgp metadata", "", m.Routes, nil, stdout, stderr)
+		ok = c.routes(path, "virtbgp metadata", "", m.Routes, m.Health, nil, stdout, stderr)
 	}
 	if inst != nil {
 		routes, unannounced, err := inst.Routes(&mapping.NovaOptions{Types: c.novaTypes})
@@ -392,7 +392,7 @@ func (c *domainXMLCheck) file(path string, stdout, stderr io.Writer) bool {
 			return false
 		}
 		detail := fmt.Sprintf(" (%d port(s); IP types %s)", len(inst.Ports), strings.Join(c.novaTypes, ", "))
-		ok = c.routes(path, "nova metadata", detail, routes, unannounced, stdout, stderr) && ok
+		ok = c.routes(path, "nova metadata", detail, routes, nil, unannounced, stdout, stderr) && ok
 	}
 	return ok
 }
@@ -412,13 +412,19 @@ func rootElement(data []byte) string {
 	}
 }
 
-// routes prints the routes of one source of a file, those that cannot be
-// announced (notes: Nova lists link-local addresses), and, with
-// --allowed-prefixes, those the operator's pools refuse (problems).
-func (c *domainXMLCheck) routes(path, what, detail string, routes []mapping.Route, unannounced []mapping.Refusal, stdout, stderr io.Writer) bool {
+// routes prints the routes of one source of a file with the names of
+// their health checks, those that cannot be announced (notes: Nova lists
+// link-local addresses), and, with --allowed-prefixes, those the
+// operator's pools refuse, or whose checks the default trust rules of
+// mapping.metadata.health refuse (problems).
+func (c *domainXMLCheck) routes(path, what, detail string, routes []mapping.Route, health map[netip.Prefix]*mapping.Health,
+	unannounced []mapping.Refusal, stdout, stderr io.Writer) bool {
 	var refused []mapping.Refusal
 	if c.allow != nil {
 		routes, refused = c.allow.Filter(path, routes)
+		var unhealthy []mapping.Refusal
+		routes, unhealthy = (&mapping.HealthTrust{}).Filter(path, routes, health)
+		refused = append(refused, unhealthy...)
 	}
 	if len(refused) == 0 {
 		fmt.Fprintf(stdout, "%s: %s%s: ok (%d route(s))\n", path, what, detail, len(routes))
@@ -426,7 +432,7 @@ func (c *domainXMLCheck) routes(path, what, detail string, routes []mapping.Rout
 		fmt.Fprintf(stdout, "%s: %s%s: %d route(s) allowed, %d refused\n", path, what, detail, len(routes), len(refused))
 	}
 	for _, r := range routes {
-		fmt.Fprintf(stdout, "  %s\n", r)
+		fmt.Fprintf(stdout, "  %s\n", routeLine(r, health[r.Prefix]))
 	}
 	for _, r := range unannounced {
 		fmt.Fprintf(stdout, "  not announced: %s: %s\n", r.Prefix, r.Reason)
@@ -435,4 +441,17 @@ func (c *domainXMLCheck) routes(path, what, detail string, routes []mapping.Rout
 		fmt.Fprintf(stderr, "%s: %s: %s refused: %s\n", path, what, r.Prefix, r.Reason)
 	}
 	return len(refused) == 0
+}
+
+// routeLine is a route as the metadata commands print it, with the names
+// of its health checks and what their failure does.
+func routeLine(r mapping.Route, h *mapping.Health) string {
+	if h == nil {
+		return r.String()
+	}
+	names := make([]string, len(h.Checks))
+	for i, c := range h.Checks {
+		names[i] = c.Name
+	}
+	return fmt.Sprintf("%s checks [%s] on-failure %s", r, strings.Join(names, " "), h.OnFailure)
 }

@@ -230,6 +230,8 @@ func TestCheckDomainXML(t *testing.T) {
 	broken := write("broken.xml", "<domain><metadata></domain>")
 	empty := write("empty.xml", "<domain><name>x</name></domain>")
 	vm := write("vm.xml", `<vm><ip prefix="192.0.2.80"/><ip prefix="192.0.2.64/28"/></vm>`)
+	checked := write("checked.xml", `<vm><health><check type="http" url="http://{ip}/health"/></health>`+
+		`<ip prefix="192.0.2.80"/><ip prefix="192.0.2.81"><health><check type="exec" command="/bin/true"/></health></ip></vm>`)
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -258,6 +260,14 @@ func TestCheckDomainXML(t *testing.T) {
 		args:   []string{"check", "--domain-xml", vm, "--allowed-prefixes", "192.0.2.0/24", "--min-prefix-length", "28,128"},
 		code:   0,
 		stdout: []string{vm + ": virtbgp metadata: ok (2 route(s))"},
+	}, {
+		name: "health checks, and a check the trust rules refuse",
+		args: []string{"check", "--domain-xml", checked, "--allowed-prefixes", "192.0.2.0/24"}, code: 1,
+		stdout: []string{checked + ": virtbgp metadata: 1 route(s) allowed, 1 refused", "  192.0.2.80/32 next-hop self checks [http] on-failure withdraw"},
+		stderr: []string{checked + `: virtbgp metadata: 192.0.2.81/32 refused: health check "exec": exec checks are not allowed from metadata`},
+	}, {
+		name: "health checks without trust rules", args: []string{"check", "--domain-xml", checked}, code: 0,
+		stdout: []string{checked + ": virtbgp metadata: ok (2 route(s))", "  192.0.2.81/32 next-hop self checks [exec] on-failure withdraw"},
 	}, {
 		name: "every problem of both, at line:column",
 		args: []string{"check", "--domain-xml", bad}, code: 1,

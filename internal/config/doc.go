@@ -90,12 +90,20 @@
 //	    defaults:                    # attributes below the element's own (default none)
 //	      communities: ["65001:200"] # also large-communities, med, local-pref,
 //	                                 # as-path-prepend (0..16), next-hop (self or an address)
+//	    health:                      # what the element's health checks may be (docs/metadata.md)
+//	      types: [agent, tcp, http]  # default all three; a subset narrows; exec is never allowed
+//	      min-interval: 1s           # default 1s; the shortest interval of an element's check
+//	      max-checks: 8              # default 8 (1..64): probes per domain, each check once per IP
+//	      defaults:                  # the operator's checks of the IPs the element gives none
+//	        checks: [{type: agent}]  # (trusted; the mapping file's health key); default none
 //	  nova:                          # OpenStack Nova's <nova:instance> ports (Nova 23+)
 //	    enabled: false               # default false
 //	    ip-types: [fixed]            # default [fixed]; fixed and/or floating
 //	    allowed-prefixes: [198.51.100.0/24]  # required when enabled, as metadata's; host routes only
 //	    allowed-next-hops: []        # as metadata's
 //	    attributes: {med: 10}        # the attributes of every route, keys as metadata.defaults
+//	    health:                      # the operator's checks of every route (the mapping file's
+//	      checks: [{type: agent}]    # health key); default none: Nova's element carries none
 //	status:
 //	  listen: 127.0.0.1:9479         # host:port of the HTTP status endpoint; omitted or "": disabled
 //	routes:                          # what any route of any source may be (mapping files, metadata, Nova, API)

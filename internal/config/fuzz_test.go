@@ -83,6 +83,8 @@ resync-interval: 0
 		"version: 1\nbgp: {asn: 1, router-id: 1.2.3.4}\nmapping:\n  metadata: {enabled: true, allowed-prefixes: [10.0.0.0/8, 1.2.3.4/24], min-prefix-length: {ipv4: 8}}\n  nova: {enabled: true, ip-types: []}\n",
 		"version: 1\nbgp: {asn: 23456, router-id: 224.0.0.1, peers: [{address: 'fe80::1%eth0', asn: 4294967295, password: \"a\\nb\"}, {address: 127.0.0.1, asn: 2, families: [ipv6]}]}\nstatus: {listen: '[::]:1'}\nmapping:\n  metadata: {enabled: true, allowed-prefixes: [10.0.0.0/16], min-prefix-length: {ipv4: 16}}\nroutes: {min-prefix-length: {ipv4: 20, ipv6: 40}, allowed-prefixes: [10.0.0.0/16, 10.0.1.0/24, 0.0.0.0/0]}\n",
 		"version: 1\nbgp: {asn: 65001, router-id: 192.0.2.1, peers: [{address: 198.18.0.1, asn: 65000, hold-time: 0, receive-limit: 0, receive-limit-action: restart}, {address: 198.18.0.2, asn: 65000, receive-limit: 4294967296, receive-limit-action: x}]}\nmapping: {path: m.yaml}\n",
+		"version: 1\nbgp: {asn: 1, router-id: 1.2.3.4}\nmapping:\n  metadata:\n    enabled: true\n    allowed-prefixes: [192.0.2.0/24]\n    health:\n      types: [agent, tcp, http]\n      min-interval: 2s\n      max-checks: 4\n      defaults: {on-failure: depreference, initial: up, depreference: {med: 9}, checks: [{type: exec, command: [/bin/true]}, {type: http, url: 'http://{ip}/', maintenance: /run/m}]}\n  nova: {enabled: true, allowed-prefixes: [203.0.113.0/24], health: {checks: [{type: agent, interval: 1s, rise: 2, fall: 2}]}}\n",
+		"version: 1\nbgp: {asn: 1, router-id: 1.2.3.4}\nmapping:\n  metadata: {enabled: true, allowed-prefixes: [192.0.2.0/24], health: {types: [exec, x, []], min-interval: 1ms, max-checks: 0, defaults: {checks: []}}}\n  nova: {enabled: true, allowed-prefixes: [203.0.113.0/24], health: {checks: [{type: tcp}], on-failure: x}}\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -128,6 +130,9 @@ func checkConfig(t *testing.T, cfg *Config) {
 	}
 	if cfg.File == "" || cfg.Libvirt.URI == "" || cfg.Mapping.Path == "" && !cfg.Mapping.Sources() {
 		t.Errorf("empty file, URI or mapping path: %+v", cfg)
+	}
+	if err := cfg.Mapping.Metadata.Health.Validate(); err != nil {
+		t.Errorf("mapping.metadata.health accepted out of its limits: %v", err)
 	}
 	b := cfg.BGP
 	if b.ASN == 0 || !b.RouterID.Is4() || b.RouterID.IsUnspecified() {

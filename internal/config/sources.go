@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -48,10 +49,68 @@ func (l *loader) metadataSection(k, v *yaml.Node, m *Metadata) {
 		}
 	}}}
 	fields = append(fields, l.allowFields(what, &m.Allow, &tn, true)...)
-	l.r.Map(v, what, append(fields, yamlutil.Field{Key: "defaults", Do: func(_, v *yaml.Node) {
-		l.attributes(v, what+".defaults", &m.Defaults)
-	}})...)
+	l.r.Map(v, what, append(fields,
+		yamlutil.Field{Key: "defaults", Do: func(_, v *yaml.Node) {
+			l.attributes(v, what+".defaults", &m.Defaults)
+		}},
+		yamlutil.Field{Key: "health", Do: func(_, v *yaml.Node) { l.metadataHealth(v, what+".health", &m.Health) }},
+	)...)
 	l.checkAllow(k, what, m.Enabled, &m.Allow, &tn)
+}
+
+// metadataHealth reads mapping.metadata.health: what the element's health
+// checks may be, and the operator's default checks.
+func (l *loader) metadataHealth(v *yaml.Node, what string, t *mapping.HealthTrust) {
+	l.r.Map(v, what,
+		yamlutil.Field{Key: "types", Do: func(_, v *yaml.Node) {
+			items := l.r.Seq(v, what+".types")
+			if v.Kind == yaml.SequenceNode && len(items) == 0 {
+				l.r.Errorf(v, "%s.types: want at least one of agent, tcp, http (to allow no checks, leave health out of the element)", what)
+			}
+			for _, it := range items {
+				s, ok := l.r.String(it, what+".types")
+				if !ok {
+					continue
+				}
+				switch k := mapping.CheckKind(s); k {
+				case mapping.CheckAgent, mapping.CheckTCP, mapping.CheckHTTP:
+					t.Types = append(t.Types, k)
+				case mapping.CheckExec:
+					l.r.Errorf(it, "%s.types: exec checks cannot be allowed from metadata (they would run a command on the hypervisor as root; give them in the mapping file)", what)
+				default:
+					l.r.Errorf(it, "%s.types: want agent, tcp or http, got %s", what, yamlutil.Describe(it))
+				}
+			}
+		}},
+		yamlutil.Field{Key: "min-interval", Do: func(_, v *yaml.Node) {
+			s, ok := l.r.String(v, what+".min-interval")
+			if !ok {
+				return
+			}
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 100*time.Millisecond || d > time.Hour {
+				l.r.Errorf(v, "%s.min-interval: want a duration from 100ms to 1h like \"1s\", got %s", what, yamlutil.Describe(v))
+				return
+			}
+			t.MinInterval = d
+		}},
+		yamlutil.Field{Key: "max-checks", Do: func(_, v *yaml.Node) {
+			if n, ok := l.r.Uint(v, what+".max-checks", 1, mapping.MaxMetadataMaxChecks); ok {
+				t.MaxChecks = int(n)
+			}
+		}},
+		yamlutil.Field{Key: "defaults", Do: func(k, v *yaml.Node) {
+			t.Defaults = l.health(k, v, what+".defaults")
+		}},
+	)
+}
+
+// health reads a health block of the config (the vocabulary of a mapping
+// file's health key), reporting its problems at their lines.
+func (l *loader) health(k, v *yaml.Node, what string) *mapping.Health {
+	h, errs := mapping.ParseHealthYAML(l.r.File, what, k, v)
+	l.r.Errs = append(l.r.Errs, errs...)
+	return h
 }
 
 // novaSection reads mapping.nova.
@@ -70,9 +129,14 @@ func (l *loader) novaSection(k, v *yaml.Node, n *Nova) {
 		}},
 	}
 	fields = append(fields, l.allowFields(what, &n.Allow, &tn, false)...)
-	l.r.Map(v, what, append(fields, yamlutil.Field{Key: "attributes", Do: func(_, v *yaml.Node) {
-		l.attributes(v, what+".attributes", &n.Options.Attributes)
-	}})...)
+	l.r.Map(v, what, append(fields,
+		yamlutil.Field{Key: "attributes", Do: func(_, v *yaml.Node) {
+			l.attributes(v, what+".attributes", &n.Options.Attributes)
+		}},
+		yamlutil.Field{Key: "health", Do: func(k, v *yaml.Node) {
+			n.Options.Health = l.health(k, v, what+".health")
+		}},
+	)...)
 	l.checkAllow(k, what, n.Enabled, &n.Allow, &tn)
 }
 

@@ -166,7 +166,32 @@ func TestParseSourcesErrors(t *testing.T) {
 		}, []string{
 			`c.yaml:8: mapping.nova.ip-types: want fixed or floating, got "public"`,
 			`c.yaml:8: mapping.nova.ip-types: duplicate type fixed (first at line 8)`,
-			`c.yaml:10: mapping.nova: unknown key "min-prefix-length" (allowed: enabled, ip-types, allowed-prefixes, allowed-next-hops, attributes)`,
+			`c.yaml:10: mapping.nova: unknown key "min-prefix-length" (allowed: enabled, ip-types, allowed-prefixes, allowed-next-hops, attributes, health)`,
+		}},
+		{"bad health", []string{
+			"mapping:",
+			"  metadata:",
+			"    enabled: true",
+			"    allowed-prefixes: [192.0.2.0/24]",
+			"    health:",
+			"      types: [agent, exec, ping]",
+			"      min-interval: 10ms",
+			"      max-checks: 65",
+			"      defaults: {checks: [{type: tcp}]}",
+			"      colour: red",
+			"  nova:",
+			"    enabled: true",
+			"    allowed-prefixes: [203.0.113.0/24]",
+			"    health: {checks: [{type: http, url: 'ftp://{ip}/'}], on-failure: depreference}",
+		}, []string{
+			`c.yaml:10: mapping.metadata.health.types: exec checks cannot be allowed from metadata (they would run a command on the hypervisor as root; give them in the mapping file)`,
+			`c.yaml:10: mapping.metadata.health.types: want agent, tcp or http, got "ping"`,
+			`c.yaml:11: mapping.metadata.health.min-interval: want a duration from 100ms to 1h like "1s", got "10ms"`,
+			`c.yaml:12: mapping.metadata.health.max-checks: want an integer from 1 to 64, got 65`,
+			`c.yaml:13: mapping.metadata.health.defaults: checks[0]: missing "address" (host:port, like "{ip}:80")`,
+			`c.yaml:14: mapping.metadata.health: unknown key "colour" (allowed: types, min-interval, max-checks, defaults)`,
+			`c.yaml:18: mapping.nova.health: on-failure: depreference needs a "depreference" block (communities, med, as-path-prepend)`,
+			`c.yaml:18: mapping.nova.health: checks[0]: url: want an http or https URL, got "ftp://{ip}/"`,
 		}},
 		{"empty nova types", []string{"mapping:", "  nova: {enabled: true, ip-types: [], allowed-prefixes: [203.0.113.0/24]}"}, []string{
 			`c.yaml:6: mapping.nova.ip-types: want at least one of fixed, floating, got an empty list (to announce nothing, set enabled: false)`,
@@ -191,4 +216,48 @@ func join(s []string) string {
 		out += "  " + l + "\n"
 	}
 	return out
+}
+
+// TestParseSourcesHealth reads mapping.metadata.health and
+// mapping.nova.health.
+func TestParseSourcesHealth(t *testing.T) {
+	cfg, err := parse("c.yaml", doc(append(slices.Clone(head),
+		"mapping:",
+		"  metadata:",
+		"    enabled: true",
+		"    allowed-prefixes: [192.0.2.0/24]",
+		"    health:",
+		"      types: [agent, http]",
+		"      min-interval: 2s",
+		"      max-checks: 3",
+		"      defaults: {checks: [{type: agent, interval: 10s}]}",
+		"  nova:",
+		"    enabled: true",
+		"    allowed-prefixes: [203.0.113.0/24]",
+		"    health: {initial: up, checks: [{type: exec, command: [/usr/local/bin/check]}]}",
+	)...), fuzzPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.Mapping.Metadata.Health
+	if !slices.Equal(h.Types, []mapping.CheckKind{mapping.CheckAgent, mapping.CheckHTTP}) || h.MinInterval.String() != "2s" || h.MaxChecks != 3 {
+		t.Errorf("mapping.metadata.health = %+v", h)
+	}
+	if d := h.Defaults; d == nil || len(d.Checks) != 1 || d.Checks[0].Kind != mapping.CheckAgent || d.Checks[0].Interval.String() != "10s" || d.File != "c.yaml" || d.Line != 13 {
+		t.Errorf("mapping.metadata.health.defaults = %+v", d)
+	}
+	if err := h.Validate(); err != nil {
+		t.Error(err)
+	}
+	if n := cfg.Mapping.Nova.Options.Health; n == nil || !n.InitialUp || n.Checks[0].Kind != mapping.CheckExec {
+		t.Errorf("mapping.nova.health = %+v", n)
+	}
+	// Without the keys: the zero HealthTrust, no checks.
+	cfg, err = parse("c.yaml", doc(append(slices.Clone(head), "mapping:", "  metadata: {enabled: true, allowed-prefixes: [192.0.2.0/24]}")...), fuzzPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg.Mapping.Metadata.Health; len(h.Types) != 0 || h.MinInterval != 0 || h.MaxChecks != 0 || h.Defaults != nil || cfg.Mapping.Nova.Options.Health != nil {
+		t.Errorf("defaults: %+v", h)
+	}
 }

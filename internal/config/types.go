@@ -273,6 +273,11 @@ type Metadata struct {
 	Allow mapping.Allow
 	// Defaults are the attributes below the element's own; defaults.
 	Defaults mapping.Attributes
+	// Health is what the element's health checks may be (health.types,
+	// health.min-interval, health.max-checks), and the operator's own
+	// checks of the IPs the element gives none (health.defaults, in
+	// Health.Defaults; nil: none).
+	Health mapping.HealthTrust
 }
 
 // Nova is mapping.nova (docs/metadata.md).

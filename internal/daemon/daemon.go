@@ -601,7 +601,7 @@ func hostname() string {
 func metadataOption(m config.Mapping) libvirt.Option {
 	return libvirt.WithMetadata(libvirt.MetadataConfig{
 		Virtbgp:     m.Metadata.Enabled,
-		Options:     mapping.MetadataOptions{Defaults: m.Metadata.Defaults},
+		Options:     mapping.MetadataOptions{Defaults: m.Metadata.Defaults, Health: m.Metadata.Health.Defaults},
 		Nova:        m.Nova.Enabled,
 		NovaOptions: m.Nova.Options,
 	})
@@ -613,6 +613,7 @@ func trust(m config.Mapping, api config.API) reconcile.Trust {
 	t := reconcile.Trust{Manual: api.Allow}
 	if m.Metadata.Enabled {
 		t.Metadata = m.Metadata.Allow
+		t.MetadataHealth = m.Metadata.Health
 	}
 	if m.Nova.Enabled {
 		t.Nova = m.Nova.Allow

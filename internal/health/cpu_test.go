@@ -80,7 +80,7 @@ func TestCPUThousandHTTPChecks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go mon.Run(ctx)
-	mon.Watch(domains, m)
+	mon.Watch(domains, m, nil)
 	// Warm up: every check up (connections made).
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -55,6 +55,7 @@ type Monitor struct {
 type watchReq struct {
 	domains []reconcile.Domain
 	m       *mapping.Mapping
+	trust   *reconcile.Trust
 }
 
 type probeResult struct {
@@ -82,11 +83,15 @@ func New(opts Options) *Monitor {
 	return m
 }
 
-// Watch tells the monitor the domains and the mapping in force; it takes
+// Watch tells the monitor the domains, the mapping and the trust rules in
+// force (nil: the zero Trust, which lets metadata claim nothing); it takes
 // the latest on its goroutine. It never blocks.
-func (m *Monitor) Watch(domains []reconcile.Domain, mp *mapping.Mapping) {
+func (m *Monitor) Watch(domains []reconcile.Domain, mp *mapping.Mapping, t *reconcile.Trust) {
+	if t == nil {
+		t = &reconcile.Trust{}
+	}
 	m.watchMu.Lock()
-	m.watch = &watchReq{domains: domains, m: mp}
+	m.watch = &watchReq{domains: domains, m: mp, trust: t}
 	m.watchMu.Unlock()
 	select {
 	case m.kick <- struct{}{}:
@@ -195,17 +200,17 @@ func (m *Monitor) apply(ctx context.Context, st *monState, w *watchReq, wg *sync
 		if !checksRun(d) {
 			continue
 		}
-		vm, ok := w.m.LookupVM(d.Name, d.UUID)
-		if !ok || len(vm.Health) == 0 {
+		vmKey, vmRoutes, vmHealth := reconcile.Checked(d, w.m, w.trust)
+		if len(vmHealth) == 0 {
 			continue
 		}
-		for _, r := range vm.Routes {
-			h := vm.Health[r.Prefix]
+		for _, r := range vmRoutes {
+			h := vmHealth[r.Prefix]
 			if h == nil {
 				continue
 			}
 			hk := reconcile.HealthKey{UUID: d.UUID, Prefix: r.Prefix}
-			rt := &route{health: h, domain: d.Name, vm: vm.Key}
+			rt := &route{health: h, domain: d.Name, vm: vmKey}
 			routes[hk] = rt
 			for i := range h.Checks {
 				c := &h.Checks[i]
@@ -215,7 +220,7 @@ func (m *Monitor) apply(ctx context.Context, st *monState, w *watchReq, wg *sync
 				if !ok {
 					ck = st.checks[key]
 					if ck == nil {
-						ck = &check{key: key, t: target{uuid: d.UUID, domain: d.Name, vm: vm.Key, ip: ip, check: *c}, health: h,
+						ck = &check{key: key, t: target{uuid: d.UUID, domain: d.Name, vm: vmKey, ip: ip, check: *c}, health: h,
 							mach: NewMachine(c.Rise, c.Fall, time.Now()), wake: make(chan struct{}, 1)}
 						if old := predecessor(st.checks, d.UUID, ip, c.Name); old != nil {
 							// The same check, edited (another interval,

@@ -88,7 +88,7 @@ func TestMonitorRiseFall(t *testing.T) {
 		mon.Watch([]reconcile.Domain{
 			{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning, Reason: "booted"},
 			{Name: "db", UUID: uuidDB, State: reconcile.StateRunning, Reason: "booted"},
-		}, m0)
+		}, m0, nil)
 		synctest.Wait()
 		// t=0: the first runs. web: one pass of two; db: cannot run.
 		h := mon.Health()
@@ -151,7 +151,7 @@ func TestMonitorRiseFall(t *testing.T) {
 		}
 
 		// The domain stops: its checks stop, its routes leave Health.
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateOff}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateOff}}, m0, nil)
 		synctest.Wait()
 		if h := mon.Health(); len(h) != 0 {
 			t.Errorf("Health after the domains stopped: %v", h)
@@ -191,7 +191,7 @@ func TestMonitorMigratedStartsUp(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go mon.Run(ctx)
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationIncoming}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationIncoming}}, m0, nil)
 		synctest.Wait()
 		if rh, ok := mon.Health()[reconcile.HealthKey{UUID: uuidWeb, Prefix: pWeb1}]; !ok || rh.Failing {
 			t.Errorf("migrated-in web: %+v %v, want up", rh, ok)
@@ -209,7 +209,7 @@ func TestMonitorAgentEventRunsNow(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go mon.Run(ctx)
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0, nil)
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond)
 		mon.AgentEvent(uuidWeb)
@@ -260,14 +260,14 @@ func TestMonitorEditKeepsState(t *testing.T) {
 		defer cancel()
 		go mon.Run(ctx)
 		web := []reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}
-		mon.Watch(web, m0)
+		mon.Watch(web, m0, nil)
 		time.Sleep(1500 * time.Millisecond) // two passes: up
 		synctest.Wait()
 		key := reconcile.HealthKey{UUID: uuidWeb, Prefix: pWeb1}
 		if rh := mon.Health()[key]; rh.Failing {
 			t.Fatalf("web before the edit: %+v", rh)
 		}
-		mon.Watch(web, m1)
+		mon.Watch(web, m1, nil)
 		synctest.Wait()
 		if rh, ok := mon.Health()[key]; !ok || rh.Failing {
 			t.Fatalf("web after its check's interval changed: %+v %v, want up", rh, ok)
@@ -289,13 +289,66 @@ func TestMonitorPausedKeepsChecks(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go mon.Run(ctx)
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StateRunning}}, m0, nil)
 		time.Sleep(1500 * time.Millisecond)
 		synctest.Wait()
-		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationOutgoing}}, m0)
+		mon.Watch([]reconcile.Domain{{Name: "web", UUID: uuidWeb, State: reconcile.StatePaused, Migration: reconcile.MigrationOutgoing}}, m0, nil)
 		synctest.Wait()
 		if rh, ok := mon.Health()[reconcile.HealthKey{UUID: uuidWeb, Prefix: pWeb1}]; !ok || rh.Failing {
 			t.Errorf("web paused for the switch-over: %+v %v, want up", rh, ok)
+		}
+	})
+}
+
+// TestMonitorMetadataChecks runs the checks of a domain's virtbgp
+// element on a fake clock: those of the routes Resolve may announce
+// (reconcile.Checked), with the trust rules in force; none of a route
+// outside the allowed pools, nor of one whose check the rules refuse;
+// none at all when the source is allowed nothing.
+func TestMonitorMetadataChecks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		md, err := mapping.ParseMetadata("meta", []byte(`<vm><health><check type="agent" interval="1s" rise="1"/></health>`+
+			`<ip prefix="198.51.100.1"/><ip prefix="203.0.113.1"/><ip prefix="198.51.100.2"><health><check type="exec" command="/bin/true"/></health></ip></vm>`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := reconcile.Domain{Name: "meta", UUID: uuidWeb, State: reconcile.StateRunning, Reason: "booted",
+			Claims: &reconcile.Claims{Metadata: &reconcile.Claim{Routes: md.Routes, Health: md.Health}}}
+		empty, err := mapping.Parse("m.yaml", []byte("version: 1\nvms: {}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trust := &reconcile.Trust{Metadata: mapping.Allow{Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}}
+		agent := &fakeAgent{err: map[string]error{}, pings: map[string]int{}}
+		mon := New(Options{Agent: agent})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go mon.Run(ctx)
+
+		checks := func() []string {
+			t.Helper()
+			st, err := mon.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, c := range st {
+				out = append(out, c.IP.String()+" "+c.Check+" "+c.State)
+			}
+			return out
+		}
+		mon.Watch([]reconcile.Domain{d}, empty, trust)
+		synctest.Wait()
+		if got := checks(); strings.Join(got, ",") != "198.51.100.1 agent up" {
+			t.Errorf("checks %q, want the agent check of 198.51.100.1 only", got)
+		}
+		if rh, ok := mon.Health()[reconcile.HealthKey{UUID: uuidWeb, Prefix: netip.MustParsePrefix("198.51.100.1/32")}]; !ok || rh.Failing {
+			t.Errorf("198.51.100.1: %+v (known %v), want up", rh, ok)
+		}
+		mon.Watch([]reconcile.Domain{d}, empty, nil)
+		synctest.Wait()
+		if got := checks(); len(got) != 0 {
+			t.Errorf("with metadata allowed nothing: checks %q, want none", got)
 		}
 	})
 }

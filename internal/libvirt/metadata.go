@@ -323,7 +323,7 @@ func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, e
 			case err != nil:
 				out.Metadata = &reconcile.Claim{Err: oneLine(err)}
 			case m != nil:
-				out.Metadata = &reconcile.Claim{Routes: m.Routes}
+				out.Metadata = &reconcile.Claim{Routes: m.Routes, Health: m.Health}
 			}
 		}
 	}
@@ -342,7 +342,7 @@ func (c *metaCache) read(name string, get getMetadataFunc) (*reconcile.Claims, e
 				if err != nil {
 					out.Nova = &reconcile.Claim{Err: err.Error()}
 				} else {
-					out.Nova = &reconcile.Claim{Routes: routes, Refused: refused}
+					out.Nova = &reconcile.Claim{Routes: routes, Refused: refused, Health: inst.Health(routes, &c.cfg.NovaOptions)}
 				}
 			}
 		}
@@ -415,7 +415,7 @@ func sameClaim(a, b *reconcile.Claim) bool {
 			return false
 		}
 	}
-	return true
+	return mapping.SameHealth(a.Health, b.Health)
 }
 
 // onMetadataChange is the VIR_DOMAIN_EVENT_ID_METADATA_CHANGE callback. It

@@ -311,3 +311,60 @@ func TestMetadataResyncReadsShutOffDefinitions(t *testing.T) {
 		t.Errorf("the boot read %d elements before its route, want 0", n)
 	}
 }
+
+// TestMetadataHealthFromTestDriver: the checks of virtbgp's element, and
+// the operator's checks of Nova's routes, travel with the claims; an edit
+// of the checks alone is a new claim (the cache does not keep the old
+// one).
+func TestMetadataHealthFromTestDriver(t *testing.T) {
+	cfg := testMetaConfig()
+	novaHealth := &mapping.Health{Checks: []mapping.Check{{Name: "agent", Kind: mapping.CheckAgent, Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1}}}
+	cfg.NovaOptions.Health = novaHealth
+	a, _ := startAdapter(t, testURI, slog.LevelDebug, WithMetadata(cfg))
+	c := openConn(t, testURI)
+	dom, err := c.DomainCreateXML(domainXML(uniqueName(t)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	defer dom.Destroy()
+	uuid := strings.ToLower(domUUID(t, dom))
+	waitHint(t, a, uuid, "Started Booted")
+	ctx := context.Background()
+	interval := func(ns, xml, key string) time.Duration {
+		t.Helper()
+		if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, xml, key, ns, lv.DOMAIN_AFFECT_LIVE); err != nil {
+			t.Fatal(err)
+		}
+		waitMetaHint(t, a, uuid, "Metadata Changed")
+		d, _, err := a.Domain(ctx, uuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := d.Claims.Metadata
+		if ns == mapping.NovaNS {
+			cl = d.Claims.Nova
+		}
+		if cl == nil || cl.Err != "" || len(cl.Routes) != 1 {
+			t.Fatalf("claims %+v", d.Claims)
+		}
+		h := cl.Health[cl.Routes[0].Prefix]
+		if h == nil || len(h.Checks) != 1 {
+			t.Fatalf("%s: health %+v, want one check", cl.Routes[0].Prefix, h)
+		}
+		return h.Checks[0].Interval
+	}
+	if got := interval(mapping.MetadataNS, `<vm><health><check type="tcp" address="{ip}:80" interval="2s"/></health><ip prefix="198.51.100.1"/></vm>`, mapping.MetadataKey); got != 2*time.Second {
+		t.Errorf("interval %v, want 2s", got)
+	}
+	if got := interval(mapping.MetadataNS, `<vm><health><check type="tcp" address="{ip}:80" interval="3s"/></health><ip prefix="198.51.100.1"/></vm>`, mapping.MetadataKey); got != 3*time.Second {
+		t.Errorf("after an edit of the check alone: interval %v, want 3s", got)
+	}
+	if err := dom.SetMetadata(lv.DOMAIN_METADATA_ELEMENT, "", "", mapping.MetadataNS, lv.DOMAIN_AFFECT_LIVE); err != nil {
+		t.Fatal(err)
+	}
+	waitMetaHint(t, a, uuid, "Metadata Changed")
+	if got := interval(mapping.NovaNS, `<instance><ports><port uuid="567a4527-b0e4-4d0a-bcc2-71fda37897f7"><ip type="fixed" address="203.0.113.7" ipVersion="4"/></port></ports></instance>`, "nova"); got != time.Second {
+		t.Errorf("nova: interval %v, want the operator's 1s", got)
+	}
+}

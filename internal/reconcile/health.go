@@ -31,9 +31,9 @@ type Health map[HealthKey]RouteHealth
 // HealthSource is the reconciler's view of the health monitor
 // (internal/health). Its methods must not block.
 type HealthSource interface {
-	// Watch tells the monitor, after each read, the domains and the mapping
-	// in force: which checks to run.
-	Watch(domains []Domain, m *mapping.Mapping)
+	// Watch tells the monitor, after each read, the domains, the mapping
+	// and the trust rules in force: which checks to run (Checked).
+	Watch(domains []Domain, m *mapping.Mapping, t *Trust)
 	// Health returns the health in force now.
 	Health() Health
 	// Changed receives a value when Health has changed (a hint: the

@@ -410,7 +410,7 @@ func (r *Reconciler) pass(ctx context.Context, st *state) {
 	domains := slices.Collect(maps.Values(st.domains))
 	var health Health
 	if r.opts.Health != nil {
-		r.opts.Health.Watch(domains, st.mapping)
+		r.opts.Health.Watch(domains, st.mapping, &r.opts.Policy.Trust)
 		health = r.opts.Health.Health()
 	}
 	st.health = health
@@ -641,6 +641,8 @@ func announcedAttrs(w Want) []slog.Attr {
 //   - "domain-gone": the domain no longer exists;
 //   - "domain-renamed" (new_name: the domain's name now);
 //   - "entry-mismatch": the domain no longer matches the mapping entry vm;
+//   - "health" (health_reason: the failing checks, or "starting"): a
+//     route with checks, of any source, of a domain that serves;
 //   - for a route from metadata: "source-changed" (the domain's routes
 //     come from another source now), "refused" (the claim is refused
 //     now: DomainRoutes.Refused says why), "unclaimed" (the metadata no
@@ -678,10 +680,7 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 			if why, in := st.maint.In(d.UUID, have.Route.Prefix); in {
 				return append(out, slog.String("reason", "maintenance"), slog.String("health_reason", why))
 			}
-			if rh, ok := st.health[HealthKey{UUID: d.UUID, Prefix: have.Route.Prefix}]; ok && rh.Failing {
-				return append(out, slog.String("reason", "health"), slog.String("health_reason", rh.Reason))
-			}
-			return append(out, slog.String("reason", "health"), slog.String("health_reason", "starting"))
+			return append(out, st.healthReason(d, have.Route.Prefix)...)
 		}
 	} else {
 		dr := st.sources[d.UUID]
@@ -697,10 +696,22 @@ func (st *state) withdrawnAttrs(have Want, p *Policy) []slog.Attr {
 			if why, in := st.maint.In(d.UUID, have.Route.Prefix); in {
 				return append(out, slog.String("reason", "maintenance"), slog.String("health_reason", why))
 			}
+			if _, c := d.Claims.pick(); c != nil && c.Health[have.Route.Prefix] != nil {
+				return append(out, st.healthReason(d, have.Route.Prefix)...)
+			}
 			return append(out, slog.String("reason", "unclaimed"))
 		}
 	}
 	return append(out, slog.String("reason", d.State.String()), slog.String("state_reason", d.Reason))
+}
+
+// healthReason is the reason of the withdrawal of a route with checks of
+// a serving domain: its failing checks, or "starting".
+func (st *state) healthReason(d Domain, prefix netip.Prefix) []slog.Attr {
+	if rh, ok := st.health[HealthKey{UUID: d.UUID, Prefix: prefix}]; ok && rh.Failing {
+		return []slog.Attr{slog.String("reason", "health"), slog.String("health_reason", rh.Reason)}
+	}
+	return []slog.Attr{slog.String("reason", "health"), slog.String("health_reason", "starting")}
 }
 
 // reportSources puts the sources of a pass in force and logs what changed

@@ -50,6 +50,11 @@ type Claim struct {
 	// Err is what is wrong with the element, "" if nothing: an element
 	// with a problem gives no routes (Routes is empty).
 	Err string
+	// Health is, by prefix, how each route follows the VM's health
+	// (mapping.Metadata.Health; for Nova, the operator's checks): nil
+	// when no route has checks. The routes of virtbgp's element must
+	// pass Trust.MetadataHealth.
+	Health map[netip.Prefix]*mapping.Health
 }
 
 // Trust is what the operator lets each source other than the mapping file
@@ -57,6 +62,10 @@ type Claim struct {
 type Trust struct {
 	Metadata mapping.Allow
 	Nova     mapping.Allow
+	// MetadataHealth is what the health checks of virtbgp's element may
+	// be (mapping.metadata.health): a route whose checks break it is
+	// refused. Nova's checks are the operator's and need no such rule.
+	MetadataHealth mapping.HealthTrust
 	// Manual is what the API's manual routes may be (api.allowed-prefixes
 	// ...).
 	Manual mapping.Allow
@@ -212,15 +221,16 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Ro
 		if source == SourceMetadata && d.Claims.Nova != nil {
 			dr.Ignored = SourceNova
 		}
-		accepted, refused := p.Trust.allow(source).Filter(d.Name, c.Routes)
+		accepted, refused := claimRoutes(d, source, c, m, &p.Trust)
 		dr.Refused = append(dr.Refused, refused...)
 		for _, r := range accepted {
-			if vm, ok := m.Owner(r.Prefix); ok {
-				dr.Refused = append(dr.Refused, mapping.Refusal{Domain: d.Name, Prefix: r.Prefix, Reason: fmt.Sprintf(reasonFileOwns, vm)})
-				continue
-			}
 			if _, in := maint.In(d.UUID, r.Prefix); serves && !in {
-				w := Want{Route: adjust(r, why, p), Domain: d.Name, UUID: d.UUID, Why: why, Source: source}
+				r, hstate, hreason, ok := applyHealth(r, d, c.Health[r.Prefix], health)
+				if !ok {
+					continue
+				}
+				w := Want{Route: adjust(r, why, p), Domain: d.Name, UUID: d.UUID, Why: why, Source: source,
+					Health: hstate, HealthReason: hreason}
 				if _, dup := claims[r.Prefix]; !dup {
 					if wants == nil {
 						wants = make([]Want, 0, len(prev))
@@ -285,6 +295,54 @@ func Resolve(domains []Domain, m *mapping.Mapping, p Policy, manual []mapping.Ro
 		res.Domains[uuid] = dr
 	}
 	return res
+}
+
+// claimRoutes returns the routes of c, source's claim for domain d, that
+// may be announced, and the others with the reason: a route must pass the
+// source's mapping.Allow, its checks (from virtbgp's element) the
+// operator's mapping.HealthTrust, and its prefix must not be one that the
+// mapping file maps. It allocates only for a refusal.
+func claimRoutes(d Domain, source string, c *Claim, m *mapping.Mapping, t *Trust) (accepted []mapping.Route, refused []mapping.Refusal) {
+	accepted, refused = t.allow(source).Filter(d.Name, c.Routes)
+	if source == SourceMetadata && len(c.Health) > 0 {
+		var unhealthy []mapping.Refusal
+		accepted, unhealthy = t.MetadataHealth.Filter(d.Name, accepted, c.Health)
+		refused = append(refused, unhealthy...)
+	}
+	var owned int // how many of accepted the file maps
+	for _, r := range accepted {
+		if vm, ok := m.Owner(r.Prefix); ok {
+			refused = append(refused, mapping.Refusal{Domain: d.Name, Prefix: r.Prefix, Reason: fmt.Sprintf(reasonFileOwns, vm)})
+			owned++
+		}
+	}
+	if owned > 0 {
+		accepted = slices.DeleteFunc(slices.Clone(accepted), func(r mapping.Route) bool {
+			_, ok := m.Owner(r.Prefix)
+			return ok
+		})
+	}
+	return accepted, refused
+}
+
+// Checked returns the health checks of a domain's routes as Resolve applies
+// them: for a domain that the mapping file maps, its entry's key and
+// routes with their health; else, for the source that gives its routes
+// (Claims.pick), "" and the claim's routes that Resolve may announce (the
+// trust rules passed, not the file's) with their health. The health
+// monitor runs exactly these checks, so that no check runs for a route
+// that is refused (a check of a claimed address outside the allowed pools
+// would probe it from the hypervisor).
+func Checked(d Domain, m *mapping.Mapping, t *Trust) (vm string, routes []mapping.Route, health map[netip.Prefix]*mapping.Health) {
+	if e, ok := m.LookupVM(d.Name, d.UUID); ok {
+		return e.Key, e.Routes, e.Health
+	}
+	source, c := d.Claims.pick()
+	if c == nil || len(c.Health) == 0 {
+		return "", nil, nil
+	}
+	routes, _ = claimRoutes(d, source, c, m, t)
+	return "", routes, c.Health
 }
 
 // pick returns the source that a domain's metadata gives its routes from,
