@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/virtbgp/virtbgp/internal/reconcile"
+	"github.com/virtbgp/virtbgp/internal/safefile"
 )
 
 // drainer is the daemon's part of the host's drain: the record in the state
@@ -88,59 +87,19 @@ func (dr *drainer) load(stateDir string, grace time.Duration) (reconcile.Drain, 
 // maxDrainFile bounds how much of drain.json is read.
 const maxDrainFile = 4096
 
-// read reads drain.json: a regular file inside the state directory, never
-// through a symbolic link, and only its beginning.
+// read reads drain.json: a regular file inside the state directory (nothing
+// outside it is read), and no more than maxDrainFile bytes.
 func (dr *drainer) read() ([]byte, error) {
-	root, err := os.OpenRoot(dr.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	f, err := root.OpenFile(drainFile, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", dr.path)
-	}
-	return io.ReadAll(io.LimitReader(f, maxDrainFile))
+	return safefile.ReadInDir(dr.dir, drainFile, maxDrainFile)
 }
 
-// save writes the drain record atomically: a new file created inside the
-// state directory (openat-style, through an os.Root), never through a
-// symbolic link or into a file that was already there, then renamed over
-// drain.json. Whatever another user may have put at the temporary name is
-// removed first, not followed.
+// save writes the drain record atomically (safefile.WriteInDir): never
+// through a symbolic link or into a file that was already there, whatever
+// another user may have put at the temporary name.
 func (dr *drainer) save(rec drainRecord) error {
 	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("save the drain state: %w", err)
-	}
-	root, err := os.OpenRoot(dr.dir)
-	if err != nil {
-		return fmt.Errorf("save the drain state: %w", err)
-	}
-	defer root.Close()
-	const tmp = drainFile + ".tmp"
-	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("save the drain state: %w", err)
-	}
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("save the drain state: %w", err)
-	}
-	_, err = f.Write(append(data, '\n'))
 	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = root.Rename(tmp, drainFile)
+		err = safefile.WriteInDir(dr.dir, drainFile, append(data, '\n'), 0o600)
 	}
 	if err != nil {
 		return fmt.Errorf("save the drain state: %w", err)

@@ -26,7 +26,7 @@ type maintenanceSet struct {
 	log     *slog.Logger
 	dir     string // the state directory
 	entries map[maintenance.Key]maintenance.Entry
-	timer   *time.Timer // the next TTL's end; nil when none
+	timer   expiryTimer // the next TTL's end; nil when none
 	// onChange reports the count after each change and the change
 	// (metrics: status.Metrics.Maintenance).
 	onChange func(n int, action string, changed int)
@@ -73,28 +73,11 @@ func maintenanceAttrs(e maintenance.Entry) []any {
 }
 
 // timerC is the TTL timer's channel (nil: none).
-func (ms *maintenanceSet) timerC() <-chan time.Time {
-	if ms.timer == nil {
-		return nil
-	}
-	return ms.timer.C
-}
+func (ms *maintenanceSet) timerC() <-chan time.Time { return ms.timer.C() }
 
 // arm sets the timer to the earliest TTL's end.
 func (ms *maintenanceSet) arm() {
-	if ms.timer != nil {
-		ms.timer.Stop()
-		ms.timer = nil
-	}
-	var next time.Time
-	for _, e := range ms.entries {
-		if !e.Expires.IsZero() && (next.IsZero() || e.Expires.Before(next)) {
-			next = e.Expires
-		}
-	}
-	if !next.IsZero() {
-		ms.timer = time.NewTimer(time.Until(next))
-	}
+	arm(&ms.timer, ms.entries, func(e maintenance.Entry) time.Time { return e.Expires })
 }
 
 // commit persists next and puts it in force at the reconciler; if it
@@ -116,23 +99,15 @@ func (ms *maintenanceSet) commit(ctx context.Context, rec maintenanceSetter, nex
 
 // expire ends the maintenance whose TTL ended. Runs in the main loop.
 func (ms *maintenanceSet) expire(ctx context.Context, rec maintenanceSetter) {
-	ms.timer = nil
-	now := time.Now()
-	next := maps.Clone(ms.entries)
-	var gone []maintenance.Entry
-	for k, e := range ms.entries {
-		if !e.Expires.IsZero() && !e.Expires.After(now) {
-			delete(next, k)
-			gone = append(gone, e)
-		}
-	}
+	ms.timer.fired()
+	next, gone := expired(ms.entries, func(e maintenance.Entry) time.Time { return e.Expires }, time.Now())
 	if len(gone) == 0 {
 		ms.arm()
 		return
 	}
 	if err := ms.commit(ctx, rec, next, status.MaintenanceExpired, len(gone)); err != nil {
 		ms.log.Error("cannot end the expired maintenance", "error", err)
-		ms.timer = time.NewTimer(time.Second) // retry
+		ms.timer.after(time.Second) // retry
 		return
 	}
 	for _, e := range gone {

@@ -26,7 +26,7 @@ type manualRoutes struct {
 	path   string
 	allow  mapping.Allow
 	routes map[netip.Prefix]manual.Route
-	timer  *time.Timer // the next lease's end; nil when no lease
+	timer  expiryTimer // the next lease's end; nil when no lease
 	// onChange reports the count after each change (metrics).
 	onChange func(n int, expired int)
 }
@@ -65,28 +65,11 @@ func (mr *manualRoutes) bgp() []mapping.Route {
 }
 
 // timerC is the lease timer's channel (nil: none).
-func (mr *manualRoutes) timerC() <-chan time.Time {
-	if mr.timer == nil {
-		return nil
-	}
-	return mr.timer.C
-}
+func (mr *manualRoutes) timerC() <-chan time.Time { return mr.timer.C() }
 
 // arm sets the timer to the earliest lease's end.
 func (mr *manualRoutes) arm() {
-	if mr.timer != nil {
-		mr.timer.Stop()
-		mr.timer = nil
-	}
-	var next time.Time
-	for _, r := range mr.routes {
-		if !r.Expires.IsZero() && (next.IsZero() || r.Expires.Before(next)) {
-			next = r.Expires
-		}
-	}
-	if !next.IsZero() {
-		mr.timer = time.NewTimer(time.Until(next))
-	}
+	arm(&mr.timer, mr.routes, func(r manual.Route) time.Time { return r.Expires })
 }
 
 // commit persists next and puts it in force at the reconciler; on failure
@@ -108,23 +91,15 @@ func (mr *manualRoutes) commit(ctx context.Context, rec manualSetter, next map[n
 
 // expire withdraws the routes whose lease ended. Runs in the main loop.
 func (mr *manualRoutes) expire(ctx context.Context, rec manualSetter) {
-	mr.timer = nil
-	now := time.Now()
-	next := maps.Clone(mr.routes)
-	var gone []manual.Route
-	for p, r := range mr.routes {
-		if !r.Expires.IsZero() && !r.Expires.After(now) {
-			delete(next, p)
-			gone = append(gone, r)
-		}
-	}
+	mr.timer.fired()
+	next, gone := expired(mr.routes, func(r manual.Route) time.Time { return r.Expires }, time.Now())
 	if len(gone) == 0 {
 		mr.arm()
 		return
 	}
 	if err := mr.commit(ctx, rec, next, len(gone)); err != nil {
 		mr.log.Error("cannot withdraw the expired manual routes", "error", err)
-		mr.timer = time.NewTimer(time.Second) // retry
+		mr.timer.after(time.Second) // retry
 		return
 	}
 	for _, r := range gone {

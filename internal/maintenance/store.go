@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/virtbgp/virtbgp/internal/safefile"
 )
 
 // FileName is the state file of the maintenance entries in the state
@@ -29,7 +28,7 @@ type file struct {
 }
 
 // Load reads the entries from the state directory dir: a regular file
-// inside it, opened through an os.Root and never through a symbolic link.
+// inside it, opened through an os.Root (nothing outside it is read).
 // A missing file is no entries. Entries whose TTL ended before now are
 // dropped. A file that is not what Save writes is an error naming the
 // file: the daemon must not start with a guess at what is in maintenance.
@@ -50,29 +49,7 @@ func Load(dir string, now time.Time) (map[Key]Entry, error) {
 }
 
 func read(dir string) ([]byte, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	f, err := root.OpenFile(FileName, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxFileBytes)
-	}
-	return data, nil
+	return safefile.ReadInDir(dir, FileName, maxFileBytes)
 }
 
 // Parse decodes a state file's content: unknown fields, an entry without
@@ -124,36 +101,5 @@ func Save(dir string, entries map[Key]Entry) error {
 }
 
 func write(dir string, data []byte) error {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	const tmp = "." + FileName + ".tmp"
-	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = root.Rename(tmp, FileName)
-	}
-	if err != nil {
-		_ = root.Remove(tmp)
-		return err
-	}
-	if d, err := root.Open("."); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return safefile.WriteInDir(dir, FileName, data, 0o600)
 }

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/virtbgp/virtbgp/internal/safefile"
 )
 
 // FileName is the state file of the manual routes in the state directory.
@@ -33,20 +33,12 @@ type file struct {
 // writes is an error naming the file: the daemon must not start with a
 // guess at the routes.
 func Load(path string, now time.Time) (map[netip.Prefix]Route, error) {
-	f, err := os.Open(path)
+	data, err := safefile.ReadInDir(filepath.Dir(path), filepath.Base(path), maxFileBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[netip.Prefix]Route{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("manual routes: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("manual routes: read %s: %w", path, err)
-	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("manual routes: %s: larger than %d bytes", path, maxFileBytes)
 	}
 	routes, err := Parse(data, now)
 	if err != nil {
@@ -96,39 +88,15 @@ func Sorted(routes map[netip.Prefix]Route) []Route {
 	return out
 }
 
-// Save writes the routes to path atomically: a temporary file in the same
-// directory, synced, renamed over path, and the directory synced; a crash
-// leaves the old file or the new one, never a mix.
+// Save writes the routes to path atomically (safefile.WriteInDir): a
+// crash leaves the old file or the new one, never a mix.
 func Save(path string, routes map[netip.Prefix]Route) error {
 	data, err := json.MarshalIndent(file{Version: fileVersion, Routes: Sorted(routes)}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("manual routes: encode: %w", err)
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+FileName+".*")
-	if err != nil {
-		return fmt.Errorf("manual routes: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename, nothing is there
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Chmod(0o600)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := safefile.WriteInDir(filepath.Dir(path), filepath.Base(path), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("manual routes: write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -113,4 +114,75 @@ func kind(m fs.FileMode) string {
 		return "a socket"
 	}
 	return "not a regular file"
+}
+
+// ReadInDir reads the regular file name in the directory dir, a state
+// file virtbgp wrote: opened through an os.Root (a symbolic link is
+// followed only while it stays inside dir: nothing outside is read) and
+// without blocking, and at most limit bytes of it (limit > 0), with the
+// errors of Open and ReadFile.
+func ReadInDir(dir, name string, limit int64) ([]byte, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(name, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	path := filepath.Join(dir, name)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, kind(st.Mode()))}
+	}
+	if limit > 0 && st.Size() > limit {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: &TooBigError{Size: st.Size(), Limit: limit}}
+	}
+	return readAll(f, path, st.Size(), limit)
+}
+
+// WriteInDir replaces the file name in the directory dir with data,
+// atomically: a new file name+".tmp" is created inside dir through an
+// os.Root (whatever is at that name is removed first, a link included,
+// not followed; O_EXCL: the new file is never a link nor a file that was
+// already there), written with mode perm, synced, renamed over name, and
+// dir synced. A crash leaves the old file or the new one, never a mix.
+func WriteInDir(dir, name string, data []byte, perm fs.FileMode) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tmp := name + ".tmp"
+	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		_ = root.Remove(tmp)
+		return err
+	}
+	if d, err := root.Open("."); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }

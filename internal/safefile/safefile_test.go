@@ -81,3 +81,56 @@ func TestTooBigIsTyped(t *testing.T) {
 		t.Fatalf("error %v, want a TooBigError of 100 over 10", err)
 	}
 }
+
+// TestInDir: a state file is read only as a regular file inside its
+// directory, never through a link leading out of it nor from a FIFO, and
+// within its limit;
+// a write replaces it atomically and never follows a link planted at the
+// temporary name.
+func TestInDir(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "state.json.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteInDir(dir, "state.json", []byte(`{"a":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "secret" {
+		t.Fatalf("the write followed the link at the temporary name: victim now %q", b)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "state.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state.json: %v, %v", fi, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "state.json.tmp")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the temporary name is left: %v", err)
+	}
+	if b, err := ReadInDir(dir, "state.json", 100); err != nil || string(b) != `{"a":1}` {
+		t.Fatalf("ReadInDir = %q, %v", b, err)
+	}
+
+	if err := os.Symlink(victim, filepath.Join(dir, "out.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		limit int64
+		want  func(error) bool
+	}{
+		{"missing.json", 100, func(err error) bool { return errors.Is(err, os.ErrNotExist) }},
+		{"out.json", 100, func(err error) bool { return err != nil }},
+		{"fifo.json", 100, func(err error) bool { return errors.Is(err, ErrNotRegular) }},
+		{"state.json", 3, func(err error) bool { var tb *TooBigError; return errors.As(err, &tb) }},
+	}
+	for _, tt := range tests {
+		if b, err := ReadInDir(dir, tt.name, tt.limit); !tt.want(err) {
+			t.Errorf("ReadInDir(%s) = %q, %v", tt.name, b, err)
+		}
+	}
+}
