@@ -172,9 +172,16 @@ func nestedAllowed(field string, ps []netip.Prefix) []AllowError {
 // Validate refuses allows nothing here, whether or not the caller checked.
 // When every route is accepted, accepted is routes itself.
 func (a *Allow) Filter(domain string, routes []Route) (accepted []Route, refused []Refusal) {
+	return filterRoutes(domain, routes, a.refuse)
+}
+
+// filterRoutes splits routes by refuse's reason for each ("": accepted),
+// in order; refuse may keep state across the routes. When every route is
+// accepted, accepted is routes itself (no allocation).
+func filterRoutes(domain string, routes []Route, refuse func(*Route) string) (accepted []Route, refused []Refusal) {
 	for i := range routes {
 		r := &routes[i]
-		reason := a.refuse(r)
+		reason := refuse(r)
 		if reason == "" {
 			if refused != nil {
 				accepted = append(accepted, *r)
@@ -320,34 +327,21 @@ func (t *HealthTrust) Filter(domain string, routes []Route, health map[netip.Pre
 		return routes, nil
 	}
 	budget := cmp.Or(t.MaxChecks, DefaultMetadataMaxChecks)
-	for i := range routes {
-		r := &routes[i]
+	return filterRoutes(domain, routes, func(r *Route) string {
 		h := health[r.Prefix]
-		reason := ""
-		if h != nil && h != t.Defaults {
-			if reason = t.refuse(h); reason == "" && len(h.Checks) > budget {
-				reason = fmt.Sprintf("its health checks would exceed the %d probes this source may run per domain (each check counts once for each IP it guards)",
-					cmp.Or(t.MaxChecks, DefaultMetadataMaxChecks))
-			}
-			if reason == "" {
-				budget -= len(h.Checks)
-			}
+		if h == nil || h == t.Defaults {
+			return ""
+		}
+		reason := t.refuse(h)
+		if reason == "" && len(h.Checks) > budget {
+			reason = fmt.Sprintf("its health checks would exceed the %d probes this source may run per domain (each check counts once for each IP it guards)",
+				cmp.Or(t.MaxChecks, DefaultMetadataMaxChecks))
 		}
 		if reason == "" {
-			if refused != nil {
-				accepted = append(accepted, *r)
-			}
-			continue
+			budget -= len(h.Checks)
 		}
-		if refused == nil {
-			accepted = append(make([]Route, 0, len(routes)-1), routes[:i]...)
-		}
-		refused = append(refused, Refusal{Domain: domain, Prefix: r.Prefix, Reason: reason})
-	}
-	if refused == nil {
-		return routes, nil
-	}
-	return accepted, refused
+		return reason
+	})
 }
 
 // refuse returns why the checks of h may not run from metadata, "" if they
