@@ -228,7 +228,7 @@ func (m *Monitor) apply(ctx context.Context, st *monState, w *watchReq, wg *sync
 							// that a reload does not make a route start
 							// again.
 							ck.mach.State, ck.mach.Since, ck.mach.Reason, ck.mach.Last = old.mach.State, old.mach.Since, old.mach.Reason, old.mach.Last
-						} else if reconcile.Arrived(d) {
+						} else if reconcile.MigratedIn(d) {
 							ck.mach.State, ck.mach.Reason = Up, "arrived by live migration"
 						}
 					}

@@ -63,7 +63,7 @@ func applyHealth(r mapping.Route, d Domain, h *mapping.Health, hs Health) (mappi
 	rh, known := hs[HealthKey{UUID: d.UUID, Prefix: r.Prefix}]
 	switch {
 	case known:
-	case Arrived(d):
+	case MigratedIn(d):
 		rh = RouteHealth{Reason: "arrived by live migration"}
 	default:
 		rh = RouteHealth{Failing: !h.InitialUp, Reason: "starting"}
@@ -77,9 +77,3 @@ func applyHealth(r mapping.Route, d Domain, h *mapping.Health, hs Health) (mappi
 	return h.Depreference.Apply(r), HealthFailing, rh.Reason, true
 }
 
-// Arrived reports whether a domain came by live migration (the paused
-// destination, or running with reason "migrated"): its guest was serving
-// on the source, so its checks start up rather than starting.
-func Arrived(d Domain) bool {
-	return d.Migration == MigrationIncoming || (d.State == StateRunning && d.Reason == "migrated")
-}

@@ -74,6 +74,13 @@ func TestDesiredHealth(t *testing.T) {
 		{"a leaving member beats a failing one", []Domain{leaving(a), b},
 			Health{{uuidA, any}: up, {uuidA, a51}: up, {uuidB, any}: down},
 			map[netip.Prefix]want{any: {"web-a", HealthUp, 0, SwitchoverPrepend}, a51: {"web-a", HealthUp, 0, 0}}},
+		// Arrived by live migration (running after a pre-copy or in
+		// post-copy): its guest was serving on the source, so its routes
+		// start up, not "starting" (initial down).
+		{"arrived by pre-copy: up before its first check", []Domain{dom("web-a", uuidA, StateRunning, ReasonMigrated)}, nil,
+			map[netip.Prefix]want{any: {"web-a", HealthUp, 0, 0}, a51: {"web-a", HealthUp, 0, 0}}},
+		{"arrived by post-copy: up before its first check", []Domain{dom("web-a", uuidA, StateRunning, ReasonPostcopy)}, nil,
+			map[netip.Prefix]want{any: {"web-a", HealthUp, 0, 0}, a51: {"web-a", HealthUp, 0, 0}}},
 		{"a non-anycast IP of a leaving domain stays", []Domain{leaving(c)},
 			Health{{uuidC, c52}: up}, map[netip.Prefix]want{c52: {"web-c", HealthUp, 0, 0}}},
 	}
