@@ -63,7 +63,7 @@ func (a *Adapter) agentPing(uuid string, timeout time.Duration) error {
 	if s == nil {
 		return fmt.Errorf("%w: %w", health.ErrCannotRun, ErrNotConnected)
 	}
-	dom, err := s.conn.LookupDomainByUUIDString(uuid)
+	dom, err := a.domainObject(s, uuid)
 	if err != nil {
 		return fmt.Errorf("%w: look up domain: %w", health.ErrCannotRun, err)
 	}

@@ -159,20 +159,26 @@ func (a *Adapter) Domain(ctx context.Context, uuid string) (reconcile.Domain, bo
 		return reconcile.Domain{}, false, ErrNotConnected
 	}
 
-	dom := s.handle(strings.ToLower(uuid))
-	if dom == nil {
-		a.lookups.Add(1)
-		var err error
-		dom, err = s.conn.LookupDomainByUUIDString(uuid)
-		if err != nil {
-			if errors.Is(err, lv.ERR_NO_DOMAIN) {
-				return reconcile.Domain{}, false, nil
-			}
-			return reconcile.Domain{}, false, a.callFailed(s, "look up domain "+uuid, err)
+	dom, err := a.domainObject(s, uuid)
+	if err != nil {
+		if errors.Is(err, lv.ERR_NO_DOMAIN) {
+			return reconcile.Domain{}, false, nil
 		}
+		return reconcile.Domain{}, false, a.callFailed(s, "look up domain "+uuid, err)
 	}
 	defer func() { _ = dom.Free() }()
 	return a.readDomain(s, dom, false)
+}
+
+// domainObject returns a domain object (to be freed) for uuid: the one its
+// last lifecycle event carried (no RPC), else one looked up (counted in
+// Lookups). The caller holds a.mu shared.
+func (a *Adapter) domainObject(s *session, uuid string) (*lv.Domain, error) {
+	if dom := s.handle(strings.ToLower(uuid)); dom != nil {
+		return dom, nil
+	}
+	a.lookups.Add(1)
+	return s.conn.LookupDomainByUUIDString(uuid)
 }
 
 // readDomain reads name, UUID and state of dom, and the claims of its
