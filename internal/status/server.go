@@ -85,7 +85,8 @@ type Server struct {
 
 // NewServer builds a Server that will listen on addr (host:port; port 0
 // picks a free port), answer from src and serve m's registry at /metrics.
-// It also makes m read its state series from src. A nil m gets a fresh
+// It also makes m read its state series from src, sharing the report
+// being made (Server.report). A nil m gets a fresh
 // NewMetrics, a nil log discards. Nothing listens before Start.
 func NewServer(addr string, src Source, m *Metrics, log *slog.Logger) *Server {
 	if m == nil {
@@ -94,9 +95,11 @@ func NewServer(addr string, src Source, m *Metrics, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m.setSource(src, SourceTimeout, log)
 	s := &Server{src: src, m: m, log: log, statusSlots: make(chan struct{}, maxStatus)}
 	s.snap.src = src
+	// Scrapes share the report being made, with /status and each other:
+	// parallel scrapes cost the main loop one report.
+	m.setSource(s.report, SourceTimeout, log)
 
 	reg := m.Registry()
 	metrics := promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
