@@ -278,9 +278,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "problem", w.Error())
 	}
-	for _, w := range daemon.UnsafeDirs(cfg) {
-		log.Warn("config warning", "problem", w)
-	}
 	var m *mapping.Mapping // none without a file: metadata only
 	if cfg.Mapping.Path != "" {
 		if m, err = loadMapping(cfg.Mapping.Path, cfg.Mapping.MaxBytes, cfg.Routes); err != nil {
