@@ -144,7 +144,7 @@ func TestParseFull(t *testing.T) {
 		Routes:         mapping.DefaultLimits,
 		Warnings: fileerr.ErrorList{
 			{File: file, Line: 18, Msg: "bgp.peers[0].password: the password is in the config file, which is often world-readable and copied around: use password-file with a file of mode 0600"},
-			{File: file, Line: 25, Msg: "bgp.peers[1]: the session is IPv6 but carries ipv4: its routes with next hop self get the session's address, unusable as an ipv4 next hop; give them an explicit next hop in the mapping"},
+			{File: file, Line: 25, Msg: "bgp.peers[1]: the session is IPv6 but carries ipv4: routes with next hop self get the ipv4 address of the interface facing the peer, as found on the host (virtbgp check there shows it; with none they are not sent), unless next-hop-ipv4 is set"},
 			{File: file, Line: 28, Msg: "bgp.peers[1].hold-time: 0 cannot be proposed with GoBGP: virtbgp proposes 90s, and the session has no keepalives only if the peer proposes 0"},
 		},
 	}

@@ -69,7 +69,6 @@
 //	        med: 10                  # replaces the MED; 0..4294967295
 //	        families: [ipv4, ipv6]   # only these families (default: all); not empty
 //	        prefixes: [192.0.2.0/24] # allow-list: only routes within one of them; not empty, no host bits
-//	                                 # (the other family needs explicit next hops in the mapping)
 //	      receive-limit: 1000        # default; 0..4294967295, 0 none: the most routes of a family the
 //	                                 # peer should send (virtbgp imports none, but GoBGP keeps them all)
 //	      receive-limit-action: warn # warn (default): a WARN once per session and the count in status;

@@ -181,8 +181,9 @@ func TestParseWarnings(t *testing.T) {
 		{"loopback peer", []string{"version: 1", "bgp: {asn: 65001, router-id: 192.0.2.1, peers: [{address: 127.0.0.1, asn: 65000}]}", "mapping: {path: m.yaml}"}, []string{
 			`c.yaml:2: bgp.peers[0].address: 127.0.0.1 is a loopback address: the session is with this host itself, which only a test does`,
 		}},
+		{"IPv4 session carrying IPv6 with next-hop-ipv6", withPeerLines("asn: 65000", "families: [ipv6]", `next-hop-ipv6: "2001:db8::1"`), nil},
 		{"IPv4 session carrying IPv6", withPeerLines("asn: 65000", "families: [ipv6]"), []string{
-			`c.yaml:6: bgp.peers[0]: the session is IPv4 but carries ipv6: its routes with next hop self get the session's address, unusable as an ipv6 next hop; give them an explicit next hop in the mapping`,
+			`c.yaml:6: bgp.peers[0]: the session is IPv4 but carries ipv6: routes with next hop self get the ipv6 address of the interface facing the peer, as found on the host (virtbgp check there shows it; with none they are not sent), unless next-hop-ipv6 is set`,
 		}},
 	}
 	for _, tt := range tests {

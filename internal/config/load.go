@@ -337,9 +337,13 @@ func (l *loader) bgp(k, v *yaml.Node, b *BGP) {
 		}
 		if pn.address != nil {
 			for _, f := range p.Families {
-				if (f == FamilyIPv4) != p.Address.Is4() {
-					l.warnf(pn.address, "%s: the session is %s but carries %s: its routes with next hop self get the session's address, unusable as an %s next hop; give them an explicit next hop in the mapping",
-						pn.what, family(p.Address), f, f)
+				override := p.NextHopIPv4
+				if f == FamilyIPv6 {
+					override = p.NextHopIPv6
+				}
+				if (f == FamilyIPv4) != p.Address.Is4() && !override.IsValid() {
+					l.warnf(pn.address, "%s: the session is %s but carries %s: routes with next hop self get the %s address of the interface facing the peer, as found on the host (virtbgp check there shows it; with none they are not sent), unless next-hop-%s is set",
+						pn.what, family(p.Address), f, f, f)
 				}
 			}
 		}
