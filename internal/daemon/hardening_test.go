@@ -50,22 +50,6 @@ func wantAnnounced(t *testing.T, d *Daemon, prefixes ...string) {
 	})
 }
 
-// gauge returns the value of a metric without labels.
-func gauge(t *testing.T, d *Daemon, name string) float64 {
-	t.Helper()
-	mfs, err := d.metrics.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-
 // writeRenamed writes path by renaming a new file into place.
 func writeRenamed(t *testing.T, path, text string) {
 	t.Helper()
@@ -107,7 +91,7 @@ func TestReloadHeldUntilConfirmed(t *testing.T) {
 	if h := r.Mapping.Held; h == nil || h.Withdraw != 3 || h.Announced != 3 || h.ApplyAt.Sub(h.Since) != 10*time.Minute {
 		t.Fatalf("status held = %+v, want 3 of 3, applied 10m after", h)
 	}
-	if g := gauge(t, d, "virtbgp_mapping_reload_held_withdrawals"); g != 3 {
+	if g := metricValue(t, d, "virtbgp_mapping_reload_held_withdrawals"); g != 3 {
 		t.Fatalf("held metric %v, want 3", g)
 	}
 	if !strings.Contains(logs.String(), `level=WARN msg="mapping reload held: it would withdraw too many routes" withdraw=3 announced=3`) {
@@ -119,7 +103,7 @@ func TestReloadHeldUntilConfirmed(t *testing.T) {
 		t.Fatalf("confirmed reload: %q, %v", msg, err)
 	}
 	wantAnnounced(t, d)
-	if r, _ := d.Report(ctx); r.Mapping.Held != nil || gauge(t, d, "virtbgp_mapping_reload_held_withdrawals") != 0 {
+	if r, _ := d.Report(ctx); r.Mapping.Held != nil || metricValue(t, d, "virtbgp_mapping_reload_held_withdrawals") != 0 {
 		t.Fatalf("after confirmation: held %+v", r.Mapping.Held)
 	}
 }
@@ -354,8 +338,8 @@ func TestWatchFollowsAReplacedDirectory(t *testing.T) {
 		t.Helper()
 		vbtest.Eventually(t, 10*time.Second, func() string {
 			r, _ := d.Report(context.Background())
-			if r.Mapping.Watch.State != state || gauge(t, d, "virtbgp_mapping_watch_ok") != ok {
-				return fmt.Sprintf("watch %+v, metric %v; want %s, %v", r.Mapping.Watch, gauge(t, d, "virtbgp_mapping_watch_ok"), state, ok)
+			if r.Mapping.Watch.State != state || metricValue(t, d, "virtbgp_mapping_watch_ok") != ok {
+				return fmt.Sprintf("watch %+v, metric %v; want %s, %v", r.Mapping.Watch, metricValue(t, d, "virtbgp_mapping_watch_ok"), state, ok)
 			}
 			return ""
 		})

@@ -76,4 +76,3 @@ func applyHealth(r mapping.Route, d Domain, h *mapping.Health, hs Health) (mappi
 	}
 	return h.Depreference.Apply(r), HealthFailing, rh.Reason, true
 }
-

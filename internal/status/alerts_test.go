@@ -1,7 +1,6 @@
 package status
 
 import (
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The alert rules shipped for operators, and their promtool unit tests.
@@ -53,17 +51,7 @@ func TestAlertRules(t *testing.T) {
 // tests name is one virtbgp exports, so that a renamed metric cannot leave
 // an alert that never fires behind a green promtool test.
 func TestAlertRulesNameRealMetrics(t *testing.T) {
-	m := NewMetrics()
-	m.setSource(staticSource(sampleReport()), time.Second, slog.New(slog.DiscardHandler))
-	m.ReloadResult(true, time.Now())
-	mfs, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var exported []string
-	for _, mf := range mfs {
-		exported = append(exported, mf.GetName())
-	}
+	exported := exportedMetrics(t)
 	name := regexp.MustCompile(`\bvirtbgp_[a-z0-9_]+`)
 	for _, f := range []string{alertRules, alertRulesTest} {
 		text, err := os.ReadFile(f)
