@@ -261,11 +261,16 @@ func samePlan(a, b exportPlan) bool {
 }
 
 // sessionEqual reports whether a and b configure the same session: they
-// may differ in what only the export policy uses.
+// may differ in what only the export policy uses, and in a receive-limit
+// that only warns (GoBGP gets it only with the action restart).
 func sessionEqual(a, b config.Peer) bool {
 	a.Export, b.Export = config.PeerExport{}, config.PeerExport{}
 	a.NextHopIPv4, b.NextHopIPv4 = netip.Addr{}, netip.Addr{}
 	a.NextHopIPv6, b.NextHopIPv6 = netip.Addr{}, netip.Addr{}
+	if a.ReceiveLimitAction != config.ReceiveRestart && b.ReceiveLimitAction != config.ReceiveRestart {
+		a.ReceiveLimit, b.ReceiveLimit = 0, 0
+		a.ReceiveLimitAction, b.ReceiveLimitAction = "", ""
+	}
 	return reflect.DeepEqual(a, b)
 }
 

@@ -50,7 +50,8 @@ func (s *Speaker) setPeers(ctx context.Context, configured []config.Peer) error 
 	var errs []error
 	for _, a := range slices.SortedFunc(maps.Keys(s.configured), netip.Addr.Compare) {
 		if p, keep := want[a]; keep && sessionEqual(p, s.configured[a]) {
-			// Only the export policy may differ: updateExport below.
+			// Only the export policy (updateExport below) or a warning
+			// receive-limit may differ.
 			s.configured[a] = p
 			s.trackPeer(p)
 			continue
