@@ -59,16 +59,20 @@ func KernelNextHop(peer netip.Addr, fam config.Family) (netip.Addr, error) {
 	return slices.MinFunc(usable, netip.Addr.Compare), nil
 }
 
-// watchAddresses calls changed after every change of the host's addresses
-// until done is closed. It returns an error when it cannot subscribe.
+// watchAddresses calls changed after every change of the host's global
+// (universe scope) addresses, the only ones KernelNextHop uses, until done
+// is closed: the link-local address each new VM interface gets re-plans
+// nothing. It returns an error when it cannot subscribe.
 func watchAddresses(done <-chan struct{}, changed func()) error {
 	ch := make(chan netlink.AddrUpdate, 64)
 	if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{}); err != nil {
 		return fmt.Errorf("subscribe to address changes: %w", err)
 	}
 	go func() {
-		for range ch {
-			changed()
+		for u := range ch {
+			if u.Scope == unix.RT_SCOPE_UNIVERSE {
+				changed()
+			}
 		}
 	}()
 	return nil
