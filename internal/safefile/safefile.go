@@ -42,20 +42,28 @@ func Open(path string, limit int64) (*os.File, fs.FileInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := f.Stat()
+	st, err := check(f, path, limit)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
+	return f, st, nil
+}
+
+// check stats the opened file f (at path): a regular file of at most limit
+// bytes (limit > 0), else the errors Open documents.
+func check(f *os.File, path string, limit int64) (fs.FileInfo, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
 	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, kind(st.Mode()))}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, kind(st.Mode()))}
 	}
 	if limit > 0 && st.Size() > limit {
-		f.Close()
-		return nil, nil, &fs.PathError{Op: "read", Path: path, Err: &TooBigError{Size: st.Size(), Limit: limit}}
+		return nil, &fs.PathError{Op: "read", Path: path, Err: &TooBigError{Size: st.Size(), Limit: limit}}
 	}
-	return f, st, nil
+	return st, nil
 }
 
 // ReadFile reads the regular file at path, as Open checks it, and at most
@@ -133,15 +141,9 @@ func ReadInDir(dir, name string, limit int64) ([]byte, error) {
 	}
 	defer f.Close()
 	path := filepath.Join(dir, name)
-	st, err := f.Stat()
+	st, err := check(f, path, limit)
 	if err != nil {
 		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, kind(st.Mode()))}
-	}
-	if limit > 0 && st.Size() > limit {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: &TooBigError{Size: st.Size(), Limit: limit}}
 	}
 	return readAll(f, path, st.Size(), limit)
 }
