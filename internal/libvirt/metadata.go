@@ -154,8 +154,8 @@ func (c *metaCache) onEvent(uuid string, ev lv.DomainEventType, detail int) {
 // with live. verify is true when the claims were taken from the
 // persistent definition at a boot: the caller has the domain read again
 // (a hint), which reads them live. For a shut-off domain it reads the
-// persistent definition's claims with config (when stale or force), for
-// its next boot. An error is a failed read (not an absent element, which
+// persistent definition's claims with config (when stale: force does not
+// apply), for its next boot. An error is a failed read (not an absent element, which
 // is nil claims, nor a bad one, which is a Claim with Err).
 func (c *metaCache) claims(uuid, name string, st lv.DomainState, force bool, live, config getMetadataFunc) (claims *reconcile.Claims, verify bool, err error) {
 	if c == nil {
@@ -167,7 +167,10 @@ func (c *metaCache) claims(uuid, name string, st lv.DomainState, force bool, liv
 		g := c.cgen[uuid]
 		ce, ok := c.configs[uuid]
 		c.mu.Unlock()
-		if st != lv.DOMAIN_SHUTOFF || config == nil || ok && !force && ce.gen == g && ce.name == name {
+		// force is not needed here: the definition's claims are made
+		// stale by its events (defined, metadata change) and a reconnect,
+		// and claims taken from it at a boot are read live at once after.
+		if st != lv.DOMAIN_SHUTOFF || config == nil || ok && ce.gen == g && ce.name == name {
 			return nil, false, nil
 		}
 		claims, err := c.read(name, config)
