@@ -71,8 +71,9 @@ func watchNeighbors(done <-chan struct{}, mine func(ifname string) bool, changed
 			if u.Family != netlink.FAMILY_V6 || !u.IP.IsLinkLocalUnicast() {
 				continue
 			}
-			ifi, err := net.InterfaceByIndex(u.LinkIndex)
-			if err != nil || !mine(ifi.Name) {
+			// One link asked for (net.InterfaceByIndex lists them all).
+			link, err := netlink.LinkByIndex(u.LinkIndex)
+			if err != nil || !mine(link.Attrs().Name) {
 				continue
 			}
 			changed()
