@@ -40,18 +40,7 @@ func (l *loader) routes(_, v *yaml.Node, lim *mapping.Limits) {
 	var nodes []*yaml.Node
 	l.r.Map(v, what,
 		yamlutil.Field{Key: "min-prefix-length", Do: func(_, v *yaml.Node) {
-			l.r.Map(v, what+".min-prefix-length",
-				yamlutil.Field{Key: "ipv4", Do: func(_, v *yaml.Node) {
-					if n, ok := l.r.Uint(v, what+".min-prefix-length.ipv4", mapping.MinAllowedBits4, 32); ok {
-						lim.MinBits4 = int(n)
-					}
-				}},
-				yamlutil.Field{Key: "ipv6", Do: func(_, v *yaml.Node) {
-					if n, ok := l.r.Uint(v, what+".min-prefix-length.ipv6", mapping.MinAllowedBits6, 128); ok {
-						lim.MinBits6 = int(n)
-					}
-				}},
-			)
+			l.minPrefixLength(v, what+".min-prefix-length", &lim.MinBits4, &lim.MinBits6)
 		}},
 		yamlutil.Field{Key: "allowed-prefixes", Do: func(_, v *yaml.Node) {
 			lim.Pools, nodes = l.prefixList(v, what+".allowed-prefixes")

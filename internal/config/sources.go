@@ -31,7 +31,7 @@ func (l *loader) allowFields(what string, a *mapping.Allow, tn *trustNodes, minL
 	if minLength {
 		fields = append(fields, yamlutil.Field{Key: "min-prefix-length", Do: func(_, v *yaml.Node) {
 			tn.minBits = v
-			l.minPrefixLength(v, what+".min-prefix-length", a)
+			l.minPrefixLength(v, what+".min-prefix-length", &a.MinBits4, &a.MinBits6)
 		}})
 	}
 	return append(fields, yamlutil.Field{Key: "allowed-next-hops", Do: func(_, v *yaml.Node) {
@@ -200,17 +200,17 @@ func (l *loader) prefixList(v *yaml.Node, what string) ([]netip.Prefix, []*yaml.
 	return ps, nodes
 }
 
-// minPrefixLength reads {ipv4: N, ipv6: N}.
-func (l *loader) minPrefixLength(v *yaml.Node, what string, a *mapping.Allow) {
+// minPrefixLength reads {ipv4: N, ipv6: N} into bits4 and bits6.
+func (l *loader) minPrefixLength(v *yaml.Node, what string, bits4, bits6 *int) {
 	l.r.Map(v, what,
 		yamlutil.Field{Key: "ipv4", Do: func(_, v *yaml.Node) {
 			if n, ok := l.r.Uint(v, what+".ipv4", mapping.MinAllowedBits4, 32); ok {
-				a.MinBits4 = int(n)
+				*bits4 = int(n)
 			}
 		}},
 		yamlutil.Field{Key: "ipv6", Do: func(_, v *yaml.Node) {
 			if n, ok := l.r.Uint(v, what+".ipv6", mapping.MinAllowedBits6, 128); ok {
-				a.MinBits6 = int(n)
+				*bits6 = int(n)
 			}
 		}},
 	)
