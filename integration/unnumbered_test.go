@@ -70,7 +70,7 @@ func TestUnnumberedFRR(t *testing.T) {
 		return fmt.Errorf("FRR has no neighbor %s", h.Link)
 	})
 	if err != nil {
-		t.Fatalf("%v; virtbgp log:\n%s", err, tailFile(h.VirtbgpLogPath(), 30))
+		t.Fatalf("%v; virtbgp log:\n%s", err, vblab.Tail(h.VirtbgpLogPath(), 30))
 	}
 	if !ll.IsLinkLocalUnicast() {
 		t.Fatalf("FRR's unnumbered neighbor on %s is %v, want hvA's link-local address", h.Link, ll)
@@ -191,14 +191,4 @@ func TestUnnumberedFRR(t *testing.T) {
 			t.Errorf("status: %d UPDATEs sent to FRR, FRR received %d", p.UpdatesSent, frrAfter.updates)
 		}
 	}
-}
-
-// tailFile returns the last n lines of the file at path (or why not).
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -136,7 +136,7 @@ func (h *Host) StartExaBGP(ctx context.Context, c ExaBGPConfig) (*ExaBGP, error)
 	defer cancel()
 	if err := l.WaitSessions(wctx, slices.Compact(routers), h.IPv4); err != nil {
 		e.Stop(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("start exabgp on %s: %w; its log: %s", h.Name, err, tail(e.Log, 20))
+		return nil, fmt.Errorf("start exabgp on %s: %w; its log: %s", h.Name, err, Tail(e.Log, 20))
 	}
 	l.log.Info("exabgp up", "host", h.Name, "pid", p.PID, "peers", peers)
 	return e, nil

@@ -148,7 +148,7 @@ exec "$7" -- libvirtd --listen -f /etc/libvirt/libvirtd.conf -p /run/libvirt/lib
 	defer cancel()
 	err = Eventually(wctx, 50*time.Millisecond, func(ctx context.Context) error {
 		if !p.alive() {
-			return Permanent(fmt.Errorf("libvirtd exited: %s\n%s", tail(p.Log, 10), tail(filepath.Join(h.Dir, "log", "libvirtd.log"), 10)))
+			return Permanent(fmt.Errorf("libvirtd exited: %s\n%s", Tail(p.Log, 10), Tail(filepath.Join(h.Dir, "log", "libvirtd.log"), 10)))
 		}
 		_, err := h.Virsh(ctx, "version")
 		return err
@@ -309,8 +309,9 @@ func copyXML(src, dst string) int {
 	return n
 }
 
-// tail returns the last n lines of a file, for error messages.
-func tail(path string, n int) string {
+// Tail returns the last n lines of the file at path (of its last 64 KiB),
+// after its name, for error messages.
+func Tail(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Sprintf("(%v)", err)

@@ -278,7 +278,7 @@ func (b *BIRD) start(ctx context.Context) error {
 	defer cancel()
 	err = Eventually(wctx, 20*time.Millisecond, func(ctx context.Context) error {
 		if !p.alive() {
-			return Permanent(fmt.Errorf("bird exited: %s", tail(p.Log, 20)))
+			return Permanent(fmt.Errorf("bird exited: %s", Tail(p.Log, 20)))
 		}
 		out, err := b.Birdc(ctx, "show", "status")
 		if err != nil {
@@ -531,7 +531,7 @@ func (f *FRR) start(ctx context.Context) error {
 	defer cancel()
 	err = Eventually(wctx, 20*time.Millisecond, func(ctx context.Context) error {
 		if !zp.alive() {
-			return Permanent(fmt.Errorf("zebra exited: %s", tail(zp.Log, 20)))
+			return Permanent(fmt.Errorf("zebra exited: %s", Tail(zp.Log, 20)))
 		}
 		if _, err := os.Stat(filepath.Join(f.Dir, "zserv.api")); err != nil {
 			return err
@@ -552,7 +552,7 @@ func (f *FRR) start(ctx context.Context) error {
 	}
 	err = Eventually(wctx, 20*time.Millisecond, func(ctx context.Context) error {
 		if !bp.alive() {
-			return Permanent(fmt.Errorf("bgpd exited: %s", tail(bp.Log, 20)))
+			return Permanent(fmt.Errorf("bgpd exited: %s", Tail(bp.Log, 20)))
 		}
 		// Every neighbor there: bgpd has read its whole config.
 		ss, err := f.Sessions(ctx)

@@ -250,7 +250,7 @@ func (h *Host) StartVirtbgp(ctx context.Context, c VirtbgpConfig) error {
 			return nil
 		}
 		if !p.alive() {
-			return Permanent(fmt.Errorf("virtbgp exited: %s", tail(logPath, 20)))
+			return Permanent(fmt.Errorf("virtbgp exited: %s", Tail(logPath, 20)))
 		}
 		return fmt.Errorf("no \"starting\" in %s yet", logPath)
 	})
