@@ -115,7 +115,7 @@ func planExport(asn uint32, peers []config.Peer, nh NextHopFunc) exportPlan {
 		if e.Families != nil {
 			var off []*api.Family
 			for _, f := range carried {
-				if !hasFamily(e.Families, f) {
+				if !slices.Contains(e.Families, f) {
 					off = append(off, apiFamily(f))
 				}
 			}
@@ -221,15 +221,6 @@ func planExport(asn uint32, peers []config.Peer, nh NextHopFunc) exportPlan {
 
 func largeString(c mapping.LargeCommunity) string {
 	return fmt.Sprintf("%d:%d:%d", c.GlobalAdmin, c.LocalData1, c.LocalData2)
-}
-
-func hasFamily(list []config.Family, f config.Family) bool {
-	for _, x := range list {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // importPolicy makes the speaker import nothing from its peers (see

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -296,7 +297,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			continue
 		}
 		for _, f := range out[i].Families {
-			if p.Export.Families != nil && !hasFamily(p.Export.Families, f) {
+			if p.Export.Families != nil && !slices.Contains(p.Export.Families, f) {
 				notSent(&out[i], f, "not in its export families")
 			}
 		}
