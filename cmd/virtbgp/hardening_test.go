@@ -45,7 +45,7 @@ func TestCheckLimitsAndWarnings(t *testing.T) {
 		}, []string{
 			"warning: " + cfg + `:6: bgp.peers[0]: the session is IPv4 but carries ipv6`,
 			"warning: " + cfg + `:6: bgp.peers[0].password-file: ` + pw + ` is readable by every user (mode 0644)`,
-			"config " + cfg + `: warning: status.listen 0.0.0.0:9479 is reachable beyond this host`,
+			"warning: " + cfg + `: status.listen 0.0.0.0:9479 is reachable beyond this host`,
 			filepath.Join(dir, "narrow.yaml") + `:4: vm "web": 203.0.113.0/28 lies outside routes.allowed-prefixes [198.51.100.0/24]`,
 			"1 problem(s)"}},
 	}

@@ -137,9 +137,6 @@ func checkMapping(cfgPath, mapPath string, stdout, stderr io.Writer) int {
 			cfgPath, cfg.BGP.ASN, cfg.BGP.RouterID, len(cfg.BGP.Peers), cfg.Libvirt.URI)
 		printWarnings(stderr, cfg)
 		limits = cfg.Routes
-		for _, w := range hostWarnings(cfg) {
-			fmt.Fprintf(stderr, "config %s: warning: %s\n", cfgPath, w)
-		}
 		checkNextHops(cfg.BGP, bgp.KernelNextHop, bgp.KernelLinkLocalNeighbor, stdout, stderr)
 		if md := cfg.Mapping.Metadata; md.Enabled {
 			fmt.Fprintf(stdout, "metadata: virtbgp's element, claims allowed in %v\n", md.Allow.Prefixes)
@@ -284,9 +281,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			printErrors(stderr, "mapping "+cfg.Mapping.Path, err)
 			return 1
 		}
-	}
-	for _, w := range hostWarnings(cfg) {
-		log.Warn("config works against a host install", "config", cfg.File, "warning", w)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

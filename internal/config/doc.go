@@ -142,8 +142,10 @@
 // multicast or 240.0.0.0/4 router ID, link-local peer and local addresses
 // and a password of more than one line. What is valid but probably wrong
 // or unsafe is in [Config.Warnings]: an inline password, a password file
-// readable by every user, status.listen on every address, a loopback peer,
-// a session carrying the other address family.
+// readable by every user, status.listen beyond loopback, api.listen beyond
+// loopback without tls, state-dir or control.socket under /tmp (the unit's
+// PrivateTmp), a loopback peer, a session carrying the other address
+// family.
 //
 // Durations are Go durations ("9s", "2m", "1h30m"); a bare 0 is zero.
 //

@@ -97,6 +97,9 @@ func parse(file string, data []byte, readPassword func(path string) (string, err
 		return nil, err
 	}
 	cfg.File = file
+	for _, w := range hostWarnings(cfg) {
+		l.warns = append(l.warns, fileerr.Error{File: file, Msg: w})
+	}
 	l.warns.Sort()
 	cfg.Warnings = l.warns
 	return cfg, nil
@@ -836,7 +839,7 @@ func (l *loader) status(_, v *yaml.Node, st *Status) {
 					yamlutil.Describe(v))
 				return
 			}
-			st.Listen = s // `check` warns about a non-loopback address (cmd/virtbgp hostWarnings)
+			st.Listen = s // a non-loopback address is warned about (hostWarnings)
 		}},
 	)
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-
-	"github.com/virtbgp/virtbgp/internal/config"
 )
 
 // tmpDirs are the directories a systemd unit with PrivateTmp=yes (as
@@ -28,19 +26,21 @@ func underTmp(path string) bool {
 }
 
 // hostWarnings returns what in a valid config works against running it as
-// the packaged service: state or the control socket under /tmp, and a status
-// endpoint (no authentication) reachable from beyond this host. Each is one
-// sentence naming the key; none of them stops check or run.
-func hostWarnings(cfg *config.Config) []string {
+// the packaged service: state or the control socket under /tmp, a status
+// endpoint (no authentication) or an API without TLS reachable from beyond
+// this host. Each is one sentence naming the key; parse adds them to
+// Config.Warnings (with the file, no line), so check, run and a reload say
+// them.
+func hostWarnings(cfg *Config) []string {
 	var warn []string
 	if underTmp(cfg.StateDir) {
 		warn = append(warn, fmt.Sprintf("state-dir %s is under /tmp: with the unit's PrivateTmp=yes the drain "+
 			"state is lost on every stop, so a drained host serves again after a restart; use %s",
-			cfg.StateDir, config.DefaultStateDir))
+			cfg.StateDir, DefaultStateDir))
 	}
 	if underTmp(cfg.Control.Socket) {
 		warn = append(warn, fmt.Sprintf("control.socket %s is under /tmp: with the unit's PrivateTmp=yes "+
-			"virtbgp status, drain and reload cannot reach it; use %s", cfg.Control.Socket, config.DefaultControlSocket))
+			"virtbgp status, drain and reload cannot reach it; use %s", cfg.Control.Socket, DefaultControlSocket))
 	}
 	if l := cfg.Status.Listen; l != "" && !loopbackListen(l) {
 		warn = append(warn, fmt.Sprintf("status.listen %s is reachable beyond this host, and the status "+
