@@ -31,8 +31,9 @@ type Health map[HealthKey]RouteHealth
 // HealthSource is the reconciler's view of the health monitor
 // (internal/health). Its methods must not block.
 type HealthSource interface {
-	// Watch tells the monitor, after each read, the domains, the mapping
-	// and the trust rules in force: which checks to run (Checked).
+	// Watch tells the monitor the domains, the mapping and the trust
+	// rules in force (which checks to run: Checked), after a read that
+	// changed the domains and after a new mapping.
 	Watch(domains []Domain, m *mapping.Mapping, t *Trust)
 	// Health returns the health in force now.
 	Health() Health

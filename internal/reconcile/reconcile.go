@@ -113,6 +113,7 @@ func (r *Reconciler) SetMapping(ctx context.Context, m *mapping.Mapping) (mappin
 	err := r.update(ctx, "set mapping", func(st *state) {
 		change = mapping.Diff(st.mapping, m)
 		st.mapping = m
+		st.watched = false
 	})
 	if err != nil {
 		// change is the reconciler's until it has run the update.
@@ -276,6 +277,10 @@ type state struct {
 	sources map[string]DomainRoutes
 	// health is the health monitor's verdicts the last pass used.
 	health Health
+	// watched: the health monitor has been given the domains and the
+	// mapping in force (Watch rebuilds every check: a pass woken by a
+	// health change alone need not call it).
+	watched bool
 	// dirty domains (UUID -> the first hint that marked it) and the
 	// full-resync flag.
 	dirty    map[string]Hint
@@ -410,7 +415,10 @@ func (r *Reconciler) pass(ctx context.Context, st *state) {
 	domains := slices.Collect(maps.Values(st.domains))
 	var health Health
 	if r.opts.Health != nil {
-		r.opts.Health.Watch(domains, st.mapping, &r.opts.Policy.Trust)
+		if !st.watched {
+			r.opts.Health.Watch(domains, st.mapping, &r.opts.Policy.Trust)
+			st.watched = true
+		}
 		health = r.opts.Health.Health()
 	}
 	st.health = health
@@ -453,7 +461,7 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 		for _, d := range ds {
 			fresh[d.UUID] = d
 		}
-		st.domains = fresh
+		st.domains, st.watched = fresh, false
 		st.dirtyAll = false
 		clear(st.dirty)
 		st.lastSync = time.Now()
@@ -478,12 +486,13 @@ func (r *Reconciler) read(ctx context.Context, st *state) bool {
 		}
 		if !found {
 			delete(st.domains, uuid)
+			st.watched = false
 			continue
 		}
 		if event != "" {
 			r.log.Debug("domain event", "domain", d.Name, "event", event, "state", d.State.String(), "state_reason", d.Reason)
 		}
-		st.domains[uuid] = d
+		st.domains[uuid], st.watched = d, false
 	}
 	return ok
 }

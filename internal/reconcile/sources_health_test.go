@@ -142,9 +142,20 @@ type fakeHealth struct {
 	mu      sync.Mutex
 	h       Health
 	changed chan struct{}
+	watches int // Watch calls
 }
 
-func (f *fakeHealth) Watch([]Domain, *mapping.Mapping, *Trust) {}
+func (f *fakeHealth) Watch([]Domain, *mapping.Mapping, *Trust) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.watches++
+}
+
+func (f *fakeHealth) watched() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.watches
+}
 func (f *fakeHealth) Health() Health {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -171,11 +182,19 @@ func TestMetadataHealthWithdrawReason(t *testing.T) {
 	m2 := withClaims(dom("m2", uuidM2, StateRunning, "booted"), claim("198.51.100.2/32"), nil)
 	h := start(t, Options{Policy: Policy{Trust: trust}, Log: log, Health: hs}, m1, m2)
 	h.wantPrefixes("198.51.100.2/32") // m1's: starting
+	watches := hs.watched()
+	if watches == 0 {
+		t.Fatal("the monitor was never told the domains")
+	}
 	key := HealthKey{UUID: uuidM1, Prefix: netip.MustParsePrefix("198.51.100.1/32")}
 	hs.set(Health{key: {}})
 	h.wantPrefixes("198.51.100.1/32", "198.51.100.2/32")
 	hs.set(Health{key: {Failing: true, Reason: "check agent down: no answer"}})
 	h.wantPrefixes("198.51.100.2/32")
+	// The passes of health changes alone gave the monitor nothing new.
+	if n := hs.watched(); n != watches {
+		t.Errorf("Watch called %d more times by health changes alone", n-watches)
+	}
 	want := `msg="route withdrawn" domain=m1 vm="" prefix=198.51.100.1/32 action=withdraw reason=health health_reason="check agent down: no answer"`
 	if !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %s:\n%s", want, logs)
