@@ -414,11 +414,11 @@ func (d *Daemon) Report(ctx context.Context) (status.Report, error) {
 // Alive round-trips through the main loop and the reconciler's loop,
 // without building a report: the status endpoint's /healthz.
 func (d *Daemon) Alive(ctx context.Context) error {
-	if _, err := call(ctx, d, "health check", d.ownFields); err != nil {
+	if _, err := call(ctx, d, "health check", func(context.Context) (struct{}, error) { return struct{}{}, nil }); err != nil {
 		return err
 	}
-	if _, err := d.rec.Snapshot(ctx); err != nil {
-		return fmt.Errorf("health check: read the reconciler's state: %w", err)
+	if err := d.rec.Alive(ctx); err != nil {
+		return fmt.Errorf("health check: the reconciler: %w", err)
 	}
 	return nil
 }

@@ -105,6 +105,9 @@ type updateMsg struct {
 
 type snapshotMsg struct{ reply chan Snapshot }
 
+// aliveMsg asks the loop to answer, nothing more.
+type aliveMsg struct{ reply chan struct{} }
+
 // SetMapping puts a new mapping in force and returns, after the resulting
 // route changes were applied (or ctx ended), how it differs from the
 // mapping it replaced. The caller validated it.
@@ -246,6 +249,23 @@ type Snapshot struct {
 	Sources map[string]DomainRoutes
 }
 
+// Alive returns once the reconciler's loop has answered: a round trip
+// that copies nothing (Snapshot copies every route), for health checks.
+func (r *Reconciler) Alive(ctx context.Context) error {
+	msg := aliveMsg{reply: make(chan struct{})}
+	select {
+	case r.msgs <- msg:
+	case <-ctx.Done():
+		return fmt.Errorf("alive: %w", ctx.Err())
+	}
+	select {
+	case <-msg.reply:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("alive: %w", ctx.Err())
+	}
+}
+
 // Snapshot returns a copy of the current state.
 func (r *Reconciler) Snapshot(ctx context.Context) (Snapshot, error) {
 	msg := snapshotMsg{reply: make(chan Snapshot, 1)}
@@ -342,6 +362,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-retry.C:
 		case m := <-r.msgs:
 			done = r.handle(st, m, done)
+			if done == nil {
+				// A question (Snapshot, Alive), answered: nothing to
+				// reconcile.
+				continue
+			}
 		}
 		// Coalesce whatever else is already queued into the same pass.
 	drain:
@@ -370,6 +395,8 @@ func (r *Reconciler) handle(st *state, m any, done []chan struct{}) []chan struc
 		done = append(done, m.done)
 	case snapshotMsg:
 		m.reply <- st.snapshot()
+	case aliveMsg:
+		close(m.reply)
 	}
 	return done
 }

@@ -711,3 +711,30 @@ func TestRouteLog(t *testing.T) {
 		t.Errorf("log has no\n%s\nlog:\n%s", want, buf.String())
 	}
 }
+
+// TestQuestionsRunNoPass: Snapshot and Alive are answered without a pass
+// (a status report or a health check does not make the reconciler compute
+// the desired routes again); an update is followed by one.
+func TestQuestionsRunNoPass(t *testing.T) {
+	obs := &recObserver{}
+	h := start(t, Options{Observer: obs}, dom("web-01", uuidWeb, StateRunning, "booted"))
+	h.settle()
+	passes := func() int {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.passes
+	}
+	before := passes()
+	for range 10 {
+		if _, err := h.r.Snapshot(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.r.Alive(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	barrier(t, h.ctx, h.r) // one pass, which must follow the questions
+	if got := passes() - before; got != 1 {
+		t.Errorf("%d passes for 10 snapshots, 10 alive checks and one update, want 1", got)
+	}
+}
